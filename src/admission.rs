@@ -1,0 +1,1 @@
+//! AdmissionReview <-> engine, through kube-core admission types (in progress).

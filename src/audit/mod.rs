@@ -1,0 +1,1 @@
+//! Manifest reading and audit reports (in progress).

@@ -1,0 +1,1 @@
+//! Certificates: dev CA and serving certificates with rcgen (in progress).

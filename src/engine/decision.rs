@@ -1,0 +1,143 @@
+//! The engine's output: a [`Decision`] with findings, a verdict and one JSON Patch.
+
+use crate::policy::model::Mode;
+
+/// Why a request was allowed without being judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// DELETE and CONNECT are never judged.
+    Operation(super::Operation),
+    /// Subresources (`/scale`, `/status`) are never judged.
+    Subresource(String),
+    /// Not a Pod or pod controller.
+    NotAWorkload,
+    /// Created by a trusted controller with a controller `ownerReference`: judged at its owner.
+    ControllerOwned {
+        /// Owner kind and name, `ReplicaSet web-7d9`.
+        owner: String,
+    },
+    /// No object in the request.
+    NoObject,
+    /// The object has no usable pod spec; the apiserver's own validation rejects it.
+    Malformed(String),
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::Operation(op) => write!(f, "{} is not judged", op.as_str()),
+            Skip::Subresource(s) => write!(f, "subresource {s} is not judged"),
+            Skip::NotAWorkload => f.write_str("not a workload"),
+            Skip::ControllerOwned { owner } => {
+                write!(f, "controller-owned: judged at its owner {owner}")
+            }
+            Skip::NoObject => f.write_str("no object in the request"),
+            Skip::Malformed(why) => write!(f, "not judged: {why}"),
+        }
+    }
+}
+
+/// What a finding does to the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Effect {
+    /// Denies the request (violation of an `enforce` policy), or is applied (mutation).
+    Deny,
+    /// Returned as a warning.
+    Warn,
+    /// Only recorded (logs, metrics, reports).
+    Audit,
+}
+
+impl Effect {
+    /// `deny`, `warn`, `audit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Deny => "deny",
+            Effect::Warn => "warn",
+            Effect::Audit => "audit",
+        }
+    }
+}
+
+/// Whether a finding is a violation or a mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FindingKind {
+    /// Something missing or wrong.
+    Violation,
+    /// A change: applied (enforce) or only described (warn, audit).
+    Mutation,
+}
+
+/// One thing a rule found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The policy's name.
+    pub policy: String,
+    /// The rule type (`requireProbes`).
+    pub rule: &'static str,
+    /// Violation or mutation.
+    pub kind: FindingKind,
+    /// The policy's mode.
+    pub mode: Mode,
+    /// What the finding does (an `enforce` violation that already existed before an UPDATE
+    /// only warns).
+    pub effect: Effect,
+    /// The container concerned, if any.
+    pub container: Option<String>,
+    /// Dotted path of the missing or changed field (`spec.template.spec.containers[0].livenessProbe`).
+    pub field: String,
+    /// What is wrong, or what changes.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// On UPDATE: the violation was already present in the stored object.
+    pub pre_existing: bool,
+}
+
+/// The engine's answer for one request.
+#[derive(Debug, Clone, Default)]
+pub struct Decision {
+    /// How messages name the workload: `Deployment demo/web`.
+    pub workload: String,
+    /// Set when the request was not judged, with why.
+    pub skipped: Option<Skip>,
+    /// Whether the request is admitted.
+    pub allowed: bool,
+    /// Everything found, violations and mutations, in policy order.
+    pub findings: Vec<Finding>,
+    /// The JSON Patch to apply (empty: no change). Only `enforce` mutations contribute.
+    pub patch: json_patch::Patch,
+    /// Names of the policies that selected the workload.
+    pub policies: Vec<String>,
+}
+
+impl Decision {
+    /// A decision that allows without judging.
+    pub fn skip(workload: String, why: Skip) -> Decision {
+        Decision {
+            workload,
+            skipped: Some(why),
+            allowed: true,
+            ..Decision::default()
+        }
+    }
+
+    /// The violations.
+    pub fn violations(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Violation)
+    }
+
+    /// The mutations (applied and described).
+    pub fn mutations(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Mutation)
+    }
+
+    /// Whether the decision carries a patch.
+    pub fn is_patched(&self) -> bool {
+        !self.patch.0.is_empty()
+    }
+}

@@ -1,0 +1,111 @@
+//! Messages: one text per finding, the denial message listing every violation, and warnings
+//! within the apiserver's limits. The same text is used by the webhook, the CLI and reports.
+
+use super::decision::{Decision, Effect, Finding, FindingKind};
+
+/// The apiserver truncates longer warnings; we never send one longer than this (bytes).
+pub const MAX_WARNING_LEN: usize = 256;
+/// The apiserver drops warnings past this total (bytes); we stay below it.
+pub const MAX_WARNINGS_TOTAL: usize = 4096;
+
+impl Finding {
+    /// `[require-probes] container "nginx": no livenessProbe (spec.template.spec.containers[0].livenessProbe)`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("[{}] ", self.policy);
+        if let Some(c) = &self.container {
+            s.push_str(&format!("container \"{c}\": "));
+        }
+        s.push_str(&self.message);
+        if !self.field.is_empty() {
+            s.push_str(&format!(" ({})", self.field));
+        }
+        s
+    }
+
+    /// The summary followed by the fix hint.
+    pub fn full_text(&self) -> String {
+        if self.hint.is_empty() {
+            self.summary()
+        } else {
+            format!("{}; fix: {}", self.summary(), self.hint)
+        }
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a char boundary, marking the cut with `...`.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+impl Decision {
+    /// The message a denied request carries: every denying violation, numbered, with its fix.
+    pub fn denial_message(&self) -> Option<String> {
+        let denying: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Violation && f.effect == Effect::Deny)
+            .collect();
+        if denying.is_empty() {
+            return None;
+        }
+        let mut msg = format!(
+            "Portcullis denied {}: {} violation{}",
+            self.workload,
+            denying.len(),
+            if denying.len() == 1 { "" } else { "s" }
+        );
+        for (i, f) in denying.iter().enumerate() {
+            msg.push_str(&format!("\n{}. {}", i + 1, f.full_text()));
+        }
+        Some(msg)
+    }
+
+    /// Warnings for the API client: warn-mode violations, pre-existing violations on UPDATE and
+    /// warn-mode mutations. Each is at most [`MAX_WARNING_LEN`] bytes and all together at most
+    /// [`MAX_WARNINGS_TOTAL`]; what does not fit is counted in a last warning.
+    pub fn warnings(&self) -> Vec<String> {
+        let texts: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|f| f.effect == Effect::Warn)
+            .map(|f| {
+                let prefix = if f.pre_existing {
+                    "pre-existing, not blocking: "
+                } else {
+                    ""
+                };
+                let verb = match f.kind {
+                    FindingKind::Violation => "",
+                    FindingKind::Mutation => "would apply: ",
+                };
+                truncate(
+                    &format!("{prefix}{verb}{} {}", self.workload, f.full_text()),
+                    MAX_WARNING_LEN,
+                )
+            })
+            .collect();
+        // Room for the final "N more" line.
+        const RESERVE: usize = 64;
+        let mut out = Vec::new();
+        let mut total = 0;
+        for (i, t) in texts.iter().enumerate() {
+            if total + t.len() > MAX_WARNINGS_TOTAL - RESERVE {
+                out.push(format!(
+                    "... and {} more Portcullis warnings (see `portcullis audit` or the webhook logs)",
+                    texts.len() - i
+                ));
+                break;
+            }
+            total += t.len();
+            out.push(t.clone());
+        }
+        out
+    }
+}

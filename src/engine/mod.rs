@@ -1,0 +1,98 @@
+//! The policy decision: `evaluate(&PolicySet, &Request) -> Decision`. Pure and synchronous:
+//! no I/O, no clock, no metrics. Callers (webhook, CLI) fetch what they need and pass it in.
+
+mod decision;
+mod evaluate;
+mod images;
+mod labels;
+mod message;
+mod patch;
+mod probes;
+mod resources;
+mod sidecar;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
+pub use evaluate::evaluate;
+pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
+
+/// The admission operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// CREATE.
+    Create,
+    /// UPDATE (carries `old_object`).
+    Update,
+    /// DELETE: never judged.
+    Delete,
+    /// CONNECT: never judged.
+    Connect,
+}
+
+impl Operation {
+    /// `CREATE`, `UPDATE`, ... as the apiserver spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+}
+
+/// Everything the engine looks at for one decision. Borrowed: the caller owns the objects.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The operation.
+    pub operation: Operation,
+    /// API group of the object's kind (`""` for core, `apps`, `batch`).
+    pub group: &'a str,
+    /// The object's kind (`Deployment`).
+    pub kind: &'a str,
+    /// The subresource (`scale`, `status`), if any: such requests are not judged.
+    pub sub_resource: Option<&'a str>,
+    /// The request's namespace.
+    pub namespace: Option<&'a str>,
+    /// The request's name (may be empty for `generateName` CREATEs).
+    pub name: Option<&'a str>,
+    /// The object as it would be stored.
+    pub object: Option<&'a Value>,
+    /// The stored object, on UPDATE.
+    pub old_object: Option<&'a Value>,
+    /// Whether this is a dry run (`kubectl apply --dry-run=server`): the verdict is the same.
+    pub dry_run: bool,
+    /// The requesting user (`userInfo.username`), when known.
+    pub username: Option<&'a str>,
+    /// Labels of the request's namespace, when known.
+    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+}
+
+impl<'a> Request<'a> {
+    /// A CREATE of `object`, kind and namespace read from the object itself (offline CLI).
+    pub fn create(object: &'a Value) -> Request<'a> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let meta = object.get("metadata");
+        let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+        Request {
+            operation: Operation::Create,
+            group,
+            kind: object.get("kind").and_then(Value::as_str).unwrap_or(""),
+            sub_resource: None,
+            namespace: field("namespace"),
+            name: field("name"),
+            object: Some(object),
+            old_object: None,
+            dry_run: false,
+            username: None,
+            namespace_labels: None,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Portcullis: a Kubernetes admission webhook policy enforcer.
+//!
+//! Data flows one way: bytes → AdmissionReview → workload view → pure evaluation → Decision →
+//! AdmissionResponse. See DESIGN.md for the semantics.
+
+pub mod admission;
+pub mod audit;
+pub mod certs;
+pub mod cli;
+pub mod engine;
+pub mod policy;
+pub mod server;
+pub mod telemetry;
+pub mod workload;

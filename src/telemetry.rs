@@ -1,0 +1,1 @@
+//! Tracing subscriber and metrics registry (in progress).

@@ -1,0 +1,372 @@
+//! The workload view: where each kind keeps its PodSpec and pod-template metadata, as JSON
+//! Pointer tokens (for patches) and as dotted paths (for messages).
+
+use serde_json::{Map, Value};
+
+use crate::policy::model::WorkloadKind;
+
+/// Path tokens from the object root to the pod template (`None` for a Pod: the Pod is its own
+/// template).
+fn template_tokens(kind: WorkloadKind) -> &'static [&'static str] {
+    match kind {
+        WorkloadKind::Pod => &[],
+        WorkloadKind::CronJob => &["spec", "jobTemplate", "spec", "template"],
+        _ => &["spec", "template"],
+    }
+}
+
+/// Why an object cannot be viewed as a workload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkloadError {
+    /// The object is not a JSON object.
+    #[error("the object is not a JSON object")]
+    NotAnObject,
+    /// The pod spec is missing or not an object.
+    #[error("{kind} has no pod spec at {path}")]
+    NoPodSpec {
+        /// The workload kind.
+        kind: WorkloadKind,
+        /// Dotted path where the spec was expected.
+        path: String,
+    },
+}
+
+/// The role a container plays in its Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContainerRole {
+    /// An entry of `containers`.
+    App,
+    /// An entry of `initContainers` that runs to completion before the app starts.
+    Init,
+    /// An entry of `initContainers` with `restartPolicy: Always` (a native sidecar).
+    NativeSidecar,
+}
+
+/// One container of a workload, with where it sits.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerRef<'a> {
+    /// App, init or native sidecar.
+    pub role: ContainerRole,
+    /// Index in its list (`containers` or `initContainers`).
+    pub index: usize,
+    /// The container's `name` (empty when absent).
+    pub name: &'a str,
+    /// The container object.
+    pub value: &'a Map<String, Value>,
+}
+
+impl ContainerRef<'_> {
+    /// The list the container lives in: `containers` or `initContainers`.
+    pub fn list(&self) -> &'static str {
+        match self.role {
+            ContainerRole::App => "containers",
+            ContainerRole::Init | ContainerRole::NativeSidecar => "initContainers",
+        }
+    }
+}
+
+/// A Pod or pod controller seen through its pod template.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    /// The workload kind.
+    pub kind: WorkloadKind,
+    /// The whole object.
+    pub object: &'a Map<String, Value>,
+    template: Option<&'a Map<String, Value>>,
+    pod_spec: &'a Map<String, Value>,
+}
+
+impl<'a> Workload<'a> {
+    /// Views `object` as a workload of `kind`.
+    pub fn new(kind: WorkloadKind, object: &'a Value) -> Result<Workload<'a>, WorkloadError> {
+        let object = object.as_object().ok_or(WorkloadError::NotAnObject)?;
+        let mut template = object;
+        for token in template_tokens(kind) {
+            template = template
+                .get(*token)
+                .and_then(Value::as_object)
+                .ok_or_else(|| WorkloadError::NoPodSpec {
+                    kind,
+                    path: format!("{}.spec", Self::template_path_of(kind)),
+                })?;
+        }
+        let pod_spec = template
+            .get("spec")
+            .and_then(Value::as_object)
+            .ok_or_else(|| WorkloadError::NoPodSpec {
+                kind,
+                path: Self::spec_path_of(kind),
+            })?;
+        Ok(Workload {
+            kind,
+            object,
+            template: (kind != WorkloadKind::Pod).then_some(template),
+            pod_spec,
+        })
+    }
+
+    fn template_path_of(kind: WorkloadKind) -> String {
+        template_tokens(kind).join(".")
+    }
+
+    fn spec_path_of(kind: WorkloadKind) -> String {
+        let t = Self::template_path_of(kind);
+        if t.is_empty() {
+            "spec".to_owned()
+        } else {
+            format!("{t}.spec")
+        }
+    }
+
+    /// JSON Pointer tokens from the root to the pod template (empty for a Pod).
+    pub fn template_tokens(&self) -> &'static [&'static str] {
+        template_tokens(self.kind)
+    }
+
+    /// JSON Pointer tokens from the root to the PodSpec.
+    pub fn pod_spec_tokens(&self) -> Vec<&'static str> {
+        let mut t = self.template_tokens().to_vec();
+        t.push("spec");
+        t
+    }
+
+    /// Dotted path of the PodSpec for messages (`spec.template.spec`).
+    pub fn pod_spec_path(&self) -> String {
+        Self::spec_path_of(self.kind)
+    }
+
+    /// Dotted path of a container for messages (`spec.template.spec.containers[0]`).
+    pub fn container_path(&self, c: &ContainerRef<'_>) -> String {
+        format!("{}.{}[{}]", self.pod_spec_path(), c.list(), c.index)
+    }
+
+    /// The object's `metadata`.
+    pub fn metadata(&self) -> Option<&'a Map<String, Value>> {
+        self.object.get("metadata").and_then(Value::as_object)
+    }
+
+    /// The pod template's `metadata` (the Pod's own for a Pod).
+    pub fn template_metadata(&self) -> Option<&'a Map<String, Value>> {
+        match self.template {
+            Some(t) => t.get("metadata").and_then(Value::as_object),
+            None => self.metadata(),
+        }
+    }
+
+    /// The PodSpec.
+    pub fn pod_spec(&self) -> &'a Map<String, Value> {
+        self.pod_spec
+    }
+
+    /// A string field of `metadata`.
+    fn meta_str(&self, key: &str) -> Option<&'a str> {
+        self.metadata()
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+    }
+
+    /// The object's name; for a Pod created with `generateName`, that prefix.
+    pub fn name(&self) -> &'a str {
+        self.meta_str("name")
+            .filter(|n| !n.is_empty())
+            .or_else(|| self.meta_str("generateName"))
+            .unwrap_or("")
+    }
+
+    /// The object's namespace, as written in its metadata.
+    pub fn namespace(&self) -> Option<&'a str> {
+        self.meta_str("namespace").filter(|n| !n.is_empty())
+    }
+
+    /// The object's labels.
+    pub fn labels(&self) -> Option<&'a Map<String, Value>> {
+        self.metadata()
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object)
+    }
+
+    /// The object's annotations.
+    pub fn annotations(&self) -> Option<&'a Map<String, Value>> {
+        self.metadata()
+            .and_then(|m| m.get("annotations"))
+            .and_then(Value::as_object)
+    }
+
+    /// The controller owner reference (`controller: true`), as (kind, name).
+    pub fn controller_owner(&self) -> Option<(&'a str, &'a str)> {
+        self.metadata()?
+            .get("ownerReferences")?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_object)
+            .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+            .map(|r| {
+                (
+                    r.get("kind").and_then(Value::as_str).unwrap_or(""),
+                    r.get("name").and_then(Value::as_str).unwrap_or(""),
+                )
+            })
+    }
+
+    /// Whether the workload's Pods run to completion: Jobs, CronJobs, and Pods whose
+    /// `restartPolicy` is `Never` or `OnFailure`.
+    pub fn runs_to_completion(&self) -> bool {
+        if self.kind.runs_to_completion() {
+            return true;
+        }
+        matches!(
+            self.pod_spec.get("restartPolicy").and_then(Value::as_str),
+            Some("Never" | "OnFailure")
+        )
+    }
+
+    /// Every container: app containers first, then init containers (native sidecars marked).
+    pub fn containers(&self) -> impl Iterator<Item = ContainerRef<'a>> + 'a {
+        let list = |key: &str| {
+            self.pod_spec
+                .get(key)
+                .and_then(Value::as_array)
+                .map(|v| v.as_slice())
+                .unwrap_or(&[])
+        };
+        let app = list("containers")
+            .iter()
+            .enumerate()
+            .filter_map(|(index, v)| {
+                let value = v.as_object()?;
+                Some(ContainerRef {
+                    role: ContainerRole::App,
+                    index,
+                    name: value.get("name").and_then(Value::as_str).unwrap_or(""),
+                    value,
+                })
+            });
+        let init = list("initContainers")
+            .iter()
+            .enumerate()
+            .filter_map(|(index, v)| {
+                let value = v.as_object()?;
+                let native = value.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+                Some(ContainerRef {
+                    role: if native {
+                        ContainerRole::NativeSidecar
+                    } else {
+                        ContainerRole::Init
+                    },
+                    index,
+                    name: value.get("name").and_then(Value::as_str).unwrap_or(""),
+                    value,
+                })
+            });
+        app.chain(init)
+    }
+
+    /// "Deployment demo/web" — how messages name the workload.
+    pub fn display_name(&self, namespace: Option<&str>) -> String {
+        let name = self.name();
+        let name = if name.is_empty() { "<unnamed>" } else { name };
+        match namespace.or(self.namespace()) {
+            Some(ns) => format!("{} {ns}/{name}", self.kind),
+            None => format!("{} {name}", self.kind),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pod_spec_location_per_kind() {
+        let spec = json!({"containers": [{"name": "a"}]});
+        let cases = [
+            (WorkloadKind::Pod, json!({"spec": spec}), "spec"),
+            (
+                WorkloadKind::Deployment,
+                json!({"spec": {"template": {"spec": spec}}}),
+                "spec.template.spec",
+            ),
+            (
+                WorkloadKind::StatefulSet,
+                json!({"spec": {"template": {"spec": spec}}}),
+                "spec.template.spec",
+            ),
+            (
+                WorkloadKind::DaemonSet,
+                json!({"spec": {"template": {"spec": spec}}}),
+                "spec.template.spec",
+            ),
+            (
+                WorkloadKind::ReplicaSet,
+                json!({"spec": {"template": {"spec": spec}}}),
+                "spec.template.spec",
+            ),
+            (
+                WorkloadKind::Job,
+                json!({"spec": {"template": {"spec": spec}}}),
+                "spec.template.spec",
+            ),
+            (
+                WorkloadKind::ReplicationController,
+                json!({"spec": {"template": {"spec": spec}}}),
+                "spec.template.spec",
+            ),
+            (
+                WorkloadKind::CronJob,
+                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
+                "spec.jobTemplate.spec.template.spec",
+            ),
+        ];
+        for (kind, obj, path) in cases {
+            let w = Workload::new(kind, &obj).expect("workload");
+            assert_eq!(w.pod_spec_path(), path, "{kind}");
+            assert_eq!(w.pod_spec_tokens().join("."), path, "{kind}");
+            let names: Vec<_> = w.containers().map(|c| c.name).collect();
+            assert_eq!(names, ["a"], "{kind}");
+        }
+    }
+
+    #[test]
+    fn missing_pod_spec_is_an_error() {
+        let err = Workload::new(WorkloadKind::CronJob, &json!({"spec": {}})).expect_err("no spec");
+        assert_eq!(
+            err.to_string(),
+            "CronJob has no pod spec at spec.jobTemplate.spec.template.spec"
+        );
+        assert_eq!(
+            Workload::new(WorkloadKind::Pod, &json!([])).expect_err("array"),
+            WorkloadError::NotAnObject
+        );
+    }
+
+    #[test]
+    fn native_sidecars_and_roles() {
+        let pod = json!({"spec": {
+            "containers": [{"name": "app"}],
+            "initContainers": [{"name": "migrate"}, {"name": "proxy", "restartPolicy": "Always"}]
+        }});
+        let w = Workload::new(WorkloadKind::Pod, &pod).expect("pod");
+        let roles: Vec<_> = w.containers().map(|c| (c.name, c.role, c.index)).collect();
+        assert_eq!(
+            roles,
+            [
+                ("app", ContainerRole::App, 0),
+                ("migrate", ContainerRole::Init, 0),
+                ("proxy", ContainerRole::NativeSidecar, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn generate_name_and_owner() {
+        let pod = json!({"metadata": {"generateName": "web-7d9-", "namespace": "demo",
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9", "controller": true}]},
+            "spec": {"restartPolicy": "Never"}});
+        let w = Workload::new(WorkloadKind::Pod, &pod).expect("pod");
+        assert_eq!(w.name(), "web-7d9-");
+        assert_eq!(w.controller_owner(), Some(("ReplicaSet", "web-7d9")));
+        assert!(w.runs_to_completion());
+        assert_eq!(w.display_name(None), "Pod demo/web-7d9-");
+    }
+}
