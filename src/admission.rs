@@ -1,1 +1,338 @@
-//! AdmissionReview <-> engine, through kube-core admission types (in progress).
+//! AdmissionReview <-> engine: parse a review body, build the engine's [`Request`] from it, and
+//! turn a [`Decision`] into the AdmissionReview answer through kube-core's builders. This is the
+//! only place that knows the webhook's wire format.
+
+use kube::core::DynamicObject;
+use kube::core::admission::{self, AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::response::StatusSummary;
+use serde_json::Value;
+
+use crate::engine::{self, Decision, Operation, Request};
+use crate::policy::PolicySet;
+use crate::telemetry::{Endpoint, Outcome};
+
+/// The only AdmissionReview version served (the apiserver sends what the webhook configuration's
+/// `admissionReviewVersions` lists first that it supports).
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+/// The review's `kind`.
+pub const KIND: &str = "AdmissionReview";
+
+/// Why a body is not a readable AdmissionReview. The text is what the client sees (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// No bytes at all.
+    #[error("empty body: expected an admission.k8s.io/v1 AdmissionReview (JSON)")]
+    Empty,
+    /// Not JSON, or JSON of the wrong shape.
+    #[error("body is not a valid admission.k8s.io/v1 AdmissionReview: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Another version (`admission.k8s.io/v1beta1`) or no version.
+    #[error(
+        "unsupported AdmissionReview apiVersion {0:?}: only admission.k8s.io/v1 is served \
+         (set admissionReviewVersions: [\"v1\"] in the webhook configuration)"
+    )]
+    WrongVersion(String),
+    /// Another kind.
+    #[error("unsupported kind {0:?}: expected AdmissionReview")]
+    WrongKind(String),
+    /// A review without `request` (a response, or an empty review).
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+}
+
+/// A parsed review: the request and its objects as plain JSON, converted once.
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// The request as kube-core reads it (uid, kind, userInfo, ...).
+    pub request: AdmissionRequest<DynamicObject>,
+    /// `request.object` as JSON.
+    pub object: Option<Value>,
+    /// `request.oldObject` as JSON.
+    pub old_object: Option<Value>,
+}
+
+/// Parses a request body into a [`Review`].
+pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ReviewError::Empty);
+    }
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(ReviewError::Json)?;
+    if review.types.api_version != API_VERSION {
+        return Err(ReviewError::WrongVersion(review.types.api_version));
+    }
+    if review.types.kind != KIND {
+        return Err(ReviewError::WrongKind(review.types.kind));
+    }
+    let request: AdmissionRequest<DynamicObject> =
+        review.try_into().map_err(|_| ReviewError::NoRequest)?;
+    let to_json = |o: &Option<DynamicObject>| {
+        o.as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(ReviewError::Json)
+    };
+    let object = to_json(&request.object)?;
+    let old_object = to_json(&request.old_object)?;
+    Ok(Review {
+        request,
+        object,
+        old_object,
+    })
+}
+
+impl Review {
+    /// The engine's view of this review, borrowing from it.
+    pub fn engine_request(&self) -> Request<'_> {
+        let req = &self.request;
+        Request {
+            operation: match req.operation {
+                admission::Operation::Create => Operation::Create,
+                admission::Operation::Update => Operation::Update,
+                admission::Operation::Delete => Operation::Delete,
+                admission::Operation::Connect => Operation::Connect,
+            },
+            group: &req.kind.group,
+            kind: &req.kind.kind,
+            sub_resource: req.sub_resource.as_deref(),
+            namespace: req.namespace.as_deref(),
+            name: Some(req.name.as_str()).filter(|n| !n.is_empty()),
+            object: self.object.as_ref(),
+            old_object: self.old_object.as_ref(),
+            dry_run: req.dry_run,
+            username: req.user_info.username.as_deref(),
+            // Unknown: looking them up would need an API call on the hot path.
+            namespace_labels: None,
+        }
+    }
+
+    /// Evaluates this review against `policies`.
+    pub fn evaluate(&self, policies: &PolicySet) -> Decision {
+        engine::evaluate(policies, &self.engine_request())
+    }
+}
+
+/// The answer could not be built (a bug of ours: the client gets a generic 500).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serialize the JSON Patch: {0}")]
+pub struct RespondError(#[from] admission::SerializePatchError);
+
+/// The answer to a review, and how it is counted.
+#[derive(Debug)]
+pub struct Answer {
+    /// The AdmissionReview to send back.
+    pub review: AdmissionReview<DynamicObject>,
+    /// allowed / denied / patched.
+    pub outcome: Outcome,
+}
+
+/// Turns a [`Decision`] into the AdmissionReview answer for `endpoint`.
+///
+/// - `/validate`: allowed, or denied with the denial message, code 403 and reason `Forbidden`;
+///   warnings for warn-mode and pre-existing violations. Never a patch.
+/// - `/mutate`: always allowed (judging is `/validate`'s job), with the patch if any, and
+///   warnings for warn-mode mutations only (violations are reported once, by `/validate`).
+pub fn respond(
+    endpoint: Endpoint,
+    request: &AdmissionRequest<DynamicObject>,
+    decision: &Decision,
+) -> Result<Answer, RespondError> {
+    let mut response = AdmissionResponse::from(request);
+    let (warnings, outcome) = match endpoint {
+        Endpoint::Validate => {
+            if !decision.allowed {
+                let message = decision
+                    .denial_message()
+                    .unwrap_or_else(|| format!("Portcullis denied {}", decision.workload));
+                response = response.deny(message);
+                response.result.code = 403;
+                response.result.reason = "Forbidden".to_owned();
+                response.result.status = Some(StatusSummary::Failure);
+            }
+            let outcome = if decision.allowed {
+                Outcome::Allowed
+            } else {
+                Outcome::Denied
+            };
+            (decision.warnings(), outcome)
+        }
+        Endpoint::Mutate => {
+            let mutations_only = Decision {
+                workload: decision.workload.clone(),
+                findings: decision.mutations().cloned().collect(),
+                ..Decision::default()
+            };
+            let outcome = if decision.is_patched() {
+                response = response.with_patch(decision.patch.clone())?;
+                Outcome::Patched
+            } else {
+                Outcome::Allowed
+            };
+            (mutations_only.warnings(), outcome)
+        }
+    };
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    Ok(Answer {
+        review: response.into_review(),
+        outcome,
+    })
+}
+
+/// The 400 answer for a body that could not be read: a review without uid carrying the reason
+/// (kube-core's `invalid`).
+pub fn invalid(error: &ReviewError) -> AdmissionReview<DynamicObject> {
+    let mut response = AdmissionResponse::invalid(error.to_string());
+    response.result.code = 400;
+    response.into_review()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Effect, Finding, FindingKind};
+    use crate::policy::model::Mode;
+
+    const BODY: &str = r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"u-1","kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},"namespace":"demo","operation":"UPDATE","userInfo":{"username":"alice"},"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"demo"},"spec":{"replicas":2}},"oldObject":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"demo"},"spec":{"replicas":1}},"dryRun":true}}"#;
+
+    fn finding(kind: FindingKind, effect: Effect) -> Finding {
+        Finding {
+            policy: "p".into(),
+            rule: "requireProbes",
+            kind,
+            mode: Mode::Enforce,
+            effect,
+            container: Some("app".into()),
+            field: "spec.containers[0].livenessProbe".into(),
+            message: "no livenessProbe".into(),
+            hint: "add one".into(),
+            pre_existing: false,
+        }
+    }
+
+    #[test]
+    fn builds_the_engine_request_from_the_review() {
+        let review = parse_review(BODY.as_bytes()).expect("parse");
+        let r = review.engine_request();
+        assert_eq!(r.operation, Operation::Update);
+        assert_eq!((r.group, r.kind), ("apps", "Deployment"));
+        assert_eq!(r.namespace, Some("demo"));
+        assert_eq!(r.name, None, "absent request.name is None, not \"\"");
+        assert_eq!(r.username, Some("alice"));
+        assert!(r.dry_run);
+        assert_eq!(
+            r.object.and_then(|o| o.pointer("/spec/replicas")),
+            Some(&2.into())
+        );
+        assert_eq!(
+            r.old_object.and_then(|o| o.pointer("/spec/replicas")),
+            Some(&1.into())
+        );
+    }
+
+    #[test]
+    fn unreadable_bodies_are_typed_errors() {
+        assert!(matches!(parse_review(b""), Err(ReviewError::Empty)));
+        assert!(matches!(parse_review(b" \n"), Err(ReviewError::Empty)));
+        assert!(matches!(
+            parse_review(&BODY.as_bytes()[..40]),
+            Err(ReviewError::Json(_))
+        ));
+        let v1beta1 = BODY.replace("admission.k8s.io/v1", "admission.k8s.io/v1beta1");
+        assert!(matches!(
+            parse_review(v1beta1.as_bytes()),
+            Err(ReviewError::WrongVersion(v)) if v == "admission.k8s.io/v1beta1"
+        ));
+        let no_request = r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#;
+        assert!(matches!(
+            parse_review(no_request.as_bytes()),
+            Err(ReviewError::NoRequest)
+        ));
+        let wrong_kind = BODY.replacen("\"AdmissionReview\"", "\"Pod\"", 1);
+        assert!(matches!(
+            parse_review(wrong_kind.as_bytes()),
+            Err(ReviewError::WrongKind(_))
+        ));
+    }
+
+    #[test]
+    fn validate_denial_carries_403_message_and_warnings() {
+        let review = parse_review(BODY.as_bytes()).expect("parse");
+        let decision = Decision {
+            workload: "Deployment demo/web".into(),
+            allowed: false,
+            findings: vec![
+                finding(FindingKind::Violation, Effect::Deny),
+                finding(FindingKind::Violation, Effect::Warn),
+            ],
+            ..Decision::default()
+        };
+        let answer = respond(Endpoint::Validate, &review.request, &decision).expect("respond");
+        assert_eq!(answer.outcome, Outcome::Denied);
+        let json = serde_json::to_value(&answer.review).expect("json");
+        assert_eq!(json["apiVersion"], API_VERSION);
+        assert_eq!(json["kind"], KIND);
+        let resp = &json["response"];
+        assert_eq!(resp["uid"], "u-1");
+        assert_eq!(resp["allowed"], false);
+        assert_eq!(resp["status"]["code"], 403);
+        assert_eq!(resp["status"]["reason"], "Forbidden");
+        let msg = resp["status"]["message"].as_str().expect("message");
+        assert!(
+            msg.contains("Deployment demo/web") && msg.contains("container \"app\""),
+            "{msg}"
+        );
+        assert_eq!(resp["warnings"].as_array().map(Vec::len), Some(1));
+        assert!(resp.get("patch").is_none());
+    }
+
+    #[test]
+    fn mutate_allows_with_patch_and_only_mutation_warnings() {
+        let review = parse_review(BODY.as_bytes()).expect("parse");
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}
+        ]))
+        .expect("patch");
+        let decision = Decision {
+            workload: "Deployment demo/web".into(),
+            allowed: false,
+            findings: vec![
+                finding(FindingKind::Violation, Effect::Warn),
+                finding(FindingKind::Mutation, Effect::Warn),
+            ],
+            patch: patch.clone(),
+            ..Decision::default()
+        };
+        let answer = respond(Endpoint::Mutate, &review.request, &decision).expect("respond");
+        assert_eq!(answer.outcome, Outcome::Patched);
+        let json = serde_json::to_value(&answer.review).expect("json");
+        let resp = &json["response"];
+        assert_eq!(resp["allowed"], true, "mutate never denies");
+        assert_eq!(resp["patchType"], "JSONPatch");
+        let warnings = resp["warnings"].as_array().expect("warnings");
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0]
+                .as_str()
+                .is_some_and(|w| w.contains("would apply"))
+        );
+        // kube-core sends the patch bytes as a JSON array of numbers, which the apiserver's
+        // decoder accepts for a `[]byte` field just like base64.
+        let bytes: Vec<u8> = serde_json::from_value(resp["patch"].clone()).expect("patch bytes");
+        let decoded: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch json");
+        assert_eq!(decoded, patch);
+    }
+
+    #[test]
+    fn invalid_answer_has_no_uid_and_says_why() {
+        let json = serde_json::to_value(invalid(&ReviewError::NoRequest)).expect("json");
+        assert_eq!(json["response"]["uid"], "");
+        assert_eq!(json["response"]["allowed"], false);
+        assert_eq!(json["response"]["status"]["code"], 400);
+        assert_eq!(
+            json["response"]["status"]["message"],
+            "AdmissionReview has no request"
+        );
+    }
+}

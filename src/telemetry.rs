@@ -1,1 +1,356 @@
-//! Tracing subscriber and metrics registry (in progress).
+//! Telemetry: the tracing subscriber (`json` or `plain` logs) and the Prometheus metrics the
+//! webhook exposes on its admin port.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log collectors). Default.
+    #[default]
+    Json,
+    /// Human-readable text.
+    Plain,
+}
+
+/// Why the tracing subscriber could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The log filter does not parse.
+    #[error("invalid log filter {filter:?}: {source}")]
+    Filter {
+        /// The filter as given.
+        filter: String,
+        /// The parser's complaint.
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    /// A global subscriber was already installed.
+    #[error("a tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Installs the global tracing subscriber writing to stderr. `filter` uses the `RUST_LOG`
+/// syntax (`info`, `portcullis=debug,info`).
+pub fn init_tracing(format: LogFormat, filter: &str) -> Result<(), TelemetryError> {
+    let env_filter = tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map_err(|source| TelemetryError::Filter {
+            filter: filter.to_owned(),
+            source,
+        })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .try_init(),
+        LogFormat::Plain => builder.try_init(),
+    };
+    installed.map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// The webhook endpoint a review went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/validate`.
+    Validate,
+    /// `/mutate`.
+    Mutate,
+}
+
+impl Endpoint {
+    /// `validate` or `mutate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+}
+
+/// The outcome of one review, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Allowed without a patch.
+    Allowed,
+    /// Allowed with a patch (mutate).
+    Patched,
+    /// Denied (validate).
+    Denied,
+    /// The body was not a readable AdmissionReview (HTTP 400).
+    Invalid,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Patched => "patched",
+            Outcome::Denied => "denied",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+impl EncodeLabelValue for Endpoint {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+/// Labels of `portcullis_admission_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `validate` or `mutate`.
+    pub endpoint: Endpoint,
+    /// `allowed`, `patched`, `denied`, `invalid`.
+    pub decision: Outcome,
+    /// The object's kind (`Deployment`); empty for invalid bodies.
+    pub kind: String,
+}
+
+/// Labels of the per-policy counters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PolicyLabels {
+    /// The policy's name.
+    pub policy: String,
+    /// `deny`, `warn` or `audit`.
+    pub effect: String,
+}
+
+/// Labels of the endpoint-scoped metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// `validate` or `mutate`.
+    pub endpoint: Endpoint,
+}
+
+/// Labels of the reload counters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `success` or `failure`.
+    pub result: String,
+}
+
+/// Latency buckets in seconds: evaluation takes microseconds, so they start well below 1 ms.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Every metric of the webhook, registered in one registry (no globals: each server, and each
+/// test, has its own).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Reviews answered, by endpoint, decision and kind.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Violations found at `/validate`, by policy and effect.
+    pub violations: Family<PolicyLabels, Counter>,
+    /// Mutations found at `/mutate`, by policy and effect (`deny` means applied).
+    pub mutations: Family<PolicyLabels, Counter>,
+    /// Time from request start to response, by endpoint.
+    pub latency: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    /// Requests currently being served on the webhook port.
+    pub in_flight: Gauge,
+    /// Policy reloads, by result.
+    pub policy_reloads: Family<ReloadLabels, Counter>,
+    /// Generation of the policy set in force (1 at start-up, +1 per successful reload).
+    pub policy_generation: Gauge,
+    /// Number of policies in force.
+    pub policies_loaded: Gauge,
+    /// TLS certificate reloads, by result.
+    pub tls_reloads: Family<ReloadLabels, Counter>,
+    /// `notAfter` of the serving certificate in force, unix seconds.
+    pub certificate_expiry: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered under the `portcullis_` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("portcullis");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "AdmissionReviews answered, by endpoint, decision and object kind",
+            requests.clone(),
+        );
+        let violations = Family::<PolicyLabels, Counter>::default();
+        registry.register(
+            "policy_violations",
+            "Violations found by /validate, by policy and effect (deny, warn, audit)",
+            violations.clone(),
+        );
+        let mutations = Family::<PolicyLabels, Counter>::default();
+        registry.register(
+            "policy_mutations",
+            "Mutations found by /mutate, by policy and effect (deny: applied; warn, audit: described)",
+            mutations.clone(),
+        );
+        let latency: Family<EndpointLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "admission_duration",
+            "Time to answer an AdmissionReview, body read included",
+            prometheus_client::registry::Unit::Seconds,
+            latency.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "admission_in_flight",
+            "Requests being served on the webhook port",
+            in_flight.clone(),
+        );
+        let policy_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy directory reloads after a content change, by result (success, failure)",
+            policy_reloads.clone(),
+        );
+        let policy_generation = Gauge::default();
+        registry.register(
+            "policy_generation",
+            "Generation of the policy set in force (1 at start-up, +1 per successful reload)",
+            policy_generation.clone(),
+        );
+        let policies_loaded = Gauge::default();
+        registry.register(
+            "policies_loaded",
+            "Number of policies in the set in force",
+            policies_loaded.clone(),
+        );
+        let tls_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "Serving certificate reloads after a content change, by result (success, failure)",
+            tls_reloads.clone(),
+        );
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate in force, unix seconds",
+            certificate_expiry.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            violations,
+            mutations,
+            latency,
+            in_flight,
+            policy_reloads,
+            policy_generation,
+            policies_loaded,
+            tls_reloads,
+            certificate_expiry,
+        }
+    }
+
+    /// Counts one answered review and its latency.
+    pub fn record_review(&self, endpoint: Endpoint, outcome: Outcome, kind: &str, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint,
+                decision: outcome,
+                kind: kind.to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a reload attempt of the policy directory.
+    pub fn record_policy_reload(&self, success: bool) {
+        self.policy_reloads
+            .get_or_create(&reload_labels(success))
+            .inc();
+    }
+
+    /// Counts a reload attempt of the serving certificate.
+    pub fn record_tls_reload(&self, success: bool) {
+        self.tls_reloads
+            .get_or_create(&reload_labels(success))
+            .inc();
+    }
+
+    /// The registry in the Prometheus text exposition format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+fn reload_labels(success: bool) -> ReloadLabels {
+    ReloadLabels {
+        result: if success { "success" } else { "failure" }.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_family_with_sub_millisecond_buckets() {
+        let m = Metrics::new();
+        m.record_review(
+            Endpoint::Validate,
+            Outcome::Denied,
+            "Pod",
+            Duration::from_micros(80),
+        );
+        m.record_policy_reload(false);
+        m.policy_generation.set(3);
+        let text = m.encode().expect("encode");
+        assert!(
+            text.contains(
+                r#"portcullis_admission_requests_total{endpoint="validate",decision="denied",kind="Pod"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"portcullis_policy_reloads_total{result="failure"} 1"#));
+        assert!(text.contains("portcullis_policy_generation 3"));
+        assert!(
+            text.contains(
+                r#"portcullis_admission_duration_seconds_bucket{le="0.0001",endpoint="validate"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"portcullis_admission_duration_seconds_bucket{le="5e-5",endpoint="validate"} 0"#
+        ) || text.contains(
+            r#"portcullis_admission_duration_seconds_bucket{le="0.00005",endpoint="validate"} 0"#
+        ), "{text}");
+    }
+}

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission webhook (HTTPS) and its admin port.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Judge manifests offline against the policies; exits 1 on an enforce-mode violation.
     Audit(audit::AuditArgs),
     /// Print manifests as they would be admitted (mutations applied).
@@ -38,7 +38,7 @@ pub enum Command {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Audit(args) => audit::run(args),
         Command::Mutate(args) => mutate::run(args),
         Command::Certs(args) => certs::run(args),

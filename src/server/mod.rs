@@ -1,1 +1,280 @@
-//! The HTTPS admission server (in progress).
+//! The admission webhook server: the axum router for `/validate` and `/mutate` served over
+//! rustls, a plain-HTTP admin port (`/livez`, `/readyz`, `/metrics`), hot reload of policies
+//! and certificate, and graceful shutdown.
+
+pub mod handlers;
+pub mod listener;
+pub mod reload;
+pub mod state;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::timeout::TimeoutLayer;
+
+pub use reload::{PolicySource, ReloadOutcome, ReloadReport, Reloader, TlsSource};
+pub use state::{AppState, LoadedPolicies};
+pub use tls::{CertStore, TlsError};
+
+/// The largest request body accepted (HTTP 413 beyond). The apiserver caps stored objects near
+/// 3 MiB (etcd's 1.5 MiB request limit by default); an AdmissionReview carries the object and,
+/// on UPDATE, the old object, so 4 MiB covers every object a default apiserver admits...
+/// and anything larger is refused before it is buffered.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default HTTPS address.
+pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
+/// Default admin address.
+pub const DEFAULT_ADMIN_ADDR: &str = "0.0.0.0:8080";
+/// Default request timeout: below the webhook's `timeoutSeconds` (5 in deploy/), so the
+/// apiserver gets our answer (503) rather than its own timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+/// Default grace period for draining connections on shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// The webhook router: `POST /validate`, `POST /mutate` (any query, e.g. the apiserver's
+/// `?timeout=10s`, is ignored), 405 for other methods, 404 for other paths, bodies capped at
+/// [`MAX_BODY_BYTES`], in-flight requests counted.
+pub fn build_router(state: AppState) -> Router {
+    Router::new()
+        .route("/validate", post(handlers::validate))
+        .route("/mutate", post(handlers::mutate))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            track_in_flight,
+        ))
+        .with_state(state)
+}
+
+/// The admin router: `GET /livez`, `/readyz`, `/metrics`.
+pub fn build_admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/livez", get(handlers::livez))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "not found: the webhook serves POST /validate and POST /mutate\n",
+    )
+}
+
+struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn track_in_flight(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let gauge = state.metrics().in_flight.clone();
+    gauge.inc();
+    let _guard = InFlight(gauge);
+    next.run(request).await
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// Everything `start` needs. The CLI builds it from flags and environment.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// HTTPS address (`0.0.0.0:8443`; port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Admin address (`0.0.0.0:8080`).
+    pub admin_addr: SocketAddr,
+    /// Where policies come from.
+    pub policies: PolicySource,
+    /// PEM certificate chain, leaf first.
+    pub tls_cert: PathBuf,
+    /// PEM private key.
+    pub tls_key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA bundle (PEM).
+    pub client_ca: Option<PathBuf>,
+    /// Poll period for reloads; `None` disables polling (tests call `check_now`).
+    pub reload_interval: Option<Duration>,
+    /// Whole-request timeout (body read included).
+    pub request_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The policy directory does not load.
+    #[error("cannot load policies from {}:\n{source}", dir.display())]
+    Policies {
+        /// The directory.
+        dir: PathBuf,
+        /// Every problem found.
+        #[source]
+        source: crate::policy::LoadError,
+    },
+    /// The TLS material does not load.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started server. Dropping it does not stop it: call [`RunningServer::shutdown`].
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    admin_addr: SocketAddr,
+    state: AppState,
+    reloader: Reloader,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The bound HTTPS address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The shared state (policies in force, metrics).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The reloader: `check_now()` reloads changed policies and certificates immediately.
+    pub fn reloader(&self) -> &Reloader {
+        &self.reloader
+    }
+
+    /// Starts shutting down: readiness fails, no new connections, in-flight requests finish.
+    pub fn begin_shutdown(&self) {
+        self.state.set_draining();
+        self.shutdown.send_replace(true);
+    }
+
+    /// Shuts down and waits until connections are drained (or the grace period is over).
+    pub async fn shutdown(self) {
+        self.begin_shutdown();
+        self.stopped().await;
+    }
+
+    /// Waits until the server has stopped (after [`RunningServer::begin_shutdown`]).
+    pub async fn stopped(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "server task failed");
+        }
+    }
+}
+
+/// Loads policies and certificate (failing fast on either), binds both ports and serves.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let set = config
+        .policies
+        .load()
+        .map_err(|source| StartError::Policies {
+            dir: config.policies.dir.clone(),
+            source,
+        })?;
+    let count = set.policies.len();
+    let state = AppState::new(set);
+    let cert = tls::load_cert_files(&config.tls_cert, &config.tls_key)?;
+    state.metrics().certificate_expiry.set(cert.not_after_unix);
+    let store = Arc::new(CertStore::new(cert.key));
+    let tls_config = tls::server_config(store.clone(), config.client_ca.as_deref())?;
+    let reloader = Reloader::new(
+        state.clone(),
+        config.policies.clone(),
+        TlsSource {
+            cert: config.tls_cert.clone(),
+            key: config.tls_key.clone(),
+            store,
+        },
+    );
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let admin_listener = bind(config.admin_addr).await?;
+    let listener = bind(config.addr).await?;
+    let local = |l: &TcpListener, addr| {
+        l.local_addr()
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let admin_addr = local(&admin_listener, config.admin_addr)?;
+    let addr = local(&listener, config.addr)?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let router = build_router(state.clone()).layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        config.request_timeout,
+    ));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
+    if let Some(period) = config.reload_interval {
+        tokio::spawn(reloader.clone().poll(period, shutdown_rx.clone()));
+    }
+    let (admin_stop, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin = axum::serve(admin_listener, build_admin_router(state.clone()))
+        .with_graceful_shutdown(async {
+            let _ = admin_stop_rx.await;
+        });
+    let admin = tokio::spawn(async move {
+        if let Err(e) = admin.await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    let grace = config.shutdown_grace;
+    let task = tokio::spawn(async move {
+        listener::serve_tls(listener, acceptor, router, shutdown_rx, grace).await;
+        // The admin port stays up while draining, so probes see "not ready" rather than
+        // "connection refused".
+        let _ = admin_stop.send(());
+        let _ = admin.await;
+    });
+    state.set_tls_bound();
+    tracing::info!(%addr, %admin_addr, policies = count, dir = %config.policies.dir.display(),
+        not_after_unix = cert.not_after_unix, "portcullis webhook serving");
+    Ok(RunningServer {
+        addr,
+        admin_addr,
+        state,
+        reloader,
+        shutdown,
+        task,
+    })
+}

@@ -1,0 +1,121 @@
+//! HTTP handlers: the two webhook endpoints (thin: extract → evaluate → respond → record) and
+//! the admin endpoints (health, readiness, metrics).
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tracing::field::Empty;
+
+use super::state::AppState;
+use crate::admission;
+use crate::engine::Decision;
+use crate::telemetry::{Endpoint, Outcome, PolicyLabels};
+
+/// `POST /validate`.
+pub async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
+    review(&state, Endpoint::Validate, &body)
+}
+
+/// `POST /mutate`.
+pub async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
+    review(&state, Endpoint::Mutate, &body)
+}
+
+fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
+    let started = Instant::now();
+    let metrics = state.metrics();
+    let review = match admission::parse_review(body) {
+        Ok(review) => review,
+        Err(e) => {
+            tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
+            metrics.record_review(endpoint, Outcome::Invalid, "", started.elapsed());
+            return (StatusCode::BAD_REQUEST, Json(admission::invalid(&e))).into_response();
+        }
+    };
+    let req = &review.request;
+    let span = tracing::info_span!("review", uid = %req.uid, endpoint = endpoint.as_str(),
+        kind = %req.kind.kind, namespace = req.namespace.as_deref().unwrap_or(""),
+        name = %req.name, operation = ?req.operation, dry_run = req.dry_run,
+        decision = Empty, patched = Empty, policies = Empty, generation = Empty, latency_us = Empty);
+    let _entered = span.enter();
+    let policies = state.policies();
+    let decision = review.evaluate(&policies.set);
+    let answer = match admission::respond(endpoint, req, &decision) {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the AdmissionReview answer");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+        }
+    };
+    record_findings(state, endpoint, &decision);
+    let took = started.elapsed();
+    metrics.record_review(endpoint, answer.outcome, &req.kind.kind, took);
+    span.record("decision", answer.outcome.as_str());
+    span.record("patched", decision.is_patched());
+    span.record("policies", decision.policies.join(",").as_str());
+    span.record("generation", policies.generation);
+    span.record(
+        "latency_us",
+        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+    );
+    tracing::info!(
+        skipped = decision.skipped.as_ref().map(|s| s.to_string()),
+        "reviewed"
+    );
+    Json(answer.review).into_response()
+}
+
+/// Counts violations (at `/validate`) or mutations (at `/mutate`) per policy, so each finding
+/// is counted once although both endpoints evaluate.
+fn record_findings(state: &AppState, endpoint: Endpoint, decision: &Decision) {
+    let (family, findings): (_, Vec<_>) = match endpoint {
+        Endpoint::Validate => (&state.metrics().violations, decision.violations().collect()),
+        Endpoint::Mutate => (&state.metrics().mutations, decision.mutations().collect()),
+    };
+    for f in findings {
+        family
+            .get_or_create(&PolicyLabels {
+                policy: f.policy.clone(),
+                effect: f.effect.as_str().to_owned(),
+            })
+            .inc();
+        tracing::debug!(policy = %f.policy, rule = f.rule, effect = f.effect.as_str(),
+            finding = %f.summary(), "finding");
+    }
+}
+
+/// `GET /livez`: the process is up.
+pub async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: policies loaded and TLS bound, not shutting down.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics().encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The state handlers share: the policy set in force (swapped whole on reload), metrics and
+//! readiness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::policy::PolicySet;
+use crate::telemetry::Metrics;
+
+/// A policy set with the generation it was loaded as.
+#[derive(Debug)]
+pub struct LoadedPolicies {
+    /// The compiled policies.
+    pub set: PolicySet,
+    /// 1 for the set loaded at start-up, +1 per successful reload.
+    pub generation: u64,
+}
+
+/// Shared server state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    policies: ArcSwap<LoadedPolicies>,
+    metrics: Metrics,
+    tls_bound: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    /// State serving `policies` as generation 1. Not ready until [`AppState::set_tls_bound`].
+    pub fn new(policies: PolicySet) -> AppState {
+        let metrics = Metrics::new();
+        metrics.policy_generation.set(1);
+        metrics
+            .policies_loaded
+            .set(i64::try_from(policies.policies.len()).unwrap_or(i64::MAX));
+        AppState {
+            inner: Arc::new(Shared {
+                policies: ArcSwap::from_pointee(LoadedPolicies {
+                    set: policies,
+                    generation: 1,
+                }),
+                metrics,
+                tls_bound: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The policy set in force. A request keeps the `Arc` it got for its whole evaluation, so a
+    /// reload never changes the rules under an in-flight request.
+    pub fn policies(&self) -> Arc<LoadedPolicies> {
+        self.inner.policies.load_full()
+    }
+
+    /// Replaces the policy set in one step; returns the new generation.
+    pub fn replace_policies(&self, set: PolicySet) -> u64 {
+        let count = i64::try_from(set.policies.len()).unwrap_or(i64::MAX);
+        let mut generation = 0;
+        self.inner.policies.rcu(|old| {
+            generation = old.generation + 1;
+            LoadedPolicies {
+                set: set.clone(),
+                generation,
+            }
+        });
+        let metrics = &self.inner.metrics;
+        metrics
+            .policy_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        metrics.policies_loaded.set(count);
+        generation
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Marks the HTTPS listener as bound (ready to serve).
+    pub fn set_tls_bound(&self) {
+        self.inner.tls_bound.store(true, Ordering::SeqCst);
+    }
+
+    /// Marks the server as shutting down: `/readyz` fails so load balancers stop sending.
+    pub fn set_draining(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Ready: policies loaded (always, once the state exists), TLS bound, not draining.
+    pub fn is_ready(&self) -> bool {
+        self.inner.tls_bound.load(Ordering::SeqCst) && !self.inner.draining.load(Ordering::SeqCst)
+    }
+}
