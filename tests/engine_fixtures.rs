@@ -321,6 +321,7 @@ fn patches_are_minimal_and_escaped() {
             "/spec/containers/0/volumeMounts/-",
             "/spec/initContainers",
             "/metadata/labels",
+            "/metadata/annotations/portcullis.dev~1owner",
         ],
         "{ops:#}"
     );

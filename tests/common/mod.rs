@@ -58,6 +58,8 @@ spec:
         labels:
           app.kubernetes.io/managed-by: portcullis
           app.kubernetes.io/name: "{{name}}"
+        annotations:
+          portcullis.dev/owner: "{{namespace}}/{{kind}}~x"
 ---
 apiVersion: portcullis.dev/v1alpha1
 kind: Policy
