@@ -7,7 +7,7 @@ use kube::core::admission::{self, AdmissionRequest, AdmissionResponse, Admission
 use kube::core::response::StatusSummary;
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Operation, Request};
+use crate::engine::{self, Decision, FindingKind, Operation, Request};
 use crate::policy::PolicySet;
 use crate::telemetry::{Endpoint, Outcome};
 
@@ -129,7 +129,7 @@ pub struct Answer {
 /// Turns a [`Decision`] into the AdmissionReview answer for `endpoint`.
 ///
 /// - `/validate`: allowed, or denied with the denial message, code 403 and reason `Forbidden`;
-///   warnings for warn-mode and pre-existing violations. Never a patch.
+///   warnings for warn-mode and pre-existing violations only. Never a patch.
 /// - `/mutate`: always allowed (judging is `/validate`'s job), with the patch if any, and
 ///   warnings for warn-mode mutations only (violations are reported once, by `/validate`).
 pub fn respond(
@@ -138,39 +138,40 @@ pub fn respond(
     decision: &Decision,
 ) -> Result<Answer, RespondError> {
     let mut response = AdmissionResponse::from(request);
-    let (warnings, outcome) = match endpoint {
+    let outcome = match endpoint {
+        Endpoint::Validate if decision.allowed => Outcome::Allowed,
         Endpoint::Validate => {
-            if !decision.allowed {
-                let message = decision
-                    .denial_message()
-                    .unwrap_or_else(|| format!("Portcullis denied {}", decision.workload));
-                response = response.deny(message);
-                response.result.code = 403;
-                response.result.reason = "Forbidden".to_owned();
-                response.result.status = Some(StatusSummary::Failure);
-            }
-            let outcome = if decision.allowed {
-                Outcome::Allowed
-            } else {
-                Outcome::Denied
-            };
-            (decision.warnings(), outcome)
+            let message = decision
+                .denial_message()
+                .unwrap_or_else(|| format!("Portcullis denied {}", decision.workload));
+            response = response.deny(message);
+            response.result.code = 403;
+            response.result.reason = "Forbidden".to_owned();
+            response.result.status = Some(StatusSummary::Failure);
+            Outcome::Denied
         }
-        Endpoint::Mutate => {
-            let mutations_only = Decision {
-                workload: decision.workload.clone(),
-                findings: decision.mutations().cloned().collect(),
-                ..Decision::default()
-            };
-            let outcome = if decision.is_patched() {
-                response = response.with_patch(decision.patch.clone())?;
-                Outcome::Patched
-            } else {
-                Outcome::Allowed
-            };
-            (mutations_only.warnings(), outcome)
+        Endpoint::Mutate if decision.is_patched() => {
+            response = response.with_patch(decision.patch.clone())?;
+            Outcome::Patched
         }
+        Endpoint::Mutate => Outcome::Allowed,
     };
+    // Each finding is reported by one endpoint only, or kubectl would print it twice.
+    let reported = match endpoint {
+        Endpoint::Validate => FindingKind::Violation,
+        Endpoint::Mutate => FindingKind::Mutation,
+    };
+    let warnings = Decision {
+        workload: decision.workload.clone(),
+        findings: decision
+            .findings
+            .iter()
+            .filter(|f| f.kind == reported)
+            .cloned()
+            .collect(),
+        ..Decision::default()
+    }
+    .warnings();
     if !warnings.is_empty() {
         response.warnings = Some(warnings);
     }
@@ -191,7 +192,7 @@ pub fn invalid(error: &ReviewError) -> AdmissionReview<DynamicObject> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Effect, Finding, FindingKind};
+    use crate::engine::{Effect, Finding};
     use crate::policy::model::Mode;
 
     const BODY: &str = r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"u-1","kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},"namespace":"demo","operation":"UPDATE","userInfo":{"username":"alice"},"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"demo"},"spec":{"replicas":2}},"oldObject":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"demo"},"spec":{"replicas":1}},"dryRun":true}}"#;
@@ -265,6 +266,8 @@ mod tests {
             findings: vec![
                 finding(FindingKind::Violation, Effect::Deny),
                 finding(FindingKind::Violation, Effect::Warn),
+                // Described by /mutate, not repeated here.
+                finding(FindingKind::Mutation, Effect::Warn),
             ],
             ..Decision::default()
         };

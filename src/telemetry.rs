@@ -133,7 +133,7 @@ pub struct RequestLabels {
 pub struct PolicyLabels {
     /// The policy's name.
     pub policy: String,
-    /// `deny`, `warn` or `audit`.
+    /// The finding's effect: `deny`, `apply`, `warn` or `audit`.
     pub effect: String,
 }
 
@@ -170,7 +170,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// Violations found at `/validate`, by policy and effect.
     pub violations: Family<PolicyLabels, Counter>,
-    /// Mutations found at `/mutate`, by policy and effect (`deny` means applied).
+    /// Mutations found at `/mutate`, by policy and effect (`apply`, `warn`, `audit`).
     pub mutations: Family<PolicyLabels, Counter>,
     /// Time from request start to response, by endpoint.
     pub latency: Family<EndpointLabels, Histogram, fn() -> Histogram>,
@@ -213,7 +213,7 @@ impl Metrics {
         let mutations = Family::<PolicyLabels, Counter>::default();
         registry.register(
             "policy_mutations",
-            "Mutations found by /mutate, by policy and effect (deny: applied; warn, audit: described)",
+            "Mutations found by /mutate, by policy and effect (apply; warn, audit: only described)",
             mutations.clone(),
         );
         let latency: Family<EndpointLabels, Histogram, fn() -> Histogram> =
@@ -260,6 +260,11 @@ impl Metrics {
             "notAfter of the serving certificate in force, unix seconds",
             certificate_expiry.clone(),
         );
+        // Both results exist from the start, so rate() and alerts work before the first reload.
+        for success in [true, false] {
+            drop(policy_reloads.get_or_create(&reload_labels(success)));
+            drop(tls_reloads.get_or_create(&reload_labels(success)));
+        }
         Metrics {
             registry,
             requests,
