@@ -39,7 +39,7 @@ fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     let req = &review.request;
     let span = tracing::info_span!("review", uid = %req.uid, endpoint = endpoint.as_str(),
         kind = %req.kind.kind, namespace = req.namespace.as_deref().unwrap_or(""),
-        name = %req.name, operation = ?req.operation, dry_run = req.dry_run,
+        name = %req.name, operation = review.engine_request().operation.as_str(), dry_run = req.dry_run,
         decision = Empty, patched = Empty, policies = Empty, generation = Empty, latency_us = Empty);
     let _entered = span.enter();
     let policies = state.policies();
@@ -55,7 +55,7 @@ fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     let took = started.elapsed();
     metrics.record_review(endpoint, answer.outcome, &req.kind.kind, took);
     span.record("decision", answer.outcome.as_str());
-    span.record("patched", decision.is_patched());
+    span.record("patched", answer.outcome == Outcome::Patched);
     span.record("policies", decision.policies.join(",").as_str());
     span.record("generation", policies.generation);
     span.record(
