@@ -249,7 +249,7 @@ pub fn read_str(file: &str, text: &str) -> Vec<Entry> {
                     line: Some(chunk.first_line + line.saturating_sub(1)),
                     ..location
                 },
-                message,
+                message: shift_lines(&message, chunk.first_line - 1),
             })),
         }
     }
@@ -445,6 +445,24 @@ fn has_content(doc: &str) -> bool {
         let t = l.trim();
         !t.is_empty() && !t.starts_with('#') && !t.starts_with('%')
     })
+}
+
+/// Rewrites the parser's document-relative `line N` mentions into file lines.
+fn shift_lines(message: &str, by: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("line ") {
+        let (before, after) = rest.split_at(i + "line ".len());
+        out.push_str(before);
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match after[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The 1-based line of a document's first content line (see [`has_content`]).
@@ -727,6 +745,22 @@ items:
         let o = objects(&entries)[0].1;
         assert_eq!(o["metadata"]["annotations"], json!({"a": "b", "c": "1"}));
         assert_eq!(o["data"]["8080"], json!("port"));
+    }
+
+    #[test]
+    fn syntax_error_lines_are_file_lines() {
+        assert_eq!(
+            shift_lines(
+                "bad at line 8 column 12, while scanning at line 7 column 1",
+                7
+            ),
+            "bad at line 15 column 12, while scanning at line 14 column 1"
+        );
+        assert_eq!(shift_lines("no lines here", 3), "no lines here");
+        let text = format!("{CM}---\nkind: x\nmetadata: [\n");
+        let entries = read_str("e.yaml", &text);
+        let err = errors(&entries)[0];
+        assert!(!err.message.contains("line 2 "), "{}", err.message);
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub struct JsonFinding {
     pub kind: &'static str,
     /// The policy's mode: `enforce`, `warn`, `audit`.
     pub mode: &'static str,
-    /// `deny` (violation: rejects; mutation: applied), `warn` or `audit`.
+    /// `deny` (a violation that rejects), `apply` (a mutation in the patch), `warn` or `audit`.
     pub effect: &'static str,
     /// The container concerned, if any.
     pub container: Option<String>,
@@ -420,7 +420,7 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
     let mutations: Vec<&Finding> = j.decision.mutations().collect();
     for f in &violations {
         let label = match f.effect {
-            Effect::Deny => style.red("deny "),
+            Effect::Deny | Effect::Apply => style.red("deny "),
             Effect::Warn => style.yellow("warn "),
             Effect::Audit => style.dim("audit"),
         };
@@ -428,31 +428,30 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
     }
     for f in &mutations {
         let label = match f.effect {
-            Effect::Deny => style.cyan("apply"),
-            Effect::Warn | Effect::Audit => style.dim("would"),
+            Effect::Apply | Effect::Deny => style.cyan("apply"),
+            Effect::Warn => style.yellow("warn "),
+            Effect::Audit => style.dim("audit"),
         };
-        write_finding(out, &label, f, style);
-    }
-    if j.decision.is_patched() {
-        let ops: Vec<String> = j
-            .decision
-            .patch
-            .0
-            .iter()
-            .map(|op| {
-                let v = serde_json::to_value(op).unwrap_or(Value::Null);
-                format!(
-                    "{} {}",
-                    v.get("op").and_then(Value::as_str).unwrap_or("?"),
-                    v.get("path").and_then(Value::as_str).unwrap_or("?")
-                )
-            })
-            .collect();
+        let mut line = format!("  {label} {}", style.bold(&f.policy));
+        if let Some(c) = &f.container {
+            let _ = write!(line, " container \"{c}\"");
+        }
         let _ = writeln!(
             out,
-            "  {} {}",
-            style.dim(&format!("patch ({} op{}):", ops.len(), plural(ops.len()))),
-            ops.join(", ")
+            "{line}: {} {}",
+            f.message,
+            style.dim(&format!("({})", f.field))
+        );
+    }
+    let ops = j.decision.patch.0.len();
+    if ops > 0 {
+        let _ = writeln!(
+            out,
+            "  {}",
+            style.dim(&format!(
+                "patch: {ops} JSON Patch operation{} (`portcullis mutate --diff` shows them)",
+                plural(ops)
+            ))
         );
     }
     out.push('\n');
