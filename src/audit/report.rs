@@ -43,7 +43,7 @@ pub struct JsonObject {
     pub api_version: Option<String>,
     /// `kind`; null for unreadable documents.
     pub kind: Option<String>,
-    /// `metadata.namespace` (or the `--namespace` default), if any.
+    /// `metadata.namespace`, if set (the `--namespace` default is not written back).
     pub namespace: Option<String>,
     /// `metadata.name` (`generateName*` when only that is set), if any.
     pub name: Option<String>,

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::audit::{ManifestArgs, write_stdout};
 use crate::audit::report::Style;
 use crate::audit::{Outcome, Verdict};
+use crate::engine::Effect;
 
 /// `--output` of `mutate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,11 +55,15 @@ pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
                 let header = format!("{} ({})", j.title(), j.location);
                 if j.verdict == Verdict::Deny {
                     failed = true;
-                    let why = j
+                    let n = j
                         .decision
-                        .denial_message()
-                        .unwrap_or_else(|| format!("{} would be denied", j.title()));
-                    eprintln!("error: {header} would be denied:\n{why}");
+                        .violations()
+                        .filter(|f| f.effect == Effect::Deny)
+                        .count();
+                    eprintln!(
+                        "error: {header} would be denied: {n} violation{} (`portcullis audit` lists them)",
+                        if n == 1 { "" } else { "s" }
+                    );
                 }
                 match j.admitted() {
                     Ok(after) => admitted.push((header, j.object.clone(), after)),
