@@ -173,6 +173,11 @@ impl<'a> Workload<'a> {
             .unwrap_or("")
     }
 
+    /// `metadata.name` exactly (empty when the server will generate it).
+    pub fn metadata_name(&self) -> &'a str {
+        self.meta_str("name").unwrap_or("")
+    }
+
     /// The object's namespace, as written in its metadata.
     pub fn namespace(&self) -> Option<&'a str> {
         self.meta_str("namespace").filter(|n| !n.is_empty())

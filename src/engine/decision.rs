@@ -40,8 +40,10 @@ impl std::fmt::Display for Skip {
 /// What a finding does to the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Effect {
-    /// Denies the request (violation of an `enforce` policy), or is applied (mutation).
+    /// Denies the request (violation of an `enforce` policy).
     Deny,
+    /// Applied to the object (mutation of an `enforce` policy).
+    Apply,
     /// Returned as a warning.
     Warn,
     /// Only recorded (logs, metrics, reports).
@@ -53,6 +55,7 @@ impl Effect {
     pub fn as_str(self) -> &'static str {
         match self {
             Effect::Deny => "deny",
+            Effect::Apply => "apply",
             Effect::Warn => "warn",
             Effect::Audit => "audit",
         }

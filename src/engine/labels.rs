@@ -1,1 +1,304 @@
-//! (in progress)
+//! Metadata rules: `defaultLabels` (add absent labels and annotations, never overwrite),
+//! `requireLabels` (label keys must be present) and `disallowNamespaces`.
+
+use json_patch::jsonptr::Token;
+use serde_json::{Map, Value};
+
+use super::evaluate::{Found, Plan};
+use super::patch;
+use crate::policy::model::{DisallowNamespaces, MetadataTarget, RequireLabels};
+use crate::policy::select::pattern_matches;
+use crate::policy::{CompiledDefaultLabels, Template};
+use crate::workload::Workload;
+
+/// Whether `v` is a valid Kubernetes label value (empty, or ≤ 63 characters of
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`).
+pub fn is_label_value(v: &str) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let b = v.as_bytes();
+    v.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// A metadata location of a workload: JSON Pointer tokens and dotted path to its `metadata`.
+struct MetaTarget<'a> {
+    tokens: Vec<Token<'static>>,
+    path: String,
+    meta: Option<&'a Map<String, Value>>,
+}
+
+fn meta_targets<'a>(w: &Workload<'a>, object: bool, pod_template: bool) -> Vec<MetaTarget<'a>> {
+    let mut out = Vec::with_capacity(2);
+    if object || (pod_template && w.template_tokens().is_empty()) {
+        out.push(MetaTarget {
+            tokens: vec![Token::new("metadata")],
+            path: "metadata".to_owned(),
+            meta: w.metadata(),
+        });
+    }
+    if pod_template && !w.template_tokens().is_empty() {
+        let base = w.template_tokens();
+        out.push(MetaTarget {
+            tokens: patch::tokens(base, [Token::new("metadata")]),
+            path: format!("{}.metadata", base.join(".")),
+            meta: w.template_metadata(),
+        });
+    }
+    out
+}
+
+fn render_all(
+    templates: &[(String, Template)],
+    existing: Option<&Map<String, Value>>,
+    w: &Workload<'_>,
+    namespace: Option<&str>,
+    labels: bool,
+) -> Vec<(String, Value)> {
+    templates
+        .iter()
+        .filter(|(k, _)| !existing.is_some_and(|m| m.contains_key(k)))
+        .filter_map(|(k, t)| {
+            let v = t.render(w.metadata_name(), namespace, w.kind.as_str())?;
+            // A rendered value the apiserver would reject must never be added.
+            (!labels || is_label_value(&v)).then(|| (k.clone(), Value::String(v)))
+        })
+        .collect()
+}
+
+/// Plans the additions of a `defaultLabels` rule.
+pub(super) fn plan_defaults(
+    rule: &CompiledDefaultLabels,
+    w: &Workload<'_>,
+    namespace: Option<&str>,
+) -> Plan {
+    let mut plan = Plan::default();
+    for target in meta_targets(w, rule.object, rule.pod_template) {
+        let mut absent_parent = serde_json::Map::new();
+        for (key, templates, is_labels) in [
+            ("labels", &rule.labels, true),
+            ("annotations", &rule.annotations, false),
+        ] {
+            let existing = target
+                .meta
+                .and_then(|m| m.get(key))
+                .and_then(Value::as_object);
+            let entries = render_all(templates, existing, w, namespace, is_labels);
+            if entries.is_empty() {
+                continue;
+            }
+            let singular = &key[..key.len() - 1];
+            for (k, v) in &entries {
+                plan.changes.push(Found {
+                    rule: "defaultLabels",
+                    container: None,
+                    field: format!("{}.{key}[\"{k}\"]", target.path),
+                    message: format!("add {singular} {k}={}", v.as_str().unwrap_or_default()),
+                    hint: String::new(),
+                });
+            }
+            match target.meta {
+                Some(meta) => {
+                    patch::insert_all(&mut plan.ops, Some(meta), &target.tokens, key, entries)
+                }
+                None => {
+                    absent_parent
+                        .insert(key.to_owned(), Value::Object(entries.into_iter().collect()));
+                }
+            }
+        }
+        // `metadata` itself is absent (possible in a pod template): create it in one step.
+        if !absent_parent.is_empty() {
+            plan.ops.push(patch::add(
+                patch::pointer(target.tokens.clone()),
+                Value::Object(absent_parent),
+            ));
+        }
+    }
+    plan
+}
+
+/// Checks a `requireLabels` rule.
+pub(super) fn check_required(rule: &RequireLabels, w: &Workload<'_>, out: &mut Vec<Found>) {
+    let object = rule.target.contains(&MetadataTarget::Object);
+    let template = rule.target.contains(&MetadataTarget::PodTemplate);
+    for target in meta_targets(w, object, template) {
+        let labels = target
+            .meta
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object);
+        for key in &rule.labels {
+            let present = labels
+                .and_then(|l| l.get(key))
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty());
+            if !present {
+                out.push(Found {
+                    rule: "requireLabels",
+                    container: None,
+                    field: format!("{}.labels[\"{key}\"]", target.path),
+                    message: format!("missing label {key}"),
+                    hint: format!("add the label {key} to {}.labels", target.path),
+                });
+            }
+        }
+    }
+}
+
+/// Checks a `disallowNamespaces` rule. An unknown namespace (a manifest without one) is not
+/// judged: the namespace is decided when it is applied.
+pub(super) fn check_namespace(
+    rule: &DisallowNamespaces,
+    namespace: Option<&str>,
+    out: &mut Vec<Found>,
+) {
+    let Some(ns) = namespace else { return };
+    if rule.namespaces.iter().any(|p| pattern_matches(p, ns)) {
+        out.push(Found {
+            rule: "disallowNamespaces",
+            container: None,
+            field: "metadata.namespace".to_owned(),
+            message: format!("workloads may not run in namespace \"{ns}\""),
+            hint: "deploy into your team's namespace (kubectl -n <namespace>)".to_owned(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::WorkloadKind;
+    use serde_json::json;
+
+    fn defaults(
+        labels: &[(&str, &str)],
+        object: bool,
+        pod_template: bool,
+    ) -> CompiledDefaultLabels {
+        CompiledDefaultLabels {
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Template::parse(v).expect("template")))
+                .collect(),
+            annotations: vec![(
+                "portcullis.dev/note".into(),
+                Template::parse("a/b~c").expect("t"),
+            )],
+            object,
+            pod_template,
+        }
+    }
+
+    fn apply(plan: &Plan, obj: &Value) -> Value {
+        let mut doc = obj.clone();
+        json_patch::patch(&mut doc, &plan.ops).expect("patch applies");
+        doc
+    }
+
+    #[test]
+    fn label_values() {
+        for ok in ["", "a", "web-1", "a.b_c", &"x".repeat(63)] {
+            assert!(is_label_value(ok), "{ok}");
+        }
+        for bad in ["-a", "a-", "a/b", "a b", &"x".repeat(64)] {
+            assert!(!is_label_value(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deployment_object_and_template_without_overwriting() {
+        let obj = json!({"metadata": {"name": "web", "labels": {"team": "a"}},
+            "spec": {"template": {"metadata": {"labels": {"app.kubernetes.io/name": "mine"}}, "spec": {"containers": []}}}});
+        let w = Workload::new(WorkloadKind::Deployment, &obj).expect("w");
+        let rule = defaults(
+            &[("app.kubernetes.io/name", "{{name}}"), ("team", "x")],
+            true,
+            true,
+        );
+        let plan = plan_defaults(&rule, &w, Some("shop"));
+        let out = apply(&plan, &obj);
+        assert_eq!(
+            out["metadata"]["labels"],
+            json!({"team": "a", "app.kubernetes.io/name": "web"})
+        );
+        assert_eq!(
+            out["metadata"]["annotations"],
+            json!({"portcullis.dev/note": "a/b~c"})
+        );
+        assert_eq!(
+            out["spec"]["template"]["metadata"]["labels"],
+            json!({"app.kubernetes.io/name": "mine", "team": "x"})
+        );
+        // Idempotent: nothing more to do.
+        let w2 = Workload::new(WorkloadKind::Deployment, &out).expect("w");
+        assert!(plan_defaults(&rule, &w2, Some("shop")).ops.is_empty());
+    }
+
+    #[test]
+    fn absent_template_metadata_is_created() {
+        let obj = json!({"metadata": {"name": "j"}, "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
+        let w = Workload::new(WorkloadKind::CronJob, &obj).expect("w");
+        let plan = plan_defaults(&defaults(&[("k", "{{kind}}")], false, true), &w, None);
+        let out = apply(&plan, &obj);
+        assert_eq!(
+            out["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]["k"],
+            "CronJob"
+        );
+    }
+
+    #[test]
+    fn pod_is_its_own_template_and_invalid_values_are_skipped() {
+        let long = "n".repeat(70);
+        let obj = json!({"metadata": {"name": long}, "spec": {"containers": []}});
+        let w = Workload::new(WorkloadKind::Pod, &obj).expect("w");
+        let plan = plan_defaults(
+            &defaults(
+                &[("name", "{{name}}"), ("ns", "{{namespace}}"), ("k", "v")],
+                true,
+                true,
+            ),
+            &w,
+            None,
+        );
+        let out = apply(&plan, &obj);
+        // Name too long for a label value, namespace unknown: both skipped; one target only.
+        assert_eq!(out["metadata"]["labels"], json!({"k": "v"}));
+        assert_eq!(plan.ops.len(), 2);
+    }
+
+    #[test]
+    fn required_labels_and_namespaces() {
+        let obj = json!({"metadata": {"name": "web", "labels": {"team": "a", "empty": ""}},
+            "spec": {"template": {"spec": {"containers": []}}}});
+        let w = Workload::new(WorkloadKind::Deployment, &obj).expect("w");
+        let mut out = Vec::new();
+        let rule = RequireLabels {
+            labels: vec!["team".into(), "empty".into(), "tier".into()],
+            target: vec![MetadataTarget::Object, MetadataTarget::PodTemplate],
+        };
+        check_required(&rule, &w, &mut out);
+        let fields: Vec<_> = out.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.labels[\"empty\"]",
+                "metadata.labels[\"tier\"]",
+                "spec.template.metadata.labels[\"team\"]",
+                "spec.template.metadata.labels[\"empty\"]",
+                "spec.template.metadata.labels[\"tier\"]",
+            ]
+        );
+        let mut out = Vec::new();
+        let rule = DisallowNamespaces {
+            namespaces: vec!["default".into(), "tmp-*".into()],
+        };
+        check_namespace(&rule, Some("tmp-1"), &mut out);
+        check_namespace(&rule, Some("shop"), &mut out);
+        check_namespace(&rule, None, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+}

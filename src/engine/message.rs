@@ -85,10 +85,16 @@ impl Decision {
                     FindingKind::Violation => "",
                     FindingKind::Mutation => "would apply: ",
                 };
-                truncate(
-                    &format!("{prefix}{verb}{} {}", self.workload, f.full_text()),
-                    MAX_WARNING_LEN,
-                )
+                // The fix hint goes first when the whole text does not fit.
+                let full = format!("{prefix}{verb}{}: {}", self.workload, f.full_text());
+                if full.len() <= MAX_WARNING_LEN {
+                    full
+                } else {
+                    truncate(
+                        &format!("{prefix}{verb}{}: {}", self.workload, f.summary()),
+                        MAX_WARNING_LEN,
+                    )
+                }
             })
             .collect();
         // Room for the final "N more" line.

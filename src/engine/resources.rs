@@ -1,1 +1,145 @@
-//! (in progress)
+//! `requireResources`: containers must declare the selected requests and limits. Applies to
+//! app containers and, unless the policy says otherwise, to init containers and native sidecars.
+
+use serde_json::Value;
+
+use super::evaluate::Found;
+use crate::policy::model::{RequireResources, ResourceName};
+use crate::workload::{ContainerRole, Workload};
+
+fn example(r: ResourceName) -> &'static str {
+    match r {
+        ResourceName::Cpu => "100m",
+        ResourceName::Memory => "128Mi",
+        ResourceName::EphemeralStorage => "1Gi",
+    }
+}
+
+fn is_set(resources: Option<&Value>, section: &str, name: &str) -> bool {
+    resources
+        .and_then(|r| r.get(section))
+        .and_then(|s| s.get(name))
+        .is_some_and(|q| match q {
+            Value::String(s) => !s.trim().is_empty(),
+            Value::Number(_) => true,
+            _ => false,
+        })
+}
+
+/// Checks every judged container for the requests and limits the rule requires.
+pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Found>) {
+    for c in w.containers() {
+        if c.role != ContainerRole::App && !rule.init_containers {
+            continue;
+        }
+        let resources = c.value.get("resources");
+        for (section, names, why) in [
+            (
+                "requests",
+                &rule.requests,
+                "so the scheduler can place the Pod",
+            ),
+            ("limits", &rule.limits, "to cap what the container may use"),
+        ] {
+            for name in names {
+                let n = name.as_str();
+                if !is_set(resources, section, n) {
+                    let singular = &section[..section.len() - 1];
+                    out.push(Found {
+                        rule: "requireResources",
+                        container: Some(c.name.to_owned()),
+                        field: format!("{}.resources.{section}.{n}", w.container_path(&c)),
+                        message: format!("no {n} {singular}"),
+                        hint: format!(
+                            "set resources.{section}.{n} (e.g. {}) {why}",
+                            example(*name)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::WorkloadKind;
+    use serde_json::json;
+
+    fn run(rule: &RequireResources, spec: Value) -> Vec<String> {
+        let obj = json!({"spec": spec});
+        let w = Workload::new(WorkloadKind::Pod, &obj).expect("pod");
+        let mut out = Vec::new();
+        check(rule, &w, &mut out);
+        out.into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn table() {
+        let full = json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": 1, "memory": "64Mi"}});
+        let all = RequireResources::default();
+        let cases: Vec<(&str, &RequireResources, Value, Vec<&str>)> = vec![
+            (
+                "compliant",
+                &all,
+                json!({"containers": [{"name": "a", "resources": full}]}),
+                vec![],
+            ),
+            (
+                "empty resources",
+                &all,
+                json!({"containers": [{"name": "a", "resources": {}}]}),
+                vec![
+                    "spec.containers[0].resources.requests.cpu",
+                    "spec.containers[0].resources.requests.memory",
+                    "spec.containers[0].resources.limits.cpu",
+                    "spec.containers[0].resources.limits.memory",
+                ],
+            ),
+            (
+                "empty string is not a quantity",
+                &all,
+                json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "", "memory": "1Mi"}, "limits": {"cpu": "1", "memory": "1Mi"}}}]}),
+                vec!["spec.containers[0].resources.requests.cpu"],
+            ),
+            (
+                "init containers and native sidecars are judged",
+                &all,
+                json!({"containers": [{"name": "a", "resources": full}],
+                       "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "1", "memory": "1Mi"}, "limits": {"memory": "1Mi"}}}]}),
+                vec!["spec.initContainers[0].resources.limits.cpu"],
+            ),
+        ];
+        for (name, rule, spec, want) in cases {
+            assert_eq!(run(rule, spec), want, "{name}");
+        }
+        let app_only = RequireResources {
+            init_containers: false,
+            requests: vec![ResourceName::Memory],
+            limits: vec![],
+        };
+        assert_eq!(
+            run(
+                &app_only,
+                json!({"containers": [{"name": "a"}], "initContainers": [{"name": "i"}]})
+            ),
+            ["spec.containers[0].resources.requests.memory"]
+        );
+    }
+
+    #[test]
+    fn message_and_hint() {
+        let obj = json!({"spec": {"containers": [{"name": "web"}]}});
+        let w = Workload::new(WorkloadKind::Pod, &obj).expect("pod");
+        let mut out = Vec::new();
+        check(&RequireResources::default(), &w, &mut out);
+        assert_eq!(out[0].message, "no cpu request");
+        assert_eq!(out[3].message, "no memory limit");
+        assert!(
+            out[3].hint.contains("resources.limits.memory (e.g. 128Mi)"),
+            "{}",
+            out[3].hint
+        );
+    }
+}

@@ -1,1 +1,256 @@
-//! (in progress)
+//! `injectSidecar`: add a container (regular or native sidecar), its volumes, and mounts into
+//! the app containers. Skipped when a container of that name exists, so it is idempotent.
+
+use json_patch::jsonptr::Token;
+use serde_json::Value;
+
+use super::evaluate::{Found, Plan};
+use super::patch;
+use crate::policy::CompiledSidecar;
+use crate::workload::{ContainerRole, Workload};
+
+/// Annotation values with which a workload opts out, where the policy allows it.
+const OPT_OUT_VALUES: [&str; 2] = ["false", "disabled"];
+
+fn opted_out(rule: &CompiledSidecar, w: &Workload<'_>) -> bool {
+    let Some(key) = &rule.opt_out_annotation else {
+        return false;
+    };
+    fn value_of<'a>(
+        meta: Option<&'a serde_json::Map<String, Value>>,
+        key: &str,
+    ) -> Option<&'a str> {
+        meta.and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+    }
+    [
+        value_of(w.metadata(), key),
+        value_of(w.template_metadata(), key),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|v| OPT_OUT_VALUES.contains(&v.trim().to_ascii_lowercase().as_str()))
+}
+
+/// Why an injection did not happen, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NotInjected {
+    /// A container of that name is already there (e.g. injected earlier).
+    AlreadyPresent,
+    /// The workload opted out through the policy's annotation.
+    OptedOut,
+    /// A regular sidecar would keep a run-to-completion Pod running forever.
+    RunsToCompletion,
+}
+
+/// Plans the injection into the workload's pod spec.
+pub(super) fn plan(rule: &CompiledSidecar, w: &Workload<'_>) -> Result<Plan, NotInjected> {
+    if w.containers().any(|c| c.name == rule.name) {
+        return Err(NotInjected::AlreadyPresent);
+    }
+    if opted_out(rule, w) {
+        return Err(NotInjected::OptedOut);
+    }
+    if !rule.native_sidecar && w.runs_to_completion() {
+        return Err(NotInjected::RunsToCompletion);
+    }
+    let spec = w.pod_spec();
+    let spec_tokens: Vec<Token<'static>> =
+        w.pod_spec_tokens().into_iter().map(Token::new).collect();
+    let spec_path = w.pod_spec_path();
+    let mut plan = Plan::default();
+
+    // Volumes, unless one of that name exists.
+    let existing_volumes: Vec<&str> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .map(|v| {
+            v.iter()
+                .filter_map(|v| v.get("name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let volumes: Vec<Value> = rule
+        .volumes
+        .iter()
+        .filter(|(name, _)| !existing_volumes.contains(&name.as_str()))
+        .map(|(name, v)| {
+            plan.changes.push(Found {
+                rule: "injectSidecar",
+                container: None,
+                field: format!("{spec_path}.volumes"),
+                message: format!("add volume {name}"),
+                hint: String::new(),
+            });
+            v.clone()
+        })
+        .collect();
+    patch::append_all(&mut plan.ops, spec, &spec_tokens, "volumes", volumes);
+
+    // Mounts into every app container, unless it already mounts that volume or path.
+    for c in w.containers().filter(|c| c.role == ContainerRole::App) {
+        let mounts = c.value.get("volumeMounts").and_then(Value::as_array);
+        let has = |key: &str, val: &str| {
+            mounts.is_some_and(|m| {
+                m.iter()
+                    .any(|m| m.get(key).and_then(Value::as_str) == Some(val))
+            })
+        };
+        let new: Vec<Value> = rule
+            .volume_mounts
+            .iter()
+            .filter(|(name, path, _)| !has("name", name) && !has("mountPath", path))
+            .map(|(name, path, m)| {
+                plan.changes.push(Found {
+                    rule: "injectSidecar",
+                    container: Some(c.name.to_owned()),
+                    field: format!("{}.volumeMounts", w.container_path(&c)),
+                    message: format!("mount volume {name} at {path}"),
+                    hint: String::new(),
+                });
+                m.clone()
+            })
+            .collect();
+        let mut base = spec_tokens.clone();
+        base.push(Token::new("containers"));
+        base.push(Token::from(c.index));
+        patch::append_all(&mut plan.ops, c.value, &base, "volumeMounts", new);
+    }
+
+    // The container itself.
+    let list = if rule.native_sidecar {
+        "initContainers"
+    } else {
+        "containers"
+    };
+    let index = spec.get(list).and_then(Value::as_array).map_or(0, Vec::len);
+    plan.changes.push(Found {
+        rule: "injectSidecar",
+        container: Some(rule.name.clone()),
+        field: format!("{spec_path}.{list}[{index}]"),
+        message: format!(
+            "inject {}container {}",
+            if rule.native_sidecar {
+                "native sidecar "
+            } else {
+                "sidecar "
+            },
+            rule.name
+        ),
+        hint: String::new(),
+    });
+    patch::append_all(
+        &mut plan.ops,
+        spec,
+        &spec_tokens,
+        list,
+        vec![rule.container.clone()],
+    );
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{InjectionTarget, WorkloadKind};
+    use serde_json::json;
+
+    fn sidecar(native: bool, opt_out: Option<&str>) -> CompiledSidecar {
+        CompiledSidecar {
+            name: "log-shipper".into(),
+            container: json!({"name": "log-shipper", "image": "fluent/fluent-bit:3.2.4"}),
+            volumes: vec![(
+                "app-logs".into(),
+                json!({"name": "app-logs", "emptyDir": {}}),
+            )],
+            volume_mounts: vec![(
+                "app-logs".into(),
+                "/var/log/app".into(),
+                json!({"name": "app-logs", "mountPath": "/var/log/app"}),
+            )],
+            native_sidecar: native,
+            target: InjectionTarget::Template,
+            opt_out_annotation: opt_out.map(str::to_owned),
+        }
+    }
+
+    fn run(rule: &CompiledSidecar, kind: WorkloadKind, obj: &Value) -> Result<Value, NotInjected> {
+        let w = Workload::new(kind, obj).expect("workload");
+        let plan = plan(rule, &w)?;
+        let mut doc = obj.clone();
+        json_patch::patch(&mut doc, &plan.ops).expect("patch applies");
+        // Idempotent: the result needs nothing more.
+        let w2 = Workload::new(kind, &doc).expect("workload");
+        assert_eq!(
+            super::plan(rule, &w2).err(),
+            Some(NotInjected::AlreadyPresent)
+        );
+        Ok(doc)
+    }
+
+    #[test]
+    fn regular_sidecar_into_deployment_without_volumes() {
+        let obj = json!({"metadata": {"name": "web"}, "spec": {"template": {"spec": {
+            "containers": [{"name": "app", "image": "a:1"}, {"name": "b", "image": "b:1", "volumeMounts": [{"name": "x", "mountPath": "/x"}]}]}}}});
+        let out = run(&sidecar(false, None), WorkloadKind::Deployment, &obj).expect("injected");
+        let spec = &out["spec"]["template"]["spec"];
+        assert_eq!(
+            spec["volumes"],
+            json!([{"name": "app-logs", "emptyDir": {}}])
+        );
+        assert_eq!(spec["containers"][2]["name"], "log-shipper");
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"],
+            json!([{"name": "app-logs", "mountPath": "/var/log/app"}])
+        );
+        assert_eq!(spec["containers"][1]["volumeMounts"][1]["name"], "app-logs");
+        assert!(spec.get("initContainers").is_none());
+    }
+
+    #[test]
+    fn native_sidecar_into_job_and_existing_init_containers() {
+        let obj = json!({"spec": {"template": {"spec": {"restartPolicy": "Never",
+            "volumes": [{"name": "app-logs", "emptyDir": {"medium": "Memory"}}],
+            "initContainers": [{"name": "migrate", "image": "m:1"}],
+            "containers": [{"name": "app", "image": "a:1", "volumeMounts": [{"name": "other", "mountPath": "/var/log/app"}]}]}}}});
+        let out = run(&sidecar(true, None), WorkloadKind::Job, &obj).expect("injected");
+        let spec = &out["spec"]["template"]["spec"];
+        // The user's volume of the same name is kept; the mount path is taken: no mount.
+        assert_eq!(
+            spec["volumes"],
+            json!([{"name": "app-logs", "emptyDir": {"medium": "Memory"}}])
+        );
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        assert_eq!(spec["initContainers"][1]["name"], "log-shipper");
+    }
+
+    #[test]
+    fn skips() {
+        let job = json!({"spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}});
+        assert_eq!(
+            run(&sidecar(false, None), WorkloadKind::Job, &job).err(),
+            Some(NotInjected::RunsToCompletion)
+        );
+        let present = json!({"spec": {"containers": [{"name": "app"}], "initContainers": [{"name": "log-shipper"}]}});
+        let w = Workload::new(WorkloadKind::Pod, &present).expect("w");
+        assert_eq!(
+            plan(&sidecar(false, None), &w).err(),
+            Some(NotInjected::AlreadyPresent)
+        );
+        let annotated = json!({"metadata": {"annotations": {"logs.example.com/inject": "Disabled"}},
+            "spec": {"containers": [{"name": "app"}]}});
+        let w = Workload::new(WorkloadKind::Pod, &annotated).expect("w");
+        assert_eq!(
+            plan(&sidecar(false, Some("logs.example.com/inject")), &w).err(),
+            Some(NotInjected::OptedOut)
+        );
+        // Without an opt-out in the policy, the annotation means nothing.
+        assert!(plan(&sidecar(false, None), &w).is_ok());
+    }
+}
