@@ -33,7 +33,9 @@ fn many_policies(n: usize) -> PolicySet {
 }
 
 fn container(i: usize, envs: usize) -> Value {
-    let env: Vec<Value> = (0..envs).map(|e| json!({"name": format!("VAR_{e}"), "value": format!("value-{e}")})).collect();
+    let env: Vec<Value> = (0..envs)
+        .map(|e| json!({"name": format!("VAR_{e}"), "value": format!("value-{e}")}))
+        .collect();
     json!({
         "name": format!("app-{i}"), "image": "registry.example.com/team/app:1.4.2",
         "ports": [{"containerPort": 8080, "name": "http"}],
@@ -56,7 +58,8 @@ fn deployment(containers: usize, envs: usize) -> Value {
 
 fn pod() -> Value {
     let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/admission/validate-create-pod-bare.json"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/admission/validate-create-pod-bare.json"),
     )
     .expect("fixture");
     let review: Value = serde_json::from_str(&text).expect("json");
