@@ -360,3 +360,41 @@ fn mutation_findings_say_what_changes() {
         "{texts:#?}"
     );
 }
+
+#[test]
+fn updates_never_patch_immutable_pod_specs() {
+    // `kubectl label pod` on a Pod created before Portcullis: Pod specs are immutable, so a
+    // sidecar added on UPDATE would make the apiserver reject the relabelling.
+    let r = review("mutate-update-pod-label.json");
+    let d = decide("mutate-update-pod-label.json");
+    assert!(d.allowed);
+    let ops = serde_json::to_value(&d.patch).expect("serialize");
+    for op in ops.as_array().expect("array") {
+        let path = op["path"].as_str().unwrap_or("");
+        assert!(
+            path.starts_with("/metadata/"),
+            "UPDATE of a Pod patched {path}"
+        );
+    }
+    assert!(d.mutations().all(|m| m.rule == "defaultLabels"));
+    let out = apply(&r, &d);
+    assert_eq!(out["spec"], r["request"]["object"]["spec"]);
+
+    // A Job's pod template is immutable too: only its own metadata may change on UPDATE.
+    let set = test_policies();
+    let mut job = review("mutate-create-job.json");
+    job["request"]["operation"] = "UPDATE".into();
+    job["request"]["oldObject"] = job["request"]["object"].clone();
+    let d = evaluate(&set, &request_of(&job));
+    let ops = serde_json::to_value(&d.patch).expect("serialize");
+    for op in ops.as_array().expect("array") {
+        let path = op["path"].as_str().unwrap_or("");
+        assert!(
+            path.starts_with("/metadata/"),
+            "UPDATE of a Job patched {path}"
+        );
+    }
+    // A Deployment's template is mutable: UPDATE may inject (rolling the Pods).
+    let d = decide("mutate-update-deployment-replicas.json");
+    assert!(d.mutations().any(|m| m.rule == "injectSidecar"));
+}

@@ -105,10 +105,13 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     };
     let (mutated, ops) = mutate(
         &selected,
-        kind,
+        &Target {
+            kind,
+            namespace,
+            controller_owned: owner.is_some(),
+            operation: req.operation,
+        },
         object,
-        namespace,
-        owner.is_some(),
         Some(&mut decision.findings),
     );
     decision.patch = json_patch::Patch(ops);
@@ -128,7 +131,13 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     // UPDATE ratchet: only violations the update introduces deny; the others warn.
     let before = match (req.operation, req.old_object) {
         (Operation::Update, Some(old)) => {
-            let (old_mutated, _) = mutate(&selected, kind, old, namespace, false, None);
+            let as_created = Target {
+                kind,
+                namespace,
+                controller_owned: false,
+                operation: Operation::Create,
+            };
+            let (old_mutated, _) = mutate(&selected, &as_created, old, None);
             Workload::new(kind, old_mutated.as_ref().unwrap_or(old))
                 .map(|old_view| validate(&selected, &old_view, namespace))
                 .unwrap_or_default()
@@ -158,26 +167,51 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     decision
 }
 
+/// What the mutation rules need to know about the request.
+struct Target<'a> {
+    kind: WorkloadKind,
+    namespace: Option<&'a str>,
+    controller_owned: bool,
+    operation: Operation,
+}
+
+impl Target<'_> {
+    /// Pod specs, and a Job's pod template, are immutable: on UPDATE the apiserver rejects any
+    /// change to them, so only metadata may be mutated.
+    fn pod_spec_immutable(&self) -> bool {
+        self.operation == Operation::Update
+            && matches!(self.kind, WorkloadKind::Pod | WorkloadKind::Job)
+    }
+}
+
 /// Runs the mutation rules in policy order. `enforce` plans are applied to a working copy
 /// (cloned lazily) so later rules see earlier changes; `warn` and `audit` plans are only
 /// described. Returns the working copy (if anything changed) and the patch operations.
 fn mutate(
     selected: &[&CompiledPolicy],
-    kind: WorkloadKind,
+    target: &Target<'_>,
     object: &Value,
-    namespace: Option<&str>,
-    controller_owned: bool,
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Option<Value>, Vec<PatchOperation>) {
+    let Target {
+        kind,
+        namespace,
+        controller_owned,
+        ..
+    } = *target;
+    let immutable = target.pod_spec_immutable();
     let mut doc: Option<Value> = None;
     let mut ops = Vec::new();
     for policy in selected {
         for rule in &policy.rules {
             let applies = match rule {
-                CompiledRule::InjectSidecar(s) => match s.target {
-                    InjectionTarget::Template => !controller_owned,
-                    InjectionTarget::Pod => kind == WorkloadKind::Pod,
-                },
+                CompiledRule::InjectSidecar(s) => {
+                    !immutable
+                        && match s.target {
+                            InjectionTarget::Template => !controller_owned,
+                            InjectionTarget::Pod => kind == WorkloadKind::Pod,
+                        }
+                }
                 CompiledRule::DefaultLabels(_) => !controller_owned,
                 _ => false,
             };
@@ -190,7 +224,11 @@ fn mutate(
             };
             let plan = match rule {
                 CompiledRule::InjectSidecar(s) => sidecar::plan(s, &view).ok(),
-                CompiledRule::DefaultLabels(d) => Some(labels::plan_defaults(d, &view, namespace)),
+                CompiledRule::DefaultLabels(d) => {
+                    // A Job's template metadata is immutable after creation; a Pod's is not.
+                    let template_ok = !(immutable && kind == WorkloadKind::Job);
+                    Some(labels::plan_defaults(d, &view, namespace, template_ok))
+                }
                 _ => None,
             };
             let Some(plan) = plan.filter(|p| !p.ops.is_empty()) else {

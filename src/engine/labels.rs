@@ -75,9 +75,10 @@ pub(super) fn plan_defaults(
     rule: &CompiledDefaultLabels,
     w: &Workload<'_>,
     namespace: Option<&str>,
+    template_mutable: bool,
 ) -> Plan {
     let mut plan = Plan::default();
-    for target in meta_targets(w, rule.object, rule.pod_template) {
+    for target in meta_targets(w, rule.object, rule.pod_template && template_mutable) {
         let mut absent_parent = serde_json::Map::new();
         for (key, templates, is_labels) in [
             ("labels", &rule.labels, true),
@@ -219,7 +220,7 @@ mod tests {
             true,
             true,
         );
-        let plan = plan_defaults(&rule, &w, Some("shop"));
+        let plan = plan_defaults(&rule, &w, Some("shop"), true);
         let out = apply(&plan, &obj);
         assert_eq!(
             out["metadata"]["labels"],
@@ -235,14 +236,14 @@ mod tests {
         );
         // Idempotent: nothing more to do.
         let w2 = Workload::new(WorkloadKind::Deployment, &out).expect("w");
-        assert!(plan_defaults(&rule, &w2, Some("shop")).ops.is_empty());
+        assert!(plan_defaults(&rule, &w2, Some("shop"), true).ops.is_empty());
     }
 
     #[test]
     fn absent_template_metadata_is_created() {
         let obj = json!({"metadata": {"name": "j"}, "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
         let w = Workload::new(WorkloadKind::CronJob, &obj).expect("w");
-        let plan = plan_defaults(&defaults(&[("k", "{{kind}}")], false, true), &w, None);
+        let plan = plan_defaults(&defaults(&[("k", "{{kind}}")], false, true), &w, None, true);
         let out = apply(&plan, &obj);
         assert_eq!(
             out["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]["k"],
@@ -263,6 +264,7 @@ mod tests {
             ),
             &w,
             None,
+            true,
         );
         let out = apply(&plan, &obj);
         // Name too long for a label value, namespace unknown: both skipped; one target only.
