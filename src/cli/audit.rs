@@ -1,12 +1,172 @@
-//! `portcullis audit` (in progress).
+//! `portcullis audit`: judge manifests offline against the policies; exit 1 on an
+//! enforce-mode violation or an unreadable document.
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::audit::read::{self, Input};
+use crate::audit::report::{self, Style, Summary};
+use crate::audit::{self, JudgeOptions, Outcome};
+use crate::policy::PolicySet;
+
+/// Where manifests come from and which policies judge them; shared by `audit` and `mutate`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("input").required(true).multiple(true).args(["paths", "filename"])
+))]
+pub struct ManifestArgs {
+    /// Directory of policy files (`*.yaml`, `*.yml`).
+    #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
+    pub policies: PathBuf,
+    /// Manifest files or directories (walked recursively for *.yaml, *.yml, *.json); `-` reads
+    /// standard input.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Like PATH, as kubectl spells it (repeatable), so `kubectl portcullis audit -f app.yaml`
+    /// works as a kubectl plugin.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub filename: Vec<String>,
+    /// Namespace assumed for objects that set none (as `kubectl apply -n` would).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Colour: `auto` (on a terminal unless NO_COLOR is set), `always` or `never`.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl ManifestArgs {
+    /// The inputs, `-f` ones first, then positional ones, in command-line order.
+    pub fn inputs(&self) -> Vec<Input> {
+        self.filename
+            .iter()
+            .chain(&self.paths)
+            .map(|a| Input::parse(a))
+            .collect()
+    }
+
+    /// Loads the policy set; `None` (after printing every diagnostic) when it cannot be loaded.
+    pub fn load_policies(&self) -> Option<PolicySet> {
+        match crate::policy::load_dir(&self.policies) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot load policies from {}:",
+                    self.policies.display()
+                );
+                for d in &e.diagnostics {
+                    eprintln!("  {d}");
+                }
+                None
+            }
+        }
+    }
+
+    /// Reads and judges every input.
+    pub fn judge(&self, policies: &PolicySet) -> Vec<Outcome> {
+        let entries = read::read_inputs(&self.inputs());
+        let options = JudgeOptions {
+            default_namespace: self.namespace.clone(),
+        };
+        audit::judge(policies, entries, &options)
+    }
+
+    /// Whether to colour standard output.
+    pub fn style(&self) -> Style {
+        let color = match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stdout().is_terminal()
+            }
+        };
+        Style { color }
+    }
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when standard output is a terminal and NO_COLOR is not set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// `--output` of `audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditOutput {
+    /// A readable report grouped by object.
+    Text,
+    /// The JSON report (schemaVersion 1, see README).
+    Json,
+}
 
 /// Arguments of `portcullis audit`.
 #[derive(Debug, clap::Args)]
-pub struct AuditArgs {}
+pub struct AuditArgs {
+    /// Manifests and policies.
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
+    /// Report format.
+    #[arg(short = 'o', long, value_enum, default_value_t = AuditOutput::Text)]
+    pub output: AuditOutput,
+    /// Also print the elapsed time and objects per second (to stderr).
+    #[arg(long)]
+    pub stats: bool,
+}
 
-/// Runs `portcullis audit`.
-pub fn run(_args: AuditArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+/// Runs `portcullis audit`: exit 0 when nothing is denied, 1 on an enforce-mode violation or an
+/// unreadable document, 2 on usage errors or unloadable policies.
+pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let Some(policies) = args.manifests.load_policies() else {
+        return Ok(ExitCode::from(2));
+    };
+    let started = Instant::now();
+    let outcomes = args.manifests.judge(&policies);
+    let summary = Summary::of(&outcomes);
+    let text = match args.output {
+        AuditOutput::Text => report::text_report(&outcomes, args.manifests.style()),
+        AuditOutput::Json => {
+            let mut s = serde_json::to_string_pretty(&report::json_report(&outcomes))
+                .context("serializing the JSON report")?;
+            s.push('\n');
+            s
+        }
+    };
+    let elapsed = started.elapsed();
+    write_stdout(&text)?;
+    if summary.objects == 0 && summary.errors == 0 {
+        eprintln!("warning: no Kubernetes objects found in the input");
+    }
+    if args.stats {
+        let secs = elapsed.as_secs_f64();
+        let total = summary.objects + summary.errors;
+        let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
+        eprintln!(
+            "stats: {total} documents read, judged and reported in {:.3}s ({rate:.0} objects/s, {} policies)",
+            secs,
+            policies.policies.len()
+        );
+    }
+    Ok(if summary.fails() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Writes to standard output; a closed pipe (`| head`) is not an error.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
+    }
 }

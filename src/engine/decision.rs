@@ -106,7 +106,8 @@ pub struct Decision {
     pub skipped: Option<Skip>,
     /// Whether the request is admitted.
     pub allowed: bool,
-    /// Everything found, violations and mutations, in policy order.
+    /// Everything found: mutations first (they run before validation), then violations; each
+    /// group in policy order.
     pub findings: Vec<Finding>,
     /// The JSON Patch to apply (empty: no change). Only `enforce` mutations contribute.
     pub patch: json_patch::Patch,

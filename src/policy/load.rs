@@ -1,20 +1,24 @@
 //! Loading: reads policy files (multi-document YAML) from a directory or a string, parses them
-//! strictly and compiles them into a [`PolicySet`].
+//! strictly and compiles them into a [`PolicySet`], reporting every problem with file and line.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::compile::{CompileError, compile_document};
-use super::model::PolicyDocument;
-use super::{PolicySet, Source};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::compile::{CompileError, FieldPath, PathSegment, compile_document_raw};
+use super::model::{API_VERSION, KIND, PolicyDocument};
+use super::{CompiledPolicy, PolicySet, Source};
 
 /// One problem in a policy file, located by file and line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// The file.
     pub file: PathBuf,
-    /// 1-based line.
+    /// 1-based line (0 when the problem concerns the file or directory as a whole).
     pub line: usize,
-    /// What is wrong.
+    /// What is wrong, starting with the field path when there is one
+    /// (`spec.rules[0].requireProbes: ...`).
     pub message: String,
     /// How to fix it.
     pub hint: String,
@@ -22,7 +26,11 @@ pub struct Diagnostic {
 
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)?;
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)?;
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)?;
+        }
         if !self.hint.is_empty() {
             write!(f, "\n  hint: {}", self.hint)?;
         }
@@ -38,30 +46,73 @@ pub struct LoadError {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Loads every `*.yaml` / `*.yml` file of a directory (not recursive, sorted by name; files and
-/// directories starting with `.` are skipped, as Kubernetes ConfigMap volumes keep their
-/// bookkeeping there) as one policy set.
+/// Loads every `*.yaml` / `*.yml` file of a directory (not recursive, sorted by name) as one
+/// policy set.
+///
+/// Entries whose name starts with `.` are skipped: a Kubernetes ConfigMap volume keeps its
+/// bookkeeping there (`..data`, `..2024_01_01_00_00_00.123`), and the visible `foo.yaml` entries
+/// are symlinks into `..data/`, which are followed. A symlink that points nowhere is skipped
+/// (the kubelet removes such links right after swapping `..data`). A directory without any
+/// policy document is an error: it is almost always a wrong mount path.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| single(dir, 0, format!("cannot read policy directory: {e}")))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            !name.starts_with('.')
-                && (name.ends_with(".yaml") || name.ends_with(".yml"))
-                && p.is_file()
-        })
-        .collect();
+    let entries = std::fs::read_dir(dir).map_err(|e| LoadError {
+        diagnostics: vec![Diagnostic {
+            file: dir.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the policy directory: {e}"),
+            hint: "pass the directory that holds the policy YAML files".to_owned(),
+        }],
+    })?;
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                diagnostics.push(file_problem(dir, format!("cannot list the directory: {e}")));
+                continue;
+            }
+        };
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        // `fs::metadata` follows symlinks (ConfigMap volumes are made of them).
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => files.push(path),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => diagnostics.push(file_problem(&path, format!("cannot read: {e}"))),
+        }
+    }
     files.sort();
     let mut sources = Vec::with_capacity(files.len());
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| single(&file, 0, format!("cannot read policy file: {e}")))?;
-        sources.push((file, text));
+        match std::fs::read_to_string(&file) {
+            Ok(text) => sources.push((file, text)),
+            Err(e) => diagnostics.push(file_problem(&file, format!("cannot read: {e}"))),
+        }
     }
-    load_sources(&sources)
+    let loaded = load_sources(&sources);
+    match loaded {
+        Ok(set) if diagnostics.is_empty() && set.policies.is_empty() => Err(LoadError {
+            diagnostics: vec![Diagnostic {
+                file: dir.to_path_buf(),
+                line: 0,
+                message: "no policy documents found (looked for *.yaml and *.yml files)".to_owned(),
+                hint: "check the path; to enforce nothing, keep the policies with `mode: off`"
+                    .to_owned(),
+            }],
+        }),
+        Ok(set) if diagnostics.is_empty() => Ok(set),
+        Ok(_) => Err(LoadError { diagnostics }),
+        Err(mut e) => {
+            diagnostics.append(&mut e.diagnostics);
+            Err(LoadError { diagnostics })
+        }
+    }
 }
 
 /// Loads policies from one YAML string (multi-document allowed), named `file` in messages.
@@ -69,48 +120,412 @@ pub fn load_str(file: &Path, text: &str) -> Result<PolicySet, LoadError> {
     load_sources(&[(file.to_path_buf(), text.to_owned())])
 }
 
-fn single(file: &Path, line: usize, message: String) -> LoadError {
-    LoadError {
-        diagnostics: vec![Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            message,
-            hint: String::new(),
-        }],
+fn file_problem(file: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        file: file.to_path_buf(),
+        line: 0,
+        message,
+        hint: String::new(),
     }
+}
+
+/// One document of a multi-document YAML file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chunk<'a> {
+    /// The document's text: whole lines of the file, its `---` marker included.
+    text: &'a str,
+    /// 1-based line of the file where `text` begins.
+    first_line: usize,
+}
+
+fn is_marker(line: &str, marker: &str) -> bool {
+    line.strip_prefix(marker)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+}
+
+/// Splits a YAML stream into its documents at `---` (and after `...`) markers at column 0.
+/// YAML forbids those markers at column 0 inside a document, so this split is exact.
+fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let line_no = i + 1;
+        if is_marker(line, "---") && offset > start {
+            chunks.push(Chunk {
+                text: &text[start..offset],
+                first_line: start_line,
+            });
+            start = offset;
+            start_line = line_no;
+        }
+        offset += line.len();
+        if is_marker(line, "...") {
+            chunks.push(Chunk {
+                text: &text[start..offset - line.len()],
+                first_line: start_line,
+            });
+            start = offset;
+            start_line = line_no + 1;
+        }
+    }
+    if start < text.len() {
+        chunks.push(Chunk {
+            text: &text[start..],
+            first_line: start_line,
+        });
+    }
+    chunks
+}
+
+/// The 1-based line (within `yaml`, a single document) of the key or list item at `path`, or
+/// of the nearest ancestor that exists. The empty path gives the line where the document's
+/// content starts.
+pub fn field_line(yaml: &str, path: &FieldPath) -> Option<usize> {
+    let segments = path.segments();
+    (0..=segments.len())
+        .rev()
+        .find_map(|n| locate_exact(yaml, &segments[..n]))
+}
+
+/// A marker error message: the seek reached its target (and the error carries its location).
+const FOUND: &str = "\u{1}portcullis: located";
+
+fn locate_exact(yaml: &str, path: &[PathSegment]) -> Option<usize> {
+    let de = serde_yaml_ng::Deserializer::from_str(yaml);
+    let seek = Seek { path };
+    match seek.deserialize(de) {
+        Err(e) if e.to_string().contains(FOUND) => e.location().map(|l| l.line()),
+        _ => None,
+    }
+}
+
+/// Walks the YAML along `path` and fails with [`FOUND`] on the target node, so that the
+/// deserializer's error carries the target's position.
+struct Seek<'p> {
+    path: &'p [PathSegment],
+}
+
+impl<'de> DeserializeSeed<'de> for Seek<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        match self.path.first() {
+            None => d.deserialize_any(Found),
+            Some(PathSegment::Key(_)) => d.deserialize_map(self),
+            Some(PathSegment::Index(_)) => d.deserialize_seq(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Seek<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a mapping or a list")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((PathSegment::Key(target), rest)) = self.path.split_first() else {
+            return Ok(());
+        };
+        while let Some(is_target) = map.next_key_seed(KeySeek {
+            target,
+            last: rest.is_empty(),
+        })? {
+            if is_target {
+                return map.next_value_seed(Seek { path: rest });
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((PathSegment::Index(target), rest)) = self.path.split_first() else {
+            return Ok(());
+        };
+        for _ in 0..*target {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+        }
+        seq.next_element_seed(Seek { path: rest })?;
+        Ok(())
+    }
+}
+
+/// Fails with [`FOUND`] on whatever node it is given.
+struct Found;
+
+impl<'de> Visitor<'de> for Found {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any node")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(E::custom(FOUND))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(E::custom(FOUND))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(E::custom(FOUND))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(E::custom(FOUND))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(E::custom(FOUND))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(FOUND))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(FOUND))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(FOUND))
+    }
+}
+
+/// Reads one mapping key: whether it is the target, failing with [`FOUND`] (at the key's
+/// position) when it is the last segment.
+struct KeySeek<'t> {
+    target: &'t str,
+    last: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeek<'_> {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeek<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a mapping key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        match (v == self.target, self.last) {
+            (true, true) => Err(E::custom(FOUND)),
+            (found, _) => Ok(found),
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+}
+
+/// Rewrites `line N` positions in a serde_yaml_ng message (relative to a document) to file
+/// lines, dropping the ` at line N column M` that repeats the diagnostic's own line.
+fn relocate_message(message: &str, first_line: usize, own_line: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    let mut dropped_own = false;
+    while let Some(at) = rest.find("line ") {
+        let (before, after) = rest.split_at(at);
+        let after = &after["line ".len()..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        let Ok(n) = after[..digits].parse::<usize>() else {
+            out.push_str(before);
+            out.push_str("line ");
+            rest = after;
+            continue;
+        };
+        let file_line = n + first_line - 1;
+        let tail = &after[digits..];
+        let col_len = tail
+            .strip_prefix(" column ")
+            .map(|t| " column ".len() + t.chars().take_while(char::is_ascii_digit).count())
+            .unwrap_or(0);
+        if !dropped_own && file_line == own_line && before.ends_with(" at ") {
+            dropped_own = true;
+            out.push_str(&before[..before.len() - " at ".len()]);
+        } else {
+            out.push_str(before);
+            out.push_str(&format!("line {file_line}"));
+            out.push_str(&tail[..col_len]);
+        }
+        rest = &tail[col_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A hint for a serde_yaml_ng error, by what its message says.
+fn parse_hint(message: &str) -> &'static str {
+    if message.contains("unknown field") {
+        "check the spelling (field names are camelCase); `portcullis policy schema` lists every field"
+    } else if message.contains("missing field") {
+        "add the field; `portcullis policy schema` shows what each block needs"
+    } else if message.contains("unknown variant") {
+        "use one of the expected values listed (they are case-sensitive)"
+    } else if message.contains("rule type") {
+        "write each rule as a list item with exactly one key, e.g. `- requireProbes: {}`"
+    } else if message.contains("invalid type") {
+        "check the value's shape: a list (`- item` or `[a, b]`), a mapping (`key: value`) or a plain value"
+    } else if message.contains("duplicate entry") || message.contains("duplicate key") {
+        "a key may appear once per mapping: merge the two entries"
+    } else {
+        "fix the YAML syntax (indentation, quoting, tabs); `portcullis policy schema` describes the format"
+    }
+}
+
+/// A document parsed into its typed form, with what is needed to locate its fields.
+struct Parsed<'a> {
+    doc: PolicyDocument,
+    raw: Option<serde_json::Value>,
+    chunk: Chunk<'a>,
+    source: Source,
+}
+
+/// Parses one document: `Ok(None)` for an empty one, `Err` with every problem found.
+fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, Vec<Diagnostic>> {
+    let at = |local: usize| local + chunk.first_line - 1;
+    let diag = |line: usize, message: String, hint: &str| Diagnostic {
+        file: file.to_path_buf(),
+        line,
+        message,
+        hint: hint.to_owned(),
+    };
+    let located = |e: serde_yaml_ng::Error, fallback: usize| {
+        let line = e.location().map(|l| at(l.line())).unwrap_or(fallback);
+        let message = relocate_message(&e.to_string(), chunk.first_line, line);
+        diag(line, message.clone(), parse_hint(&message))
+    };
+    let raw: serde_yaml_ng::Value = match serde_yaml_ng::from_str(chunk.text) {
+        Ok(v) => v,
+        Err(e) => return Err(vec![located(e, chunk.first_line)]),
+    };
+    if raw.is_null() {
+        return Ok(None);
+    }
+    let start = field_line(chunk.text, &FieldPath::root()).map_or(chunk.first_line, at);
+    let Some(map) = raw.as_mapping() else {
+        return Err(vec![diag(
+            start,
+            "a policy document must be a mapping with apiVersion, kind, metadata and spec"
+                .to_owned(),
+            "start the document with `apiVersion: portcullis.dev/v1alpha1` and `kind: Policy`",
+        )]);
+    };
+    // A document of another kind (say, a Deployment) would produce a heap of unknown-field
+    // errors; say what it is instead.
+    let mut header = Vec::new();
+    for (key, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
+        if let Some(v) = map.get(key)
+            && v.as_str() != Some(expected)
+        {
+            let line = field_line(chunk.text, &FieldPath::keys(&[key])).map_or(start, at);
+            let found = serde_yaml_ng::to_string(v).unwrap_or_default();
+            header.push(diag(
+                line,
+                format!("{key}: expected {expected:?}, found {:?}", found.trim_end()),
+                "this is not a Portcullis policy: a policy directory holds only `apiVersion: portcullis.dev/v1alpha1` / `kind: Policy` documents",
+            ));
+        }
+    }
+    if !header.is_empty() {
+        return Err(header);
+    }
+    let doc: PolicyDocument = match serde_yaml_ng::from_str(chunk.text) {
+        Ok(d) => d,
+        Err(e) => return Err(vec![located(e, start)]),
+    };
+    Ok(Some(Parsed {
+        doc,
+        raw: serde_json::to_value(&raw).ok(),
+        chunk,
+        source: Source {
+            file: file.to_path_buf(),
+            line: start,
+        },
+    }))
 }
 
 fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
     let mut diagnostics = Vec::new();
-    let mut policies = Vec::new();
+    let mut policies: Vec<CompiledPolicy> = Vec::new();
+    // Policy name -> where it was first defined (file, line of `metadata.name`).
+    let mut names: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
     for (file, text) in sources {
-        for de in serde_yaml_ng::Deserializer::from_str(text) {
-            let doc = match serde::Deserialize::deserialize(de) {
-                Ok(Some(doc)) => doc,
+        for chunk in split_documents(text) {
+            let parsed = match parse_chunk(file, chunk) {
+                Ok(Some(p)) => p,
                 Ok(None) => continue,
-                Err(e) => {
-                    let e: serde_yaml_ng::Error = e;
-                    let line = e.location().map(|l| l.line()).unwrap_or(1);
-                    diagnostics.push(Diagnostic {
-                        file: file.clone(),
-                        line,
-                        message: e.to_string(),
-                        hint: String::new(),
-                    });
+                Err(mut d) => {
+                    diagnostics.append(&mut d);
                     continue;
                 }
             };
-            let doc: PolicyDocument = doc;
-            let source = Source {
-                file: file.clone(),
-                line: 1,
+            let line_of = |path: &FieldPath| {
+                field_line(parsed.chunk.text, path)
+                    .map_or(parsed.source.line, |l| l + parsed.chunk.first_line - 1)
             };
-            match compile_document(doc, source) {
+            let name = parsed.doc.metadata.name.clone();
+            let name_line = line_of(&FieldPath::keys(&["metadata", "name"]));
+            if let Some((first_file, first_line)) = names.get(&name) {
+                diagnostics.push(Diagnostic {
+                    file: file.clone(),
+                    line: name_line,
+                    message: format!(
+                        "metadata.name: duplicate policy name {name:?}, also defined at {}:{first_line}",
+                        first_file.display()
+                    ),
+                    hint: "policy names must be unique in the set: rename one of the two, or delete the copy".to_owned(),
+                });
+            } else {
+                names.insert(name, (file.clone(), name_line));
+            }
+            match compile_document_raw(parsed.doc, parsed.raw.as_ref(), parsed.source.clone()) {
                 Ok(p) => policies.push(p),
                 Err(errors) => {
                     diagnostics.extend(errors.into_iter().map(|e: CompileError| Diagnostic {
                         file: file.clone(),
-                        line: 1,
+                        line: line_of(&e.path),
                         message: format!("{}: {}", e.path, e.message),
                         hint: e.hint,
                     }))
@@ -122,5 +537,78 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
         Ok(PolicySet::new(policies))
     } else {
         Err(LoadError { diagnostics })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents_at_markers() {
+        let text = "# c\na: 1\n---\nb: 2\n--- # x\nc: 3\n...\n---\nd: 4\n";
+        let chunks: Vec<(usize, &str)> = split_documents(text)
+            .into_iter()
+            .map(|c| (c.first_line, c.text))
+            .collect();
+        assert_eq!(
+            chunks,
+            vec![
+                (1, "# c\na: 1\n"),
+                (3, "---\nb: 2\n"),
+                (5, "--- # x\nc: 3\n"),
+                (8, "---\nd: 4\n"),
+            ]
+        );
+        assert!(split_documents("").is_empty());
+        // `----` and `---x` are not markers.
+        assert_eq!(split_documents("a: |\n  x\n----: 1\n").len(), 1);
+    }
+
+    #[test]
+    fn locates_keys_items_and_ancestors() {
+        let yaml = "# comment\n\napiVersion: v\nspec:\n  rules:\n    - requireProbes:\n        liveness: false\n    - {defaultLabels: {labels: {a.b/c: x}}}\n";
+        let line = |p: FieldPath| field_line(yaml, &p);
+        assert_eq!(line(FieldPath::root()), Some(3));
+        assert_eq!(line(FieldPath::keys(&["apiVersion"])), Some(3));
+        let rules = FieldPath::keys(&["spec", "rules"]);
+        assert_eq!(line(rules.clone()), Some(5));
+        assert_eq!(line(rules.index(0)), Some(6));
+        assert_eq!(
+            line(rules.index(0).key("requireProbes").key("liveness")),
+            Some(7)
+        );
+        assert_eq!(
+            line(
+                rules
+                    .index(1)
+                    .key("defaultLabels")
+                    .key("labels")
+                    .key("a.b/c")
+            ),
+            Some(8)
+        );
+        // Absent fields fall back to the nearest ancestor that exists.
+        assert_eq!(
+            line(rules.index(0).key("requireProbes").key("startup")),
+            Some(6)
+        );
+        assert_eq!(line(rules.index(5)), Some(5));
+    }
+
+    #[test]
+    fn relocates_serde_positions() {
+        assert_eq!(
+            relocate_message("spec: unknown field `x` at line 3 column 5", 10, 12),
+            "spec: unknown field `x`"
+        );
+        assert_eq!(
+            relocate_message(
+                "did not find expected key at line 2 column 1, while parsing a block mapping at line 1 column 1",
+                5,
+                6
+            ),
+            "did not find expected key, while parsing a block mapping at line 5 column 1"
+        );
     }
 }

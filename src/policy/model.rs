@@ -317,7 +317,8 @@ impl Rule {
     }
 }
 
-/// The file form of a [`Rule`]: a map with exactly one of these keys.
+/// A rule: a map with exactly one key, naming the rule type (`- requireProbes: {}`). The
+/// file form of [`Rule`].
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(title = "Rule", extend("minProperties" = 1, "maxProperties" = 1))]
