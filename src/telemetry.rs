@@ -48,7 +48,8 @@ pub fn init_tracing(format: LogFormat, filter: &str) -> Result<(), TelemetryErro
         })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let installed = match format {
         LogFormat::Json => builder
             .json()

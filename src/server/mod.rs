@@ -29,10 +29,9 @@ pub use reload::{PolicySource, ReloadOutcome, ReloadReport, Reloader, TlsSource}
 pub use state::{AppState, LoadedPolicies};
 pub use tls::{CertStore, TlsError};
 
-/// The largest request body accepted (HTTP 413 beyond). The apiserver caps stored objects near
-/// 3 MiB (etcd's 1.5 MiB request limit by default); an AdmissionReview carries the object and,
-/// on UPDATE, the old object, so 4 MiB covers every object a default apiserver admits...
-/// and anything larger is refused before it is buffered.
+/// The largest request body accepted (HTTP 413 beyond). etcd stores objects of at most 1.5 MiB
+/// by default and the apiserver refuses bodies over 3 MiB, so even an UPDATE review (object and
+/// old object) fits in 4 MiB; anything larger is refused before it is buffered.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Default HTTPS address.
