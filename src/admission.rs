@@ -117,11 +117,31 @@ impl Review {
 #[error("cannot serialize the JSON Patch: {0}")]
 pub struct RespondError(#[from] admission::SerializePatchError);
 
+/// An AdmissionReview answer as it goes on the wire: kube-core's review, except that
+/// `response.patch` is sent base64-encoded, the documented encoding of the API's `[]byte`
+/// field. (kube-core serializes its `Vec<u8>` as an array of numbers: kube-rs/kube#1781.)
+#[derive(Debug, Clone)]
+pub struct WireReview(pub AdmissionReview<DynamicObject>);
+
+impl serde::Serialize for WireReview {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        use serde::ser::Error as _;
+        let mut value = serde_json::to_value(&self.0).map_err(S::Error::custom)?;
+        if let Some(patch) = self.0.response.as_ref().and_then(|r| r.patch.as_ref())
+            && let Some(slot) = value.pointer_mut("/response/patch")
+        {
+            *slot = Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
+        }
+        value.serialize(serializer)
+    }
+}
+
 /// The answer to a review, and how it is counted.
 #[derive(Debug)]
 pub struct Answer {
     /// The AdmissionReview to send back.
-    pub review: AdmissionReview<DynamicObject>,
+    pub review: WireReview,
     /// allowed / denied / patched.
     pub outcome: Outcome,
 }
@@ -176,7 +196,7 @@ pub fn respond(
         response.warnings = Some(warnings);
     }
     Ok(Answer {
-        review: response.into_review(),
+        review: WireReview(response.into_review()),
         outcome,
     })
 }
@@ -320,9 +340,11 @@ mod tests {
                 .as_str()
                 .is_some_and(|w| w.contains("would apply"))
         );
-        // kube-core sends the patch bytes as a JSON array of numbers, which the apiserver's
-        // decoder accepts for a `[]byte` field just like base64.
-        let bytes: Vec<u8> = serde_json::from_value(resp["patch"].clone()).expect("patch bytes");
+        // The patch goes base64-encoded, as the apiserver documents for `[]byte`.
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(resp["patch"].as_str().expect("patch is a base64 string"))
+            .expect("base64");
         let decoded: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch json");
         assert_eq!(decoded, patch);
     }

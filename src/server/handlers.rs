@@ -12,7 +12,7 @@ use tracing::field::Empty;
 
 use super::state::AppState;
 use crate::admission;
-use crate::engine::Decision;
+use crate::engine::{Decision, Effect};
 use crate::telemetry::{Endpoint, Outcome, PolicyLabels};
 
 /// `POST /validate`.
@@ -83,8 +83,14 @@ fn record_findings(state: &AppState, endpoint: Endpoint, decision: &Decision) {
                 effect: f.effect.as_str().to_owned(),
             })
             .inc();
-        tracing::debug!(policy = %f.policy, rule = f.rule, effect = f.effect.as_str(),
-            finding = %f.summary(), "finding");
+        // Audit mode means "record": warn and audit findings are logged at info (one line
+        // each, never the object); findings that deny or apply are in the review's own line.
+        match f.effect {
+            Effect::Warn | Effect::Audit => tracing::info!(policy = %f.policy, rule = f.rule,
+                effect = f.effect.as_str(), pre_existing = f.pre_existing, finding = %f.summary(), "finding"),
+            Effect::Deny | Effect::Apply => tracing::debug!(policy = %f.policy, rule = f.rule,
+                effect = f.effect.as_str(), finding = %f.summary(), "finding"),
+        }
     }
 }
 

@@ -203,15 +203,12 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(ADMISSION_FIXTURES).join(name)).expect("fixture")
 }
 
-/// The patch an answer carries (kube-core sends the bytes as a JSON array; base64 accepted too).
+/// The patch an answer carries: a base64 string, as the apiserver reads a `[]byte` field.
 pub fn patch_of(answer: &Value) -> Option<json_patch::Patch> {
     let patch = answer["response"].get("patch")?;
-    let bytes: Vec<u8> = match patch {
-        Value::String(b64) => {
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64")
-        }
-        other => serde_json::from_value(other.clone()).expect("patch bytes"),
-    };
+    let b64 = patch.as_str().expect("response.patch is a base64 string");
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64");
     Some(serde_json::from_slice(&bytes).expect("patch is JSON Patch"))
 }
 
