@@ -65,7 +65,74 @@ impl ContainerRef<'_> {
     }
 }
 
-/// A Pod or pod controller seen through its pod template.
+/// Which `metadata` of a workload: the object's own, or its pod template's. A Pod is its own
+/// template, so for a Pod both name the same map and [`MetaLocation::Object`] is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaLocation {
+    /// The object's `metadata`.
+    Object,
+    /// The pod template's `metadata`.
+    Template,
+}
+
+/// A label or annotation a mutation rule adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaAddition {
+    /// Where it is added.
+    pub location: MetaLocation,
+    /// A label (`true`) or an annotation.
+    pub label: bool,
+    /// Its key.
+    pub key: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// What the mutation rules planned so far. A [`Workload`] view shows them as if they were
+/// applied, so later rules and validation see the mutated object without copying it: mutations
+/// only ever add containers, volumes, mounts, labels and annotations.
+#[derive(Debug, Clone, Default)]
+pub struct Additions<'a> {
+    /// Containers appended: (`true` for `initContainers`, the container).
+    pub containers: Vec<(bool, &'a Map<String, Value>)>,
+    /// Names of the volumes appended to the PodSpec.
+    pub volumes: Vec<&'a str>,
+    /// Mounts appended: (index in `containers`, volume name, mount path).
+    pub mounts: Vec<(usize, &'a str, &'a str)>,
+    /// Labels and annotations added.
+    pub metadata: Vec<MetaAddition>,
+}
+
+impl<'a> Additions<'a> {
+    /// Takes in the additions of a later plan.
+    pub fn extend(&mut self, other: Additions<'a>) {
+        self.containers.extend(other.containers);
+        self.volumes.extend(other.volumes);
+        self.mounts.extend(other.mounts);
+        self.metadata.extend(other.metadata);
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+            && self.volumes.is_empty()
+            && self.mounts.is_empty()
+            && self.metadata.is_empty()
+    }
+}
+
+/// The role of a container in `initContainers` (`in_init`) or `containers`.
+fn role_of(in_init: bool, container: &Map<String, Value>) -> ContainerRole {
+    if !in_init {
+        ContainerRole::App
+    } else if container.get("restartPolicy").and_then(Value::as_str) == Some("Always") {
+        ContainerRole::NativeSidecar
+    } else {
+        ContainerRole::Init
+    }
+}
+
+/// A Pod or pod controller seen through its pod template, with the additions planned so far.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload<'a> {
     /// The workload kind.
@@ -74,6 +141,7 @@ pub struct Workload<'a> {
     pub object: &'a Map<String, Value>,
     template: Option<&'a Map<String, Value>>,
     pod_spec: &'a Map<String, Value>,
+    added: Option<&'a Additions<'a>>,
 }
 
 impl<'a> Workload<'a> {
@@ -102,7 +170,147 @@ impl<'a> Workload<'a> {
             object,
             template: (kind != WorkloadKind::Pod).then_some(template),
             pod_spec,
+            added: None,
         })
+    }
+
+    /// The same view, showing `added` as if it were applied.
+    pub fn with_additions(self, added: &'a Additions<'a>) -> Workload<'a> {
+        Workload {
+            added: Some(added),
+            ..self
+        }
+    }
+
+    fn additions(&self) -> &'a [MetaAddition] {
+        self.added.map_or(&[], |a| a.metadata.as_slice())
+    }
+
+    /// The `metadata` map at `location` as written in the object (without additions).
+    pub fn metadata_at(&self, location: MetaLocation) -> Option<&'a Map<String, Value>> {
+        match location {
+            MetaLocation::Object => self.metadata(),
+            MetaLocation::Template => self.template_metadata(),
+        }
+    }
+
+    /// Whether the `metadata` map at `location` exists, counting additions.
+    pub fn has_metadata_at(&self, location: MetaLocation) -> bool {
+        self.metadata_at(location).is_some()
+            || self.additions().iter().any(|a| a.location == location)
+    }
+
+    /// Whether the `labels` (or `annotations`) map at `location` exists, counting additions.
+    pub fn has_meta_map(&self, location: MetaLocation, label: bool) -> bool {
+        let key = if label { "labels" } else { "annotations" };
+        self.metadata_at(location)
+            .and_then(|m| m.get(key))
+            .is_some_and(Value::is_object)
+            || self
+                .additions()
+                .iter()
+                .any(|a| a.location == location && a.label == label)
+    }
+
+    /// A label (or annotation) value at `location`, counting additions; `None` when absent or
+    /// not a string.
+    pub fn meta_value(&self, location: MetaLocation, label: bool, key: &str) -> Option<&'a str> {
+        let map = if label { "labels" } else { "annotations" };
+        match self
+            .metadata_at(location)
+            .and_then(|m| m.get(map))
+            .and_then(|m| m.get(key))
+        {
+            Some(v) => v.as_str(),
+            None => self
+                .additions()
+                .iter()
+                .find(|a| a.location == location && a.label == label && a.key == key)
+                .map(|a| a.value.as_str()),
+        }
+    }
+
+    /// Whether a label (or annotation) key is present at `location`, counting additions.
+    pub fn has_meta_key(&self, location: MetaLocation, label: bool, key: &str) -> bool {
+        let map = if label { "labels" } else { "annotations" };
+        self.metadata_at(location)
+            .and_then(|m| m.get(map))
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.contains_key(key))
+            || self
+                .additions()
+                .iter()
+                .any(|a| a.location == location && a.label == label && a.key == key)
+    }
+
+    /// Whether the PodSpec has the array `list` (`containers`, `initContainers`, `volumes`),
+    /// counting additions.
+    pub fn has_list(&self, list: &str) -> bool {
+        self.pod_spec.get(list).is_some_and(Value::is_array)
+            || self.added.is_some_and(|a| match list {
+                "volumes" => !a.volumes.is_empty(),
+                "containers" => a.containers.iter().any(|(init, _)| !init),
+                "initContainers" => a.containers.iter().any(|(init, _)| *init),
+                _ => false,
+            })
+    }
+
+    /// The length of the PodSpec array `containers` or `initContainers`, counting additions.
+    pub fn list_len(&self, list: &str) -> usize {
+        let init = list == "initContainers";
+        self.pod_spec
+            .get(list)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+            + self.added.map_or(0, |a| {
+                a.containers.iter().filter(|(i, _)| *i == init).count()
+            })
+    }
+
+    /// Names of the PodSpec's volumes, counting additions.
+    pub fn volume_names(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let base = self
+            .pod_spec
+            .get("volumes")
+            .and_then(Value::as_array)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|v| v.get("name").and_then(Value::as_str));
+        let added = self.added.map_or(&[][..], |a| a.volumes.as_slice());
+        base.chain(added.iter().copied())
+    }
+
+    /// Whether an app container has a `volumeMounts` array, counting additions.
+    pub fn has_mounts(&self, c: &ContainerRef<'_>) -> bool {
+        c.value.get("volumeMounts").is_some_and(Value::is_array)
+            || (c.role == ContainerRole::App
+                && self
+                    .added
+                    .is_some_and(|a| a.mounts.iter().any(|(i, _, _)| *i == c.index)))
+    }
+
+    /// The (volume name, mount path) pairs of a container, counting additions.
+    pub fn mounts(&self, c: &ContainerRef<'a>) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let base = c
+            .value
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .map(|m| {
+                let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");
+                (field("name"), field("mountPath"))
+            });
+        let (role, index) = (c.role, c.index);
+        let added = self
+            .added
+            .map_or(&[][..], |a| a.mounts.as_slice())
+            .iter()
+            .filter(move |(i, _, _)| role == ContainerRole::App && *i == index)
+            .map(|(_, name, path)| (*name, *path));
+        base.chain(added)
     }
 
     fn template_path_of(kind: WorkloadKind) -> String {
@@ -124,10 +332,12 @@ impl<'a> Workload<'a> {
     }
 
     /// JSON Pointer tokens from the root to the PodSpec.
-    pub fn pod_spec_tokens(&self) -> Vec<&'static str> {
-        let mut t = self.template_tokens().to_vec();
-        t.push("spec");
-        t
+    pub fn pod_spec_tokens(&self) -> &'static [&'static str] {
+        match self.kind {
+            WorkloadKind::Pod => &["spec"],
+            WorkloadKind::CronJob => &["spec", "jobTemplate", "spec", "template", "spec"],
+            _ => &["spec", "template", "spec"],
+        }
     }
 
     /// Dotted path of the PodSpec for messages (`spec.template.spec`).
@@ -234,36 +444,29 @@ impl<'a> Workload<'a> {
                 .map(|v| v.as_slice())
                 .unwrap_or(&[])
         };
-        let app = list("containers")
-            .iter()
-            .enumerate()
-            .filter_map(|(index, v)| {
-                let value = v.as_object()?;
-                Some(ContainerRef {
-                    role: ContainerRole::App,
-                    index,
-                    name: value.get("name").and_then(Value::as_str).unwrap_or(""),
-                    value,
+        let (app, init) = (list("containers"), list("initContainers"));
+        let added = self.added.map_or(&[][..], |a| a.containers.as_slice());
+        // Each list: what the object holds, then what was appended to it.
+        let entries = |held: &'a [Value], in_init: bool| {
+            let appended = added
+                .iter()
+                .filter(move |(i, _)| *i == in_init)
+                .map(|(_, c)| *c);
+            held.iter()
+                .map(Value::as_object)
+                .chain(appended.map(Some))
+                .enumerate()
+                .filter_map(move |(index, value)| {
+                    let value = value?;
+                    Some(ContainerRef {
+                        role: role_of(in_init, value),
+                        index,
+                        name: value.get("name").and_then(Value::as_str).unwrap_or(""),
+                        value,
+                    })
                 })
-            });
-        let init = list("initContainers")
-            .iter()
-            .enumerate()
-            .filter_map(|(index, v)| {
-                let value = v.as_object()?;
-                let native = value.get("restartPolicy").and_then(Value::as_str) == Some("Always");
-                Some(ContainerRef {
-                    role: if native {
-                        ContainerRole::NativeSidecar
-                    } else {
-                        ContainerRole::Init
-                    },
-                    index,
-                    name: value.get("name").and_then(Value::as_str).unwrap_or(""),
-                    value,
-                })
-            });
-        app.chain(init)
+        };
+        entries(app, false).chain(entries(init, true))
     }
 
     /// "Deployment demo/web" — how messages name the workload.

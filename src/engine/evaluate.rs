@@ -10,7 +10,7 @@ use super::{Operation, Request, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::Subject;
 use crate::policy::{CompiledPolicy, CompiledRule, PolicySet};
-use crate::workload::Workload;
+use crate::workload::{Additions, Workload};
 
 /// Something a rule found, before the policy's mode turns it into a [`Finding`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +22,13 @@ pub(super) struct Found {
     pub hint: String,
 }
 
-/// The planned changes of one mutation rule: patch operations and their descriptions.
+/// The planned changes of one mutation rule: patch operations, their descriptions, and what
+/// they add (for the view later rules and validation judge).
 #[derive(Debug, Default)]
-pub(super) struct Plan {
+pub(super) struct Plan<'p> {
     pub ops: Vec<PatchOperation>,
     pub changes: Vec<Found>,
+    pub added: Additions<'p>,
 }
 
 fn finding(policy: &CompiledPolicy, kind: FindingKind, f: Found) -> Finding {
@@ -103,7 +105,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         policies: selected.iter().map(|p| p.name.clone()).collect(),
         ..Decision::default()
     };
-    let (mutated, ops) = mutate(
+    let (added, ops) = mutate(
         &selected,
         &Target {
             kind,
@@ -122,11 +124,8 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         return decision;
     }
 
-    let judged = mutated.as_ref().unwrap_or(object);
-    let Ok(judged_view) = Workload::new(kind, judged) else {
-        return decision; // Mutations only add; the view cannot disappear.
-    };
-    let violations = validate(&selected, &judged_view, namespace);
+    // Judge the object as mutated: the view shows the planned additions.
+    let violations = validate(&selected, &workload.with_additions(&added), namespace);
 
     // UPDATE ratchet: only violations the update introduces deny; the others warn.
     let before = match (req.operation, req.old_object) {
@@ -137,9 +136,11 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 controller_owned: false,
                 operation: Operation::Create,
             };
-            let (old_mutated, _) = mutate(&selected, &as_created, old, None);
-            Workload::new(kind, old_mutated.as_ref().unwrap_or(old))
-                .map(|old_view| validate(&selected, &old_view, namespace))
+            let (old_added, _) = mutate(&selected, &as_created, old, None);
+            Workload::new(kind, old)
+                .map(|old_view| {
+                    validate(&selected, &old_view.with_additions(&old_added), namespace)
+                })
                 .unwrap_or_default()
         }
         _ => Vec::new(),
@@ -184,15 +185,15 @@ impl Target<'_> {
     }
 }
 
-/// Runs the mutation rules in policy order. `enforce` plans are applied to a working copy
-/// (cloned lazily) so later rules see earlier changes; `warn` and `audit` plans are only
-/// described. Returns the working copy (if anything changed) and the patch operations.
-fn mutate(
-    selected: &[&CompiledPolicy],
+/// Runs the mutation rules in policy order. `enforce` plans are recorded as additions that
+/// later rules see (and as patch operations); `warn` and `audit` plans are only described.
+/// Returns the additions and the patch operations.
+fn mutate<'p>(
+    selected: &[&'p CompiledPolicy],
     target: &Target<'_>,
     object: &Value,
     mut findings: Option<&mut Vec<Finding>>,
-) -> (Option<Value>, Vec<PatchOperation>) {
+) -> (Additions<'p>, Vec<PatchOperation>) {
     let Target {
         kind,
         namespace,
@@ -200,31 +201,25 @@ fn mutate(
         ..
     } = *target;
     let immutable = target.pod_spec_immutable();
-    let mut doc: Option<Value> = None;
+    let mut added = Additions::default();
     let mut ops = Vec::new();
+    let Ok(base) = Workload::new(kind, object) else {
+        return (added, ops);
+    };
     for policy in selected {
         for rule in &policy.rules {
-            let applies = match rule {
-                CompiledRule::InjectSidecar(s) => {
-                    !immutable
+            let view = base.with_additions(&added);
+            let plan = match rule {
+                CompiledRule::InjectSidecar(s)
+                    if !immutable
                         && match s.target {
                             InjectionTarget::Template => !controller_owned,
                             InjectionTarget::Pod => kind == WorkloadKind::Pod,
-                        }
+                        } =>
+                {
+                    sidecar::plan(s, &view).ok()
                 }
-                CompiledRule::DefaultLabels(_) => !controller_owned,
-                _ => false,
-            };
-            if !applies {
-                continue;
-            }
-            let current = doc.as_ref().unwrap_or(object);
-            let Ok(view) = Workload::new(kind, current) else {
-                continue;
-            };
-            let plan = match rule {
-                CompiledRule::InjectSidecar(s) => sidecar::plan(s, &view).ok(),
-                CompiledRule::DefaultLabels(d) => {
+                CompiledRule::DefaultLabels(d) if !controller_owned => {
                     // A Job's template metadata is immutable after creation; a Pod's is not.
                     let template_ok = !(immutable && kind == WorkloadKind::Job);
                     Some(labels::plan_defaults(d, &view, namespace, template_ok))
@@ -235,12 +230,7 @@ fn mutate(
                 continue;
             };
             if policy.mode == Mode::Enforce {
-                let working = doc.get_or_insert_with(|| object.clone());
-                // Plans are built against the working copy, so they apply; if one ever did
-                // not, json_patch leaves the document untouched and the plan is dropped.
-                if json_patch::patch(working, &plan.ops).is_err() {
-                    continue;
-                }
+                added.extend(plan.added);
                 ops.extend(plan.ops);
             }
             if let Some(out) = findings.as_deref_mut() {
@@ -252,7 +242,7 @@ fn mutate(
             }
         }
     }
-    (doc, ops)
+    (added, ops)
 }
 
 /// Runs the validation rules of the selected policies against a workload.

@@ -2,14 +2,14 @@
 //! `requireLabels` (label keys must be present) and `disallowNamespaces`.
 
 use json_patch::jsonptr::Token;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::evaluate::{Found, Plan};
 use super::patch;
-use crate::policy::model::{DisallowNamespaces, MetadataTarget, RequireLabels};
+use crate::policy::CompiledDefaultLabels;
+use crate::policy::model::{DisallowNamespaces, MetadataTarget, RequireLabels, WorkloadKind};
 use crate::policy::select::pattern_matches;
-use crate::policy::{CompiledDefaultLabels, Template};
-use crate::workload::Workload;
+use crate::workload::{MetaAddition, MetaLocation, Workload};
 
 /// Whether `v` is a valid Kubernetes label value (empty, or ≤ 63 characters of
 /// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`).
@@ -26,96 +26,98 @@ pub fn is_label_value(v: &str) -> bool {
 }
 
 /// A metadata location of a workload: JSON Pointer tokens and dotted path to its `metadata`.
-struct MetaTarget<'a> {
-    tokens: Vec<Token<'static>>,
-    path: String,
-    meta: Option<&'a Map<String, Value>>,
+struct MetaTarget {
+    location: MetaLocation,
+    tokens: &'static [&'static str],
+    path: &'static str,
 }
 
-fn meta_targets<'a>(w: &Workload<'a>, object: bool, pod_template: bool) -> Vec<MetaTarget<'a>> {
+fn meta_targets(w: &Workload<'_>, object: bool, pod_template: bool) -> Vec<MetaTarget> {
     let mut out = Vec::with_capacity(2);
-    if object || (pod_template && w.template_tokens().is_empty()) {
+    let is_pod = w.template_tokens().is_empty();
+    if object || (pod_template && is_pod) {
         out.push(MetaTarget {
-            tokens: vec![Token::new("metadata")],
-            path: "metadata".to_owned(),
-            meta: w.metadata(),
+            location: MetaLocation::Object,
+            tokens: &["metadata"],
+            path: "metadata",
         });
     }
-    if pod_template && !w.template_tokens().is_empty() {
-        let base = w.template_tokens();
+    if pod_template && !is_pod {
+        let (tokens, path): (&'static [&'static str], _) = if w.kind == WorkloadKind::CronJob {
+            (
+                &["spec", "jobTemplate", "spec", "template", "metadata"],
+                "spec.jobTemplate.spec.template.metadata",
+            )
+        } else {
+            (&["spec", "template", "metadata"], "spec.template.metadata")
+        };
         out.push(MetaTarget {
-            tokens: patch::tokens(base, [Token::new("metadata")]),
-            path: format!("{}.metadata", base.join(".")),
-            meta: w.template_metadata(),
+            location: MetaLocation::Template,
+            tokens,
+            path,
         });
     }
     out
 }
 
-fn render_all(
-    templates: &[(String, Template)],
-    existing: Option<&Map<String, Value>>,
-    w: &Workload<'_>,
-    namespace: Option<&str>,
-    labels: bool,
-) -> Vec<(String, Value)> {
-    templates
-        .iter()
-        .filter(|(k, _)| !existing.is_some_and(|m| m.contains_key(k)))
-        .filter_map(|(k, t)| {
-            let v = t.render(w.metadata_name(), namespace, w.kind.as_str())?;
-            // A rendered value the apiserver would reject must never be added.
-            (!labels || is_label_value(&v)).then(|| (k.clone(), Value::String(v)))
-        })
-        .collect()
-}
-
 /// Plans the additions of a `defaultLabels` rule.
-pub(super) fn plan_defaults(
-    rule: &CompiledDefaultLabels,
+pub(super) fn plan_defaults<'p>(
+    rule: &'p CompiledDefaultLabels,
     w: &Workload<'_>,
     namespace: Option<&str>,
     template_mutable: bool,
-) -> Plan {
+) -> Plan<'p> {
     let mut plan = Plan::default();
     for target in meta_targets(w, rule.object, rule.pod_template && template_mutable) {
+        let tokens: Vec<Token<'static>> = target.tokens.iter().copied().map(Token::new).collect();
+        let meta_exists = w.has_metadata_at(target.location);
         let mut absent_parent = serde_json::Map::new();
-        for (key, templates, is_labels) in [
+        for (key, templates, label) in [
             ("labels", &rule.labels, true),
             ("annotations", &rule.annotations, false),
         ] {
-            let existing = target
-                .meta
-                .and_then(|m| m.get(key))
-                .and_then(Value::as_object);
-            let entries = render_all(templates, existing, w, namespace, is_labels);
-            if entries.is_empty() {
-                continue;
-            }
-            let singular = &key[..key.len() - 1];
-            for (k, v) in &entries {
+            let mut entries = Vec::new();
+            for (k, t) in templates {
+                if w.has_meta_key(target.location, label, k) {
+                    continue; // Never overwrite what the user (or an earlier rule) set.
+                }
+                let Some(v) = t.render(w.metadata_name(), namespace, w.kind.as_str()) else {
+                    continue;
+                };
+                // A rendered value the apiserver would reject must never be added.
+                if label && !is_label_value(&v) {
+                    continue;
+                }
+                let singular = &key[..key.len() - 1];
                 plan.changes.push(Found {
                     rule: "defaultLabels",
                     container: None,
                     field: format!("{}.{key}[\"{k}\"]", target.path),
-                    message: format!("add {singular} {k}={}", v.as_str().unwrap_or_default()),
+                    message: format!("add {singular} {k}={v}"),
                     hint: String::new(),
                 });
+                plan.added.metadata.push(MetaAddition {
+                    location: target.location,
+                    label,
+                    key: k.clone(),
+                    value: v.clone(),
+                });
+                entries.push((k.clone(), Value::String(v)));
             }
-            match target.meta {
-                Some(meta) => {
-                    patch::insert_all(&mut plan.ops, Some(meta), &target.tokens, key, entries)
-                }
-                None => {
-                    absent_parent
-                        .insert(key.to_owned(), Value::Object(entries.into_iter().collect()));
-                }
+            if entries.is_empty() {
+                continue;
+            }
+            if meta_exists {
+                let exists = w.has_meta_map(target.location, label);
+                patch::insert_all(&mut plan.ops, exists, &tokens, key, entries);
+            } else {
+                absent_parent.insert(key.to_owned(), Value::Object(entries.into_iter().collect()));
             }
         }
         // `metadata` itself is absent (possible in a pod template): create it in one step.
         if !absent_parent.is_empty() {
             plan.ops.push(patch::add(
-                patch::pointer(target.tokens.clone()),
+                patch::pointer(tokens),
                 Value::Object(absent_parent),
             ));
         }
@@ -128,14 +130,9 @@ pub(super) fn check_required(rule: &RequireLabels, w: &Workload<'_>, out: &mut V
     let object = rule.target.contains(&MetadataTarget::Object);
     let template = rule.target.contains(&MetadataTarget::PodTemplate);
     for target in meta_targets(w, object, template) {
-        let labels = target
-            .meta
-            .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object);
         for key in &rule.labels {
-            let present = labels
-                .and_then(|l| l.get(key))
-                .and_then(Value::as_str)
+            let present = w
+                .meta_value(target.location, true, key)
                 .is_some_and(|v| !v.is_empty());
             if !present {
                 out.push(Found {
@@ -172,7 +169,7 @@ pub(super) fn check_namespace(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::WorkloadKind;
+    use crate::policy::Template;
     use serde_json::json;
 
     fn defaults(
@@ -243,7 +240,8 @@ mod tests {
     fn absent_template_metadata_is_created() {
         let obj = json!({"metadata": {"name": "j"}, "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
         let w = Workload::new(WorkloadKind::CronJob, &obj).expect("w");
-        let plan = plan_defaults(&defaults(&[("k", "{{kind}}")], false, true), &w, None, true);
+        let rule = defaults(&[("k", "{{kind}}")], false, true);
+        let plan = plan_defaults(&rule, &w, None, true);
         let out = apply(&plan, &obj);
         assert_eq!(
             out["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]["k"],
@@ -256,16 +254,12 @@ mod tests {
         let long = "n".repeat(70);
         let obj = json!({"metadata": {"name": long}, "spec": {"containers": []}});
         let w = Workload::new(WorkloadKind::Pod, &obj).expect("w");
-        let plan = plan_defaults(
-            &defaults(
-                &[("name", "{{name}}"), ("ns", "{{namespace}}"), ("k", "v")],
-                true,
-                true,
-            ),
-            &w,
-            None,
+        let rule = defaults(
+            &[("name", "{{name}}"), ("ns", "{{namespace}}"), ("k", "v")],
+            true,
             true,
         );
+        let plan = plan_defaults(&rule, &w, None, true);
         let out = apply(&plan, &obj);
         // Name too long for a label value, namespace unknown: both skipped; one target only.
         assert_eq!(out["metadata"]["labels"], json!({"k": "v"}));

@@ -3,19 +3,11 @@
 
 use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, PatchOperation};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A JSON Pointer under construction, from tokens (never from strings with `/`).
 pub fn pointer<'t>(tokens: impl IntoIterator<Item = Token<'t>>) -> PointerBuf {
     PointerBuf::from_tokens(tokens)
-}
-
-/// Tokens of a static path followed by extra tokens.
-pub fn tokens<'t>(
-    base: &[&'static str],
-    extra: impl IntoIterator<Item = Token<'t>>,
-) -> Vec<Token<'t>> {
-    base.iter().map(|t| Token::new(*t)).chain(extra).collect()
 }
 
 /// `add` of `value` at `path`.
@@ -23,11 +15,11 @@ pub fn add(path: PointerBuf, value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation { path, value })
 }
 
-/// Operations appending `items` to the array at `base` (one `add` creating the array when it
-/// is absent, else one `add .../-` per item).
+/// Operations appending `items` to the array at `base`/`key` (one `add` creating the array
+/// when it does not `exist`, else one `add .../-` per item).
 pub fn append_all(
     ops: &mut Vec<PatchOperation>,
-    parent: &Map<String, Value>,
+    exists: bool,
     base: &[Token<'static>],
     key: &str,
     items: Vec<Value>,
@@ -37,23 +29,22 @@ pub fn append_all(
     }
     let mut path: Vec<Token<'static>> = base.to_vec();
     path.push(Token::new(key.to_owned()));
-    match parent.get(key) {
-        Some(Value::Array(_)) => {
-            for item in items {
-                let mut p = path.clone();
-                p.push(Token::new("-"));
-                ops.push(add(pointer(p), item));
-            }
+    if exists {
+        for item in items {
+            let mut p = path.clone();
+            p.push(Token::new("-"));
+            ops.push(add(pointer(p), item));
         }
-        _ => ops.push(add(pointer(path), Value::Array(items))),
+    } else {
+        ops.push(add(pointer(path), Value::Array(items)));
     }
 }
 
 /// Operations setting `entries` in the map at `base`/`key` (one `add` creating the map when it
-/// is absent, else one `add` per entry, keys escaped). `parent` is the object at `base`.
+/// does not `exist`, else one `add` per entry, keys escaped).
 pub fn insert_all(
     ops: &mut Vec<PatchOperation>,
-    parent: Option<&Map<String, Value>>,
+    exists: bool,
     base: &[Token<'static>],
     key: &str,
     entries: Vec<(String, Value)>,
@@ -63,18 +54,17 @@ pub fn insert_all(
     }
     let mut path: Vec<Token<'static>> = base.to_vec();
     path.push(Token::new(key.to_owned()));
-    match parent.and_then(|p| p.get(key)) {
-        Some(Value::Object(_)) => {
-            for (k, v) in entries {
-                let mut p = path.clone();
-                p.push(Token::new(k));
-                ops.push(add(pointer(p), v));
-            }
+    if exists {
+        for (k, v) in entries {
+            let mut p = path.clone();
+            p.push(Token::new(k));
+            ops.push(add(pointer(p), v));
         }
-        _ => ops.push(add(
+    } else {
+        ops.push(add(
             pointer(path),
             Value::Object(entries.into_iter().collect()),
-        )),
+        ));
     }
 }
 
@@ -89,7 +79,7 @@ mod tests {
         let parent = json!({"labels": {"a": "b"}});
         insert_all(
             &mut ops,
-            parent.as_object(),
+            parent["labels"].is_object(),
             &[Token::new("metadata")],
             "labels",
             vec![
@@ -113,10 +103,9 @@ mod tests {
     fn absent_parents_are_created() {
         let mut doc = json!({"metadata": {}});
         let mut ops = Vec::new();
-        let meta = doc["metadata"].as_object().cloned();
         insert_all(
             &mut ops,
-            meta.as_ref(),
+            doc["metadata"].get("labels").is_some(),
             &[Token::new("metadata")],
             "labels",
             vec![("k".into(), json!("v"))],
@@ -126,10 +115,9 @@ mod tests {
 
         let mut doc = json!({"spec": {}});
         let mut ops = Vec::new();
-        let spec = doc["spec"].as_object().cloned().expect("object");
         append_all(
             &mut ops,
-            &spec,
+            doc["spec"].get("volumes").is_some(),
             &[Token::new("spec")],
             "volumes",
             vec![json!({"name": "a"})],

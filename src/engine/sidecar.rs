@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::evaluate::{Found, Plan};
 use super::patch;
 use crate::policy::CompiledSidecar;
-use crate::workload::{ContainerRole, Workload};
+use crate::workload::{ContainerRole, MetaLocation, Workload};
 
 /// Annotation values with which a workload opts out, where the policy allows it.
 const OPT_OUT_VALUES: [&str; 2] = ["false", "disabled"];
@@ -16,21 +16,10 @@ fn opted_out(rule: &CompiledSidecar, w: &Workload<'_>) -> bool {
     let Some(key) = &rule.opt_out_annotation else {
         return false;
     };
-    fn value_of<'a>(
-        meta: Option<&'a serde_json::Map<String, Value>>,
-        key: &str,
-    ) -> Option<&'a str> {
-        meta.and_then(|m| m.get("annotations"))
-            .and_then(|a| a.get(key))
-            .and_then(Value::as_str)
-    }
-    [
-        value_of(w.metadata(), key),
-        value_of(w.template_metadata(), key),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|v| OPT_OUT_VALUES.contains(&v.trim().to_ascii_lowercase().as_str()))
+    [MetaLocation::Object, MetaLocation::Template]
+        .into_iter()
+        .filter_map(|at| w.meta_value(at, false, key))
+        .any(|v| OPT_OUT_VALUES.contains(&v.trim().to_ascii_lowercase().as_str()))
 }
 
 /// Why an injection did not happen, for reports.
@@ -45,7 +34,10 @@ pub(super) enum NotInjected {
 }
 
 /// Plans the injection into the workload's pod spec.
-pub(super) fn plan(rule: &CompiledSidecar, w: &Workload<'_>) -> Result<Plan, NotInjected> {
+pub(super) fn plan<'p>(
+    rule: &'p CompiledSidecar,
+    w: &Workload<'_>,
+) -> Result<Plan<'p>, NotInjected> {
     if w.containers().any(|c| c.name == rule.name) {
         return Err(NotInjected::AlreadyPresent);
     }
@@ -55,26 +47,20 @@ pub(super) fn plan(rule: &CompiledSidecar, w: &Workload<'_>) -> Result<Plan, Not
     if !rule.native_sidecar && w.runs_to_completion() {
         return Err(NotInjected::RunsToCompletion);
     }
-    let spec = w.pod_spec();
-    let spec_tokens: Vec<Token<'static>> =
-        w.pod_spec_tokens().into_iter().map(Token::new).collect();
+    let spec_tokens: Vec<Token<'static>> = w
+        .pod_spec_tokens()
+        .iter()
+        .copied()
+        .map(Token::new)
+        .collect();
     let spec_path = w.pod_spec_path();
     let mut plan = Plan::default();
 
     // Volumes, unless one of that name exists.
-    let existing_volumes: Vec<&str> = spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .map(|v| {
-            v.iter()
-                .filter_map(|v| v.get("name").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
     let volumes: Vec<Value> = rule
         .volumes
         .iter()
-        .filter(|(name, _)| !existing_volumes.contains(&name.as_str()))
+        .filter(|(name, _)| !w.volume_names().any(|v| v == name))
         .map(|(name, v)| {
             plan.changes.push(Found {
                 rule: "injectSidecar",
@@ -83,24 +69,27 @@ pub(super) fn plan(rule: &CompiledSidecar, w: &Workload<'_>) -> Result<Plan, Not
                 message: format!("add volume {name}"),
                 hint: String::new(),
             });
+            plan.added.volumes.push(name);
             v.clone()
         })
         .collect();
-    patch::append_all(&mut plan.ops, spec, &spec_tokens, "volumes", volumes);
+    patch::append_all(
+        &mut plan.ops,
+        w.has_list("volumes"),
+        &spec_tokens,
+        "volumes",
+        volumes,
+    );
 
     // Mounts into every app container, unless it already mounts that volume or path.
     for c in w.containers().filter(|c| c.role == ContainerRole::App) {
-        let mounts = c.value.get("volumeMounts").and_then(Value::as_array);
-        let has = |key: &str, val: &str| {
-            mounts.is_some_and(|m| {
-                m.iter()
-                    .any(|m| m.get(key).and_then(Value::as_str) == Some(val))
-            })
-        };
         let new: Vec<Value> = rule
             .volume_mounts
             .iter()
-            .filter(|(name, path, _)| !has("name", name) && !has("mountPath", path))
+            .filter(|(name, path, _)| {
+                !w.mounts(&c)
+                    .any(|(n, p)| n == name.as_str() || p == path.as_str())
+            })
             .map(|(name, path, m)| {
                 plan.changes.push(Found {
                     rule: "injectSidecar",
@@ -109,13 +98,14 @@ pub(super) fn plan(rule: &CompiledSidecar, w: &Workload<'_>) -> Result<Plan, Not
                     message: format!("mount volume {name} at {path}"),
                     hint: String::new(),
                 });
+                plan.added.mounts.push((c.index, name, path));
                 m.clone()
             })
             .collect();
         let mut base = spec_tokens.clone();
         base.push(Token::new("containers"));
         base.push(Token::from(c.index));
-        patch::append_all(&mut plan.ops, c.value, &base, "volumeMounts", new);
+        patch::append_all(&mut plan.ops, w.has_mounts(&c), &base, "volumeMounts", new);
     }
 
     // The container itself.
@@ -124,7 +114,7 @@ pub(super) fn plan(rule: &CompiledSidecar, w: &Workload<'_>) -> Result<Plan, Not
     } else {
         "containers"
     };
-    let index = spec.get(list).and_then(Value::as_array).map_or(0, Vec::len);
+    let index = w.list_len(list);
     plan.changes.push(Found {
         rule: "injectSidecar",
         container: Some(rule.name.clone()),
@@ -142,11 +132,14 @@ pub(super) fn plan(rule: &CompiledSidecar, w: &Workload<'_>) -> Result<Plan, Not
     });
     patch::append_all(
         &mut plan.ops,
-        spec,
+        w.has_list(list),
         &spec_tokens,
         list,
-        vec![rule.container.clone()],
+        vec![Value::Object(rule.container.clone())],
     );
+    plan.added
+        .containers
+        .push((rule.native_sidecar, &rule.container));
     Ok(plan)
 }
 
@@ -159,7 +152,10 @@ mod tests {
     fn sidecar(native: bool, opt_out: Option<&str>) -> CompiledSidecar {
         CompiledSidecar {
             name: "log-shipper".into(),
-            container: json!({"name": "log-shipper", "image": "fluent/fluent-bit:3.2.4"}),
+            container: json!({"name": "log-shipper", "image": "fluent/fluent-bit:3.2.4"})
+                .as_object()
+                .cloned()
+                .expect("object"),
             volumes: vec![(
                 "app-logs".into(),
                 json!({"name": "app-logs", "emptyDir": {}}),

@@ -1056,7 +1056,10 @@ fn compile_sidecar(
     }
     CompiledRule::InjectSidecar(Box::new(CompiledSidecar {
         name: container.name.clone(),
-        container: to_json(&rendered),
+        container: match to_json(&rendered) {
+            Value::Object(map) => map,
+            _ => unreachable!("a Container serializes to a JSON object"),
+        },
         volumes: s
             .volumes
             .iter()

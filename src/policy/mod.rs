@@ -172,7 +172,7 @@ pub struct CompiledSidecar {
     /// The container's name.
     pub name: String,
     /// The container as JSON (with `restartPolicy: Always` when native).
-    pub container: Value,
+    pub container: serde_json::Map<String, Value>,
     /// Volumes to add, by name.
     pub volumes: Vec<(String, Value)>,
     /// Mounts to add to each app container: (volume name, mount path, mount JSON).

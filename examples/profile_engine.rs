@@ -1,0 +1,47 @@
+//! Runs the engine in a loop for profilers (callgrind, perf): `cargo run --release --example
+//! profile_engine -- [iterations]`. Evaluates a 3-container Deployment with the default policies.
+
+use std::path::Path;
+
+use portcullis::engine::{Request, evaluate};
+use serde_json::{Value, json};
+
+fn main() {
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let set = match portcullis::policy::load_dir(&dir) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let containers: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({
+                "name": format!("app-{i}"), "image": "registry.example.com/team/app:1.4.2",
+                "env": (0..5).map(|e| json!({"name": format!("VAR_{e}"), "value": "v"})).collect::<Vec<_>>(),
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+            })
+        })
+        .collect();
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": containers}}}
+    });
+    let started = std::time::Instant::now();
+    let mut ops = 0;
+    for _ in 0..iterations {
+        let d = evaluate(&set, &Request::create(std::hint::black_box(&deployment)));
+        ops += d.patch.0.len();
+    }
+    let per = started.elapsed() / u32::try_from(iterations).unwrap_or(u32::MAX);
+    println!("{iterations} evaluations, {ops} patch ops, {per:?} per evaluation");
+}

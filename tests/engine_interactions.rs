@@ -1,0 +1,140 @@
+//! Mutation rules see what earlier rules planned, and validation judges the object as mutated,
+//! without the engine copying the object: each case checks the decision and that the patch
+//! applies and yields the expected object.
+
+use std::path::Path;
+
+use portcullis::engine::{Effect, FindingKind, Request, evaluate};
+use portcullis::policy::PolicySet;
+use serde_json::{Value, json};
+
+fn policies(text: &str) -> PolicySet {
+    portcullis::policy::load_str(Path::new("interactions.yaml"), text).expect("policies load")
+}
+
+fn policy(name: &str, rule: &str) -> String {
+    format!(
+        "---\napiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n  rules:\n    - {rule}\n"
+    )
+}
+
+fn patched(set: &PolicySet, object: &Value) -> (Value, portcullis::engine::Decision) {
+    let decision = evaluate(set, &Request::create(object));
+    let mut doc = object.clone();
+    json_patch::patch(&mut doc, &decision.patch).expect("the patch applies");
+    let again = evaluate(set, &Request::create(&doc));
+    assert!(again.patch.0.is_empty(), "idempotent: {:?}", again.patch);
+    (doc, decision)
+}
+
+fn deployment(template_metadata: Option<Value>) -> Value {
+    let mut template = json!({"spec": {"containers": [{"name": "app", "image": "app:1"}]}});
+    if let Some(m) = template_metadata {
+        template["metadata"] = m;
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template}})
+}
+
+#[test]
+fn a_second_label_rule_adds_to_metadata_the_first_created() {
+    let set = policies(
+        &(policy(
+            "labels",
+            "defaultLabels: {labels: {team: shop}, target: [podTemplate]}",
+        ) + &policy(
+            "annotations",
+            "defaultLabels: {annotations: {owner: shop}, target: [podTemplate]}",
+        )),
+    );
+    let (doc, _) = patched(&set, &deployment(None));
+    assert_eq!(
+        doc["spec"]["template"]["metadata"],
+        json!({"labels": {"team": "shop"}, "annotations": {"owner": "shop"}})
+    );
+}
+
+#[test]
+fn a_label_an_earlier_rule_added_is_not_added_twice() {
+    let set = policies(
+        &(policy("first", "defaultLabels: {labels: {team: shop, tier: web}}")
+            + &policy("second", "defaultLabels: {labels: {tier: web, env: prod}}")),
+    );
+    let (doc, decision) = patched(&set, &deployment(Some(json!({"labels": {"app": "web"}}))));
+    assert_eq!(
+        doc["metadata"]["labels"],
+        json!({"team": "shop", "tier": "web", "env": "prod"})
+    );
+    let tier_ops = decision
+        .patch
+        .0
+        .iter()
+        .filter(|op| serde_json::to_string(op).is_ok_and(|t| t.contains("tier")))
+        .count();
+    // Once per metadata location (the object's, the template's), by the first rule only.
+    assert_eq!(tier_ops, 2, "{:?}", decision.patch);
+}
+
+#[test]
+fn default_labels_satisfy_required_labels() {
+    let set = policies(
+        &(policy(
+            "defaults",
+            "defaultLabels: {labels: {team: \"{{namespace}}\"}}",
+        ) + &policy("required", "requireLabels: {labels: [team]}")),
+    );
+    let (doc, decision) = patched(&set, &deployment(None));
+    assert_eq!(doc["metadata"]["labels"]["team"], "shop");
+    assert!(decision.allowed, "{:?}", decision.findings);
+    // Without the default, the same object is denied.
+    let only_required = policies(&policy("required", "requireLabels: {labels: [team]}"));
+    assert!(!evaluate(&only_required, &Request::create(&deployment(None))).allowed);
+}
+
+const SIDECAR_A: &str = "injectSidecar: {container: {name: log-shipper, image: 'fluent/fluent-bit:3.2.4'}, volumes: [{name: shared, emptyDir: {}}], volumeMounts: [{name: shared, mountPath: /var/shared}]}";
+const SIDECAR_B: &str = "injectSidecar: {container: {name: metrics, image: 'prom/statsd-exporter:v0.28.0'}, volumes: [{name: shared, emptyDir: {}}], volumeMounts: [{name: shared, mountPath: /var/shared}]}";
+
+#[test]
+fn two_sidecars_share_a_volume_and_mount_once() {
+    let set = policies(&(policy("a", SIDECAR_A) + &policy("b", SIDECAR_B)));
+    let (doc, _) = patched(&set, &deployment(None));
+    let spec = &doc["spec"]["template"]["spec"];
+    assert_eq!(spec["volumes"], json!([{"name": "shared", "emptyDir": {}}]));
+    let names: Vec<&str> = spec["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["app", "log-shipper", "metrics"]);
+    assert_eq!(
+        spec["containers"][0]["volumeMounts"],
+        json!([{"name": "shared", "mountPath": "/var/shared"}])
+    );
+    // The regular sidecar the first rule injected is an app container by then: the second
+    // rule mounts the shared volume into it too.
+    assert_eq!(
+        spec["containers"][1]["volumeMounts"],
+        json!([{"name": "shared", "mountPath": "/var/shared"}])
+    );
+}
+
+#[test]
+fn an_injected_sidecar_is_judged_where_it_will_sit() {
+    let set = policies(&(policy("a", SIDECAR_A) + &policy("probes", "requireProbes: {}")));
+    let decision = evaluate(&set, &Request::create(&deployment(None)));
+    let sidecar: Vec<_> = decision
+        .findings
+        .iter()
+        .filter(|f| {
+            f.kind == FindingKind::Violation && f.container.as_deref() == Some("log-shipper")
+        })
+        .collect();
+    assert_eq!(sidecar.len(), 2, "{:?}", decision.findings);
+    assert!(sidecar.iter().all(|f| f.effect == Effect::Deny));
+    assert_eq!(
+        sidecar[0].field,
+        "spec.template.spec.containers[1].livenessProbe"
+    );
+}
