@@ -155,7 +155,7 @@ impl<'a> Workload<'a> {
                 .and_then(Value::as_object)
                 .ok_or_else(|| WorkloadError::NoPodSpec {
                     kind,
-                    path: format!("{}.spec", Self::template_path_of(kind)),
+                    path: Self::spec_path_of(kind).to_owned(),
                 })?;
         }
         let pod_spec = template
@@ -163,7 +163,7 @@ impl<'a> Workload<'a> {
             .and_then(Value::as_object)
             .ok_or_else(|| WorkloadError::NoPodSpec {
                 kind,
-                path: Self::spec_path_of(kind),
+                path: Self::spec_path_of(kind).to_owned(),
             })?;
         Ok(Workload {
             kind,
@@ -313,16 +313,11 @@ impl<'a> Workload<'a> {
         base.chain(added)
     }
 
-    fn template_path_of(kind: WorkloadKind) -> String {
-        template_tokens(kind).join(".")
-    }
-
-    fn spec_path_of(kind: WorkloadKind) -> String {
-        let t = Self::template_path_of(kind);
-        if t.is_empty() {
-            "spec".to_owned()
-        } else {
-            format!("{t}.spec")
+    fn spec_path_of(kind: WorkloadKind) -> &'static str {
+        match kind {
+            WorkloadKind::Pod => "spec",
+            WorkloadKind::CronJob => "spec.jobTemplate.spec.template.spec",
+            _ => "spec.template.spec",
         }
     }
 
@@ -341,7 +336,7 @@ impl<'a> Workload<'a> {
     }
 
     /// Dotted path of the PodSpec for messages (`spec.template.spec`).
-    pub fn pod_spec_path(&self) -> String {
+    pub fn pod_spec_path(&self) -> &'static str {
         Self::spec_path_of(self.kind)
     }
 
