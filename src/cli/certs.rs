@@ -122,7 +122,14 @@ pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
          {dir}/{KUSTOMIZATION_FILE}",
         args.namespace, args.secret_name
     );
-    println!("next: kubectl apply -k deploy/   (re-run both before the certificate expires)");
+    if args.out_dir == Path::new("certs") {
+        println!("next: kubectl apply -k deploy/   (re-run both before the certificate expires)");
+    } else {
+        println!(
+            "deploy/ includes certs/: to use {dir}, list it under `components:` of your own \
+             kustomization (see deploy/kustomization.yaml)"
+        );
+    }
     if done.previous_ca_trusted {
         println!(
             "finish the CA rotation once every Pod serves the new certificate: \
@@ -138,6 +145,18 @@ fn date(t: OffsetDateTime) -> String {
 
 /// Generates or reuses the CA, issues a serving certificate and writes every file.
 pub fn generate(args: &CertsArgs) -> anyhow::Result<Generated> {
+    use crate::policy::compile::{check_dns1123_label, check_dns1123_subdomain};
+    for (flag, value, check) in [
+        (
+            "--service",
+            &args.service,
+            check_dns1123_label as fn(&str) -> Result<(), String>,
+        ),
+        ("--namespace", &args.namespace, check_dns1123_label),
+        ("--secret-name", &args.secret_name, check_dns1123_subdomain),
+    ] {
+        check(value).map_err(|e| anyhow::anyhow!("{flag} {value:?}: {e}"))?;
+    }
     let dir = &args.out_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let serving_validity = Duration::from_secs(args.validity_days * DAY);
@@ -415,6 +434,20 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "{file} readable by others: {mode:o}");
         }
+    }
+
+    #[test]
+    fn names_must_be_valid_kubernetes_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (flag, bad) in [
+            ("--service", "Portcullis"),
+            ("--namespace", "team a"),
+            ("--secret-name", "tls_secret"),
+        ] {
+            let err = generate(&args(dir.path(), &[flag, bad])).expect_err(bad);
+            assert!(format!("{err:#}").contains(flag), "{err:#}");
+        }
+        assert!(!dir.path().join(CA_KEY_FILE).exists(), "nothing written");
     }
 
     #[test]
