@@ -373,6 +373,12 @@ fn check_workload(dir: &str, r: &Rendered) {
         .iter()
         .find(|v| !v["secret"].is_null())
         .expect("a Secret volume");
+    // Readable by the owner and the group (fsGroup) only: it holds the private key.
+    assert_eq!(
+        tls_volume["secret"]["defaultMode"].as_u64(),
+        Some(0o440),
+        "{dir}"
+    );
     let tls_dir = mount_of(str_of(&tls_volume["name"]));
     assert_eq!(
         r.env("PORTCULLIS_TLS_CERT"),
@@ -657,6 +663,59 @@ fn the_deployment_passes_portcullis_default_policies() {
                     .any(|p| p == "require-probes"),
                 "{dir}: the probe policy selected it"
             );
+        }
+    }
+}
+
+/// Deserializes into the Kubernetes API type and serializes back: a misspelled or misplaced
+/// field (which the apiserver would drop or reject) is missing from the round trip.
+fn round_trips<T>(object: &Value) -> Result<(), String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let typed: T = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+    let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    if &back == object {
+        Ok(())
+    } else {
+        Err(format!(
+            "fields lost or changed:\nrendered:   {object}\nround trip: {back}"
+        ))
+    }
+}
+
+#[test]
+fn every_rendered_object_matches_the_kubernetes_api_types() {
+    use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
+    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, policy::v1 as policy_v1};
+    let checkout = Checkout::with_certs();
+    for (dir, _) in expectations() {
+        for object in &checkout.render(dir).objects {
+            let kind = str_of(&object["kind"]);
+            let checked = match kind {
+                "Namespace" => round_trips::<core::Namespace>(object),
+                "ServiceAccount" => round_trips::<core::ServiceAccount>(object),
+                "ConfigMap" => round_trips::<core::ConfigMap>(object),
+                "Secret" => round_trips::<core::Secret>(object),
+                "Service" => round_trips::<core::Service>(object),
+                "Deployment" => round_trips::<apps::Deployment>(object),
+                "PodDisruptionBudget" => round_trips::<policy_v1::PodDisruptionBudget>(object),
+                "MutatingWebhookConfiguration" => {
+                    round_trips::<admissionregistration::MutatingWebhookConfiguration>(object)
+                }
+                "ValidatingWebhookConfiguration" => {
+                    round_trips::<admissionregistration::ValidatingWebhookConfiguration>(object)
+                }
+                // cert-manager's own kinds: checked field by field in every_install_renders_safely.
+                "Issuer" | "Certificate" if dir == CERT_MANAGER => {
+                    assert_eq!(object["apiVersion"], "cert-manager.io/v1");
+                    Ok(())
+                }
+                other => Err(format!("unexpected kind {other}")),
+            };
+            if let Err(e) = checked {
+                panic!("{dir}: {kind} {}: {e}", object["metadata"]["name"]);
+            }
         }
     }
 }
