@@ -238,6 +238,11 @@ fn check_workload(dir: &str, r: &Rendered) {
     let image = str_of(&c["image"]);
     let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
     assert!(!tag.is_empty() && tag != "latest", "{dir}: image {image}");
+    assert_eq!(
+        tag,
+        env!("CARGO_PKG_VERSION"),
+        "{dir}: the image tag follows the crate version"
+    );
 
     // Probes: all on the admin port, on the paths the admin router serves.
     let admin_port = port_of(&r.env("PORTCULLIS_ADMIN_ADDR").expect("admin addr"));
