@@ -82,6 +82,18 @@ async fn the_apiserver_verifies_the_served_certificate_against_the_rendered_ca_b
         "default policies deny: {answer}"
     );
 
+    // In-cluster clients may use the other names of the Service.
+    for host in [
+        "portcullis.portcullis-system.svc.cluster.local",
+        "portcullis.portcullis-system",
+        "portcullis",
+    ] {
+        let client = apiserver_client(&ca_bundle, host, server.addr());
+        let url = format!("https://{host}:{}{path}", server.addr().port());
+        let (status, _) = post(&client, &url, fixture("validate-create-pod-bare.json")).await;
+        assert_eq!(status, 200, "{host}");
+    }
+
     // Verification is real: the same certificate is refused for a name it was not issued for,
     // and by a client that does not trust this CA.
     let other = "portcullis.elsewhere.svc";
