@@ -68,16 +68,18 @@ fn fixtures() -> Vec<(String, Value)> {
     all
 }
 
-/// What Portcullis itself decides: `true` when it would skip the request as controller-owned.
-fn server_skips_as_controller_owned(review: &Value) -> bool {
+/// What Portcullis itself decides on a request.
+fn decide(review: &Value) -> portcullis::engine::Decision {
     let set = policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
         .expect("default policies");
     let bytes = serde_json::to_vec(review).expect("bytes");
     let parsed = admission::parse_review(&bytes).expect("review parses");
-    matches!(
-        parsed.evaluate(&set).skipped,
-        Some(Skip::ControllerOwned { .. })
-    )
+    parsed.evaluate(&set)
+}
+
+/// `true` when Portcullis would skip the request as controller-owned.
+fn server_skips_as_controller_owned(review: &Value) -> bool {
+    matches!(decide(review).skipped, Some(Skip::ControllerOwned { .. }))
 }
 
 /// A review of `object` sent by `username`.
@@ -98,12 +100,25 @@ fn match_conditions_only_cut_what_portcullis_would_skip() {
     let mut cut = 0;
     let all = fixtures();
     assert!(all.len() >= 30, "captured reviews: {}", all.len());
+    let mut mutating_cut = 0;
     for (name, review) in &all {
-        // The mutating webhook sees every captured request: Pod-level injection needs
-        // controller-created Pods too.
-        assert!(calls_webhook(&mutating, review), "{name}: mutating skipped");
-        let called = calls_webhook(&validating, review);
+        // The mutating webhook sees controller-created Pods (Pod-level injection needs them);
+        // it skips only controller-owned ReplicaSets and Jobs, which Portcullis never patches.
         let skipped = server_skips_as_controller_owned(review);
+        let is_pod = review["request"]["kind"]["kind"] == "Pod";
+        assert_eq!(
+            calls_webhook(&mutating, review),
+            is_pod || !skipped,
+            "{name}: mutating"
+        );
+        if !is_pod && skipped {
+            assert!(
+                decide(review).patch.0.is_empty(),
+                "{name}: would be patched"
+            );
+            mutating_cut += 1;
+        }
+        let called = calls_webhook(&validating, review);
         assert_eq!(
             called,
             !skipped,
@@ -114,6 +129,10 @@ fn match_conditions_only_cut_what_portcullis_would_skip() {
         cut += usize::from(!called);
     }
     assert!(cut >= 3, "controller-created objects are cut: {cut}");
+    assert!(
+        mutating_cut >= 1,
+        "controller-owned ReplicaSets are cut: {mutating_cut}"
+    );
 
     // Forged and edge cases, on a Pod review.
     let (_, pod) = all
@@ -164,6 +183,27 @@ fn match_conditions_only_cut_what_portcullis_would_skip() {
             "server: {user}"
         );
     }
+
+    // A controller-owned ReplicaSet from the deployment controller skips the mutating webhook;
+    // the same ReplicaSet from a user does not.
+    let (_, replicaset) = all
+        .iter()
+        .find(|(n, _)| n == "mutate-create-replicaset-owned-by-deployment.json")
+        .expect("owned ReplicaSet fixture");
+    let object = replicaset["request"]["object"].clone();
+    let from_controller = forged(
+        replicaset,
+        "system:serviceaccount:kube-system:deployment-controller",
+        object.clone(),
+    );
+    assert!(!calls_webhook(&mutating, &from_controller));
+    assert!(calls_webhook(
+        &mutating,
+        &forged(replicaset, "alice", object)
+    ));
+    // Controller-created Pods reach it.
+    let pod_from_controller = forged(pod, replicaset_controller, owned(json!(true)));
+    assert!(calls_webhook(&mutating, &pod_from_controller));
 
     // Kubelets (mirror Pods) reach neither webhook.
     let kubelet = forged(pod, "system:node:worker-1", owned(Value::Null));
