@@ -297,6 +297,13 @@ pub fn write_pem(path: &Path, contents: &str, private: bool) -> Result<(), CertE
     #[cfg(not(unix))]
     let _ = private;
     let mut file = options.open(path).map_err(io)?;
+    // `mode` applies only when the file is created: tighten a file that already existed too.
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+    }
     file.write_all(contents.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)
 }

@@ -155,6 +155,7 @@ async fn start_up_fails_fast_on_bad_policies_or_certificates() {
         policies: portcullis::server::PolicySource {
             dir: policies.to_path_buf(),
             trusted_controllers: None,
+            max_mode: None,
         },
         tls_cert: cert.clone(),
         tls_key: key.clone(),

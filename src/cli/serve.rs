@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::policy::model::Mode;
 use crate::server::{self, PolicySource, ServerConfig};
 use crate::telemetry::{self, LogFormat};
 
@@ -64,6 +65,12 @@ pub struct ServeArgs {
     /// built-in list of Kubernetes' own controllers.
     #[arg(long, env = "PORTCULLIS_TRUSTED_CONTROLLERS", value_delimiter = ',')]
     pub trusted_controllers: Vec<String>,
+    /// The strictest mode any policy runs in: `warn` turns every `enforce` policy into `warn`
+    /// (nothing denied, nothing mutated, every finding a warning) for an audit-first rollout;
+    /// `audit` silences warnings too. Policies already more lenient keep their mode.
+    #[arg(long, env = "PORTCULLIS_MAX_MODE", value_name = "enforce|warn|audit|off",
+          default_value = "enforce", value_parser = |s: &str| s.parse::<Mode>())]
+    pub max_mode: Mode,
     /// Log format.
     #[arg(
         long,
@@ -141,6 +148,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         policies: PolicySource {
             dir: args.policies.clone(),
             trusted_controllers,
+            max_mode: (args.max_mode != Mode::Enforce).then_some(args.max_mode),
         },
         tls_cert,
         tls_key,
@@ -224,6 +232,19 @@ mod tests {
                 .tls_files()
                 .expect("both")
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn max_mode_parses_every_mode_and_defaults_to_enforce() {
+        assert_eq!(serve(&[]).max_mode, super::Mode::Enforce);
+        assert_eq!(serve(&["--max-mode", "warn"]).max_mode, super::Mode::Warn);
+        let err = Cli::try_parse_from(["portcullis", "serve", "--max-mode", "lenient"])
+            .expect_err("not a mode");
+        assert!(
+            err.to_string()
+                .contains("expected enforce, warn, audit or off"),
+            "{err}"
         );
     }
 

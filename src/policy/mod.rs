@@ -80,6 +80,19 @@ impl PolicySet {
         self
     }
 
+    /// Makes every policy no stricter than `max` (see [`Mode::at_most`]): `Warn` turns
+    /// `enforce` policies into `warn` ones for an audit-first rollout, where nothing is denied
+    /// and nothing is mutated; `Enforce` changes nothing.
+    pub fn with_max_mode(mut self, max: Mode) -> PolicySet {
+        for policy in &mut self.policies {
+            let capped = policy.mode.at_most(max);
+            if capped != policy.mode {
+                Arc::make_mut(policy).mode = capped;
+            }
+        }
+        self
+    }
+
     /// The policy of that name.
     pub fn get(&self, name: &str) -> Option<&CompiledPolicy> {
         self.policies
@@ -204,5 +217,85 @@ pub fn selected_kinds(m: &Match) -> Vec<WorkloadKind> {
         WorkloadKind::ALL.to_vec()
     } else {
         m.kinds.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model::Mode;
+
+    const POLICIES: &str = r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: strict}
+spec:
+  mode: enforce
+  rules: [{requireProbes: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: gentle}
+spec:
+  mode: warn
+  rules: [{requireResources: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: quiet}
+spec:
+  mode: audit
+  rules: [{requireProbes: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: disabled}
+spec:
+  mode: "off"
+  rules: [{requireProbes: {}}]
+"#;
+
+    fn modes(set: &super::PolicySet) -> Vec<(&str, Mode)> {
+        set.policies
+            .iter()
+            .map(|p| (p.name.as_str(), p.mode))
+            .collect()
+    }
+
+    #[test]
+    fn max_mode_only_ever_relaxes() {
+        let set =
+            super::load_str(std::path::Path::new("inline.yaml"), POLICIES).expect("policies load");
+        let table = [
+            (
+                Mode::Enforce,
+                [Mode::Enforce, Mode::Warn, Mode::Audit, Mode::Off],
+            ),
+            (Mode::Warn, [Mode::Warn, Mode::Warn, Mode::Audit, Mode::Off]),
+            (
+                Mode::Audit,
+                [Mode::Audit, Mode::Audit, Mode::Audit, Mode::Off],
+            ),
+            (Mode::Off, [Mode::Off, Mode::Off, Mode::Off, Mode::Off]),
+        ];
+        for (max, expected) in table {
+            let capped = set.clone().with_max_mode(max);
+            let names = ["strict", "gentle", "quiet", "disabled"];
+            let want: Vec<(&str, Mode)> = names.into_iter().zip(expected).collect();
+            assert_eq!(modes(&capped), want, "max mode {max:?}");
+        }
+        // The original set is untouched (policies are shared, not edited in place).
+        assert_eq!(set.get("strict").map(|p| p.mode), Some(Mode::Enforce));
+    }
+
+    #[test]
+    fn modes_parse_as_written_in_policy_files() {
+        for mode in [Mode::Enforce, Mode::Warn, Mode::Audit, Mode::Off] {
+            assert_eq!(mode.as_str().parse::<Mode>(), Ok(mode));
+        }
+        let err = "Enforce".parse::<Mode>().expect_err("case matters");
+        assert!(
+            err.contains("expected enforce, warn, audit or off"),
+            "{err}"
+        );
     }
 }

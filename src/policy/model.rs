@@ -92,6 +92,29 @@ impl Mode {
             Mode::Off => "off",
         }
     }
+
+    /// This mode, made no stricter than `max`: with `max = Warn`, `Enforce` becomes `Warn`
+    /// while `Warn`, `Audit` and `Off` stay. (The declaration order runs from strictest to
+    /// most lenient, so the result is the more lenient of the two.)
+    pub fn at_most(self, max: Mode) -> Mode {
+        self.max(max)
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "enforce" => Ok(Mode::Enforce),
+            "warn" => Ok(Mode::Warn),
+            "audit" => Ok(Mode::Audit),
+            "off" => Ok(Mode::Off),
+            other => Err(format!(
+                "unknown mode {other:?}: expected enforce, warn, audit or off"
+            )),
+        }
+    }
 }
 
 /// The workload kinds Portcullis understands: Pods and every pod controller.

@@ -267,7 +267,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     state.set_tls_bound();
     tracing::info!(%addr, %admin_addr, policies = count, dir = %config.policies.dir.display(),
-        not_after_unix = cert.not_after_unix, "portcullis webhook serving");
+        not_after_unix = cert.not_after_unix,
+        max_mode = config.policies.max_mode.map(|m| m.as_str()), "portcullis webhook serving");
     Ok(RunningServer {
         addr,
         admin_addr,

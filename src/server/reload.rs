@@ -48,16 +48,21 @@ pub struct PolicySource {
     pub dir: PathBuf,
     /// Trusted controller usernames replacing the built-in list, if configured.
     pub trusted_controllers: Option<Vec<String>>,
+    /// The strictest mode any policy runs in (`--max-mode`); `None` keeps every policy's own.
+    pub max_mode: Option<crate::policy::model::Mode>,
 }
 
 impl PolicySource {
-    /// Loads the directory as a policy set.
+    /// Loads the directory as a policy set (every load: start-up and each reload).
     pub fn load(&self) -> Result<PolicySet, policy::LoadError> {
-        let set = policy::load_dir(&self.dir)?;
-        Ok(match &self.trusted_controllers {
-            Some(users) => set.with_trusted_controllers(users.clone()),
-            None => set,
-        })
+        let mut set = policy::load_dir(&self.dir)?;
+        if let Some(users) = &self.trusted_controllers {
+            set = set.with_trusted_controllers(users.clone());
+        }
+        if let Some(max) = self.max_mode {
+            set = set.with_max_mode(max);
+        }
+        Ok(set)
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Options {
     pub request_timeout: Option<Duration>,
     /// Poll period for reloads (default: none, tests call `check_now`).
     pub reload_interval: Option<Duration>,
+    /// The strictest mode any policy runs in (`--max-mode`).
+    pub max_mode: Option<portcullis::policy::model::Mode>,
 }
 
 /// Copies every file of `from` into `to`.
@@ -91,6 +93,7 @@ pub async fn start(options: Options) -> TestServer {
         policies: PolicySource {
             dir: policy_dir.clone(),
             trusted_controllers: None,
+            max_mode: options.max_mode,
         },
         tls_cert: cert_path.clone(),
         tls_key: key_path.clone(),
