@@ -12,3 +12,9 @@ pub mod policy;
 pub mod server;
 pub mod telemetry;
 pub mod workload;
+
+/// The allocator of every binary built from this crate (the server, the CLI, benchmarks), so
+/// what is benchmarked is what runs.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
