@@ -342,7 +342,15 @@ impl<'a> Workload<'a> {
 
     /// Dotted path of a container for messages (`spec.template.spec.containers[0]`).
     pub fn container_path(&self, c: &ContainerRef<'_>) -> String {
-        format!("{}.{}[{}]", self.pod_spec_path(), c.list(), c.index)
+        [
+            self.pod_spec_path(),
+            ".",
+            c.list(),
+            "[",
+            &c.index.to_string(),
+            "]",
+        ]
+        .concat()
     }
 
     /// The object's `metadata`.
@@ -469,8 +477,8 @@ impl<'a> Workload<'a> {
         let name = self.name();
         let name = if name.is_empty() { "<unnamed>" } else { name };
         match namespace.or(self.namespace()) {
-            Some(ns) => format!("{} {ns}/{name}", self.kind),
-            None => format!("{} {name}", self.kind),
+            Some(ns) => [self.kind.as_str(), " ", ns, "/", name].concat(),
+            None => [self.kind.as_str(), " ", name].concat(),
         }
     }
 }

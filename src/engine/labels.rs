@@ -92,8 +92,8 @@ pub(super) fn plan_defaults<'p>(
                 plan.changes.push(Found {
                     rule: "defaultLabels",
                     container: None,
-                    field: format!("{}.{key}[\"{k}\"]", target.path),
-                    message: format!("add {singular} {k}={v}"),
+                    field: [target.path, ".", key, "[\"", k, "\"]"].concat(),
+                    message: ["add ", singular, " ", k, "=", &v].concat(),
                     hint: String::new(),
                 });
                 plan.added.metadata.push(MetaAddition {

@@ -41,8 +41,8 @@ pub(super) fn check(rule: &RequireProbes, w: &Workload<'_>, out: &mut Vec<Found>
                 out.push(Found {
                     rule: "requireProbes",
                     container: Some(c.name.to_owned()),
-                    field: format!("{}.{field}", w.container_path(&c)),
-                    message: format!("no {field}"),
+                    field: [&w.container_path(&c), ".", field].concat(),
+                    message: ["no ", field].concat(),
                     hint: (*hint).to_owned(),
                 });
             }

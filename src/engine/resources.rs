@@ -48,8 +48,8 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
                     out.push(Found {
                         rule: "requireResources",
                         container: Some(c.name.to_owned()),
-                        field: format!("{}.resources.{section}.{n}", w.container_path(&c)),
-                        message: format!("no {n} {singular}"),
+                        field: [&w.container_path(&c), ".resources.", section, ".", n].concat(),
+                        message: ["no ", n, " ", singular].concat(),
                         hint: format!(
                             "set resources.{section}.{n} (e.g. {}) {why}",
                             example(*name)

@@ -65,8 +65,8 @@ pub(super) fn plan<'p>(
             plan.changes.push(Found {
                 rule: "injectSidecar",
                 container: None,
-                field: format!("{spec_path}.volumes"),
-                message: format!("add volume {name}"),
+                field: [spec_path, ".volumes"].concat(),
+                message: ["add volume ", name].concat(),
                 hint: String::new(),
             });
             plan.added.volumes.push(name);
@@ -94,8 +94,8 @@ pub(super) fn plan<'p>(
                 plan.changes.push(Found {
                     rule: "injectSidecar",
                     container: Some(c.name.to_owned()),
-                    field: format!("{}.volumeMounts", w.container_path(&c)),
-                    message: format!("mount volume {name} at {path}"),
+                    field: [&w.container_path(&c), ".volumeMounts"].concat(),
+                    message: ["mount volume ", name, " at ", path].concat(),
                     hint: String::new(),
                 });
                 plan.added.mounts.push((c.index, name, path));
@@ -118,16 +118,18 @@ pub(super) fn plan<'p>(
     plan.changes.push(Found {
         rule: "injectSidecar",
         container: Some(rule.name.clone()),
-        field: format!("{spec_path}.{list}[{index}]"),
-        message: format!(
-            "inject {}container {}",
+        field: [spec_path, ".", list, "[", &index.to_string(), "]"].concat(),
+        message: [
+            "inject ",
             if rule.native_sidecar {
                 "native sidecar "
             } else {
                 "sidecar "
             },
-            rule.name
-        ),
+            "container ",
+            &rule.name,
+        ]
+        .concat(),
         hint: String::new(),
     });
     patch::append_all(
