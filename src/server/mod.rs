@@ -92,6 +92,14 @@ async fn track_in_flight(State(state): State<AppState>, request: Request, next: 
     next.run(request).await
 }
 
+/// Logs the load-time lint warnings of a policy set (one line each, with file and line).
+pub(crate) fn log_policy_warnings(set: &crate::policy::PolicySet) {
+    for w in &set.warnings {
+        tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
+            hint = %w.hint, "policy lint warning");
+    }
+}
+
 /// Resolves once `shutdown` is true (or its sender is gone).
 pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
@@ -209,6 +217,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             source,
         })?;
     let count = set.policies.len();
+    log_policy_warnings(&set);
     let state = AppState::new(set);
     let cert = tls::load_cert_files(&config.tls_cert, &config.tls_key)?;
     state.metrics().certificate_expiry.set(cert.not_after_unix);
