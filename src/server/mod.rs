@@ -123,7 +123,8 @@ pub struct ServerConfig {
     pub client_ca: Option<PathBuf>,
     /// Poll period for reloads; `None` disables polling (tests call `check_now`).
     pub reload_interval: Option<Duration>,
-    /// Whole-request timeout (body read included).
+    /// Whole-request timeout (body read included); also bounds the TLS handshake and, for
+    /// HTTP/1.1, the arrival of the request headers.
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
@@ -267,8 +268,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }
     });
     let grace = config.shutdown_grace;
+    let timeout = config.request_timeout;
     let task = tokio::spawn(async move {
-        listener::serve_tls(listener, acceptor, router, shutdown_rx, grace).await;
+        listener::serve_tls(listener, acceptor, router, shutdown_rx, timeout, grace).await;
         // The admin port stays up while draining, so probes see "not ready" rather than
         // "connection refused".
         let _ = admin_stop.send(());
