@@ -112,8 +112,16 @@ async fn idle_connections_are_closed_and_do_not_block_others() {
         let alpn: &[&[u8]] = if i % 2 == 0 { &[b"http/1.1"] } else { &[b"h2"] };
         tls.push(tls_handshake(&t, alpn).await);
     }
+    // A keep-alive connection idle after its first request.
+    let mut kept = tls_handshake(&t, &[b"http/1.1"]).await;
+    kept.write_all(b"GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).await.expect("an answer");
+    assert_eq!(&first, b"HTTP/1.1 404");
     // While they hang around, other clients are served.
-    t.assert_still_serving("240 idle connections").await;
+    t.assert_still_serving("241 idle connections").await;
     // Every idle connection is closed within the timeouts.
     for (i, mut conn) in raw.into_iter().enumerate() {
         assert!(
@@ -127,6 +135,10 @@ async fn idle_connections_are_closed_and_do_not_block_others() {
             "idle TLS connection {i} still open"
         );
     }
+    assert!(
+        read_until_closed(&mut kept, CLOSE_WITHIN).await.is_some(),
+        "idle keep-alive connection still open"
+    );
     t.assert_still_serving("idle connections closed").await;
     t.server.shutdown().await;
 }
