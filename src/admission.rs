@@ -38,6 +38,18 @@ pub enum ReviewError {
     /// A review without `request` (a response, or an empty review).
     #[error("AdmissionReview has no request")]
     NoRequest,
+    /// `request.object` (or `oldObject`) is of another kind than `request.kind` declares. The
+    /// apiserver always sends the object in the declared kind and version; judging the object
+    /// as the declared kind could pass what it should not, so such a review is refused.
+    #[error("request.{field} is {found} but request.kind declares {declared}")]
+    KindMismatch {
+        /// `object` or `oldObject`.
+        field: &'static str,
+        /// `apps/v1 Deployment`, from `request.kind`.
+        declared: String,
+        /// The object's own `apiVersion` and `kind`.
+        found: String,
+    },
 }
 
 /// A parsed review: the request and its objects as plain JSON, converted once.
@@ -66,6 +78,8 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     }
     let request: AdmissionRequest<DynamicObject> =
         review.try_into().map_err(|_| ReviewError::NoRequest)?;
+    check_object_kind(&request, "object", request.object.as_ref())?;
+    check_object_kind(&request, "oldObject", request.old_object.as_ref())?;
     let to_json = |o: &Option<DynamicObject>| {
         o.as_ref()
             .map(serde_json::to_value)
@@ -78,6 +92,32 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
         request,
         object,
         old_object,
+    })
+}
+
+/// Refuses an object whose own `apiVersion`/`kind` differ from `request.kind` (an object
+/// without them is judged as the declared kind).
+fn check_object_kind(
+    request: &AdmissionRequest<DynamicObject>,
+    field: &'static str,
+    object: Option<&DynamicObject>,
+) -> Result<(), ReviewError> {
+    let Some(types) = object.and_then(|o| o.types.as_ref()) else {
+        return Ok(());
+    };
+    let kind = &request.kind;
+    let declared_version = if kind.group.is_empty() {
+        kind.version.clone()
+    } else {
+        format!("{}/{}", kind.group, kind.version)
+    };
+    if types.api_version == declared_version && types.kind == kind.kind {
+        return Ok(());
+    }
+    Err(ReviewError::KindMismatch {
+        field,
+        declared: format!("{declared_version} {}", kind.kind),
+        found: format!("{} {}", types.api_version, types.kind),
     })
 }
 

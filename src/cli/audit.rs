@@ -51,7 +51,12 @@ impl ManifestArgs {
     /// Loads the policy set; `None` (after printing every diagnostic) when it cannot be loaded.
     pub fn load_policies(&self) -> Option<PolicySet> {
         match crate::policy::load_dir(&self.policies) {
-            Ok(set) => Some(set),
+            Ok(set) => {
+                for w in &set.warnings {
+                    eprintln!("warning: {w}");
+                }
+                Some(set)
+            }
             Err(e) => {
                 eprintln!(
                     "error: cannot load policies from {}:",

@@ -129,7 +129,10 @@ pub fn validate(path: &Path) -> (String, ExitCode) {
                 out.push_str(line.trim_end());
                 out.push('\n');
             }
-            let _ = writeln!(
+            for w in &set.warnings {
+                let _ = writeln!(out, "warning: {w}");
+            }
+            let _ = write!(
                 out,
                 "{} {} valid",
                 rows.len(),
@@ -139,6 +142,11 @@ pub fn validate(path: &Path) -> (String, ExitCode) {
                     "policies are"
                 }
             );
+            let _ = match set.warnings.len() {
+                0 => writeln!(out),
+                1 => writeln!(out, ", with 1 warning"),
+                n => writeln!(out, ", with {n} warnings"),
+            };
             (out, ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::compile::{CompileError, FieldPath, PathSegment, compile_document_raw};
+use super::lint::{Severity, lint};
 use super::model::{API_VERSION, KIND, PolicyDocument};
 use super::{CompiledPolicy, PolicySet, Source};
 
@@ -533,8 +534,19 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
             }
         }
     }
+    if !diagnostics.is_empty() {
+        return Err(LoadError { diagnostics });
+    }
+    // Pitfalls across policies: errors refuse the set, warnings travel with it.
+    let mut set = PolicySet::new(policies);
+    for found in lint(&set) {
+        match found.severity {
+            Severity::Error => diagnostics.push(found.diagnostic),
+            Severity::Warning => set.warnings.push(found.diagnostic),
+        }
+    }
     if diagnostics.is_empty() {
-        Ok(PolicySet::new(policies))
+        Ok(set)
     } else {
         Err(LoadError { diagnostics })
     }

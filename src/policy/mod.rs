@@ -2,6 +2,7 @@
 //! evaluates.
 
 pub mod compile;
+pub mod lint;
 pub mod load;
 pub mod model;
 pub mod select;
@@ -54,6 +55,8 @@ pub struct PolicySet {
     pub policies: Vec<Arc<CompiledPolicy>>,
     /// Usernames whose controller-owned objects are not judged again (see DESIGN.md).
     pub trusted_controllers: Vec<String>,
+    /// Pitfalls found at load that do not stop the set from being used ([`lint`] warnings).
+    pub warnings: Vec<load::Diagnostic>,
 }
 
 impl Default for PolicySet {
@@ -71,6 +74,7 @@ impl PolicySet {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            warnings: Vec::new(),
         }
     }
 

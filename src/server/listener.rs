@@ -8,23 +8,20 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-/// A TLS handshake must complete within this time.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The request line and headers must arrive within this time (HTTP/1.1).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// HTTP/2 keep-alive pings: an unresponsive peer is dropped after interval + timeout.
 pub const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
-fn connection_builder() -> auto::Builder<TokioExecutor> {
+fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -36,14 +33,21 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
 
 /// Serves `router` over TLS on `listener` until `shutdown` turns true, then stops accepting and
 /// waits up to `grace` for open connections to finish their in-flight requests.
+///
+/// Slow or idle clients are bounded by `timeout` (the request timeout): the TLS handshake must
+/// complete within it, then the first request bytes must arrive within it, and (HTTP/1.1) the
+/// request line and headers of every request, the first and each keep-alive one; the request
+/// itself, body included, is bounded by the router's own timeout layer. An HTTP/2 connection,
+/// once started, is kept while the peer answers keep-alive pings.
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     mut shutdown: watch::Receiver<bool>,
+    timeout: Duration,
     grace: Duration,
 ) {
-    let builder = connection_builder();
+    let builder = connection_builder(timeout);
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -63,8 +67,7 @@ pub async fn serve_tls(
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            {
+            let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -75,6 +78,23 @@ pub async fn serve_tls(
                     return;
                 }
             };
+            // The first request bytes must arrive within the timeout too: hyper's HTTP/1.1
+            // header timeout only starts once the protocol is known, and HTTP/2 has none, so
+            // a client that completes the handshake and then stays silent would hold the
+            // connection forever. The buffer keeps what was read for hyper.
+            let mut tls = BufReader::new(tls);
+            match tokio::time::timeout(timeout, tls.fill_buf()).await {
+                Ok(Ok(bytes)) if !bytes.is_empty() => {}
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "connection failed before a request");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "no request within the timeout");
+                    return;
+                }
+            }
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .into_owned();

@@ -92,6 +92,14 @@ async fn track_in_flight(State(state): State<AppState>, request: Request, next: 
     next.run(request).await
 }
 
+/// Logs the load-time lint warnings of a policy set (one line each, with file and line).
+pub(crate) fn log_policy_warnings(set: &crate::policy::PolicySet) {
+    for w in &set.warnings {
+        tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
+            hint = %w.hint, "policy lint warning");
+    }
+}
+
 /// Resolves once `shutdown` is true (or its sender is gone).
 pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
@@ -115,7 +123,8 @@ pub struct ServerConfig {
     pub client_ca: Option<PathBuf>,
     /// Poll period for reloads; `None` disables polling (tests call `check_now`).
     pub reload_interval: Option<Duration>,
-    /// Whole-request timeout (body read included).
+    /// Whole-request timeout (body read included); also bounds the TLS handshake and, for
+    /// HTTP/1.1, the arrival of the request headers.
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
@@ -209,6 +218,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             source,
         })?;
     let count = set.policies.len();
+    log_policy_warnings(&set);
     let state = AppState::new(set);
     let cert = tls::load_cert_files(&config.tls_cert, &config.tls_key)?;
     state.metrics().certificate_expiry.set(cert.not_after_unix);
@@ -258,8 +268,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }
     });
     let grace = config.shutdown_grace;
+    let timeout = config.request_timeout;
     let task = tokio::spawn(async move {
-        listener::serve_tls(listener, acceptor, router, shutdown_rx, grace).await;
+        listener::serve_tls(listener, acceptor, router, shutdown_rx, timeout, grace).await;
         // The admin port stays up while draining, so probes see "not ready" rather than
         // "connection refused".
         let _ = admin_stop.send(());

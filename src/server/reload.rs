@@ -132,6 +132,7 @@ impl Reloader {
         match self.policies.load() {
             Ok(set) => {
                 let count = set.policies.len();
+                super::log_policy_warnings(&set);
                 let generation = self.state.replace_policies(set);
                 metrics.record_policy_reload(true);
                 tracing::info!(

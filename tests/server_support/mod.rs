@@ -240,3 +240,105 @@ pub fn warnings(answer: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The reviews the still-serving check sends, with the verdict each must get under the test
+/// policies: (fixture, endpoint, allowed, patched).
+pub const KNOWN_VERDICTS: [(&str, &str, bool, bool); 4] = [
+    ("validate-create-pod-bare.json", "/validate", false, false),
+    (
+        "validate-create-pod-owned-by-replicaset.json",
+        "/validate",
+        true,
+        false,
+    ),
+    ("mutate-create-deployment.json", "/mutate", true, true),
+    ("validate-create-deployment.json", "/validate", false, false),
+];
+
+/// The `request.uid` of a review body.
+pub fn uid_of(body: &[u8]) -> String {
+    let review: Value = serde_json::from_slice(body).expect("review JSON");
+    review["request"]["uid"].as_str().expect("uid").to_owned()
+}
+
+/// Asserts that an answer is the known verdict for `fixture`: 200, the same uid, allowed and
+/// patched as expected. Returns a description of what is wrong instead of panicking, so load
+/// tests can count failures.
+pub fn check_verdict(
+    status: u16,
+    answer: &Value,
+    uid: &str,
+    allowed: bool,
+    patched: bool,
+) -> Result<(), String> {
+    if status != 200 {
+        return Err(format!("status {status}: {answer}"));
+    }
+    let response = &answer["response"];
+    if response["uid"] != uid {
+        return Err(format!("uid {} instead of {uid}", response["uid"]));
+    }
+    if response["allowed"] != allowed {
+        return Err(format!(
+            "allowed {} instead of {allowed}",
+            response["allowed"]
+        ));
+    }
+    if response.get("patch").is_some() != patched {
+        return Err(format!("patched {} instead of {patched}", !patched));
+    }
+    Ok(())
+}
+
+impl TestServer {
+    /// Asserts that the server still answers normal reviews correctly, over fresh HTTP/1.1 and
+    /// HTTP/2 connections (new TLS handshakes).
+    pub async fn assert_still_serving(&self, after: &str) {
+        for http in [Http::One, Http::Two] {
+            let client = self.client(http);
+            for (name, endpoint, allowed, patched) in KNOWN_VERDICTS {
+                let body = fixture(name);
+                let uid = uid_of(&body);
+                let (status, answer) = post(&client, &self.url(endpoint), body).await;
+                if let Err(e) = check_verdict(status, &answer, &uid, allowed, patched) {
+                    panic!("after {after}: {name} over {http:?}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A raw TLS client trusting `ca_pem`: `versions` limits the protocol versions it offers,
+/// `alpn` the protocols it asks for, `identity` its client certificate.
+pub fn tls_connector(
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+    identity: Option<&CertifiedPem>,
+) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("ca cert")).expect("add root");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .expect("versions")
+    .with_root_certificates(roots);
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(id) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("client cert"),
+                PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).expect("client key"),
+            )
+            .expect("client auth"),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
