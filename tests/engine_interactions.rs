@@ -13,8 +13,12 @@ fn policies(text: &str) -> PolicySet {
 }
 
 fn policy(name: &str, rule: &str) -> String {
+    policy_in_mode(name, "enforce", rule)
+}
+
+fn policy_in_mode(name: &str, mode: &str, rule: &str) -> String {
     format!(
-        "---\napiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n  rules:\n    - {rule}\n"
+        "---\napiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: {mode}\n  rules:\n    - {rule}\n"
     )
 }
 
@@ -122,7 +126,11 @@ fn two_sidecars_share_a_volume_and_mount_once() {
 
 #[test]
 fn an_injected_sidecar_is_judged_where_it_will_sit() {
-    let set = policies(&(policy("a", SIDECAR_A) + &policy("probes", "requireProbes: {}")));
+    // In enforce mode the loader refuses a sidecar that violates a validating policy; in warn
+    // mode it loads, and the sidecar is judged like any container.
+    let set = policies(
+        &(policy("a", SIDECAR_A) + &policy_in_mode("probes", "warn", "requireProbes: {}")),
+    );
     let decision = evaluate(&set, &Request::create(&deployment(None)));
     let sidecar: Vec<_> = decision
         .findings
@@ -132,7 +140,7 @@ fn an_injected_sidecar_is_judged_where_it_will_sit() {
         })
         .collect();
     assert_eq!(sidecar.len(), 2, "{:?}", decision.findings);
-    assert!(sidecar.iter().all(|f| f.effect == Effect::Deny));
+    assert!(sidecar.iter().all(|f| f.effect == Effect::Warn));
     assert_eq!(
         sidecar[0].field,
         "spec.template.spec.containers[1].livenessProbe"
