@@ -7,7 +7,7 @@ use kube::core::admission::{self, AdmissionRequest, AdmissionResponse, Admission
 use kube::core::response::StatusSummary;
 use serde_json::Value;
 
-use crate::engine::{self, Decision, FindingKind, Operation, Request};
+use crate::engine::{self, Decision, Effect, FindingKind, Operation, Request};
 use crate::policy::PolicySet;
 use crate::telemetry::{Endpoint, Outcome};
 
@@ -120,20 +120,66 @@ pub struct RespondError(#[from] admission::SerializePatchError);
 /// An AdmissionReview answer as it goes on the wire: kube-core's review, except that
 /// `response.patch` is sent base64-encoded, the documented encoding of the API's `[]byte`
 /// field. (kube-core serializes its `Vec<u8>` as an array of numbers: kube-rs/kube#1781.)
+///
+/// It is written straight from kube-core's response, field by field in kube-core's order,
+/// without going through a `serde_json::Value` (which turned the patch into an array of
+/// numbers only to replace it).
 #[derive(Debug, Clone)]
 pub struct WireReview(pub AdmissionReview<DynamicObject>);
+
+/// `response` of a [`WireReview`]: kube-core's `AdmissionResponse` fields, patch in base64.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse<'a> {
+    uid: &'a str,
+    allowed: bool,
+    status: &'a kube::core::Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    audit_annotations: &'a std::collections::HashMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<&'a Vec<String>>,
+}
 
 impl serde::Serialize for WireReview {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use base64::Engine as _;
-        use serde::ser::Error as _;
-        let mut value = serde_json::to_value(&self.0).map_err(S::Error::custom)?;
-        if let Some(patch) = self.0.response.as_ref().and_then(|r| r.patch.as_ref())
-            && let Some(slot) = value.pointer_mut("/response/patch")
-        {
-            *slot = Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
+        use serde::ser::SerializeMap as _;
+        let review = &self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("apiVersion", &review.types.api_version)?;
+        map.serialize_entry("kind", &review.types.kind)?;
+        if let Some(request) = &review.request {
+            map.serialize_entry("request", request)?;
         }
-        value.serialize(serializer)
+        if let Some(r) = &review.response {
+            // kube-core sets patchType exactly when it sets the patch (`with_patch`).
+            let patch = r
+                .patch
+                .as_ref()
+                .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+            let response = WireResponse {
+                uid: &r.uid,
+                allowed: r.allowed,
+                status: &r.result,
+                patch_type: patch.as_ref().map(|_| "JSONPatch"),
+                patch,
+                audit_annotations: &r.audit_annotations,
+                warnings: r.warnings.as_ref(),
+            };
+            map.serialize_entry("response", &response)?;
+        }
+        map.end()
+    }
+}
+
+impl WireReview {
+    /// The review as JSON bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 }
 
@@ -183,10 +229,11 @@ pub fn respond(
     };
     let warnings = Decision {
         workload: decision.workload.clone(),
+        // Only warn-mode findings become warnings: clone just those.
         findings: decision
             .findings
             .iter()
-            .filter(|f| f.kind == reported)
+            .filter(|f| f.kind == reported && f.effect == Effect::Warn)
             .cloned()
             .collect(),
         ..Decision::default()
@@ -207,6 +254,64 @@ pub fn invalid(error: &ReviewError) -> AdmissionReview<DynamicObject> {
     let mut response = AdmissionResponse::invalid(error.to_string());
     response.result.code = 400;
     response.into_review()
+}
+
+/// What the webhook did with one body: the parsed review, the engine's decision, how the
+/// answer is counted and the answer's bytes.
+#[derive(Debug)]
+pub struct Handled {
+    /// The review as read.
+    pub review: Review,
+    /// The engine's decision.
+    pub decision: Decision,
+    /// allowed / denied / patched.
+    pub outcome: Outcome,
+    /// The AdmissionReview answer, JSON.
+    pub body: Vec<u8>,
+}
+
+/// Why [`handle`] produced no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The body is not a readable AdmissionReview (HTTP 400 with [`invalid`]).
+    #[error(transparent)]
+    Unreadable(#[from] ReviewError),
+    /// The answer could not be built or encoded: a bug of ours (HTTP 500).
+    #[error("review {uid}: {reason}")]
+    Answer {
+        /// The request's uid.
+        uid: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The webhook's whole work on one request body, as the handlers do it: parse the
+/// AdmissionReview, evaluate it against `policies`, build the answer for `endpoint` and encode
+/// it. Pure (no I/O, logs or metrics), so benchmarks measure exactly what the server runs.
+pub fn handle(
+    endpoint: Endpoint,
+    policies: &PolicySet,
+    body: &[u8],
+) -> Result<Handled, HandleError> {
+    let review = parse_review(body)?;
+    let decision = review.evaluate(policies);
+    let failed = |reason: String| HandleError::Answer {
+        uid: review.request.uid.clone(),
+        reason,
+    };
+    let answer =
+        respond(endpoint, &review.request, &decision).map_err(|e| failed(e.to_string()))?;
+    let body = answer
+        .review
+        .to_bytes()
+        .map_err(|e| failed(format!("cannot encode the answer: {e}")))?;
+    Ok(Handled {
+        outcome: answer.outcome,
+        review,
+        decision,
+        body,
+    })
 }
 
 #[cfg(test)]
