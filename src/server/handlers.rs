@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tracing::field::Empty;
 
 use super::state::AppState;
 use crate::admission::{self, HandleError};
@@ -42,22 +41,19 @@ fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
         }
     };
     let (req, decision) = (&handled.review.request, &handled.decision);
+    let took = started.elapsed();
+    // Every field is known here, so the span is built once: recording fields one by one into
+    // an existing span re-encodes its JSON each time.
     let span = tracing::info_span!("review", uid = %req.uid, endpoint = endpoint.as_str(),
         kind = %req.kind.kind, namespace = req.namespace.as_deref().unwrap_or(""),
-        name = %req.name, operation = handled.review.engine_request().operation.as_str(), dry_run = req.dry_run,
-        decision = Empty, patched = Empty, policies = Empty, generation = Empty, latency_us = Empty);
+        name = %req.name, operation = handled.review.engine_request().operation.as_str(),
+        dry_run = req.dry_run, decision = handled.outcome.as_str(),
+        patched = handled.outcome == Outcome::Patched,
+        policies = decision.policies.join(",").as_str(), generation = policies.generation,
+        latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
     let _entered = span.enter();
     record_findings(state, endpoint, decision);
-    let took = started.elapsed();
     metrics.record_review(endpoint, handled.outcome, &req.kind.kind, took);
-    span.record("decision", handled.outcome.as_str());
-    span.record("patched", handled.outcome == Outcome::Patched);
-    span.record("policies", decision.policies.join(",").as_str());
-    span.record("generation", policies.generation);
-    span.record(
-        "latency_us",
-        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-    );
     tracing::info!(
         skipped = decision.skipped.as_ref().map(|s| s.to_string()),
         "reviewed"
