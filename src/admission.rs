@@ -179,8 +179,14 @@ impl Review {
 
 /// The answer could not be built (a bug of ours: the client gets a generic 500).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot serialize the JSON Patch: {0}")]
-pub struct RespondError(#[from] admission::SerializePatchError);
+pub enum RespondError {
+    /// kube-core refused the patch.
+    #[error(transparent)]
+    Patch(#[from] admission::SerializePatchError),
+    /// The patch does not serialize.
+    #[error("cannot serialize the JSON Patch: {0}")]
+    Json(#[source] serde_json::Error),
+}
 
 /// An AdmissionReview answer as it goes on the wire: kube-core's review, except that
 /// `response.patch` is sent base64-encoded, the documented encoding of the API's `[]byte`
@@ -282,7 +288,10 @@ pub fn respond(
             Outcome::Denied
         }
         Endpoint::Mutate if decision.is_patched() => {
-            response = response.with_patch(decision.patch.clone())?;
+            // kube-core's builder sets `patchType` and takes the patch by value; the patch
+            // itself is serialized from the decision rather than cloned for it.
+            response = response.with_patch(json_patch::Patch::default())?;
+            response.patch = Some(serde_json::to_vec(&decision.patch).map_err(RespondError::Json)?);
             Outcome::Patched
         }
         Endpoint::Mutate => Outcome::Allowed,
