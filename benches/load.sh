@@ -142,7 +142,7 @@ check_answer() {
 load() {
     local name=$1 port=$2 endpoint=$3
     shift 3
-    oha --no-tui --output-format json --insecure -m POST -H 'Content-Type: application/json' \
+    oha --no-tui --output-format json --insecure -w -m POST -H 'Content-Type: application/json' \
         -D "$(body_of "$endpoint")" "$@" "https://127.0.0.1:$port/$endpoint" >"$OUT/$name.json"
 }
 
@@ -177,8 +177,12 @@ python3 - "$OUT" "$RUNS" "$RATE" "$ENDPOINTS" <<'PY'
 import json, statistics, sys
 out, runs, rate, endpoints = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
 
+seen = {}
 def result(target, run, endpoint, phase):
-    r = json.load(open(f"{out}/{target}.{run}.{endpoint}.{phase}.json"))
+    name = f"{out}/{target}.{run}.{endpoint}.{phase}.json"
+    if name in seen:
+        return seen[name]
+    r = seen[name] = json.load(open(name))
     codes = r.get("statusCodeDistribution", {})
     bad = {k: v for k, v in codes.items() if k != "200"}
     errors = r.get("errorDistribution", {})
