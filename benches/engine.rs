@@ -1,12 +1,17 @@
-//! Criterion benchmarks of the pure engine: parse + evaluate + patch for realistic objects.
-//! Run with `cargo bench --bench engine`.
+//! Criterion benchmarks of the engine and of the webhook's whole work on one request:
+//! `evaluate` alone, and AdmissionReview bytes → response bytes through
+//! `admission::handle` (what the `/validate` and `/mutate` handlers run), for a realistic Pod,
+//! a 3-container Deployment and a 50-container Deployment with 200 env vars each, with the
+//! default policies and with 50 policies. Run with `cargo bench --bench engine`.
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use portcullis::admission;
 use portcullis::engine::{Request, evaluate};
 use portcullis::policy::PolicySet;
+use portcullis::telemetry::Endpoint;
 use serde_json::{Value, json};
 
 fn default_policies() -> PolicySet {
@@ -56,40 +61,74 @@ fn deployment(containers: usize, envs: usize) -> Value {
     })
 }
 
-fn pod() -> Value {
+fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/admission/validate-create-pod-bare.json"),
+            .join("tests/fixtures/admission")
+            .join(name),
     )
     .expect("fixture");
-    let review: Value = serde_json::from_str(&text).expect("json");
-    review["request"]["object"].clone()
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The captured review of a bare Pod, as the apiserver sent it.
+fn pod_review() -> Value {
+    fixture("mutate-create-pod-bare.json")
+}
+
+/// A captured Deployment CREATE review with its object replaced by `object`.
+fn review_of(object: &Value) -> Value {
+    let mut review = fixture("mutate-create-deployment.json");
+    let request = &mut review["request"];
+    request["namespace"] = object["metadata"]["namespace"].clone();
+    request["name"] = object["metadata"]["name"].clone();
+    request["object"] = object.clone();
+    review
 }
 
 fn bench(c: &mut Criterion) {
     let defaults = default_policies();
     let fifty = many_policies(50);
-    let cases = [
-        ("pod", pod()),
-        ("deployment-3-containers", deployment(3, 5)),
-        ("large-50-containers-200-env", deployment(50, 200)),
+    let policy_sets = [("default-policies", &defaults), ("50-policies", &fifty)];
+    let reviews = [
+        ("pod", pod_review()),
+        ("deployment-3-containers", review_of(&deployment(3, 5))),
+        (
+            "large-50-containers-200-env",
+            review_of(&deployment(50, 200)),
+        ),
     ];
+
     let mut group = c.benchmark_group("evaluate");
-    for (name, obj) in &cases {
-        let bytes = serde_json::to_vec(obj).expect("serialize");
-        group.bench_function(format!("{name}/default-policies"), |b| {
-            b.iter(|| evaluate(black_box(&defaults), black_box(&Request::create(obj))))
-        });
-        group.bench_function(format!("{name}/50-policies"), |b| {
-            b.iter(|| evaluate(black_box(&fifty), black_box(&Request::create(obj))))
-        });
-        group.bench_function(format!("{name}/parse+evaluate+patch-json"), |b| {
-            b.iter(|| {
-                let obj: Value = serde_json::from_slice(black_box(&bytes)).expect("parse");
-                let d = evaluate(&defaults, &Request::create(&obj));
-                serde_json::to_vec(&d.patch).expect("serialize patch")
-            })
-        });
+    for (name, review) in &reviews {
+        let object = &review["request"]["object"];
+        for (policies_name, policies) in policy_sets {
+            group.bench_function(format!("{name}/{policies_name}"), |b| {
+                b.iter(|| evaluate(black_box(policies), black_box(&Request::create(object))))
+            });
+        }
+    }
+    group.finish();
+
+    // Bytes in, bytes out: parse the AdmissionReview, evaluate, build the JSON Patch and the
+    // answer, encode it. `/mutate` builds and encodes the patch; `/validate` the denial.
+    let mut group = c.benchmark_group("review");
+    for (name, review) in &reviews {
+        let body = serde_json::to_vec(review).expect("serialize");
+        for (policies_name, policies) in policy_sets {
+            for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+                group.bench_function(
+                    format!("{name}/{policies_name}/{}", endpoint.as_str()),
+                    |b| {
+                        b.iter(|| {
+                            admission::handle(endpoint, black_box(policies), black_box(&body))
+                                .expect("handled")
+                                .body
+                        })
+                    },
+                );
+            }
+        }
     }
     group.finish();
 }

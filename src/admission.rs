@@ -2,12 +2,13 @@
 //! turn a [`Decision`] into the AdmissionReview answer through kube-core's builders. This is the
 //! only place that knows the webhook's wire format.
 
-use kube::core::DynamicObject;
 use kube::core::admission::{self, AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::response::StatusSummary;
+use kube::core::{DynamicObject, ObjectMeta};
+use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::engine::{self, Decision, FindingKind, Operation, Request};
+use crate::engine::{self, Decision, Effect, FindingKind, Operation, Request};
 use crate::policy::PolicySet;
 use crate::telemetry::{Endpoint, Outcome};
 
@@ -55,39 +56,137 @@ pub enum ReviewError {
 /// A parsed review: the request and its objects as plain JSON, converted once.
 #[derive(Debug, Clone)]
 pub struct Review {
-    /// The request as kube-core reads it (uid, kind, userInfo, ...).
+    /// The request as kube-core reads it (uid, kind, userInfo, ...). Its `object` and
+    /// `old_object` are `None`: the objects are in [`Review::object`] and
+    /// [`Review::old_object`], read once as plain JSON.
     pub request: AdmissionRequest<DynamicObject>,
-    /// `request.object` as JSON.
+    /// `request.object` as JSON, exactly as sent.
     pub object: Option<Value>,
-    /// `request.oldObject` as JSON.
+    /// `request.oldObject` as JSON, exactly as sent.
     pub old_object: Option<Value>,
 }
 
 /// Parses a request body into a [`Review`].
+///
+/// The body is parsed once into JSON; the objects are taken out as they are and only their
+/// `metadata` is checked against kube's `ObjectMeta` (what kube's `DynamicObject` requires);
+/// the rest of the review is read through kube-core's types. Reading the whole review through
+/// `AdmissionReview<DynamicObject>` buffers it twice (serde's `flatten`) and turned each
+/// object into a `DynamicObject` and back.
 pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ReviewError::Empty);
     }
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(ReviewError::Json)?;
-    if review.types.api_version != API_VERSION {
-        return Err(ReviewError::WrongVersion(review.types.api_version));
+    let StrictJson(mut value) = serde_json::from_slice(body).map_err(ReviewError::Json)?;
+    let (object, old_object) = match value.get_mut("request").and_then(Value::as_object_mut) {
+        Some(request) => (
+            take_object(request, "object"),
+            take_object(request, "oldObject"),
+        ),
+        None => (None, None),
+    };
+    let typed = match AdmissionReview::<DynamicObject>::deserialize(&value).and_then(|review| {
+        check_object(object.as_ref())?;
+        check_object(old_object.as_ref())?;
+        Ok(review)
+    }) {
+        Ok(typed) => typed,
+        // Rare: the answer (usually an error with line and column) is the typed parse's.
+        Err(_) => return parse_review_typed(body),
+    };
+    review_of(typed, object, old_object)
+}
+
+/// JSON in which no object repeats a key. Parsers disagree on which of two values wins, so a
+/// body with a repeated key is ambiguous and is refused, as kube-core's typed parse refuses it
+/// (the apiserver never sends one: it encodes the objects itself).
+struct StrictJson(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictJson)
     }
-    if review.types.kind != KIND {
-        return Err(ReviewError::WrongKind(review.types.kind));
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(StrictJson(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        use serde::de::Error as _;
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            let StrictJson(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Checks version and kind, and puts the request and its objects together.
+fn review_of(
+    typed: AdmissionReview<DynamicObject>,
+    object: Option<Value>,
+    old_object: Option<Value>,
+) -> Result<Review, ReviewError> {
+    if typed.types.api_version != API_VERSION {
+        return Err(ReviewError::WrongVersion(typed.types.api_version));
+    }
+    if typed.types.kind != KIND {
+        return Err(ReviewError::WrongKind(typed.types.kind));
     }
     let request: AdmissionRequest<DynamicObject> =
-        review.try_into().map_err(|_| ReviewError::NoRequest)?;
-    check_object_kind(&request, "object", request.object.as_ref())?;
-    check_object_kind(&request, "oldObject", request.old_object.as_ref())?;
-    let to_json = |o: &Option<DynamicObject>| {
-        o.as_ref()
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(ReviewError::Json)
-    };
-    let object = to_json(&request.object)?;
-    let old_object = to_json(&request.old_object)?;
+        typed.try_into().map_err(|_| ReviewError::NoRequest)?;
+    check_object_kind(&request, "object", object.as_ref())?;
+    check_object_kind(&request, "oldObject", old_object.as_ref())?;
     Ok(Review {
         request,
         object,
@@ -100,9 +199,10 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
 fn check_object_kind(
     request: &AdmissionRequest<DynamicObject>,
     field: &'static str,
-    object: Option<&DynamicObject>,
+    object: Option<&Value>,
 ) -> Result<(), ReviewError> {
-    let Some(types) = object.and_then(|o| o.types.as_ref()) else {
+    let field_of = |key: &str| object.and_then(|o| o.get(key)).and_then(Value::as_str);
+    let (Some(api_version), Some(object_kind)) = (field_of("apiVersion"), field_of("kind")) else {
         return Ok(());
     };
     let kind = &request.kind;
@@ -111,14 +211,54 @@ fn check_object_kind(
     } else {
         format!("{}/{}", kind.group, kind.version)
     };
-    if types.api_version == declared_version && types.kind == kind.kind {
+    if api_version == declared_version && object_kind == kind.kind {
         return Ok(());
     }
     Err(ReviewError::KindMismatch {
         field,
         declared: format!("{declared_version} {}", kind.kind),
-        found: format!("{} {}", types.api_version, types.kind),
+        found: format!("{api_version} {object_kind}"),
     })
+}
+
+/// The whole body read through `AdmissionReview<DynamicObject>`, objects converted back to JSON.
+fn parse_review_typed(body: &[u8]) -> Result<Review, ReviewError> {
+    let mut typed: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(ReviewError::Json)?;
+    let to_json = |o: Option<DynamicObject>| {
+        o.map(serde_json::to_value)
+            .transpose()
+            .map_err(ReviewError::Json)
+    };
+    let (object, old_object) = match typed.request.as_mut() {
+        Some(request) => (
+            to_json(request.object.take())?,
+            to_json(request.old_object.take())?,
+        ),
+        None => (None, None),
+    };
+    review_of(typed, object, old_object)
+}
+
+/// Takes `request[key]` out; `null` is no object.
+fn take_object(request: &mut serde_json::Map<String, Value>, key: &str) -> Option<Value> {
+    request
+        .get_mut(key)
+        .map(Value::take)
+        .filter(|v| !v.is_null())
+}
+
+/// An object must be a JSON object whose `metadata`, when present, reads as kube's `ObjectMeta`.
+fn check_object(object: Option<&Value>) -> Result<(), serde_json::Error> {
+    use serde::de::Error as _;
+    match object {
+        None => Ok(()),
+        Some(Value::Object(fields)) => match fields.get("metadata") {
+            None => Ok(()),
+            Some(metadata) => ObjectMeta::deserialize(metadata).map(drop),
+        },
+        Some(_) => Err(serde_json::Error::custom("object is not a JSON object")),
+    }
 }
 
 impl Review {
@@ -154,26 +294,78 @@ impl Review {
 
 /// The answer could not be built (a bug of ours: the client gets a generic 500).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot serialize the JSON Patch: {0}")]
-pub struct RespondError(#[from] admission::SerializePatchError);
+pub enum RespondError {
+    /// kube-core refused the patch.
+    #[error(transparent)]
+    Patch(#[from] admission::SerializePatchError),
+    /// The patch does not serialize.
+    #[error("cannot serialize the JSON Patch: {0}")]
+    Json(#[source] serde_json::Error),
+}
 
 /// An AdmissionReview answer as it goes on the wire: kube-core's review, except that
 /// `response.patch` is sent base64-encoded, the documented encoding of the API's `[]byte`
 /// field. (kube-core serializes its `Vec<u8>` as an array of numbers: kube-rs/kube#1781.)
+///
+/// It is written straight from kube-core's response, field by field in kube-core's order,
+/// without going through a `serde_json::Value` (which turned the patch into an array of
+/// numbers only to replace it).
 #[derive(Debug, Clone)]
 pub struct WireReview(pub AdmissionReview<DynamicObject>);
+
+/// `response` of a [`WireReview`]: kube-core's `AdmissionResponse` fields, patch in base64.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse<'a> {
+    uid: &'a str,
+    allowed: bool,
+    status: &'a kube::core::Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    audit_annotations: &'a std::collections::HashMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<&'a Vec<String>>,
+}
 
 impl serde::Serialize for WireReview {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use base64::Engine as _;
-        use serde::ser::Error as _;
-        let mut value = serde_json::to_value(&self.0).map_err(S::Error::custom)?;
-        if let Some(patch) = self.0.response.as_ref().and_then(|r| r.patch.as_ref())
-            && let Some(slot) = value.pointer_mut("/response/patch")
-        {
-            *slot = Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
+        use serde::ser::SerializeMap as _;
+        let review = &self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("apiVersion", &review.types.api_version)?;
+        map.serialize_entry("kind", &review.types.kind)?;
+        if let Some(request) = &review.request {
+            map.serialize_entry("request", request)?;
         }
-        value.serialize(serializer)
+        if let Some(r) = &review.response {
+            // kube-core sets patchType exactly when it sets the patch (`with_patch`).
+            let patch = r
+                .patch
+                .as_ref()
+                .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+            let response = WireResponse {
+                uid: &r.uid,
+                allowed: r.allowed,
+                status: &r.result,
+                patch_type: patch.as_ref().map(|_| "JSONPatch"),
+                patch,
+                audit_annotations: &r.audit_annotations,
+                warnings: r.warnings.as_ref(),
+            };
+            map.serialize_entry("response", &response)?;
+        }
+        map.end()
+    }
+}
+
+impl WireReview {
+    /// The review as JSON bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 }
 
@@ -211,7 +403,10 @@ pub fn respond(
             Outcome::Denied
         }
         Endpoint::Mutate if decision.is_patched() => {
-            response = response.with_patch(decision.patch.clone())?;
+            // kube-core's builder sets `patchType` and takes the patch by value; the patch
+            // itself is serialized from the decision rather than cloned for it.
+            response = response.with_patch(json_patch::Patch::default())?;
+            response.patch = Some(serde_json::to_vec(&decision.patch).map_err(RespondError::Json)?);
             Outcome::Patched
         }
         Endpoint::Mutate => Outcome::Allowed,
@@ -223,10 +418,11 @@ pub fn respond(
     };
     let warnings = Decision {
         workload: decision.workload.clone(),
+        // Only warn-mode findings become warnings: clone just those.
         findings: decision
             .findings
             .iter()
-            .filter(|f| f.kind == reported)
+            .filter(|f| f.kind == reported && f.effect == Effect::Warn)
             .cloned()
             .collect(),
         ..Decision::default()
@@ -247,6 +443,64 @@ pub fn invalid(error: &ReviewError) -> AdmissionReview<DynamicObject> {
     let mut response = AdmissionResponse::invalid(error.to_string());
     response.result.code = 400;
     response.into_review()
+}
+
+/// What the webhook did with one body: the parsed review, the engine's decision, how the
+/// answer is counted and the answer's bytes.
+#[derive(Debug)]
+pub struct Handled {
+    /// The review as read.
+    pub review: Review,
+    /// The engine's decision.
+    pub decision: Decision,
+    /// allowed / denied / patched.
+    pub outcome: Outcome,
+    /// The AdmissionReview answer, JSON.
+    pub body: Vec<u8>,
+}
+
+/// Why [`handle`] produced no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The body is not a readable AdmissionReview (HTTP 400 with [`invalid`]).
+    #[error(transparent)]
+    Unreadable(#[from] ReviewError),
+    /// The answer could not be built or encoded: a bug of ours (HTTP 500).
+    #[error("review {uid}: {reason}")]
+    Answer {
+        /// The request's uid.
+        uid: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The webhook's whole work on one request body, as the handlers do it: parse the
+/// AdmissionReview, evaluate it against `policies`, build the answer for `endpoint` and encode
+/// it. Pure (no I/O, logs or metrics), so benchmarks measure exactly what the server runs.
+pub fn handle(
+    endpoint: Endpoint,
+    policies: &PolicySet,
+    body: &[u8],
+) -> Result<Handled, HandleError> {
+    let review = parse_review(body)?;
+    let decision = review.evaluate(policies);
+    let failed = |reason: String| HandleError::Answer {
+        uid: review.request.uid.clone(),
+        reason,
+    };
+    let answer =
+        respond(endpoint, &review.request, &decision).map_err(|e| failed(e.to_string()))?;
+    let body = answer
+        .review
+        .to_bytes()
+        .map_err(|e| failed(format!("cannot encode the answer: {e}")))?;
+    Ok(Handled {
+        outcome: answer.outcome,
+        review,
+        decision,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -315,6 +569,57 @@ mod tests {
             parse_review(wrong_kind.as_bytes()),
             Err(ReviewError::WrongKind(_))
         ));
+    }
+
+    #[test]
+    fn objects_with_unreadable_metadata_are_rejected_as_before() {
+        for bad in [
+            r#""metadata":{"name":"web","labels":{"a":5}}"#,
+            r#""metadata":null"#,
+            r#""metadata":"web""#,
+        ] {
+            let body = BODY.replacen(r#""metadata":{"name":"web","namespace":"demo"}"#, bad, 1);
+            assert_ne!(body, BODY);
+            let err = parse_review(body.as_bytes()).expect_err(bad);
+            let typed = parse_review_typed(body.as_bytes()).expect_err(bad);
+            assert_eq!(err.to_string(), typed.to_string());
+            assert!(err.to_string().contains("line 1 column"), "{err}");
+        }
+        let not_an_object = BODY.replacen(r#""oldObject":{"#, r#""oldObject":"x","ignored":{"#, 1);
+        assert!(matches!(
+            parse_review(not_an_object.as_bytes()),
+            Err(ReviewError::Json(_))
+        ));
+    }
+
+    /// Reading objects as plain JSON decides every captured review exactly as reading them
+    /// through `DynamicObject` did.
+    #[test]
+    fn every_captured_review_gets_the_same_answer_as_through_dynamic_object() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let policies = crate::policy::load_dir(&root.join("policies")).expect("policies");
+        let dir = root.join("tests/fixtures/admission");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("fixtures") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let body = std::fs::read(&path).expect("read");
+            let fast = parse_review(&body).expect("parse");
+            let typed = parse_review_typed(&body).expect("typed parse");
+            assert!(fast.request.object.is_none() && fast.request.old_object.is_none());
+            for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                let answer = |review: &Review| {
+                    let decision = review.evaluate(&policies);
+                    let answer = respond(endpoint, &review.request, &decision).expect("respond");
+                    (answer.outcome, answer.review.to_bytes().expect("bytes"))
+                };
+                assert_eq!(answer(&fast), answer(&typed), "{}", path.display());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 30, "only {seen} fixtures");
     }
 
     #[test]

@@ -158,10 +158,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         request_timeout: args.request_timeout,
         shutdown_grace: args.shutdown_grace,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = server::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let server = server::start(config).await?;
         let signal = shutdown_signal().await?;

@@ -8,10 +8,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tracing::field::Empty;
 
 use super::state::AppState;
-use crate::admission;
+use crate::admission::{self, HandleError};
 use crate::engine::{Decision, Effect};
 use crate::telemetry::{Endpoint, Outcome, PolicyLabels};
 
@@ -28,45 +27,38 @@ pub async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
 fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     let started = Instant::now();
     let metrics = state.metrics();
-    let review = match admission::parse_review(body) {
-        Ok(review) => review,
-        Err(e) => {
+    let policies = state.policies();
+    let handled = match admission::handle(endpoint, &policies.set, body) {
+        Ok(handled) => handled,
+        Err(HandleError::Unreadable(e)) => {
             tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
             metrics.record_review(endpoint, Outcome::Invalid, "", started.elapsed());
             return (StatusCode::BAD_REQUEST, Json(admission::invalid(&e))).into_response();
         }
-    };
-    let req = &review.request;
-    let span = tracing::info_span!("review", uid = %req.uid, endpoint = endpoint.as_str(),
-        kind = %req.kind.kind, namespace = req.namespace.as_deref().unwrap_or(""),
-        name = %req.name, operation = review.engine_request().operation.as_str(), dry_run = req.dry_run,
-        decision = Empty, patched = Empty, policies = Empty, generation = Empty, latency_us = Empty);
-    let _entered = span.enter();
-    let policies = state.policies();
-    let decision = review.evaluate(&policies.set);
-    let answer = match admission::respond(endpoint, req, &decision) {
-        Ok(answer) => answer,
-        Err(e) => {
+        Err(e @ HandleError::Answer { .. }) => {
             tracing::error!(error = %e, "cannot build the AdmissionReview answer");
             return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
         }
     };
-    record_findings(state, endpoint, &decision);
+    let (req, decision) = (&handled.review.request, &handled.decision);
     let took = started.elapsed();
-    metrics.record_review(endpoint, answer.outcome, &req.kind.kind, took);
-    span.record("decision", answer.outcome.as_str());
-    span.record("patched", answer.outcome == Outcome::Patched);
-    span.record("policies", decision.policies.join(",").as_str());
-    span.record("generation", policies.generation);
-    span.record(
-        "latency_us",
-        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-    );
+    // Every field is known here, so the span is built once: recording fields one by one into
+    // an existing span re-encodes its JSON each time.
+    let span = tracing::info_span!("review", uid = %req.uid, endpoint = endpoint.as_str(),
+        kind = %req.kind.kind, namespace = req.namespace.as_deref().unwrap_or(""),
+        name = %req.name, operation = handled.review.engine_request().operation.as_str(),
+        dry_run = req.dry_run, decision = handled.outcome.as_str(),
+        patched = handled.outcome == Outcome::Patched,
+        policies = decision.policies.join(",").as_str(), generation = policies.generation,
+        latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    let _entered = span.enter();
+    record_findings(state, endpoint, decision);
+    metrics.record_review(endpoint, handled.outcome, &req.kind.kind, took);
     tracing::info!(
         skipped = decision.skipped.as_ref().map(|s| s.to_string()),
         "reviewed"
     );
-    Json(answer.review).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], handled.body).into_response()
 }
 
 /// Counts violations (at `/validate`) or mutations (at `/mutate`) per policy, so each finding

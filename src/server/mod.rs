@@ -106,6 +106,13 @@ pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
+/// The async runtime `portcullis serve` runs on (the no-op benchmark webhook uses the same).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
 /// Everything `start` needs. The CLI builds it from flags and environment.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

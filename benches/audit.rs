@@ -1,0 +1,64 @@
+//! Criterion benchmark of `portcullis audit`'s work: read a directory of manifests (YAML and
+//! JSON, multi-document, Lists), judge every object and render the text and JSON reports.
+//! The directory is tests/manifests copied 20 times into a temporary directory.
+//! Run with `cargo bench --bench audit`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use portcullis::audit::read::{self, Input};
+use portcullis::audit::report::{self, Style};
+use portcullis::audit::{self, JudgeOptions, Outcome};
+use portcullis::policy::PolicySet;
+
+/// How many copies of tests/manifests the benchmark directory holds.
+const COPIES: usize = 20;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+fn audit(policies: &PolicySet, inputs: &[Input]) -> (Vec<Outcome>, String, String) {
+    let entries = read::read_inputs(inputs);
+    let outcomes = audit::judge(policies, entries, &JudgeOptions::default());
+    let text = report::text_report(&outcomes, Style { color: false });
+    let json = serde_json::to_string_pretty(&report::json_report(&outcomes)).expect("json");
+    (outcomes, text, json)
+}
+
+fn bench(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policies = portcullis::policy::load_dir(&root.join("policies")).expect("policies");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for i in 0..COPIES {
+        copy_dir(
+            &root.join("tests/manifests"),
+            &dir.path().join(format!("copy-{i:02}")),
+        );
+    }
+    let inputs = [Input::Path(dir.path().to_path_buf())];
+    let (outcomes, _, _) = audit(&policies, &inputs);
+    let documents = outcomes.len();
+    assert!(documents > 100, "only {documents} documents read");
+
+    let mut group = c.benchmark_group("audit");
+    group.throughput(Throughput::Elements(documents as u64));
+    group.bench_function(
+        format!("directory-{documents}-documents/default-policies"),
+        |b| b.iter(|| audit(black_box(&policies), black_box(&inputs))),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
