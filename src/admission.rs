@@ -161,11 +161,18 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         use serde::de::Error as _;
         let mut out = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
-            }
             let StrictJson(v) = map.next_value()?;
-            out.insert(key, v);
+            match out.entry(key) {
+                serde_json::map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                serde_json::map::Entry::Occupied(e) => {
+                    return Err(A::Error::custom(format_args!(
+                        "duplicate field `{}`",
+                        e.key()
+                    )));
+                }
+            }
         }
         Ok(Value::Object(out))
     }
