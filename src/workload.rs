@@ -77,13 +77,13 @@ pub enum MetaLocation {
 
 /// A label or annotation a mutation rule adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaAddition {
+pub struct MetaAddition<'a> {
     /// Where it is added.
     pub location: MetaLocation,
     /// A label (`true`) or an annotation.
     pub label: bool,
-    /// Its key.
-    pub key: String,
+    /// Its key (from the policy).
+    pub key: &'a str,
     /// Its value.
     pub value: String,
 }
@@ -100,7 +100,7 @@ pub struct Additions<'a> {
     /// Mounts appended: (index in `containers`, volume name, mount path).
     pub mounts: Vec<(usize, &'a str, &'a str)>,
     /// Labels and annotations added.
-    pub metadata: Vec<MetaAddition>,
+    pub metadata: Vec<MetaAddition<'a>>,
 }
 
 impl<'a> Additions<'a> {
@@ -182,7 +182,7 @@ impl<'a> Workload<'a> {
         }
     }
 
-    fn additions(&self) -> &'a [MetaAddition] {
+    fn additions(&self) -> &'a [MetaAddition<'a>] {
         self.added.map_or(&[], |a| a.metadata.as_slice())
     }
 

@@ -99,7 +99,7 @@ pub(super) fn plan_defaults<'p>(
                 plan.added.metadata.push(MetaAddition {
                     location: target.location,
                     label,
-                    key: k.clone(),
+                    key: k,
                     value: v.clone(),
                 });
                 entries.push((k.clone(), Value::String(v)));

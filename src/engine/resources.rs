@@ -15,15 +15,12 @@ fn example(r: ResourceName) -> &'static str {
     }
 }
 
-fn is_set(resources: Option<&Value>, section: &str, name: &str) -> bool {
-    resources
-        .and_then(|r| r.get(section))
-        .and_then(|s| s.get(name))
-        .is_some_and(|q| match q {
-            Value::String(s) => !s.trim().is_empty(),
-            Value::Number(_) => true,
-            _ => false,
-        })
+fn is_set(section: Option<&Value>, name: &str) -> bool {
+    section.and_then(|s| s.get(name)).is_some_and(|q| match q {
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Number(_) => true,
+        _ => false,
+    })
 }
 
 /// Checks every judged container for the requests and limits the rule requires.
@@ -41,9 +38,11 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
             ),
             ("limits", &rule.limits, "to cap what the container may use"),
         ] {
+            // One lookup of the section per container, then one per resource name.
+            let values = resources.and_then(|r| r.get(section));
             for name in names {
                 let n = name.as_str();
-                if !is_set(resources, section, n) {
+                if !is_set(values, n) {
                     let singular = &section[..section.len() - 1];
                     out.push(Found {
                         rule: "requireResources",
