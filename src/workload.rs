@@ -111,14 +111,6 @@ impl<'a> Additions<'a> {
         self.mounts.extend(other.mounts);
         self.metadata.extend(other.metadata);
     }
-
-    /// Whether nothing was added.
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty()
-            && self.volumes.is_empty()
-            && self.mounts.is_empty()
-            && self.metadata.is_empty()
-    }
 }
 
 /// The role of a container in `initContainers` (`in_init`) or `containers`.
