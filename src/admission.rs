@@ -604,7 +604,7 @@ mod tests {
     #[test]
     fn every_captured_review_gets_the_same_answer_as_through_dynamic_object() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let policies = crate::policy::load_dir(&root.join("policies")).expect("policies");
+        let policies = crate::lint::load_dir(&root.join("policies")).expect("policies");
         let dir = root.join("tests/fixtures/admission");
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).expect("fixtures") {

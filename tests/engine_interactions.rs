@@ -9,7 +9,7 @@ use portcullis::policy::PolicySet;
 use serde_json::{Value, json};
 
 fn policies(text: &str) -> PolicySet {
-    portcullis::policy::load_str(Path::new("interactions.yaml"), text).expect("policies load")
+    portcullis::lint::load_str(Path::new("interactions.yaml"), text).expect("policies load")
 }
 
 fn policy(name: &str, rule: &str) -> String {

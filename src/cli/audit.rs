@@ -50,7 +50,7 @@ impl ManifestArgs {
 
     /// Loads the policy set; `None` (after printing every diagnostic) when it cannot be loaded.
     pub fn load_policies(&self) -> Option<PolicySet> {
-        match crate::policy::load_dir(&self.policies) {
+        match crate::lint::load_dir(&self.policies) {
             Ok(set) => {
                 for w in &set.warnings {
                     eprintln!("warning: {w}");

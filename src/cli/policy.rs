@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use crate::lint::{load_dir, load_str};
 use crate::policy::model::PolicyDocument;
-use crate::policy::{LoadError, PolicySet, load_dir, load_str, selected_kinds};
+use crate::policy::{LoadError, PolicySet, selected_kinds};
 
 /// `portcullis policy ...`.
 #[derive(Debug, clap::Subcommand)]

@@ -1,8 +1,7 @@
 //! Policies: the file model, loading and validation, and the compiled [`PolicySet`] the engine
-//! evaluates.
+//! evaluates. The lint, which judges a set by evaluating it, sits above both in [`crate::lint`].
 
 pub mod compile;
-pub mod lint;
 pub mod load;
 pub mod model;
 pub mod select;
@@ -13,7 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use compile::{Template, TemplateSegment};
-pub use load::{LoadError, load_dir, load_str};
+pub use load::LoadError;
 use model::{
     DisallowNamespaces, Exclude, InjectionTarget, Match, Mode, RequireImageTag, RequireLabels,
     RequireProbes, RequireResources, WorkloadKind,
@@ -55,7 +54,8 @@ pub struct PolicySet {
     pub policies: Vec<Arc<CompiledPolicy>>,
     /// Usernames whose controller-owned objects are not judged again (see DESIGN.md).
     pub trusted_controllers: Vec<String>,
-    /// Pitfalls found at load that do not stop the set from being used ([`lint`] warnings).
+    /// Pitfalls found at load that do not stop the set from being used ([`crate::lint`]
+    /// warnings).
     pub warnings: Vec<load::Diagnostic>,
 }
 
@@ -267,8 +267,8 @@ spec:
 
     #[test]
     fn max_mode_only_ever_relaxes() {
-        let set =
-            super::load_str(std::path::Path::new("inline.yaml"), POLICIES).expect("policies load");
+        let set = super::load::compile_str(std::path::Path::new("inline.yaml"), POLICIES)
+            .expect("policies load");
         let table = [
             (
                 Mode::Enforce,
