@@ -33,11 +33,11 @@ pub fn check_admission_review(data: &[u8]) {
                 .expect("an answer can always be built");
             serde_json::to_vec(&answer.review).expect("the answer serializes");
         }
-        if let (Some(object), false) = (&review.object, decision.patch.0.is_empty()) {
-            let mut patched = object.clone();
+        if let (Some(object), false) = (review.object(), decision.patch.0.is_empty()) {
+            let mut patched = object.to_value();
             json_patch::patch(&mut patched, &decision.patch).expect("the patch applies");
             let mut again = review.engine_request();
-            again.object = Some(&patched);
+            again.object = Some((&patched).into());
             let second = portcullis::engine::evaluate(set, &again);
             assert!(
                 second.patch.0.is_empty(),

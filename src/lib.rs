@@ -8,6 +8,7 @@ pub mod audit;
 pub mod certs;
 pub mod cli;
 pub mod engine;
+pub mod json;
 pub mod lint;
 pub mod policy;
 pub mod server;

@@ -2,8 +2,8 @@
 //! mutations to a working copy (mutating webhooks run before validating ones), judge the
 //! result, ratchet UPDATEs against the stored object, and assemble the [`Decision`].
 
+use crate::json::Json;
 use json_patch::PatchOperation;
-use serde_json::Value;
 
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::{Operation, Request, images, labels, probes, resources, sidecar};
@@ -191,7 +191,7 @@ impl Target<'_> {
 fn mutate<'p>(
     selected: &[&'p CompiledPolicy],
     target: &Target<'_>,
-    object: &Value,
+    object: Json<'_>,
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Additions<'p>, Vec<PatchOperation>) {
     let Target {

@@ -13,7 +13,7 @@ mod sidecar;
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use crate::json::Json;
 
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
 pub use evaluate::evaluate;
@@ -60,9 +60,9 @@ pub struct Request<'a> {
     /// The request's name (may be empty for `generateName` CREATEs).
     pub name: Option<&'a str>,
     /// The object as it would be stored.
-    pub object: Option<&'a Value>,
+    pub object: Option<Json<'a>>,
     /// The stored object, on UPDATE.
-    pub old_object: Option<&'a Value>,
+    pub old_object: Option<Json<'a>>,
     /// Whether this is a dry run (`kubectl apply --dry-run=server`): the verdict is the same.
     pub dry_run: bool,
     /// The requesting user (`userInfo.username`), when known.
@@ -73,18 +73,19 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// A CREATE of `object`, kind and namespace read from the object itself (offline CLI).
-    pub fn create(object: &'a Value) -> Request<'a> {
+    pub fn create(object: impl Into<Json<'a>>) -> Request<'a> {
+        let object = object.into();
         let api_version = object
             .get("apiVersion")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .unwrap_or("");
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let meta = object.get("metadata");
-        let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+        let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Json::as_str);
         Request {
             operation: Operation::Create,
             group,
-            kind: object.get("kind").and_then(Value::as_str).unwrap_or(""),
+            kind: object.get("kind").and_then(Json::as_str).unwrap_or(""),
             sub_resource: None,
             namespace: field("namespace"),
             name: field("name"),

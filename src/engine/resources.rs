@@ -1,9 +1,8 @@
 //! `requireResources`: containers must declare the selected requests and limits. Applies to
 //! app containers and, unless the policy says otherwise, to init containers and native sidecars.
 
-use serde_json::Value;
-
 use super::evaluate::Found;
+use crate::json::Json;
 use crate::policy::model::{RequireResources, ResourceName};
 use crate::workload::{ContainerRole, Workload};
 
@@ -15,12 +14,13 @@ fn example(r: ResourceName) -> &'static str {
     }
 }
 
-fn is_set(section: Option<&Value>, name: &str) -> bool {
-    section.and_then(|s| s.get(name)).is_some_and(|q| match q {
-        Value::String(s) => !s.trim().is_empty(),
-        Value::Number(_) => true,
-        _ => false,
-    })
+fn is_set(section: Option<Json<'_>>, name: &str) -> bool {
+    section
+        .and_then(|s| s.get(name))
+        .is_some_and(|q| match q.as_str() {
+            Some(s) => !s.trim().is_empty(),
+            None => q.is_number(),
+        })
 }
 
 /// Checks every judged container for the requests and limits the rule requires.
@@ -64,7 +64,7 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
 mod tests {
     use super::*;
     use crate::policy::model::WorkloadKind;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn run(rule: &RequireResources, spec: Value) -> Vec<String> {
         let obj = json!({"spec": spec});
