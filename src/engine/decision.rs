@@ -113,6 +113,10 @@ pub struct Decision {
     pub patch: json_patch::Patch,
     /// Names of the policies that selected the workload.
     pub policies: Vec<String>,
+    /// Policies that ran at most in `warn` mode because whether they select the workload
+    /// depends on labels of its namespace that were not known yet
+    /// ([`super::NamespaceLabels::Pending`]).
+    pub labels_pending: Vec<String>,
 }
 
 impl Decision {

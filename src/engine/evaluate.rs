@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::{Operation, Request, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
-use crate::policy::select::Subject;
+use crate::policy::select::{Selection, Subject};
 use crate::policy::{CompiledPolicy, CompiledRule, PolicySet};
 use crate::workload::{Additions, Workload};
 
@@ -88,11 +88,35 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         labels: workload.labels(),
         namespace_labels: req.namespace_labels,
     };
-    let selected: Vec<&CompiledPolicy> = set
-        .policies
+    // A policy that may or may not select the workload (its namespace's labels are not known
+    // yet) runs as a copy at most in `warn` mode: it can neither deny nor mutate.
+    let mut uncertain: Vec<CompiledPolicy> = Vec::new();
+    let mut chosen: Vec<(&CompiledPolicy, bool)> = Vec::new();
+    for policy in set.policies.iter().map(AsRef::as_ref) {
+        if policy.mode == Mode::Off {
+            continue;
+        }
+        match policy.selection(&subject) {
+            Selection::Yes => chosen.push((policy, false)),
+            Selection::Maybe => {
+                let mut capped = policy.clone();
+                capped.mode = policy.mode.at_most(Mode::Warn);
+                uncertain.push(capped);
+                chosen.push((policy, true));
+            }
+            Selection::No => {}
+        }
+    }
+    let mut capped = uncertain.iter();
+    let selected: Vec<&CompiledPolicy> = chosen
         .iter()
-        .map(AsRef::as_ref)
-        .filter(|p| p.mode != Mode::Off && p.selects(&subject))
+        .map(|&(policy, is_capped)| {
+            if is_capped {
+                capped.next().expect("one capped copy per uncertain policy")
+            } else {
+                policy
+            }
+        })
         .collect();
     // Trust a controller ownerReference only when a controller identity sent the request.
     let owner = workload
@@ -103,6 +127,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         workload: workload.display_name(namespace),
         allowed: true,
         policies: selected.iter().map(|p| p.name.clone()).collect(),
+        labels_pending: uncertain.iter().map(|p| p.name.clone()).collect(),
         ..Decision::default()
     };
     let (added, ops) = mutate(

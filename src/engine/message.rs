@@ -71,31 +71,45 @@ impl Decision {
     /// warn-mode mutations. Each is at most [`MAX_WARNING_LEN`] bytes and all together at most
     /// [`MAX_WARNINGS_TOTAL`]; what does not fit is counted in a last warning.
     pub fn warnings(&self) -> Vec<String> {
-        let texts: Vec<String> = self
-            .findings
-            .iter()
-            .filter(|f| f.effect == Effect::Warn)
-            .map(|f| {
-                let prefix = if f.pre_existing {
-                    "pre-existing, not blocking: "
-                } else {
-                    ""
-                };
-                let verb = match f.kind {
-                    FindingKind::Violation => "",
-                    FindingKind::Mutation => "would apply: ",
-                };
-                // The fix hint goes first when the whole text does not fit.
-                let full = format!("{prefix}{verb}{}: {}", self.workload, f.full_text());
-                if full.len() <= MAX_WARNING_LEN {
-                    full
-                } else {
-                    truncate(
-                        &format!("{prefix}{verb}{}: {}", self.workload, f.summary()),
-                        MAX_WARNING_LEN,
-                    )
-                }
-            })
+        let pending = (!self.labels_pending.is_empty()).then(|| {
+            truncate(
+                &format!(
+                    "{}: the labels of its namespace are not known to Portcullis yet (a new \
+                     namespace), so policies selecting namespaces by label only warn: {}",
+                    self.workload,
+                    self.labels_pending.join(", ")
+                ),
+                MAX_WARNING_LEN,
+            )
+        });
+        let texts: Vec<String> = pending
+            .into_iter()
+            .chain(
+                self.findings
+                    .iter()
+                    .filter(|f| f.effect == Effect::Warn)
+                    .map(|f| {
+                        let prefix = if f.pre_existing {
+                            "pre-existing, not blocking: "
+                        } else {
+                            ""
+                        };
+                        let verb = match f.kind {
+                            FindingKind::Violation => "",
+                            FindingKind::Mutation => "would apply: ",
+                        };
+                        // The fix hint goes first when the whole text does not fit.
+                        let full = format!("{prefix}{verb}{}: {}", self.workload, f.full_text());
+                        if full.len() <= MAX_WARNING_LEN {
+                            full
+                        } else {
+                            truncate(
+                                &format!("{prefix}{verb}{}: {}", self.workload, f.summary()),
+                                MAX_WARNING_LEN,
+                            )
+                        }
+                    }),
+            )
             .collect();
         // Room for the final "N more" line.
         const RESERVE: usize = 64;

@@ -11,10 +11,10 @@ mod probes;
 mod resources;
 mod sidecar;
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
+/// What the caller knows of a namespace's labels (see [`Request::namespace_labels`]).
+pub use crate::policy::select::NamespaceLabels;
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
 pub use evaluate::evaluate;
 pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
@@ -67,8 +67,8 @@ pub struct Request<'a> {
     pub dry_run: bool,
     /// The requesting user (`userInfo.username`), when known.
     pub username: Option<&'a str>,
-    /// Labels of the request's namespace, when known.
-    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// What is known of the labels of the request's namespace.
+    pub namespace_labels: NamespaceLabels<'a>,
 }
 
 impl<'a> Request<'a> {
@@ -92,7 +92,7 @@ impl<'a> Request<'a> {
             old_object: None,
             dry_run: false,
             username: None,
-            namespace_labels: None,
+            namespace_labels: NamespaceLabels::NameOnly,
         }
     }
 }

@@ -105,6 +105,25 @@ impl PolicySet {
             .find(|p| p.name == name)
     }
 
+    /// Whether some policy's `match` or `exclude` selects namespaces by a label other than
+    /// the name (which every namespace carries): only then do namespace labels change a
+    /// decision.
+    pub fn selects_namespaces_by_label(&self) -> bool {
+        let by_label = |s: &model::LabelSelector| {
+            s.match_labels
+                .keys()
+                .chain(s.match_expressions.iter().map(|r| &r.key))
+                .any(|k| k != select::NAMESPACE_NAME_LABEL)
+        };
+        self.policies.iter().any(|p| {
+            p.match_.namespace_selector.as_ref().is_some_and(by_label)
+                || p.exclude
+                    .as_ref()
+                    .and_then(|e| e.namespace_selector.as_ref())
+                    .is_some_and(by_label)
+        })
+    }
+
     /// Whether `username` is a trusted controller identity.
     pub fn is_trusted_controller(&self, username: &str) -> bool {
         self.trusted_controllers.iter().any(|u| u == username)
@@ -131,13 +150,18 @@ pub struct CompiledPolicy {
 }
 
 impl CompiledPolicy {
-    /// Whether the policy selects the subject (match, and not exclude).
+    /// Whether the policy selects the subject (match, and not exclude): `Maybe` only when
+    /// that depends on namespace labels not known yet.
+    pub fn selection(&self, subject: &select::Subject<'_>) -> select::Selection {
+        let excluded = self.exclude.as_ref().map_or(select::Selection::No, |e| {
+            select::exclude_selects(e, subject)
+        });
+        select::match_selects(&self.match_, subject).and(!excluded)
+    }
+
+    /// Whether the policy certainly selects the subject.
     pub fn selects(&self, subject: &select::Subject<'_>) -> bool {
-        select::match_selects(&self.match_, subject)
-            && !self
-                .exclude
-                .as_ref()
-                .is_some_and(|e| select::exclude_selects(e, subject))
+        self.selection(subject) == select::Selection::Yes
     }
 }
 
