@@ -8,7 +8,7 @@ use kube::core::{DynamicObject, ObjectMeta};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Effect, FindingKind, Operation, Request};
+use crate::engine::{self, Decision, Effect, FindingKind, NamespaceLabels, Operation, Request};
 use crate::policy::PolicySet;
 use crate::telemetry::{Endpoint, Outcome};
 
@@ -288,14 +288,21 @@ impl Review {
             old_object: self.old_object.as_ref(),
             dry_run: req.dry_run,
             username: req.user_info.username.as_deref(),
-            // Unknown: looking them up would need an API call on the hot path.
-            namespace_labels: None,
+            // The caller adds them from its namespace cache ([`Review::evaluate_with`]).
+            namespace_labels: NamespaceLabels::NameOnly,
         }
     }
 
-    /// Evaluates this review against `policies`.
+    /// Evaluates this review against `policies`, its namespace's labels unknown beyond the name.
     pub fn evaluate(&self, policies: &PolicySet) -> Decision {
-        engine::evaluate(policies, &self.engine_request())
+        self.evaluate_with(policies, NamespaceLabels::NameOnly)
+    }
+
+    /// Evaluates this review against `policies` with what is known of its namespace's labels.
+    pub fn evaluate_with(&self, policies: &PolicySet, labels: NamespaceLabels<'_>) -> Decision {
+        let mut request = self.engine_request();
+        request.namespace_labels = labels;
+        engine::evaluate(policies, &request)
     }
 }
 
@@ -432,6 +439,11 @@ pub fn respond(
             .filter(|f| f.kind == reported && f.effect == Effect::Warn)
             .cloned()
             .collect(),
+        // Said once, by /validate.
+        labels_pending: match endpoint {
+            Endpoint::Validate => decision.labels_pending.clone(),
+            Endpoint::Mutate => Vec::new(),
+        },
         ..Decision::default()
     }
     .warnings();
@@ -490,8 +502,23 @@ pub fn handle(
     policies: &PolicySet,
     body: &[u8],
 ) -> Result<Handled, HandleError> {
-    let review = parse_review(body)?;
-    let decision = review.evaluate(policies);
+    answer(
+        endpoint,
+        policies,
+        parse_review(body)?,
+        NamespaceLabels::NameOnly,
+    )
+}
+
+/// [`handle`] after the parse: evaluate a review with what is known of its namespace's labels
+/// (the webhook looks them up in its namespace cache in between), build and encode the answer.
+pub fn answer(
+    endpoint: Endpoint,
+    policies: &PolicySet,
+    review: Review,
+    labels: NamespaceLabels<'_>,
+) -> Result<Handled, HandleError> {
+    let decision = review.evaluate_with(policies, labels);
     let failed = |reason: String| HandleError::Answer {
         uid: review.request.uid.clone(),
         reason,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Effect, FindingKind, Request, Skip};
+use crate::engine::{self, Decision, Effect, FindingKind, NamespaceLabels, Request, Skip};
 use crate::policy::PolicySet;
 use crate::policy::model::WorkloadKind;
 use read::{Entry, Location, Manifest, ReadError};
@@ -106,6 +106,26 @@ impl Judged {
         }
     }
 
+    /// Drops the object but what names it (`apiVersion`, `kind`, and `metadata.name`,
+    /// `generateName`, `namespace`): all a report needs once the object is judged, so a long
+    /// audit (a whole cluster) does not keep every object in memory.
+    pub fn keep_identity_only(&mut self) {
+        let mut identity = serde_json::Map::new();
+        for key in ["apiVersion", "kind"] {
+            if let Some(v) = self.object.get(key) {
+                identity.insert(key.to_owned(), v.clone());
+            }
+        }
+        let mut meta = serde_json::Map::new();
+        for key in ["name", "generateName", "namespace"] {
+            if let Some(v) = self.object.get("metadata").and_then(|m| m.get(key)) {
+                meta.insert(key.to_owned(), v.clone());
+            }
+        }
+        identity.insert("metadata".to_owned(), Value::Object(meta));
+        self.object = Value::Object(identity);
+    }
+
     /// The object with the decision's patch applied.
     pub fn admitted(&self) -> Result<Value, json_patch::PatchError> {
         let mut object = self.object.clone();
@@ -128,42 +148,49 @@ pub enum Outcome {
 pub struct JudgeOptions {
     /// The namespace assumed for objects that name none (like `kubectl apply -n`).
     pub default_namespace: Option<String>,
+    /// Labels of namespaces known beside the input (a cluster's, for `audit --cluster`), by
+    /// name. `Namespace` objects in the input take precedence.
+    pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
 }
 
 /// Judges every object read, as a CREATE. Namespace labels come from `Namespace` objects in
-/// the same input; objects with a controller `ownerReference` are presented as created by
-/// [`OFFLINE_CONTROLLER_USERNAME`].
+/// the same input (and [`JudgeOptions::namespace_labels`]); objects with a controller
+/// `ownerReference` are presented as created by [`OFFLINE_CONTROLLER_USERNAME`].
 pub fn judge(policies: &PolicySet, entries: Vec<Entry>, options: &JudgeOptions) -> Vec<Outcome> {
-    let namespace_labels = namespace_labels(&entries);
+    let in_input = namespace_labels(&entries);
+    let labels_of = |ns: &str| {
+        in_input
+            .get(ns)
+            .or_else(|| options.namespace_labels.get(ns))
+    };
     entries
         .into_iter()
         .map(|entry| match entry {
             Entry::Error(e) => Outcome::Error(e),
             Entry::Object(m) => {
-                Outcome::Judged(Box::new(judge_one(policies, m, &namespace_labels, options)))
+                Outcome::Judged(Box::new(judge_one(policies, m, &labels_of, options)))
             }
         })
         .collect()
 }
 
-fn judge_one(
+fn judge_one<'l>(
     policies: &PolicySet,
     manifest: Manifest,
-    namespace_labels: &HashMap<String, BTreeMap<String, String>>,
+    labels_of: &dyn Fn(&str) -> Option<&'l BTreeMap<String, String>>,
     options: &JudgeOptions,
 ) -> Judged {
     let Manifest { location, object } = manifest;
-    let decision = {
-        let mut request = Request::create(&object);
-        if request.namespace.is_none() {
-            request.namespace = options.default_namespace.as_deref();
-        }
-        request.namespace_labels = request.namespace.and_then(|ns| namespace_labels.get(ns));
-        if has_controller_owner(&object) {
-            request.username = Some(OFFLINE_CONTROLLER_USERNAME);
-        }
-        engine::evaluate(policies, &request)
-    };
+    let namespace = metadata_str(&object, "namespace").or(options.default_namespace.as_deref());
+    let labels = namespace
+        .and_then(labels_of)
+        .map_or(NamespaceLabels::NameOnly, NamespaceLabels::Known);
+    let decision = decide(
+        policies,
+        &object,
+        options.default_namespace.as_deref(),
+        labels,
+    );
     let verdict = verdict_of(&object, &decision);
     Judged {
         location,
@@ -173,8 +200,30 @@ fn judge_one(
     }
 }
 
+/// The engine's decision on one object as audits judge it: a CREATE of the object (in
+/// `default_namespace` when it names none); an object with a controller `ownerReference` is
+/// presented as created by [`OFFLINE_CONTROLLER_USERNAME`], so it is skipped as the webhook
+/// skips it. `portcullis audit` (files and cluster) and the policy reports all judge through
+/// here.
+pub fn decide(
+    policies: &PolicySet,
+    object: &Value,
+    default_namespace: Option<&str>,
+    namespace_labels: NamespaceLabels<'_>,
+) -> Decision {
+    let mut request = Request::create(object);
+    if request.namespace.is_none() {
+        request.namespace = default_namespace;
+    }
+    request.namespace_labels = namespace_labels;
+    if has_controller_owner(object) {
+        request.username = Some(OFFLINE_CONTROLLER_USERNAME);
+    }
+    engine::evaluate(policies, &request)
+}
+
 /// The verdict a decision amounts to.
-fn verdict_of(object: &Value, decision: &Decision) -> Verdict {
+pub fn verdict_of(object: &Value, decision: &Decision) -> Verdict {
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -210,7 +259,7 @@ fn metadata_str<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Whether the object has an `ownerReference` with `controller: true`.
-fn has_controller_owner(object: &Value) -> bool {
+pub fn has_controller_owner(object: &Value) -> bool {
     object
         .get("metadata")
         .and_then(|m| m.get("ownerReferences"))
