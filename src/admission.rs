@@ -27,6 +27,9 @@ pub enum ReviewError {
     /// Not JSON, or JSON of the wrong shape.
     #[error("body is not a valid admission.k8s.io/v1 AdmissionReview: {0}")]
     Json(#[source] serde_json::Error),
+    /// Nested deeper than [`crate::nesting::MAX_DEPTH`]: refused before parsing.
+    #[error("body is not a valid admission.k8s.io/v1 AdmissionReview: {0}")]
+    TooDeep(#[source] crate::nesting::TooDeep),
     /// Another version (`admission.k8s.io/v1beta1`) or no version.
     #[error(
         "unsupported AdmissionReview apiVersion {0:?}: only admission.k8s.io/v1 is served \
@@ -66,7 +69,8 @@ pub struct Review {
     pub old_object: Option<Value>,
 }
 
-/// Parses a request body into a [`Review`].
+/// Parses a request body into a [`Review`]. Bodies nested deeper than
+/// [`crate::nesting::MAX_DEPTH`] are refused first, by a byte scan independent of the parser.
 ///
 /// The body is parsed once into JSON; the objects are taken out as they are and only their
 /// `metadata` is checked against kube's `ObjectMeta` (what kube's `DynamicObject` requires);
@@ -77,6 +81,9 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ReviewError::Empty);
     }
+    // Before any parser runs, whichever it is: deep nesting is refused in one cheap pass
+    // (see `crate::nesting`). Keep this call in front of the parse if the parser changes.
+    crate::nesting::check_json(body).map_err(ReviewError::TooDeep)?;
     let StrictJson(mut value) = serde_json::from_slice(body).map_err(ReviewError::Json)?;
     let (object, old_object) = match value.get_mut("request").and_then(Value::as_object_mut) {
         Some(request) => (

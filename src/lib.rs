@@ -9,6 +9,7 @@ pub mod certs;
 pub mod cli;
 pub mod engine;
 pub mod lint;
+pub mod nesting;
 pub mod policy;
 pub mod server;
 pub mod telemetry;

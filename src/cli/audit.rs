@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::audit::read::{self, Input};
-use crate::audit::report::{self, Style, Summary};
-use crate::audit::{self, JudgeOptions, Outcome};
+use crate::audit::read::Input;
+use crate::audit::report::{self, Format, ReportWriter, Style};
+use crate::audit::{self, JudgeOptions, Outcome, Streamed};
 use crate::policy::PolicySet;
 
 /// Where manifests come from and which policies judge them; shared by `audit` and `mutate`.
@@ -70,13 +70,28 @@ impl ManifestArgs {
         }
     }
 
-    /// Reads and judges every input.
-    pub fn judge(&self, policies: &PolicySet) -> Vec<Outcome> {
-        let entries = read::read_inputs(&self.inputs());
+    /// Reads and judges every input as it is read ([`audit::stream`]): each outcome is made
+    /// into a `T` by `render` (on a worker thread) and handed to `sink` in input order; paths
+    /// a directory walk skipped (symbolic link loops) are reported on stderr.
+    pub fn judge_streaming<T: Send>(
+        &self,
+        policies: &PolicySet,
+        render: &(dyn Fn(Outcome) -> T + Sync),
+        sink: &mut dyn FnMut(T),
+    ) {
         let options = JudgeOptions {
             default_namespace: self.namespace.clone(),
         };
-        audit::judge(policies, entries, &options)
+        audit::stream(
+            &self.inputs(),
+            policies,
+            &options,
+            render,
+            &mut |s| match s {
+                Streamed::Outcome(t) => sink(t),
+                Streamed::Skipped(skipped) => eprintln!("warning: {skipped}"),
+            },
+        );
     }
 
     /// Whether to colour standard output.
@@ -134,19 +149,29 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let started = Instant::now();
-    let outcomes = args.manifests.judge(&policies);
-    let summary = Summary::of(&outcomes);
-    let text = match args.output {
-        AuditOutput::Text => report::text_report(&outcomes, args.manifests.style()),
-        AuditOutput::Json => {
-            let mut s = serde_json::to_string_pretty(&report::json_report(&outcomes))
-                .context("serializing the JSON report")?;
-            s.push('\n');
-            s
-        }
+    let format = match args.output {
+        AuditOutput::Text => Format::Text(args.manifests.style()),
+        AuditOutput::Json => Format::Json,
     };
+    let mut writer =
+        ReportWriter::new(format, Stdout::new()).context("writing to standard output")?;
+    let mut failed = None;
+    args.manifests.judge_streaming(
+        &policies,
+        &|outcome| report::piece(format, &outcome),
+        &mut |piece| {
+            if failed.is_none()
+                && let Err(e) = writer.push(piece)
+            {
+                failed = Some(e);
+            }
+        },
+    );
+    if let Some(e) = failed {
+        return Err(e).context("writing to standard output");
+    }
+    let (summary, _) = writer.finish().context("writing to standard output")?;
     let elapsed = started.elapsed();
-    write_stdout(&text)?;
     if summary.objects == 0 && summary.errors == 0 {
         eprintln!("warning: no Kubernetes objects found in the input");
     }
@@ -167,11 +192,61 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Standard output, buffered. A closed pipe (`| head`) ends the output quietly, not the run:
+/// the exit code still tells the verdict.
+pub struct Stdout {
+    out: std::io::BufWriter<std::io::Stdout>,
+    closed: bool,
+}
+
+impl Stdout {
+    /// Buffered standard output.
+    pub fn new() -> Stdout {
+        Stdout {
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            closed: false,
+        }
+    }
+
+    fn closed_pipe<T>(&mut self, result: std::io::Result<T>, ok: T) -> std::io::Result<T> {
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(ok)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Default for Stdout {
+    fn default() -> Self {
+        Stdout::new()
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let result = self.out.write(buf);
+        self.closed_pipe(result, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.out.flush();
+        self.closed_pipe(result, ())
+    }
+}
+
 /// Writes to standard output; a closed pipe (`| head`) is not an error.
 pub fn write_stdout(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing to standard output"),
-    }
+    let mut out = Stdout::new();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to standard output")
 }

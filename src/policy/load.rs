@@ -438,6 +438,18 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
         let message = relocate_message(&e.to_string(), chunk.first_line, line);
         diag(line, message.clone(), parse_hint(&message))
     };
+    // Deep nesting is refused before the YAML parser sees it (see `crate::nesting`).
+    if let Err(deep) = crate::nesting::check_yaml(chunk.text) {
+        return Err(vec![diag(
+            at(deep.line),
+            format!(
+                "nested deeper than {} levels, at column {}: refused before parsing",
+                crate::nesting::MAX_DEPTH,
+                deep.column
+            ),
+            "a policy nests a few levels deep: look for runaway brackets or dashes",
+        )]);
+    }
     let raw: serde_yaml_ng::Value = match serde_yaml_ng::from_str(chunk.text) {
         Ok(v) => v,
         Err(e) => return Err(vec![located(e, chunk.first_line)]),

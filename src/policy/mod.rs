@@ -105,6 +105,20 @@ impl PolicySet {
             .find(|p| p.name == name)
     }
 
+    /// Whether an active policy selects by namespace labels (a `namespaceSelector` in `match`
+    /// or `exclude`): the only use the engine has for [`crate::engine::Request`]'s
+    /// `namespace_labels`, so callers that must work to find them (the offline audit reads its
+    /// input twice) can skip it. A new reader of namespace labels must be counted here.
+    pub fn uses_namespace_labels(&self) -> bool {
+        self.policies.iter().any(|p| {
+            p.mode != Mode::Off
+                && (p.match_.namespace_selector.is_some()
+                    || p.exclude
+                        .as_ref()
+                        .is_some_and(|e| e.namespace_selector.is_some()))
+        })
+    }
+
     /// Whether `username` is a trusted controller identity.
     pub fn is_trusted_controller(&self, username: &str) -> bool {
         self.trusted_controllers.iter().any(|u| u == username)
