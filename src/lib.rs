@@ -9,6 +9,7 @@ pub mod certs;
 pub mod cli;
 pub mod engine;
 pub mod policy;
+pub mod policytest;
 pub mod server;
 pub mod telemetry;
 pub mod workload;

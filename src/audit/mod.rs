@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Effect, FindingKind, Request, Skip};
-use crate::policy::PolicySet;
+use crate::engine::{self, Decision, Effect, Finding, FindingKind, Request, Skip};
 use crate::policy::model::WorkloadKind;
+use crate::policy::{PolicySet, Timestamp};
 use read::{Entry, Location, Manifest, ReadError};
 
 /// The username offline audits give objects that carry a controller `ownerReference` (Pods
@@ -124,10 +124,23 @@ pub enum Outcome {
 }
 
 /// Options for judging manifests.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct JudgeOptions {
     /// The namespace assumed for objects that name none (like `kubectl apply -n`).
     pub default_namespace: Option<String>,
+    /// When every object is judged (exceptions in force, scheduled modes): the time the audit
+    /// started, or `--at`.
+    pub time: Timestamp,
+}
+
+impl JudgeOptions {
+    /// Judging at `time`, with no default namespace.
+    pub fn at(time: Timestamp) -> JudgeOptions {
+        JudgeOptions {
+            default_namespace: None,
+            time,
+        }
+    }
 }
 
 /// Judges every object read, as a CREATE. Namespace labels come from `Namespace` objects in
@@ -154,7 +167,7 @@ fn judge_one(
 ) -> Judged {
     let Manifest { location, object } = manifest;
     let decision = {
-        let mut request = Request::create(&object);
+        let mut request = Request::create(&object, options.time);
         if request.namespace.is_none() {
             request.namespace = options.default_namespace.as_deref();
         }
@@ -195,7 +208,7 @@ fn verdict_of(object: &Value, decision: &Decision) -> Verdict {
         .any(|f| f.kind == FindingKind::Violation && f.effect == Effect::Deny);
     if !decision.allowed || denies {
         Verdict::Deny
-    } else if decision.findings.iter().any(|f| f.effect == Effect::Warn) {
+    } else if decision.findings.iter().any(Finding::is_warning) {
         Verdict::Warn
     } else {
         Verdict::Pass
