@@ -412,6 +412,8 @@ pub(crate) fn parse_hint(message: &str) -> &'static str {
         "use one of the expected values listed (they are case-sensitive)"
     } else if message.contains("rule type") {
         "write each rule as a list item with exactly one key, e.g. `- requireProbes: {}`"
+    } else if message.contains("invalid time") {
+        "dates are written YYYY-MM-DD (meaning 00:00 UTC of that day); other instants as RFC 3339 times"
     } else if message.contains("invalid type") {
         "check the value's shape: a list (`- item` or `[a, b]`), a mapping (`key: value`) or a plain value"
     } else if message.contains("duplicate entry") || message.contains("duplicate key") {

@@ -369,6 +369,36 @@ fn resolve_case(
             }
         },
     };
+    // The apiserver sends objects in the request's namespace: fill it in where the object has
+    // none, and refuse a case whose namespace contradicts its object's.
+    let mut object = object;
+    let mut old_object = old_object;
+    if let Some(ns) = spec.namespace.clone() {
+        for (field, o) in [("object", &mut object), ("oldObject", &mut old_object)] {
+            let Some(meta) = o.as_mut().and_then(|o| o.as_object_mut()).map(|o| {
+                o.entry("metadata")
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()))
+            }) else {
+                continue;
+            };
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(own) if own != ns => {
+                    report(
+                        "namespace",
+                        format!("{ns:?} contradicts the {field}'s metadata.namespace {own:?}"),
+                        "the apiserver sends objects in the request's namespace: drop one of the two, or make them equal",
+                    );
+                    ok = false;
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(m) = meta.as_object_mut() {
+                        m.insert("namespace".to_owned(), Value::String(ns.clone()));
+                    }
+                }
+            }
+        }
+    }
     spec.object = object;
     spec.old_object = old_object;
     ok.then(|| Case {
