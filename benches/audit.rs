@@ -42,7 +42,7 @@ fn audit(policies: &PolicySet, inputs: &[Input]) -> (Vec<Outcome>, String, Strin
 
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let policies = portcullis::policy::load_dir(&root.join("policies")).expect("policies");
+    let policies = portcullis::lint::load_dir(&root.join("policies")).expect("policies");
     let dir = tempfile::tempdir().expect("temp dir");
     for i in 0..COPIES {
         copy_dir(

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 fn default_policies() -> PolicySet {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    portcullis::policy::load_dir(&dir).expect("default policies load")
+    portcullis::lint::load_dir(&dir).expect("default policies load")
 }
 
 fn many_policies(n: usize) -> PolicySet {
@@ -34,7 +34,7 @@ fn many_policies(n: usize) -> PolicySet {
             if i % 2 == 0 { "enforce" } else { "warn" }
         ));
     }
-    portcullis::policy::load_str(Path::new("bench.yaml"), &text).expect("bench policies load")
+    portcullis::lint::load_str(Path::new("bench.yaml"), &text).expect("bench policies load")
 }
 
 fn container(i: usize, envs: usize) -> Value {

@@ -12,7 +12,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let set = match portcullis::policy::load_dir(&dir) {
+    let set = match portcullis::lint::load_dir(&dir) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("{e}");

@@ -13,7 +13,7 @@ fn fuzz_policy_sets() -> &'static [portcullis::policy::PolicySet] {
         let root = if root.join("policies").is_dir() { root.to_path_buf() } else { root.join("..") };
         ["policies", "tests/fixtures/policies"]
             .iter()
-            .map(|d| portcullis::policy::load_dir(&root.join(d)).expect("the shipped policies load"))
+            .map(|d| portcullis::lint::load_dir(&root.join(d)).expect("the shipped policies load"))
             .collect()
     })
 }
@@ -55,7 +55,7 @@ pub fn check_policy_yaml(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match portcullis::policy::load_str(std::path::Path::new("fuzz.yaml"), text) {
+    match portcullis::lint::load_str(std::path::Path::new("fuzz.yaml"), text) {
         Ok(set) => {
             for w in &set.warnings {
                 let _ = w.to_string();

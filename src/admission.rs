@@ -392,7 +392,8 @@ pub struct Answer {
 /// - `/validate`: allowed, or denied with the denial message, code 403 and reason `Forbidden`;
 ///   warnings for warn-mode and pre-existing violations only. Never a patch.
 /// - `/mutate`: always allowed (judging is `/validate`'s job), with the patch if any, and
-///   warnings for warn-mode mutations only (violations are reported once, by `/validate`).
+///   warnings for warn-mode mutations and for notices only (violations are reported once, by
+///   `/validate`).
 pub fn respond(
     endpoint: Endpoint,
     request: &AdmissionRequest<DynamicObject>,
@@ -421,9 +422,9 @@ pub fn respond(
         Endpoint::Mutate => Outcome::Allowed,
     };
     // Each finding is reported by one endpoint only, or kubectl would print it twice.
-    let reported = match endpoint {
-        Endpoint::Validate => FindingKind::Violation,
-        Endpoint::Mutate => FindingKind::Mutation,
+    let reported = |kind: FindingKind| match endpoint {
+        Endpoint::Validate => kind == FindingKind::Violation,
+        Endpoint::Mutate => matches!(kind, FindingKind::Mutation | FindingKind::Notice),
     };
     let warnings = Decision {
         workload: decision.workload.clone(),
@@ -431,7 +432,7 @@ pub fn respond(
         findings: decision
             .findings
             .iter()
-            .filter(|f| f.kind == reported && f.is_warning())
+            .filter(|f| reported(f.kind) && f.is_warning())
             .cloned()
             .collect(),
         ..Decision::default()
@@ -610,7 +611,7 @@ mod tests {
     #[test]
     fn every_captured_review_gets_the_same_answer_as_through_dynamic_object() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let policies = crate::policy::load_dir(&root.join("policies")).expect("policies");
+        let policies = crate::lint::load_dir(&root.join("policies")).expect("policies");
         let dir = root.join("tests/fixtures/admission");
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).expect("fixtures") {

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod certs;
 pub mod cli;
 pub mod engine;
+pub mod lint;
 pub mod policy;
 pub mod policytest;
 pub mod server;

@@ -15,8 +15,9 @@ use deploy_support::{
     AUDIT_FIRST, BASE, CERT_MANAGER, Checkout, DEFAULT, ROOT, Rendered, decode, write_config_map,
 };
 use portcullis::audit::{self, JudgeOptions, Outcome, Verdict};
+use portcullis::lint;
 use portcullis::policy::model::Mode;
-use portcullis::policy::{self, DEFAULT_TRUSTED_CONTROLLERS, PolicySet};
+use portcullis::policy::{DEFAULT_TRUSTED_CONTROLLERS, PolicySet};
 use portcullis::server::{AppState, build_admin_router, build_router};
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -363,8 +364,8 @@ fn check_workload(dir: &str, r: &Rendered) {
         shipped.iter().collect::<Vec<_>>(),
         "every policies/*.yaml must be listed in policies/Kustomization"
     );
-    let loaded = policy::load_dir(copy.path()).expect("ConfigMap policies load");
-    let defaults = policy::load_dir(&Path::new(ROOT).join("policies")).expect("defaults load");
+    let loaded = lint::load_dir(copy.path()).expect("ConfigMap policies load");
+    let defaults = lint::load_dir(&Path::new(ROOT).join("policies")).expect("defaults load");
     let names = |s: &PolicySet| {
         s.policies
             .iter()
@@ -629,7 +630,7 @@ fn a_fresh_clone_renders_the_base_and_cert_manager_but_deploy_needs_certs_first(
 #[test]
 fn the_deployment_passes_portcullis_default_policies() {
     let checkout = Checkout::with_certs();
-    let defaults = policy::load_dir(&Path::new(ROOT).join("policies")).expect("defaults");
+    let defaults = lint::load_dir(&Path::new(ROOT).join("policies")).expect("defaults");
     // Judged as if enforced, optional rules included: pinned image, not in default.
     let strictest = PolicySet {
         policies: defaults

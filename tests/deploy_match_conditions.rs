@@ -11,7 +11,7 @@ use std::path::Path;
 use deploy_support::{BASE, Checkout};
 use portcullis::admission;
 use portcullis::engine::Skip;
-use portcullis::policy;
+use portcullis::lint;
 use serde_json::{Value, json};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/admission");
@@ -70,7 +70,7 @@ fn fixtures() -> Vec<(String, Value)> {
 
 /// What Portcullis itself decides on a request.
 fn decide(review: &Value) -> portcullis::engine::Decision {
-    let set = policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+    let set = lint::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
         .expect("default policies");
     let bytes = serde_json::to_vec(review).expect("bytes");
     let parsed = admission::parse_review(&bytes).expect("review parses");

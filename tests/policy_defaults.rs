@@ -7,8 +7,9 @@ use std::path::Path;
 
 use common::{request_of, review};
 use portcullis::engine::{Effect, evaluate};
+use portcullis::lint::load_dir;
 use portcullis::policy::model::Mode;
-use portcullis::policy::{CompiledRule, PolicySet, load_dir};
+use portcullis::policy::{CompiledRule, PolicySet};
 
 fn defaults() -> PolicySet {
     load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))

@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use portcullis::policy::load_dir;
+use portcullis::lint::load_dir;
 
 fn policy(name: &str, rule: &str) -> String {
     format!(

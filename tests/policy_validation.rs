@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use portcullis::lint::load_str;
 use portcullis::policy::load::Diagnostic;
-use portcullis::policy::load_str;
 
 const HEAD: &str = "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: p\nspec:\n  mode: enforce\n";
 

@@ -6,11 +6,12 @@
 use std::path::Path;
 
 use portcullis::admission::{self, Review};
-use portcullis::policy::{self, PolicySet};
+use portcullis::lint;
+use portcullis::policy::PolicySet;
 use serde_json::{Value, json};
 
 fn defaults() -> PolicySet {
-    policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+    lint::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
         .expect("default policies")
 }
 
@@ -106,7 +107,7 @@ fn annotations_do_not_exempt_a_workload_unless_a_policy_allows_it() {
         );
     }
     let with_opt_out =
-        policy::load_str(Path::new("opt-out.yaml"), &sources.join("\n---\n")).expect("policies");
+        lint::load_str(Path::new("opt-out.yaml"), &sources.join("\n---\n")).expect("policies");
     let opted_out = review("validate-create-pod-bare.json", |v| {
         v["request"]["object"]["metadata"]["annotations"] =
             json!({"portcullis.dev/inject-log-shipper": "false"});

@@ -114,7 +114,7 @@ async fn alpn_negotiates_http2_and_http1() {
 
 #[tokio::test]
 async fn readyz_only_once_tls_is_bound_and_not_while_draining() {
-    let set = portcullis::policy::load_dir(std::path::Path::new(server_support::POLICY_FIXTURES))
+    let set = portcullis::lint::load_dir(std::path::Path::new(server_support::POLICY_FIXTURES))
         .expect("policies");
     let state = AppState::new(set);
     let readyz = |state: AppState| async move {
@@ -145,7 +145,7 @@ async fn readyz_only_once_tls_is_bound_and_not_while_draining() {
 #[tokio::test]
 async fn router_answers_without_tls_too() {
     // build_router is the whole webhook; TLS is only the transport.
-    let set = portcullis::policy::load_dir(std::path::Path::new(server_support::POLICY_FIXTURES))
+    let set = portcullis::lint::load_dir(std::path::Path::new(server_support::POLICY_FIXTURES))
         .expect("policies");
     let router = build_router(AppState::new(set));
     let resp = router

@@ -62,7 +62,7 @@ impl ManifestArgs {
     /// Lint warnings and exceptions that expire soon, have expired or cannot apply are printed
     /// on stderr.
     pub fn load_policies(&self) -> Option<PolicySet> {
-        match crate::policy::load_dir(&self.policies) {
+        match crate::lint::load_dir(&self.policies) {
             Ok(set) => {
                 for w in &set.warnings {
                     eprintln!("warning: {w}");

@@ -57,6 +57,14 @@ pub struct CertsArgs {
     /// Name of the TLS Secret the Deployment mounts.
     #[arg(long, default_value = "portcullis-tls")]
     pub secret_name: String,
+    /// An extra DNS name for the serving certificate, beside the Service's names (repeatable),
+    /// for a webhook the apiserver reaches by `url:` (e.g. `--dns webhook.example.com`).
+    #[arg(long = "dns", value_name = "NAME")]
+    pub dns: Vec<String>,
+    /// An IP address for the serving certificate (repeatable), for a webhook the apiserver
+    /// reaches by `url: https://ADDRESS:PORT/...` (e.g. `--ip 127.0.0.1`).
+    #[arg(long = "ip", value_name = "ADDRESS")]
+    pub ip: Vec<std::net::IpAddr>,
     /// Days the serving certificate is valid.
     #[arg(long, default_value = "365", value_name = "DAYS", value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub validity_days: u64,
@@ -81,6 +89,29 @@ impl CertsArgs {
             svc.clone(),
         ]
     }
+
+    /// Every name of the serving certificate: the Service's, then `--dns`, then `--ip`, each
+    /// once.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = self.dns_names();
+        let extra = self
+            .dns
+            .iter()
+            .cloned()
+            .chain(self.ip.iter().map(ToString::to_string));
+        for name in extra {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
+/// Checks a `--dns` name: a DNS-1123 subdomain, optionally a wildcard (`*.example.com`).
+fn check_dns_name(name: &str) -> Result<(), String> {
+    use crate::policy::compile::check_dns1123_subdomain;
+    check_dns1123_subdomain(name.strip_prefix("*.").unwrap_or(name))
 }
 
 /// What `portcullis certs` did.
@@ -94,8 +125,10 @@ pub struct Generated {
     pub serving_not_after: OffsetDateTime,
     /// `notAfter` of the CA.
     pub ca_not_after: OffsetDateTime,
-    /// The DNS names of the serving certificate.
+    /// The DNS names and IP addresses of the serving certificate.
     pub names: Vec<String>,
+    /// Names the previous serving certificate had and this one has not.
+    pub dropped: Vec<String>,
 }
 
 /// Runs `portcullis certs`.
@@ -117,6 +150,13 @@ pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
         done.names.join(", "),
         date(done.serving_not_after)
     );
+    if !done.dropped.is_empty() {
+        eprintln!(
+            "warning: the previous certificate in {dir} also covered {}: pass the same \
+             --dns/--ip flags as before to keep them",
+            done.dropped.join(", ")
+        );
+    }
     println!(
         "wrote {dir}/{SECRET_FILE} (Secret {}/{}), {dir}/{CA_BUNDLE_PATCH_FILE} and \
          {dir}/{KUSTOMIZATION_FILE}",
@@ -156,6 +196,9 @@ pub fn generate(args: &CertsArgs) -> anyhow::Result<Generated> {
         ("--secret-name", &args.secret_name, check_dns1123_subdomain),
     ] {
         check(value).map_err(|e| anyhow::anyhow!("{flag} {value:?}: {e}"))?;
+    }
+    for name in &args.dns {
+        check_dns_name(name).map_err(|e| anyhow::anyhow!("--dns {name:?}: {e}"))?;
     }
     let dir = &args.out_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -197,7 +240,8 @@ pub fn generate(args: &CertsArgs) -> anyhow::Result<Generated> {
         );
     }
 
-    let names = args.dns_names();
+    let names = args.names();
+    let dropped = dropped_names(dir, &names);
     let serving = ca.issue_serving_cert(&names, serving_validity)?;
     certs::write_pem(&dir.join(TLS_KEY_FILE), &serving.key_pem, true)?;
     certs::write_pem(&dir.join(TLS_CERT_FILE), &serving.cert_pem, false)?;
@@ -223,7 +267,23 @@ pub fn generate(args: &CertsArgs) -> anyhow::Result<Generated> {
         serving_not_after,
         ca_not_after,
         names,
+        dropped,
     })
+}
+
+/// Names the serving certificate in `dir` covers that `names` does not: a renewal run without
+/// the `--dns`/`--ip` flags of the first run would drop them.
+fn dropped_names(dir: &Path, names: &[String]) -> Vec<String> {
+    let Ok(pem) = std::fs::read_to_string(dir.join(TLS_CERT_FILE)) else {
+        return Vec::new();
+    };
+    let Ok(old) = certs::cert_info(&pem, TLS_CERT_FILE) else {
+        return Vec::new();
+    };
+    old.names
+        .into_iter()
+        .filter(|n| !names.contains(n))
+        .collect()
 }
 
 fn unix(seconds: i64) -> anyhow::Result<OffsetDateTime> {
@@ -355,6 +415,59 @@ mod tests {
         assert_eq!(info.names, done.names);
         let ca = certs::cert_info(&read(dir.path(), CA_CERT_FILE), "ca.crt").expect("ca");
         assert_eq!(info.issuer, ca.subject);
+    }
+
+    #[test]
+    fn extra_dns_names_and_ip_addresses_for_a_webhook_reached_by_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = args(
+            dir.path(),
+            &[
+                "--ip",
+                "127.0.0.1",
+                "--ip",
+                "fd00::5",
+                "--dns",
+                "webhook.example.com",
+                "--dns",
+                "*.hooks.example.com",
+                "--ip",
+                "127.0.0.1",
+            ],
+        );
+        let done = generate(&a).expect("generate");
+        let info = certs::cert_info(&read(dir.path(), TLS_CERT_FILE), "tls.crt").expect("info");
+        assert_eq!(info.names, done.names);
+        assert_eq!(
+            &info.names[4..],
+            [
+                "webhook.example.com",
+                "*.hooks.example.com",
+                "127.0.0.1",
+                "fd00::5"
+            ],
+            "the Service's names first, then each extra name once"
+        );
+        assert!(done.dropped.is_empty());
+        // A renewal without the flags says what it drops; the CA stays.
+        let again = generate(&args(dir.path(), &["--ip", "127.0.0.1"])).expect("renew");
+        assert!(!again.new_ca);
+        assert_eq!(
+            again.dropped,
+            ["webhook.example.com", "*.hooks.example.com", "fd00::5"]
+        );
+    }
+
+    #[test]
+    fn bad_extra_names_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for bad in ["Webhook.Example.com", "a..b", "x-.example.com", "*"] {
+            let err = generate(&args(dir.path(), &["--dns", bad])).expect_err(bad);
+            assert!(format!("{err:#}").contains("--dns"), "{err:#}");
+        }
+        let argv = ["portcullis", "certs", "--ip", "127.0.0.300"];
+        assert!(Cli::try_parse_from(argv).is_err());
+        assert!(!dir.path().join(CA_KEY_FILE).exists(), "nothing written");
     }
 
     #[test]

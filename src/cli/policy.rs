@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use crate::lint::{load_dir, load_str};
 use crate::policy::model::{ExceptionDocument, PolicyDocument};
-use crate::policy::{
-    LoadError, PolicySet, Timestamp, exceptions, load_dir, load_str, selected_kinds, step_scope,
-};
+use crate::policy::{LoadError, PolicySet, Timestamp, exceptions, selected_kinds, step_scope};
 
 /// `portcullis policy ...`.
 #[derive(Debug, clap::Subcommand)]

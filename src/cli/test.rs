@@ -80,7 +80,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
 /// Loads the policies and the tests, and runs every suite at `time`.
 pub fn execute(args: &TestArgs, time: Timestamp) -> report::Run {
     let mut errors = Vec::new();
-    let set = match crate::policy::load_dir(&args.policies) {
+    let set = match crate::lint::load_dir(&args.policies) {
         Ok(set) => Some(set),
         Err(e) => {
             errors.extend(e.diagnostics);

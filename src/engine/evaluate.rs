@@ -45,7 +45,7 @@ fn finding(active: &Active<'_>, kind: FindingKind, f: Found) -> Finding {
     let effect = match (active.mode, kind) {
         (Mode::Enforce, FindingKind::Violation) => Effect::Deny,
         (Mode::Enforce, FindingKind::Mutation) => Effect::Apply,
-        (Mode::Warn, _) => Effect::Warn,
+        (Mode::Enforce, FindingKind::Notice) | (Mode::Warn, _) => Effect::Warn,
         (Mode::Audit | Mode::Off, _) => Effect::Audit,
     };
     Finding {
@@ -285,7 +285,17 @@ fn mutate<'p>(
                             InjectionTarget::Pod => kind == WorkloadKind::Pod,
                         } =>
                 {
-                    sidecar::plan(s, &view).ok()
+                    match sidecar::plan(s, &view) {
+                        Ok(plan) => Some(plan),
+                        Err(why) => {
+                            if let (Some(out), Some(notice)) =
+                                (findings.as_deref_mut(), why.notice(s, &view))
+                            {
+                                out.push(finding(active, FindingKind::Notice, notice));
+                            }
+                            None
+                        }
+                    }
                 }
                 CompiledRule::DefaultLabels(d) if !controller_owned => {
                     // A Job's template metadata is immutable after creation; a Pod's is not.

@@ -67,8 +67,8 @@ impl Decision {
         Some(msg)
     }
 
-    /// Warnings for the API client: warn-mode violations, pre-existing violations on UPDATE and
-    /// warn-mode mutations. Each is at most [`MAX_WARNING_LEN`] bytes and all together at most
+    /// Warnings for the API client: warn-mode violations, pre-existing violations on UPDATE,
+    /// warn-mode mutations and notices. Each is at most [`MAX_WARNING_LEN`] bytes and all together at most
     /// [`MAX_WARNINGS_TOTAL`]; what does not fit is counted in a last warning.
     pub fn warnings(&self) -> Vec<String> {
         // Warn-mode findings first, excepted ones after them: when the apiserver's limits cut
@@ -105,6 +105,7 @@ impl Decision {
                     (FindingKind::Violation, _, Some(t)) => format!("denied from {t}: "),
                     (FindingKind::Mutation, _, None) => "would apply: ".to_owned(),
                     (FindingKind::Mutation, _, Some(t)) => format!("applied from {t}: "),
+                    (FindingKind::Notice, _, _) => String::new(),
                 };
                 // The fix hint goes first when the whole text does not fit.
                 let full = format!("{prefix}{verb}{}: {}", self.workload, f.full_text());

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use super::compile::{
     CompileError, FieldPath, PathSegment, compile_document_raw, compile_exception,
 };
-use super::lint::{Severity, lint};
 use super::model::{
     API_VERSION, EXCEPTION_KIND, ExceptedPolicy, ExceptionDocument, KIND, PolicyDocument,
 };
@@ -53,15 +52,16 @@ pub struct LoadError {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Loads every `*.yaml` / `*.yml` file of a directory (not recursive, sorted by name) as one
-/// policy set.
+/// Reads and compiles every `*.yaml` / `*.yml` file of a directory (not recursive, sorted by
+/// name) as one policy set, without the lint: entry points use [`crate::lint::load_dir`], which
+/// also refuses a set with a lint error.
 ///
 /// Entries whose name starts with `.` are skipped: a Kubernetes ConfigMap volume keeps its
 /// bookkeeping there (`..data`, `..2024_01_01_00_00_00.123`), and the visible `foo.yaml` entries
 /// are symlinks into `..data/`, which are followed. A symlink that points nowhere is skipped
 /// (the kubelet removes such links right after swapping `..data`). A directory without any
 /// policy document is an error: it is almost always a wrong mount path.
-pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadError> {
+pub fn compile_dir(dir: &Path) -> Result<PolicySet, LoadError> {
     let entries = std::fs::read_dir(dir).map_err(|e| LoadError {
         diagnostics: vec![Diagnostic {
             file: dir.to_path_buf(),
@@ -122,8 +122,9 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadError> {
     }
 }
 
-/// Loads policies from one YAML string (multi-document allowed), named `file` in messages.
-pub fn load_str(file: &Path, text: &str) -> Result<PolicySet, LoadError> {
+/// Reads and compiles policies from one YAML string (multi-document allowed), named `file` in
+/// messages, without the lint: entry points use [`crate::lint::load_str`].
+pub fn compile_str(file: &Path, text: &str) -> Result<PolicySet, LoadError> {
     load_sources(&[(file.to_path_buf(), text.to_owned())])
 }
 
@@ -611,19 +612,9 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
     for (exception, lines) in &exceptions {
         check_exception_targets(exception, lines, &policies, &mut diagnostics);
     }
-    if !diagnostics.is_empty() {
-        return Err(LoadError { diagnostics });
-    }
-    // Pitfalls across policies: errors refuse the set, warnings travel with it.
-    let mut set = PolicySet::new(policies);
-    set.exceptions = exceptions.into_iter().map(|(e, _)| Arc::new(e)).collect();
-    for found in lint(&set) {
-        match found.severity {
-            Severity::Error => diagnostics.push(found.diagnostic),
-            Severity::Warning => set.warnings.push(found.diagnostic),
-        }
-    }
     if diagnostics.is_empty() {
+        let mut set = PolicySet::new(policies);
+        set.exceptions = exceptions.into_iter().map(|(e, _)| Arc::new(e)).collect();
         Ok(set)
     } else {
         Err(LoadError { diagnostics })

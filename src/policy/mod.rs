@@ -1,9 +1,8 @@
 //! Policies: the file model, loading and validation, and the compiled [`PolicySet`] the engine
-//! evaluates.
+//! evaluates. The lint, which judges a set by evaluating it, sits above both in [`crate::lint`].
 
 pub mod compile;
 pub mod exceptions;
-pub mod lint;
 pub mod load;
 pub mod model;
 pub mod select;
@@ -16,7 +15,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use compile::{Template, TemplateSegment};
-pub use load::{LoadError, load_dir, load_str};
+pub use load::LoadError;
 use model::{
     DisallowNamespaces, ExceptedPolicy, ExceptionMatch, Exclude, InjectionTarget, Match, Mode,
     RequireImageTag, RequireLabels, RequireProbes, RequireResources, ScheduleStep, WorkloadKind,
@@ -59,7 +58,8 @@ pub struct PolicySet {
     pub policies: Vec<Arc<CompiledPolicy>>,
     /// Usernames whose controller-owned objects are not judged again (see DESIGN.md).
     pub trusted_controllers: Vec<String>,
-    /// Pitfalls found at load that do not stop the set from being used ([`lint`] warnings).
+    /// Pitfalls found at load that do not stop the set from being used ([`crate::lint`]
+    /// warnings).
     pub warnings: Vec<load::Diagnostic>,
     /// `PolicyException` documents, in load order (expired ones included: they have no effect).
     pub exceptions: Vec<Arc<CompiledException>>,
@@ -458,8 +458,8 @@ spec:
 
     #[test]
     fn max_mode_only_ever_relaxes() {
-        let set =
-            super::load_str(std::path::Path::new("inline.yaml"), POLICIES).expect("policies load");
+        let set = super::load::compile_str(std::path::Path::new("inline.yaml"), POLICIES)
+            .expect("policies load");
         let table = [
             (
                 Mode::Enforce,

@@ -183,7 +183,7 @@ impl From<ExpectedEffect> for Effect {
     }
 }
 
-/// `violation` or `mutation`.
+/// `violation`, `mutation` or `notice`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExpectedKind {
@@ -191,6 +191,8 @@ pub enum ExpectedKind {
     Violation,
     /// A change.
     Mutation,
+    /// Something a rule did not do, and why (a mutation skipped).
+    Notice,
 }
 
 impl From<ExpectedKind> for FindingKind {
@@ -198,6 +200,7 @@ impl From<ExpectedKind> for FindingKind {
         match k {
             ExpectedKind::Violation => FindingKind::Violation,
             ExpectedKind::Mutation => FindingKind::Mutation,
+            ExpectedKind::Notice => FindingKind::Notice,
         }
     }
 }
@@ -213,7 +216,7 @@ pub struct ExpectedFinding {
     /// The rule type (`requireProbes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// `violation` or `mutation`.
+    /// `violation`, `mutation` or `notice`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ExpectedKind>,
     /// `deny`, `apply`, `warn`, `audit` or `excepted`.

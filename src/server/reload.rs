@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::state::AppState;
 use super::tls::{self, CertStore};
+use crate::lint;
 use crate::policy::{self, PolicySet};
 
 /// What one reload check did for one source.
@@ -55,7 +56,7 @@ pub struct PolicySource {
 impl PolicySource {
     /// Loads the directory as a policy set (every load: start-up and each reload).
     pub fn load(&self) -> Result<PolicySet, policy::LoadError> {
-        let mut set = policy::load_dir(&self.dir)?;
+        let mut set = lint::load_dir(&self.dir)?;
         if let Some(users) = &self.trusted_controllers {
             set = set.with_trusted_controllers(users.clone());
         }

@@ -72,7 +72,7 @@ spec:
 
 /// The test policy set.
 pub fn test_policies() -> PolicySet {
-    portcullis::policy::load_str(Path::new("test-policies.yaml"), TEST_POLICIES)
+    portcullis::lint::load_str(Path::new("test-policies.yaml"), TEST_POLICIES)
         .expect("test policies load")
 }
 

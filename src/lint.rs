@@ -1,6 +1,8 @@
 //! Load-time lint: pitfalls that only show when policies are looked at together, or that no
-//! single field check can see. Run by the loader on every set it builds, so `policy validate`,
-//! `serve` (start-up and reload) and `audit` all report them.
+//! single field check can see. It judges a policy set by evaluating it, so it sits above both
+//! [`crate::policy`] and [`crate::engine`] (neither imports it). [`load_dir`] and [`load_str`]
+//! (compile, then lint) are how every entry point loads policies, so `policy validate`, `serve`
+//! (start-up and reload), `audit` and `mutate` all report them.
 //!
 //! What is decided statically, and how:
 //!
@@ -24,14 +26,45 @@
 //!   may select, with each validating policy's rules (its `match`/`exclude` aside); findings
 //!   about the sidecar container are reported.
 
+use std::path::Path;
+
 use serde_json::{Value, json};
 
-use super::load::Diagnostic;
-use super::model::{InjectionTarget, Match, Mode, WorkloadKind};
-use super::{
+use crate::engine::{self, FindingKind, Request};
+use crate::policy::load::{Diagnostic, LoadError, compile_dir, compile_str};
+use crate::policy::model::{InjectionTarget, Match, Mode, WorkloadKind};
+use crate::policy::{
     CompiledPolicy, CompiledRule, CompiledSidecar, PolicySet, Template, Timestamp, selected_kinds,
 };
-use crate::engine::{self, FindingKind, Request};
+
+/// Loads every `*.yaml` / `*.yml` file of a directory (not recursive, sorted by name) as one
+/// policy set (see [`compile_dir`]), then lints it: a lint error refuses the set, warnings
+/// travel with it in [`PolicySet::warnings`].
+pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadError> {
+    compile_dir(dir).and_then(checked)
+}
+
+/// Loads policies from one YAML string (multi-document allowed), named `file` in messages,
+/// then lints them as [`load_dir`] does.
+pub fn load_str(file: &Path, text: &str) -> Result<PolicySet, LoadError> {
+    compile_str(file, text).and_then(checked)
+}
+
+/// Lints a compiled set: errors refuse it, warnings are kept in [`PolicySet::warnings`].
+pub fn checked(mut set: PolicySet) -> Result<PolicySet, LoadError> {
+    let mut diagnostics = Vec::new();
+    for found in lint(&set) {
+        match found.severity {
+            Severity::Error => diagnostics.push(found.diagnostic),
+            Severity::Warning => set.warnings.push(found.diagnostic),
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(set)
+    } else {
+        Err(LoadError { diagnostics })
+    }
+}
 
 /// How serious a lint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +189,7 @@ fn kinds_overlap(a: &CompiledPolicy, b: &CompiledPolicy) -> Vec<WorkloadKind> {
 }
 
 fn template_text(t: &Template) -> String {
-    use super::TemplateSegment as S;
+    use crate::policy::TemplateSegment as S;
     t.0.iter()
         .map(|s| match s {
             S::Literal(text) => text.clone(),
@@ -406,10 +439,7 @@ fn judge_sidecar(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::policy::load::load_str;
 
     const SIDECAR: &str = "apiVersion: portcullis.dev/v1alpha1
 kind: Policy
@@ -757,8 +787,7 @@ spec:
     #[test]
     fn the_shipped_policies_are_clean() {
         for dir in ["policies", "tests/fixtures/policies", "tests/policies"] {
-            let set = crate::policy::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
-                .expect("loads");
+            let set = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).expect("loads");
             assert!(set.warnings.is_empty(), "{dir}: {:#?}", set.warnings);
         }
     }

@@ -1,0 +1,17 @@
+//! Portcullis end to end: the `portcullis` binary in front of a real kube-apiserver, etcd and
+//! kube-controller-manager (v1.32), with deploy/'s webhook configurations. Every case asserts on
+//! what kubectl or the API returns. Needs `PORTCULLIS_E2E_ASSETS` (see tests/e2e_support/);
+//! without it the cases are listed as ignored, and `CI=true` makes that a failure.
+
+mod e2e_support;
+
+#[path = "e2e/journeys.rs"]
+mod journeys;
+
+use e2e_support::{Case, SuiteOptions, run_suite};
+
+fn main() -> std::process::ExitCode {
+    let mut cases: Vec<Case> = Vec::new();
+    cases.extend(journeys::cases());
+    run_suite(cases, SuiteOptions::default())
+}
