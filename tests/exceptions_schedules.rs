@@ -8,8 +8,8 @@ use std::process::Command;
 
 use portcullis::admission;
 use portcullis::engine::{Effect, Request, evaluate};
-use portcullis::policy::model::Mode;
 use portcullis::lint::{load_dir, load_str};
+use portcullis::policy::model::Mode;
 use portcullis::policy::{Timestamp, exceptions};
 use portcullis::telemetry::{Endpoint, Metrics};
 use serde_json::{Value, json};
