@@ -8,8 +8,8 @@ use kube::core::{DynamicObject, ObjectMeta};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Effect, FindingKind, Operation, Request};
-use crate::policy::PolicySet;
+use crate::engine::{self, Decision, FindingKind, Operation, Request};
+use crate::policy::{PolicySet, Timestamp};
 use crate::telemetry::{Endpoint, Outcome};
 
 /// The only AdmissionReview version served (the apiserver sends what the webhook configuration's
@@ -276,8 +276,9 @@ fn check_object(object: Option<&Value>) -> Result<(), serde_json::Error> {
 }
 
 impl Review {
-    /// The engine's view of this review, borrowing from it.
-    pub fn engine_request(&self) -> Request<'_> {
+    /// The engine's view of this review at `time` (the webhook reads the clock per request),
+    /// borrowing from it.
+    pub fn engine_request(&self, time: Timestamp) -> Request<'_> {
         let req = &self.request;
         Request {
             operation: match req.operation {
@@ -297,12 +298,13 @@ impl Review {
             username: req.user_info.username.as_deref(),
             // Unknown: looking them up would need an API call on the hot path.
             namespace_labels: None,
+            time,
         }
     }
 
-    /// Evaluates this review against `policies`.
-    pub fn evaluate(&self, policies: &PolicySet) -> Decision {
-        engine::evaluate(policies, &self.engine_request())
+    /// Evaluates this review against `policies` at `time`.
+    pub fn evaluate(&self, policies: &PolicySet, time: Timestamp) -> Decision {
+        engine::evaluate(policies, &self.engine_request(time))
     }
 }
 
@@ -437,7 +439,7 @@ pub fn respond(
         findings: decision
             .findings
             .iter()
-            .filter(|f| reported(f.kind) && f.effect == Effect::Warn)
+            .filter(|f| reported(f.kind) && f.is_warning())
             .cloned()
             .collect(),
         ..Decision::default()
@@ -491,15 +493,17 @@ pub enum HandleError {
 }
 
 /// The webhook's whole work on one request body, as the handlers do it: parse the
-/// AdmissionReview, evaluate it against `policies`, build the answer for `endpoint` and encode
-/// it. Pure (no I/O, logs or metrics), so benchmarks measure exactly what the server runs.
+/// AdmissionReview, evaluate it against `policies` at `time` (the handler reads the clock),
+/// build the answer for `endpoint` and encode it. Pure (no I/O, clock, logs or metrics), so
+/// benchmarks measure exactly what the server runs.
 pub fn handle(
     endpoint: Endpoint,
     policies: &PolicySet,
     body: &[u8],
+    time: Timestamp,
 ) -> Result<Handled, HandleError> {
     let review = parse_review(body)?;
-    let decision = review.evaluate(policies);
+    let decision = review.evaluate(policies, time);
     let failed = |reason: String| HandleError::Answer {
         uid: review.request.uid.clone(),
         reason,
@@ -538,13 +542,15 @@ mod tests {
             message: "no livenessProbe".into(),
             hint: "add one".into(),
             pre_existing: false,
+            exception: None,
+            enforced_from: None,
         }
     }
 
     #[test]
     fn builds_the_engine_request_from_the_review() {
         let review = parse_review(BODY.as_bytes()).expect("parse");
-        let r = review.engine_request();
+        let r = review.engine_request(Timestamp::from_unix(0));
         assert_eq!(r.operation, Operation::Update);
         assert_eq!((r.group, r.kind), ("apps", "Deployment"));
         assert_eq!(r.namespace, Some("demo"));
@@ -626,7 +632,7 @@ mod tests {
             assert!(fast.request.object.is_none() && fast.request.old_object.is_none());
             for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
                 let answer = |review: &Review| {
-                    let decision = review.evaluate(&policies);
+                    let decision = review.evaluate(&policies, Timestamp::from_unix(0));
                     let answer = respond(endpoint, &review.request, &decision).expect("respond");
                     (answer.outcome, answer.review.to_bytes().expect("bytes"))
                 };

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod lint;
 pub mod nesting;
 pub mod policy;
+pub mod policytest;
 pub mod server;
 pub mod telemetry;
 pub mod workload;

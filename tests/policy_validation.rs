@@ -34,7 +34,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "wrong kind",
         "apiVersion: portcullis.dev/v1alpha1\nkind: Polcy  #<-\nmetadata: {name: p}\nspec: {mode: enforce, rules: [{requireProbes: {}}]}\n",
-        "kind: expected \"Policy\", found \"Polcy\"",
+        "kind: expected \"Policy\" or \"PolicyException\", found \"Polcy\"",
     ),
     (
         "unknown field",

@@ -11,9 +11,9 @@ use std::sync::{Mutex, mpsc};
 
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Effect, FindingKind, Request, Skip};
-use crate::policy::PolicySet;
+use crate::engine::{self, Decision, Effect, Finding, FindingKind, Request, Skip};
 use crate::policy::model::WorkloadKind;
+use crate::policy::{PolicySet, Timestamp};
 use read::{Entry, Input, Item, Location, Manifest, ReadError, Reader, Skipped};
 
 /// The username offline audits give objects that carry a controller `ownerReference` (Pods
@@ -127,10 +127,23 @@ pub enum Outcome {
 }
 
 /// Options for judging manifests.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct JudgeOptions {
     /// The namespace assumed for objects that name none (like `kubectl apply -n`).
     pub default_namespace: Option<String>,
+    /// When every object is judged (exceptions in force, scheduled modes): the time the audit
+    /// started, or `--at`.
+    pub time: Timestamp,
+}
+
+impl JudgeOptions {
+    /// Judging at `time`, with no default namespace.
+    pub fn at(time: Timestamp) -> JudgeOptions {
+        JudgeOptions {
+            default_namespace: None,
+            time,
+        }
+    }
 }
 
 /// Judges every object read, as a CREATE. Namespace labels come from `Namespace` objects in
@@ -339,7 +352,7 @@ fn judge_one(
 ) -> Judged {
     let Manifest { location, object } = manifest;
     let decision = {
-        let mut request = Request::create(&object);
+        let mut request = Request::create(&object, options.time);
         if request.namespace.is_none() {
             request.namespace = options.default_namespace.as_deref();
         }
@@ -380,7 +393,7 @@ fn verdict_of(object: &Value, decision: &Decision) -> Verdict {
         .any(|f| f.kind == FindingKind::Violation && f.effect == Effect::Deny);
     if !decision.allowed || denies {
         Verdict::Deny
-    } else if decision.findings.iter().any(|f| f.effect == Effect::Warn) {
+    } else if decision.findings.iter().any(Finding::is_warning) {
         Verdict::Warn
     } else {
         Verdict::Pass
@@ -483,7 +496,7 @@ mod tests {
         let file = dir.path().join("all.yaml");
         std::fs::write(&file, text).expect("write");
         let inputs = [Input::Path(file), Input::Path(root)];
-        let options = JudgeOptions::default();
+        let options = JudgeOptions::at(Timestamp::from_unix(1_767_225_600));
         for format in [
             report::Format::Text(report::Style { color: false }),
             report::Format::Json,
@@ -546,7 +559,7 @@ mod tests {
                 let outcomes = judge(
                     &policies,
                     read_str("legacy.yaml", &text),
-                    &JudgeOptions::default(),
+                    &JudgeOptions::at(Timestamp::from_unix(1_767_225_600)),
                 );
                 let [Outcome::Judged(j)] = outcomes.as_slice() else {
                     panic!("one object: {outcomes:?}");
@@ -566,7 +579,7 @@ mod tests {
         let outcomes = judge(
             &policies,
             read_str("i.yaml", ingress),
-            &JudgeOptions::default(),
+            &JudgeOptions::at(Timestamp::from_unix(1_767_225_600)),
         );
         let [Outcome::Judged(j)] = outcomes.as_slice() else {
             panic!("one object");

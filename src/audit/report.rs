@@ -83,6 +83,29 @@ pub struct JsonFinding {
     pub message: String,
     /// How to fix it.
     pub hint: String,
+    /// On UPDATE: the violation was already there before (it warns instead of denying).
+    pub pre_existing: bool,
+    /// The exception that excepts the finding (effect `excepted`), or null.
+    pub exception: Option<JsonException>,
+    /// When the policy's schedule starts enforcing it in this namespace (a date, or an RFC 3339
+    /// time), or null.
+    pub enforced_from: Option<String>,
+}
+
+/// The exception of an excepted finding.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonException {
+    /// The exception's name.
+    pub name: String,
+    /// Who owns it.
+    pub owner: String,
+    /// Why it exists.
+    pub reason: String,
+    /// When it ends (a date means 00:00 UTC of that day).
+    pub expires: String,
+    /// Its ticket, or null.
+    pub ticket: Option<String>,
 }
 
 /// One unreadable input.
@@ -483,7 +506,8 @@ fn skip_reason(j: &Judged) -> Option<String> {
     }
 }
 
-fn json_finding(f: &Finding) -> JsonFinding {
+/// A finding as the JSON report writes it (also used by `portcullis test -o json`).
+pub fn json_finding(f: &Finding) -> JsonFinding {
     JsonFinding {
         policy: f.policy.clone(),
         rule: f.rule,
@@ -494,6 +518,15 @@ fn json_finding(f: &Finding) -> JsonFinding {
         field: f.field.clone(),
         message: f.message.clone(),
         hint: f.hint.clone(),
+        pre_existing: f.pre_existing,
+        exception: f.exception.as_deref().map(|e| JsonException {
+            name: e.name.clone(),
+            owner: e.owner.clone(),
+            reason: e.reason.clone(),
+            expires: e.expires.to_string(),
+            ticket: e.ticket.clone(),
+        }),
+        enforced_from: f.enforced_from.map(|t| t.to_string()),
     }
 }
 
@@ -611,6 +644,7 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
             Effect::Deny | Effect::Apply => style.red("deny "),
             Effect::Warn => style.yellow("warn "),
             Effect::Audit => style.dim("audit"),
+            Effect::Excepted => style.cyan("excepted"),
         };
         write_finding(out, &label, f, style);
     }
@@ -619,6 +653,7 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
             Effect::Apply | Effect::Deny => style.cyan("apply"),
             Effect::Warn => style.yellow("warn "),
             Effect::Audit => style.dim("audit"),
+            Effect::Excepted => style.cyan("excepted"),
         };
         let mut line = format!("  {label} {}", style.bold(&f.policy));
         if let Some(c) = &f.container {
@@ -630,6 +665,7 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
             f.message,
             style.dim(&format!("({})", f.field))
         );
+        write_finding_notes(out, f, style);
     }
     for f in j.decision.notices() {
         let label = match f.effect {
@@ -664,6 +700,40 @@ fn write_finding(out: &mut String, label: &str, f: &Finding, style: Style) {
     }
     if !f.hint.is_empty() {
         let _ = writeln!(out, "        {} {}", style.dim("fix:  "), f.hint);
+    }
+    write_finding_notes(out, f, style);
+}
+
+/// The exception that excepts a finding, and when a schedule starts enforcing it.
+fn write_finding_notes(out: &mut String, f: &Finding, style: Style) {
+    if let Some(e) = &f.exception {
+        let ticket = e
+            .ticket
+            .as_deref()
+            .map(|t| format!(", ticket {t}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "        {} {} (owner {}, expires {}{ticket}): {}",
+            style.dim("exception:"),
+            e.name,
+            e.owner,
+            e.expires,
+            e.reason
+        );
+    }
+    if let Some(from) = f.enforced_from
+        && f.effect != Effect::Excepted
+    {
+        let what = match f.kind {
+            FindingKind::Violation => "denied",
+            FindingKind::Mutation | FindingKind::Notice => "applied",
+        };
+        let _ = writeln!(
+            out,
+            "        {} {what} from {from} (the policy's schedule enforces it then)",
+            style.dim("note: ")
+        );
     }
 }
 
@@ -705,6 +775,8 @@ mod tests {
             message: "no livenessProbe".into(),
             hint: "add a livenessProbe".into(),
             pre_existing: false,
+            exception: None,
+            enforced_from: None,
         }
     }
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::audit::read::Input;
 use crate::audit::report::{self, Format, ReportWriter, Style};
 use crate::audit::{self, JudgeOptions, Outcome, Streamed};
-use crate::policy::PolicySet;
+use crate::policy::{PolicySet, Timestamp};
 
 /// Where manifests come from and which policies judge them; shared by `audit` and `mutate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,6 +36,11 @@ pub struct ManifestArgs {
     /// Colour: `auto` (on a terminal unless NO_COLOR is set), `always` or `never`.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Judge as at this time instead of now: a date (`2027-01-15`, meaning 00:00 UTC) or an
+    /// RFC 3339 time. Decides which exceptions are in force and what scheduled policies do,
+    /// e.g. to preview what would be denied once a schedule enforces.
+    #[arg(long, value_name = "DATE", value_parser = |s: &str| s.parse::<Timestamp>())]
+    pub at: Option<Timestamp>,
 }
 
 impl ManifestArgs {
@@ -48,11 +53,21 @@ impl ManifestArgs {
             .collect()
     }
 
+    /// The time objects are judged at: `--at`, or now (read once per run).
+    pub fn time(&self) -> Timestamp {
+        self.at.unwrap_or_else(Timestamp::now)
+    }
+
     /// Loads the policy set; `None` (after printing every diagnostic) when it cannot be loaded.
+    /// Lint warnings and exceptions that expire soon, have expired or cannot apply are printed
+    /// on stderr.
     pub fn load_policies(&self) -> Option<PolicySet> {
         match crate::lint::load_dir(&self.policies) {
             Ok(set) => {
                 for w in &set.warnings {
+                    eprintln!("warning: {w}");
+                }
+                for w in crate::policy::exceptions::review(&set, self.time()) {
                     eprintln!("warning: {w}");
                 }
                 Some(set)
@@ -81,6 +96,7 @@ impl ManifestArgs {
     ) {
         let options = JudgeOptions {
             default_namespace: self.namespace.clone(),
+            time: self.time(),
         };
         audit::stream(
             &self.inputs(),

@@ -71,19 +71,41 @@ impl Decision {
     /// warn-mode mutations and notices. Each is at most [`MAX_WARNING_LEN`] bytes and all together at most
     /// [`MAX_WARNINGS_TOTAL`]; what does not fit is counted in a last warning.
     pub fn warnings(&self) -> Vec<String> {
-        let texts: Vec<String> = self
+        // Warn-mode findings first, excepted ones after them: when the apiserver's limits cut
+        // the list, what the user must fix survives.
+        let warn = self.findings.iter().filter(|f| f.effect == Effect::Warn);
+        let excepted = self
             .findings
             .iter()
-            .filter(|f| f.effect == Effect::Warn)
+            .filter(|f| f.effect == Effect::Excepted && f.is_warning());
+        let texts: Vec<String> = warn
+            .chain(excepted)
             .map(|f| {
-                let prefix = if f.pre_existing {
-                    "pre-existing, not blocking: "
-                } else {
-                    ""
-                };
-                let verb = match f.kind {
-                    FindingKind::Violation | FindingKind::Notice => "",
-                    FindingKind::Mutation => "would apply: ",
+                let mut prefix = String::new();
+                if let Some(e) = &f.exception {
+                    prefix.push_str("excepted by ");
+                    prefix.push_str(&e.name);
+                    prefix.push_str(" (owner ");
+                    prefix.push_str(&e.owner);
+                    prefix.push_str(", expires ");
+                    prefix.push_str(&e.expires.to_string());
+                    if let Some(t) = &e.ticket {
+                        prefix.push_str(", ");
+                        prefix.push_str(t);
+                    }
+                    prefix.push_str("): ");
+                }
+                if f.pre_existing {
+                    prefix.push_str("pre-existing, not blocking: ");
+                }
+                let verb = match (f.kind, f.effect, f.enforced_from) {
+                    (FindingKind::Violation, Effect::Excepted, _)
+                    | (FindingKind::Violation, _, None) => String::new(),
+                    (FindingKind::Mutation, Effect::Excepted, _) => "not applied: ".to_owned(),
+                    (FindingKind::Violation, _, Some(t)) => format!("denied from {t}: "),
+                    (FindingKind::Mutation, _, None) => "would apply: ".to_owned(),
+                    (FindingKind::Mutation, _, Some(t)) => format!("applied from {t}: "),
+                    (FindingKind::Notice, _, _) => String::new(),
                 };
                 // The fix hint goes first when the whole text does not fit.
                 let full = format!("{prefix}{verb}{}: {}", self.workload, f.full_text());

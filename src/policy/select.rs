@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Exclude, LabelSelector, Match, SelectorOperator, WorkloadKind};
+use super::model::{
+    ExceptionMatch, Exclude, LabelSelector, Match, ScheduleStep, SelectorOperator, WorkloadKind,
+};
 
 /// The facts about a workload that selection looks at.
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +154,41 @@ pub fn exclude_selects(e: &Exclude, subject: &Subject<'_>) -> bool {
             .as_ref()
             .is_none_or(|s| selector_matches(s, &namespace_labels(subject)))
         && e.object_selector
+            .as_ref()
+            .is_none_or(|s| selector_matches(s, object_labels(subject)))
+}
+
+/// Whether a schedule step selects a namespace (a step without `namespaces` and
+/// `namespaceSelector` selects every namespace).
+pub fn step_selects(
+    step: &ScheduleStep,
+    namespace: Option<&str>,
+    namespace_labels: Option<&BTreeMap<String, String>>,
+) -> bool {
+    let name = namespace.unwrap_or("");
+    step.namespaces.as_ref().is_none_or(|ns| {
+        (ns.include.is_empty() || any_pattern(&ns.include, name)) && !any_pattern(&ns.exclude, name)
+    }) && step.namespace_selector.as_ref().is_none_or(|sel| {
+        selector_matches(
+            sel,
+            &NamespaceLabels {
+                name: namespace,
+                labels: namespace_labels,
+            },
+        )
+    })
+}
+
+/// Whether an exception's `match` takes in the subject (its `containers` aside: they narrow
+/// findings, not workloads).
+pub fn exception_selects(m: &ExceptionMatch, subject: &Subject<'_>) -> bool {
+    (m.kinds.is_empty() || m.kinds.contains(&subject.kind))
+        && (m.namespaces.is_empty() || any_pattern(&m.namespaces, subject.namespace.unwrap_or("")))
+        && (m.names.is_empty() || any_pattern(&m.names, subject.name))
+        && m.namespace_selector
+            .as_ref()
+            .is_none_or(|s| selector_matches(s, &namespace_labels(subject)))
+        && m.object_selector
             .as_ref()
             .is_none_or(|s| selector_matches(s, object_labels(subject)))
 }
