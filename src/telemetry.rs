@@ -10,6 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::policy::Timestamp;
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -138,6 +140,43 @@ pub struct PolicyLabels {
     pub effect: String,
 }
 
+/// Labels of `portcullis_policy_mode`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ModeLabels {
+    /// The policy's name.
+    pub policy: String,
+    /// The namespaces the mode applies to: a schedule step's selection (`team-*`), or `*` for
+    /// every namespace no listed selection covers.
+    pub namespaces: String,
+    /// `enforce`, `warn`, `audit` or `off`.
+    pub mode: String,
+}
+
+/// Labels of per-policy gauges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PolicyNameLabels {
+    /// The policy's name.
+    pub policy: String,
+}
+
+/// Labels of `portcullis_policy_exceptions_applied_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ExceptionLabels {
+    /// The exception's name.
+    pub exception: String,
+    /// The policy whose finding it excepted.
+    pub policy: String,
+}
+
+/// Labels of `portcullis_policy_exception_expiry_timestamp_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ExceptionOwnerLabels {
+    /// The exception's name.
+    pub exception: String,
+    /// Its owner.
+    pub owner: String,
+}
+
 /// Labels of the endpoint-scoped metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct EndpointLabels {
@@ -187,6 +226,14 @@ pub struct Metrics {
     pub tls_reloads: Family<ReloadLabels, Counter>,
     /// `notAfter` of the serving certificate in force, unix seconds.
     pub certificate_expiry: Gauge,
+    /// 1 for the mode each policy runs in now, per namespace scope of its schedule.
+    pub policy_mode: Family<ModeLabels, Gauge>,
+    /// Start of each scheduled policy's next schedule step, unix seconds.
+    pub policy_next_mode_change: Family<PolicyNameLabels, Gauge>,
+    /// Findings excepted, by exception and policy (counted where the findings are counted).
+    pub exceptions_applied: Family<ExceptionLabels, Counter>,
+    /// When each exception expires, unix seconds.
+    pub exception_expiry: Family<ExceptionOwnerLabels, Gauge>,
     /// The namespace-label cache (zero when serving without cluster access).
     pub namespace_cache: NamespaceCacheMetrics,
     /// The policy reports (zero without `--reports`).
@@ -388,6 +435,30 @@ impl Metrics {
             "notAfter of the serving certificate in force, unix seconds",
             certificate_expiry.clone(),
         );
+        let policy_mode = Family::<ModeLabels, Gauge>::default();
+        registry.register(
+            "policy_mode",
+            "1 for the mode each policy runs in now (schedules applied, --max-mode included), by namespace scope",
+            policy_mode.clone(),
+        );
+        let policy_next_mode_change = Family::<PolicyNameLabels, Gauge>::default();
+        registry.register(
+            "policy_next_mode_change_timestamp_seconds",
+            "Start of the next schedule step of each scheduled policy, unix seconds",
+            policy_next_mode_change.clone(),
+        );
+        let exceptions_applied = Family::<ExceptionLabels, Counter>::default();
+        registry.register(
+            "policy_exceptions_applied",
+            "Findings excepted by a PolicyException, by exception and policy",
+            exceptions_applied.clone(),
+        );
+        let exception_expiry = Family::<ExceptionOwnerLabels, Gauge>::default();
+        registry.register(
+            "policy_exception_expiry_timestamp_seconds",
+            "When each PolicyException expires (it has no effect from then on), unix seconds",
+            exception_expiry.clone(),
+        );
         let namespace_cache = NamespaceCacheMetrics::default();
         namespace_cache.register(&mut registry);
         let reports = ReportsMetrics::default();
@@ -411,6 +482,45 @@ impl Metrics {
             certificate_expiry,
             namespace_cache,
             reports,
+            policy_mode,
+            policy_next_mode_change,
+            exceptions_applied,
+            exception_expiry,
+        }
+    }
+
+    /// Sets the gauges that describe the policy set at `now`: each policy's mode per namespace
+    /// scope, the next schedule change, each exception's expiry. Called before every scrape,
+    /// since the time alone changes modes.
+    pub fn record_policy_state(&self, set: &crate::policy::PolicySet, now: Timestamp) {
+        self.policy_mode.clear();
+        self.policy_next_mode_change.clear();
+        self.exception_expiry.clear();
+        for p in &set.policies {
+            for (namespaces, mode) in p.modes_at(now) {
+                self.policy_mode
+                    .get_or_create(&ModeLabels {
+                        policy: p.name.clone(),
+                        namespaces,
+                        mode: mode.as_str().to_owned(),
+                    })
+                    .set(1);
+            }
+            if let Some(next) = p.next_change(now) {
+                self.policy_next_mode_change
+                    .get_or_create(&PolicyNameLabels {
+                        policy: p.name.clone(),
+                    })
+                    .set(next.unix());
+            }
+        }
+        for e in &set.exceptions {
+            self.exception_expiry
+                .get_or_create(&ExceptionOwnerLabels {
+                    exception: e.info.name.clone(),
+                    owner: e.info.owner.clone(),
+                })
+                .set(e.info.expires.unix());
         }
     }
 

@@ -667,7 +667,11 @@ fn the_deployment_passes_portcullis_default_policies() {
         let yaml = checkout.render(dir).to_yaml();
         for set in [&defaults, &strictest] {
             let entries = audit::read::read_str(dir, &yaml);
-            let outcomes = audit::judge(set, entries, &JudgeOptions::default());
+            let outcomes = audit::judge(
+                set,
+                entries,
+                &JudgeOptions::at(portcullis::policy::Timestamp::from_unix(1_767_225_600)),
+            );
             let deployment = outcomes
                 .iter()
                 .find_map(|o| match o {

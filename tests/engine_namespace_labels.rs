@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use portcullis::engine::{Decision, Effect, FindingKind, NamespaceLabels, Request, evaluate};
-use portcullis::policy::PolicySet;
+use portcullis::policy::{PolicySet, Timestamp};
 use serde_json::{Value, json};
 
 const POLICIES: &str = r#"
@@ -70,10 +70,17 @@ fn deployment(namespace: &str) -> Value {
             "spec": {"containers": [{"name": "app", "image": "app:1"}]}}}})
 }
 
+/// 2026-01-01: after the schedule below switched to enforce, before the exception expires.
+const TIME: Timestamp = Timestamp::from_unix(1_767_225_600);
+
 fn decide(object: &Value, labels: NamespaceLabels<'_>) -> Decision {
-    let mut request = Request::create(object);
+    decide_with(&policies(), object, labels)
+}
+
+fn decide_with(set: &PolicySet, object: &Value, labels: NamespaceLabels<'_>) -> Decision {
+    let mut request = Request::create(object, TIME);
     request.namespace_labels = labels;
-    evaluate(&policies(), &request)
+    evaluate(set, &request)
 }
 
 /// (policy, effect) of every violation.
@@ -174,4 +181,71 @@ fn a_set_selects_by_label_unless_only_names_are_used() {
     )
     .expect("loads");
     assert!(!by_name.selects_namespaces_by_label());
+}
+
+/// A schedule that enforces in namespaces selected by label, and an exception that selects
+/// namespaces by label: with the labels known they decide; with labels not known yet the
+/// policies concerned only warn (the real labels might keep the policy in warn, or except the
+/// finding).
+#[test]
+fn pending_labels_cap_schedules_and_exceptions_by_label() {
+    let set = portcullis::lint::load_str(
+        Path::new("sched.yaml"),
+        r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: team-label}
+spec:
+  mode: warn
+  schedule:
+    - from: 2025-06-01
+      mode: enforce
+      namespaceSelector: {matchLabels: {tier: gold}}
+  rules:
+    - requireLabels: {labels: [team]}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: cost-center}
+spec:
+  mode: enforce
+  rules:
+    - requireLabels: {labels: [cost-center]}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: PolicyException
+metadata: {name: sandboxes}
+spec:
+  owner: platform
+  reason: sandboxes are free
+  expires: 2030-01-01
+  policies: [{name: cost-center}]
+  match:
+    namespaceSelector: {matchLabels: {tier: sandbox}}
+"#,
+    )
+    .expect("loads");
+    let gold = labels(&[("tier", "gold")]);
+    let d = decide_with(&set, &deployment("shop"), NamespaceLabels::Known(&gold));
+    assert_eq!(
+        violations(&d),
+        [("team-label", Effect::Deny), ("cost-center", Effect::Deny)]
+    );
+    let sandbox = labels(&[("tier", "sandbox")]);
+    let d = decide_with(&set, &deployment("shop"), NamespaceLabels::Known(&sandbox));
+    assert_eq!(
+        violations(&d),
+        [
+            ("team-label", Effect::Warn),
+            ("cost-center", Effect::Excepted)
+        ]
+    );
+    let d = decide_with(&set, &deployment("shop"), NamespaceLabels::Pending);
+    assert_eq!(
+        violations(&d),
+        [("team-label", Effect::Warn), ("cost-center", Effect::Warn)]
+    );
+    assert!(d.allowed);
+    assert_eq!(d.labels_pending, ["team-label", "cost-center"]);
+    assert!(set.selects_namespaces_by_label());
 }

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::audit::read::{self, Input};
-use crate::audit::report::{self, Style, Summary};
-use crate::audit::{self, JudgeOptions, Outcome};
-use crate::policy::PolicySet;
+use crate::audit::read::Input;
+use crate::audit::report::{self, Format, ReportWriter, Style};
+use crate::audit::{self, JudgeOptions, Outcome, Streamed};
+use crate::policy::{PolicySet, Timestamp};
 
 /// Where manifests come from and which policies judge them; shared by `audit` and `mutate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,6 +34,11 @@ pub struct ManifestArgs {
     /// Colour: `auto` (on a terminal unless NO_COLOR is set), `always` or `never`.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Judge as at this time instead of now: a date (`2027-01-15`, meaning 00:00 UTC) or an
+    /// RFC 3339 time. Decides which exceptions are in force and what scheduled policies do,
+    /// e.g. to preview what would be denied once a schedule enforces.
+    #[arg(long, value_name = "DATE", value_parser = |s: &str| s.parse::<Timestamp>())]
+    pub at: Option<Timestamp>,
 }
 
 impl ManifestArgs {
@@ -46,11 +51,21 @@ impl ManifestArgs {
             .collect()
     }
 
+    /// The time objects are judged at: `--at`, or now (read once per run).
+    pub fn time(&self) -> Timestamp {
+        self.at.unwrap_or_else(Timestamp::now)
+    }
+
     /// Loads the policy set; `None` (after printing every diagnostic) when it cannot be loaded.
+    /// Lint warnings and exceptions that expire soon, have expired or cannot apply are printed
+    /// on stderr.
     pub fn load_policies(&self) -> Option<PolicySet> {
         match crate::lint::load_dir(&self.policies) {
             Ok(set) => {
                 for w in &set.warnings {
+                    eprintln!("warning: {w}");
+                }
+                for w in crate::policy::exceptions::review(&set, self.time()) {
                     eprintln!("warning: {w}");
                 }
                 Some(set)
@@ -68,14 +83,29 @@ impl ManifestArgs {
         }
     }
 
-    /// Reads and judges every input.
-    pub fn judge(&self, policies: &PolicySet) -> Vec<Outcome> {
-        let entries = read::read_inputs(&self.inputs());
+    /// Reads and judges every input as it is read ([`audit::stream`]): each outcome is made
+    /// into a `T` by `render` (on a worker thread) and handed to `sink` in input order; paths
+    /// a directory walk skipped (symbolic link loops) are reported on stderr.
+    pub fn judge_streaming<T: Send>(
+        &self,
+        policies: &PolicySet,
+        render: &(dyn Fn(Outcome) -> T + Sync),
+        sink: &mut dyn FnMut(T),
+    ) {
         let options = JudgeOptions {
             default_namespace: self.namespace.clone(),
-            ..JudgeOptions::default()
+            ..JudgeOptions::at(self.time())
         };
-        audit::judge(policies, entries, &options)
+        audit::stream(
+            &self.inputs(),
+            policies,
+            &options,
+            render,
+            &mut |s| match s {
+                Streamed::Outcome(t) => sink(t),
+                Streamed::Skipped(skipped) => eprintln!("warning: {skipped}"),
+            },
+        );
     }
 
     /// Whether to colour standard output.
@@ -148,26 +178,36 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let started = Instant::now();
-    let outcomes = if args.cluster {
-        match cluster::judge_cluster(&args, &policies)? {
-            Ok(outcomes) => outcomes,
-            Err(code) => return Ok(code),
+    let format = match args.output {
+        AuditOutput::Text => Format::Text(args.manifests.style()),
+        AuditOutput::Json => Format::Json,
+    };
+    let mut writer =
+        ReportWriter::new(format, Stdout::new()).context("writing to standard output")?;
+    let mut failed = None;
+    let mut push = |piece| {
+        if failed.is_none()
+            && let Err(e) = writer.push(piece)
+        {
+            failed = Some(e);
+        }
+    };
+    if args.cluster {
+        if let Err(code) = cluster::judge(&args, &policies, format, &mut push) {
+            return Ok(code);
         }
     } else {
-        args.manifests.judge(&policies)
-    };
-    let summary = Summary::of(&outcomes);
-    let text = match args.output {
-        AuditOutput::Text => report::text_report(&outcomes, args.manifests.style()),
-        AuditOutput::Json => {
-            let mut s = serde_json::to_string_pretty(&report::json_report(&outcomes))
-                .context("serializing the JSON report")?;
-            s.push('\n');
-            s
-        }
-    };
+        args.manifests.judge_streaming(
+            &policies,
+            &|outcome| report::piece(format, &outcome),
+            &mut push,
+        );
+    }
+    if let Some(e) = failed {
+        return Err(e).context("writing to standard output");
+    }
+    let (summary, _) = writer.finish().context("writing to standard output")?;
     let elapsed = started.elapsed();
-    write_stdout(&text)?;
     if summary.objects == 0 && summary.errors == 0 {
         if args.cluster {
             eprintln!("warning: no workloads found in the cluster");
@@ -196,16 +236,67 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
 /// credentials: nothing was audited.
 pub const EXIT_UNREACHABLE: u8 = 3;
 
-/// Writes to standard output; a closed pipe (`| head`) is not an error.
-pub fn write_stdout(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing to standard output"),
+/// Standard output, buffered. A closed pipe (`| head`) ends the output quietly, not the run:
+/// the exit code still tells the verdict.
+pub struct Stdout {
+    out: std::io::BufWriter<std::io::Stdout>,
+    closed: bool,
+}
+
+impl Stdout {
+    /// Buffered standard output.
+    pub fn new() -> Stdout {
+        Stdout {
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            closed: false,
+        }
+    }
+
+    fn closed_pipe<T>(&mut self, result: std::io::Result<T>, ok: T) -> std::io::Result<T> {
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(ok)
+            }
+            other => other,
+        }
     }
 }
 
-/// `audit --cluster`: list what runs, page by page, and judge it as file audit does.
+impl Default for Stdout {
+    fn default() -> Self {
+        Stdout::new()
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let result = self.out.write(buf);
+        self.closed_pipe(result, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.out.flush();
+        self.closed_pipe(result, ())
+    }
+}
+
+/// Writes to standard output; a closed pipe (`| head`) is not an error.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = Stdout::new();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to standard output")
+}
+
+/// `audit --cluster`: list what runs, page by page, and judge and report it as file audit
+/// does, through the same pipeline ([`audit::judge`], [`report::piece`]).
 mod cluster {
     use std::io::{IsTerminal as _, Write as _};
     use std::process::ExitCode;
@@ -213,6 +304,7 @@ mod cluster {
 
     use super::{AuditArgs, EXIT_UNREACHABLE};
     use crate::audit::read::{Entry, Location, Manifest, ReadError};
+    use crate::audit::report::{self, Format, Piece};
     use crate::audit::{self, JudgeOptions, Outcome};
     use crate::cluster::KubeArgs;
     use crate::cluster::connect::{self, Discovery};
@@ -238,18 +330,30 @@ mod cluster {
         })
     }
 
-    /// The outcomes, or the exit code when nothing could be audited.
-    pub fn judge_cluster(
+    /// Lists, judges and hands each outcome's report piece to `push`; the exit code when
+    /// nothing could be audited.
+    pub fn judge(
         args: &AuditArgs,
         policies: &PolicySet,
-    ) -> anyhow::Result<Result<Vec<Outcome>, ExitCode>> {
+        format: Format,
+        push: &mut dyn FnMut(Piece),
+    ) -> Result<(), ExitCode> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
-        Ok(runtime.block_on(judge(args, policies)))
+            .build()
+            .map_err(|e| {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::from(2)
+            })?;
+        runtime.block_on(judge_async(args, policies, format, push))
     }
 
-    async fn judge(args: &AuditArgs, policies: &PolicySet) -> Result<Vec<Outcome>, ExitCode> {
+    async fn judge_async(
+        args: &AuditArgs,
+        policies: &PolicySet,
+        format: Format,
+        push: &mut dyn FnMut(Piece),
+    ) -> Result<(), ExitCode> {
         let kube = KubeArgs {
             kubeconfig: args.kubeconfig.clone(),
             context: args.context.clone(),
@@ -281,8 +385,7 @@ mod cluster {
             namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}")),
             connection.description
         );
-        let mut outcomes = Vec::new();
-        let mut options = JudgeOptions::default();
+        let mut options = JudgeOptions::at(args.manifests.time());
         match list::namespace_labels(&connection, namespace).await {
             Ok(labels) => options.namespace_labels = labels,
             Err(e) if e.code == Some(404) && namespace.is_some() => {
@@ -293,9 +396,12 @@ mod cluster {
                 return Err(ExitCode::from(2));
             }
             // Judged anyway, with namespace names only; reported, so the run fails.
-            Err(e) => outcomes.push(unlisted(format!(
-                "{e} (namespace selectors saw namespace names only)"
-            ))),
+            Err(e) => push(report::piece(
+                format,
+                &unlisted(format!(
+                    "{e} (namespace selectors saw namespace names only)"
+                )),
+            )),
         }
         let mut progress = ProgressLine::new();
         let mut listed = 0usize;
@@ -311,15 +417,12 @@ mod cluster {
                         })
                     })
                     .collect();
-                for mut outcome in audit::judge(policies, entries, &options) {
-                    if let Outcome::Judged(j) = &mut outcome {
-                        j.keep_identity_only();
-                    }
-                    outcomes.push(outcome);
+                for outcome in audit::judge(policies, entries, &options) {
+                    push(report::piece(format, &outcome));
                 }
                 progress.show(&format!("listed and judged {listed} objects"));
             }
-            Progress::Failed(e) => outcomes.push(unlisted(e.to_string())),
+            Progress::Failed(e) => push(report::piece(format, &unlisted(e.to_string()))),
             Progress::Done { resource, count } => {
                 progress.show(&format!(
                     "listed and judged {listed} objects ({count} {resource})"
@@ -328,7 +431,7 @@ mod cluster {
         })
         .await;
         progress.clear();
-        Ok(outcomes)
+        Ok(())
     }
 
     /// One line on a terminal (stderr), rewritten in place at most ten times a second.

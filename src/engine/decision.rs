@@ -1,6 +1,9 @@
 //! The engine's output: a [`Decision`] with findings, a verdict and one JSON Patch.
 
+use std::sync::Arc;
+
 use crate::policy::model::Mode;
+use crate::policy::{ExceptionInfo, Timestamp};
 
 /// Why a request was allowed without being judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,27 +51,57 @@ pub enum Effect {
     Warn,
     /// Only recorded (logs, metrics, reports).
     Audit,
+    /// Excepted by a `PolicyException` in force: neither denies nor applies; reported with the
+    /// exception (and as a warning when the policy would deny, apply or warn).
+    Excepted,
 }
 
 impl Effect {
-    /// `deny`, `warn`, `audit`.
+    /// `deny`, `apply`, `warn`, `audit`, `excepted`.
     pub fn as_str(self) -> &'static str {
         match self {
             Effect::Deny => "deny",
             Effect::Apply => "apply",
             Effect::Warn => "warn",
             Effect::Audit => "audit",
+            Effect::Excepted => "excepted",
         }
+    }
+
+    /// Every effect, in a stable order.
+    pub const ALL: [Effect; 5] = [
+        Effect::Deny,
+        Effect::Apply,
+        Effect::Warn,
+        Effect::Audit,
+        Effect::Excepted,
+    ];
+}
+
+impl std::str::FromStr for Effect {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Effect, String> {
+        Effect::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown effect {s:?}: expected deny, apply, warn, audit or excepted")
+            })
     }
 }
 
-/// Whether a finding is a violation or a mutation.
+/// Whether a finding is a violation, a mutation, or a notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FindingKind {
     /// Something missing or wrong.
     Violation,
     /// A change: applied (enforce) or only described (warn, audit).
     Mutation,
+    /// A change a mutation rule did not make, and why (a sidecar that would open a host port
+    /// in a host-network Pod). Never denies: effect `warn` (returned as a warning by
+    /// `/mutate`), or `audit` in an `audit`-mode policy.
+    Notice,
 }
 
 /// One thing a rule found.
@@ -95,6 +128,24 @@ pub struct Finding {
     pub hint: String,
     /// On UPDATE: the violation was already present in the stored object.
     pub pre_existing: bool,
+    /// The exception that excepts the finding (effect [`Effect::Excepted`]).
+    pub exception: Option<Arc<ExceptionInfo>>,
+    /// When a schedule makes the policy `enforce` for this workload's namespace, if it is not
+    /// enforced yet at the request's time.
+    pub enforced_from: Option<Timestamp>,
+}
+
+impl Finding {
+    /// Whether the API client is told about the finding as a warning: warn-mode findings
+    /// (pre-existing violations of `enforce` policies included), and excepted findings of
+    /// policies that would deny, apply or warn.
+    pub fn is_warning(&self) -> bool {
+        match self.effect {
+            Effect::Warn => true,
+            Effect::Excepted => matches!(self.mode, Mode::Enforce | Mode::Warn),
+            Effect::Deny | Effect::Apply | Effect::Audit => false,
+        }
+    }
 }
 
 /// The engine's answer for one request.
@@ -106,8 +157,8 @@ pub struct Decision {
     pub skipped: Option<Skip>,
     /// Whether the request is admitted.
     pub allowed: bool,
-    /// Everything found: mutations first (they run before validation), then violations; each
-    /// group in policy order.
+    /// Everything found: mutations and notices first (they run before validation), then
+    /// violations; each group in policy order.
     pub findings: Vec<Finding>,
     /// The JSON Patch to apply (empty: no change). Only `enforce` mutations contribute.
     pub patch: json_patch::Patch,
@@ -142,6 +193,13 @@ impl Decision {
         self.findings
             .iter()
             .filter(|f| f.kind == FindingKind::Mutation)
+    }
+
+    /// The notices: changes not made, and why.
+    pub fn notices(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Notice)
     }
 
     /// Whether the decision carries a patch.

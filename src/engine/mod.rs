@@ -13,6 +13,7 @@ mod sidecar;
 
 use serde_json::Value;
 
+use crate::policy::Timestamp;
 /// What the caller knows of a namespace's labels (see [`Request::namespace_labels`]).
 pub use crate::policy::select::NamespaceLabels;
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
@@ -69,11 +70,16 @@ pub struct Request<'a> {
     pub username: Option<&'a str>,
     /// What is known of the labels of the request's namespace.
     pub namespace_labels: NamespaceLabels<'a>,
+    /// When the request is judged: decides which exceptions are in force and which mode a
+    /// scheduled policy runs in. Read by the caller (the webhook per request, `audit` once per
+    /// run or `--at`, `test` from the case); the engine never reads the clock.
+    pub time: Timestamp,
 }
 
 impl<'a> Request<'a> {
-    /// A CREATE of `object`, kind and namespace read from the object itself (offline CLI).
-    pub fn create(object: &'a Value) -> Request<'a> {
+    /// A CREATE of `object` at `time`, kind and namespace read from the object itself
+    /// (offline CLI).
+    pub fn create(object: &'a Value, time: Timestamp) -> Request<'a> {
         let api_version = object
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -93,6 +99,7 @@ impl<'a> Request<'a> {
             dry_run: false,
             username: None,
             namespace_labels: NamespaceLabels::NameOnly,
+            time,
         }
     }
 }

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    Exclude, LabelSelector, LabelSelectorRequirement, Match, SelectorOperator, WorkloadKind,
+    ExceptionMatch, Exclude, LabelSelector, LabelSelectorRequirement, Match, ScheduleStep,
+    SelectorOperator, WorkloadKind,
 };
 
 /// The facts about a workload that selection looks at.
@@ -247,6 +248,57 @@ pub fn exclude_selects(e: &Exclude, subject: &Subject<'_>) -> Selection {
         Some(sel) => namespace_selector_selects(sel, subject),
         None => Selection::Yes,
     }
+}
+
+/// Whether a schedule step selects a namespace (a step without `namespaces` and
+/// `namespaceSelector` selects every namespace). Labels other than the name that are not known
+/// are absent here: a caller with [`NamespaceLabels::Pending`] asks
+/// [`super::CompiledPolicy::schedule_selects_by_label`] first.
+pub fn step_selects(
+    step: &ScheduleStep,
+    namespace: Option<&str>,
+    namespace_labels: Option<&BTreeMap<String, String>>,
+) -> bool {
+    let name = namespace.unwrap_or("");
+    step.namespaces.as_ref().is_none_or(|ns| {
+        (ns.include.is_empty() || any_pattern(&ns.include, name)) && !any_pattern(&ns.exclude, name)
+    }) && step.namespace_selector.as_ref().is_none_or(|sel| {
+        selector_matches(
+            sel,
+            &KnownNamespaceLabels {
+                name: namespace,
+                labels: namespace_labels,
+            },
+        )
+    })
+}
+
+/// Whether an exception's `match` takes in the subject (its `containers` aside: they narrow
+/// findings, not workloads): `Maybe` only when that depends on namespace labels not known yet.
+pub fn exception_selects(m: &ExceptionMatch, subject: &Subject<'_>) -> Selection {
+    let decided = (m.kinds.is_empty() || m.kinds.contains(&subject.kind))
+        && (m.namespaces.is_empty() || any_pattern(&m.namespaces, subject.namespace.unwrap_or("")))
+        && (m.names.is_empty() || any_pattern(&m.names, subject.name))
+        && m.object_selector
+            .as_ref()
+            .is_none_or(|s| selector_matches(s, object_labels(subject)));
+    if !decided {
+        return Selection::No;
+    }
+    match &m.namespace_selector {
+        Some(sel) => namespace_selector_selects(sel, subject),
+        None => Selection::Yes,
+    }
+}
+
+/// Whether a namespace selector reads a label other than the name (which every namespace
+/// carries, so a cache is not needed for it).
+pub fn selects_by_label(selector: &LabelSelector) -> bool {
+    selector
+        .match_labels
+        .keys()
+        .chain(selector.match_expressions.iter().map(|r| &r.key))
+        .any(|k| k != NAMESPACE_NAME_LABEL)
 }
 
 #[cfg(test)]

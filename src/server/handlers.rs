@@ -13,7 +13,8 @@ use super::state::AppState;
 use crate::admission::{self, HandleError};
 use crate::cluster::namespaces::Lookup;
 use crate::engine::{Decision, Effect, NamespaceLabels};
-use crate::telemetry::{Endpoint, Outcome, PolicyLabels};
+use crate::policy::Timestamp;
+use crate::telemetry::{Endpoint, ExceptionLabels, Outcome, PolicyLabels};
 
 /// `POST /validate`.
 pub async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
@@ -29,6 +30,8 @@ async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     let started = Instant::now();
     let metrics = state.metrics();
     let policies = state.policies();
+    // The time decides which exceptions are in force and what scheduled policies do.
+    let now = Timestamp::now();
     let parsed = match admission::parse_review(body) {
         Ok(review) => review,
         Err(e) => {
@@ -44,7 +47,7 @@ async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     let labels = lookup
         .as_ref()
         .map_or(NamespaceLabels::NameOnly, Lookup::labels);
-    let handled = match admission::answer(endpoint, &policies.set, parsed, labels) {
+    let handled = match admission::answer(endpoint, &policies.set, parsed, now, labels) {
         Ok(handled) => handled,
         Err(HandleError::Unreadable(e)) => {
             tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
@@ -62,7 +65,7 @@ async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     // an existing span re-encodes its JSON each time.
     let span = tracing::info_span!("review", uid = %req.uid, endpoint = endpoint.as_str(),
         kind = %req.kind.kind, namespace = req.namespace.as_deref().unwrap_or(""),
-        name = %req.name, operation = handled.review.engine_request().operation.as_str(),
+        name = %req.name, operation = handled.review.engine_request(now).operation.as_str(),
         dry_run = req.dry_run, decision = handled.outcome.as_str(),
         patched = handled.outcome == Outcome::Patched,
         policies = decision.policies.join(",").as_str(), generation = policies.generation,
@@ -84,6 +87,13 @@ fn record_findings(state: &AppState, endpoint: Endpoint, decision: &Decision) {
         Endpoint::Validate => (&state.metrics().violations, decision.violations().collect()),
         Endpoint::Mutate => (&state.metrics().mutations, decision.mutations().collect()),
     };
+    if endpoint == Endpoint::Mutate {
+        // Changes not made (a sidecar kept out of a host-network Pod): logged, not counted.
+        for f in decision.notices() {
+            tracing::info!(policy = %f.policy, rule = f.rule, effect = f.effect.as_str(),
+                finding = %f.summary(), "notice");
+        }
+    }
     for f in findings {
         family
             .get_or_create(&PolicyLabels {
@@ -96,6 +106,21 @@ fn record_findings(state: &AppState, endpoint: Endpoint, decision: &Decision) {
         match f.effect {
             Effect::Warn | Effect::Audit => tracing::info!(policy = %f.policy, rule = f.rule,
                 effect = f.effect.as_str(), pre_existing = f.pre_existing, finding = %f.summary(), "finding"),
+            Effect::Excepted => {
+                let e = f.exception.as_deref();
+                state
+                    .metrics()
+                    .exceptions_applied
+                    .get_or_create(&ExceptionLabels {
+                        exception: e.map(|e| e.name.clone()).unwrap_or_default(),
+                        policy: f.policy.clone(),
+                    })
+                    .inc();
+                tracing::info!(policy = %f.policy, rule = f.rule, effect = f.effect.as_str(),
+                    exception = e.map(|e| e.name.as_str()), owner = e.map(|e| e.owner.as_str()),
+                    expires = %e.map(|e| e.expires.to_string()).unwrap_or_default(),
+                    finding = %f.summary(), "finding");
+            }
             Effect::Deny | Effect::Apply => tracing::debug!(policy = %f.policy, rule = f.rule,
                 effect = f.effect.as_str(), finding = %f.summary(), "finding"),
         }
@@ -119,6 +144,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    state
+        .metrics()
+        .record_policy_state(&state.policies().set, Timestamp::now());
     match state.metrics().encode() {
         Ok(text) => (
             [(

@@ -92,11 +92,17 @@ async fn track_in_flight(State(state): State<AppState>, request: Request, next: 
     next.run(request).await
 }
 
-/// Logs the load-time lint warnings of a policy set (one line each, with file and line).
+/// Logs the load-time lint warnings of a policy set, and its exceptions that expire within 14
+/// days, have expired or cannot apply (one line each, with file and line).
 pub(crate) fn log_policy_warnings(set: &crate::policy::PolicySet) {
     for w in &set.warnings {
         tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
             hint = %w.hint, "policy lint warning");
+    }
+    let now = crate::policy::Timestamp::now();
+    for w in crate::policy::exceptions::review(set, now) {
+        tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
+            hint = %w.hint, "policy exception warning");
     }
 }
 

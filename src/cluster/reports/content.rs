@@ -143,12 +143,12 @@ pub fn results_of(decision: &Decision) -> Option<Vec<ReportResult>> {
 fn finding_result(f: &Finding) -> ReportResult {
     let status = match (f.kind, f.effect) {
         (FindingKind::Violation, Effect::Deny) => Status::Fail,
+        (_, Effect::Excepted) => Status::Skip,
         _ => Status::Warn,
     };
-    let message = match f.kind {
-        FindingKind::Violation => f.full_text(),
-        FindingKind::Mutation => format!("would apply: {}", f.full_text()),
-    };
+    // The words of the webhook's warnings (and of `portcullis audit`), without the workload,
+    // which `resources` names.
+    let message = format!("{}{}", f.warning_prefix(), f.full_text());
     let mut properties = BTreeMap::new();
     if let Some(c) = &f.container {
         properties.insert("container".to_owned(), c.clone());
@@ -158,6 +158,21 @@ fn finding_result(f: &Finding) -> ReportResult {
     }
     properties.insert("mode".to_owned(), f.mode.as_str().to_owned());
     properties.insert("effect".to_owned(), f.effect.as_str().to_owned());
+    if f.kind == FindingKind::Notice {
+        properties.insert("kind".to_owned(), "notice".to_owned());
+    }
+    if let Some(t) = f.enforced_from {
+        properties.insert("enforcedFrom".to_owned(), t.to_string());
+    }
+    if let Some(e) = &f.exception {
+        properties.insert("exception".to_owned(), e.name.clone());
+        properties.insert("exceptionOwner".to_owned(), e.owner.clone());
+        properties.insert("exceptionExpires".to_owned(), e.expires.to_string());
+        properties.insert("exceptionReason".to_owned(), e.reason.clone());
+        if let Some(t) = &e.ticket {
+            properties.insert("exceptionTicket".to_owned(), t.clone());
+        }
+    }
     ReportResult {
         status,
         policy: f.policy.clone(),
@@ -377,6 +392,8 @@ mod tests {
             message: message.into(),
             hint: "add one".into(),
             pre_existing: false,
+            exception: None,
+            enforced_from: None,
         }
     }
 

@@ -27,6 +27,7 @@ use crate::cluster::connect::describe_error;
 use crate::cluster::list::{api_resource, resource_name};
 use crate::cluster::namespaces::Lookup;
 use crate::engine::NamespaceLabels;
+use crate::policy::Timestamp;
 use crate::policy::model::WorkloadKind;
 use crate::server::AppState;
 use crate::telemetry::{ReportsMetrics, ScanLabels, WriteLabels};
@@ -360,11 +361,14 @@ impl Writer {
         let policies = self.state.policies();
         let results = match labels {
             Some(labels) => {
+                // The time decides which exceptions are in force and what schedules do: read
+                // here, as the webhook reads it per request.
                 let decision = audit::decide(
                     &policies.set,
                     object,
                     Some(namespace),
                     NamespaceLabels::Known(labels),
+                    Timestamp::now(),
                 );
                 content::results_of(&decision)?
             }
