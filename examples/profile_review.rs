@@ -48,10 +48,11 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let time = portcullis::policy::Timestamp::from_unix(1_767_225_600);
     let started = std::time::Instant::now();
     let mut bytes = 0;
     for _ in 0..iterations {
-        match admission::handle(endpoint, &set, std::hint::black_box(&body)) {
+        match admission::handle(endpoint, &set, std::hint::black_box(&body), time) {
             Ok(handled) => bytes += handled.body.len(),
             Err(e) => {
                 eprintln!("{}: {e}", file.display());

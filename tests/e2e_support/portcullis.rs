@@ -23,6 +23,8 @@ pub struct PortcullisOptions {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Policy files added to the copy of the default policies: (file name, YAML).
+    pub policies: Vec<(String, String)>,
 }
 
 /// A Portcullis webhook process and its files.
@@ -69,6 +71,9 @@ impl Portcullis {
                 std::fs::copy(&path, policies.join(path.file_name().expect("file name")))
                     .map_err(|e| e.to_string())?;
             }
+        }
+        for (name, text) in &options.policies {
+            std::fs::write(policies.join(name), text).map_err(|e| e.to_string())?;
         }
         cli(&dir, &["certs", "--out-dir", "certs", "--ip", "127.0.0.1"]);
         let mut p = Portcullis {
@@ -330,4 +335,48 @@ pub fn wait_until_enforced(cluster: &ControlPlane) {
         let v: Value = serde_json::from_str(&out.stdout).ok()?;
         super::objects::has_container(&v, "log-shipper").then_some(())
     });
+}
+
+/// Applies deploy/base's Namespace, ServiceAccount and RBAC (rendered by `kubectl kustomize`),
+/// so a kubeconfig for the ServiceAccount `portcullis-system/portcullis` can do exactly what
+/// the deployed webhook may.
+pub fn install_rbac(cluster: &ControlPlane) {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(Path::new(ROOT).join("deploy/base"))
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(out.status.success(), "kubectl kustomize deploy/base");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kinds = [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ];
+    let items: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("rendered YAML"))
+        .filter(|v| kinds.contains(&v["kind"].as_str().unwrap_or("")))
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    cluster.kubectl.with_object(&["apply"], &list).ok();
+}
+
+/// Applies the OpenReports CRDs from ../shared/k8s/crds/ and waits until they are served.
+pub fn install_report_crds(cluster: &ControlPlane) {
+    let dir = Path::new(ROOT).join("../shared/k8s/crds");
+    let dir = dir.to_str().expect("UTF-8 path");
+    cluster.kubectl.run(&["apply", "-f", dir]).ok();
+    cluster
+        .kubectl
+        .run(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/reports.openreports.io",
+            "crd/clusterreports.openreports.io",
+        ])
+        .ok();
 }
