@@ -140,14 +140,14 @@ pub struct ServerConfig {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The policy directory does not load.
-    #[error("cannot load policies from {}:\n{source}", dir.display())]
+    /// The policy directory does not load. The message holds every problem; they are not
+    /// also a `source`, or `{:#}` (anyhow's chain) would print them twice.
+    #[error("cannot load policies from {}:\n{problems}", dir.display())]
     Policies {
         /// The directory.
         dir: PathBuf,
         /// Every problem found.
-        #[source]
-        source: crate::policy::LoadError,
+        problems: crate::policy::LoadError,
     },
     /// The TLS material does not load.
     #[error(transparent)]
@@ -220,9 +220,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let set = config
         .policies
         .load()
-        .map_err(|source| StartError::Policies {
+        .map_err(|problems| StartError::Policies {
             dir: config.policies.dir.clone(),
-            source,
+            problems,
         })?;
     let count = set.policies.len();
     log_policy_warnings(&set);
