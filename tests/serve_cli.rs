@@ -27,7 +27,11 @@ fn a_bad_policy_is_reported_once_and_stops_start_up() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let problem = "policies/probes.yaml:6: spec: unknown field `bogus`";
     assert_eq!(stderr.matches(problem).count(), 1, "{stderr}");
-    assert_eq!(stderr.matches("hint: check the spelling").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("hint: check the spelling").count(),
+        1,
+        "{stderr}"
+    );
     assert!(
         stderr.starts_with("error: cannot load policies from policies:\n"),
         "{stderr}"

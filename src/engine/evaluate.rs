@@ -73,6 +73,17 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     let Some(object) = req.object else {
         return Decision::skip(fallback_name(), Skip::NoObject);
     };
+    // Deletion never waits for a judgement (the webhook configurations skip these too).
+    if req.username == Some(super::GARBAGE_COLLECTOR) {
+        return Decision::skip(fallback_name(), Skip::GarbageCollector);
+    }
+    if req.operation == Operation::Update
+        && object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+    {
+        return Decision::skip(fallback_name(), Skip::BeingDeleted);
+    }
     let workload = match Workload::new(kind, object) {
         Ok(w) => w,
         Err(e) => return Decision::skip(fallback_name(), Skip::Malformed(e.to_string())),

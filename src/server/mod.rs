@@ -38,9 +38,9 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
 /// Default admin address.
 pub const DEFAULT_ADMIN_ADDR: &str = "0.0.0.0:8080";
-/// Default request timeout: below the webhook's `timeoutSeconds` (5 in deploy/), so the
+/// Default request timeout: below the webhooks' `timeoutSeconds` (2 and 3 in deploy/), so the
 /// apiserver gets our answer (503) rather than its own timeout.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Default grace period for draining connections on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
