@@ -390,7 +390,8 @@ pub struct Answer {
 /// - `/validate`: allowed, or denied with the denial message, code 403 and reason `Forbidden`;
 ///   warnings for warn-mode and pre-existing violations only. Never a patch.
 /// - `/mutate`: always allowed (judging is `/validate`'s job), with the patch if any, and
-///   warnings for warn-mode mutations only (violations are reported once, by `/validate`).
+///   warnings for warn-mode mutations and for notices only (violations are reported once, by
+///   `/validate`).
 pub fn respond(
     endpoint: Endpoint,
     request: &AdmissionRequest<DynamicObject>,
@@ -419,9 +420,9 @@ pub fn respond(
         Endpoint::Mutate => Outcome::Allowed,
     };
     // Each finding is reported by one endpoint only, or kubectl would print it twice.
-    let reported = match endpoint {
-        Endpoint::Validate => FindingKind::Violation,
-        Endpoint::Mutate => FindingKind::Mutation,
+    let reported = |kind: FindingKind| match endpoint {
+        Endpoint::Validate => kind == FindingKind::Violation,
+        Endpoint::Mutate => matches!(kind, FindingKind::Mutation | FindingKind::Notice),
     };
     let warnings = Decision {
         workload: decision.workload.clone(),
@@ -429,7 +430,7 @@ pub fn respond(
         findings: decision
             .findings
             .iter()
-            .filter(|f| f.kind == reported && f.effect == Effect::Warn)
+            .filter(|f| reported(f.kind) && f.effect == Effect::Warn)
             .cloned()
             .collect(),
         ..Decision::default()

@@ -418,16 +418,24 @@ impl<'a> Workload<'a> {
             })
     }
 
-    /// Whether the workload's Pods run to completion: Jobs, CronJobs, and Pods whose
-    /// `restartPolicy` is `Never` or `OnFailure`.
+    /// Whether the workload's Pods run to completion: Jobs, CronJobs, and bare Pods whose
+    /// `restartPolicy` is `Never` or `OnFailure`. The other controllers' templates may only say
+    /// `Always` (the apiserver refuses anything else), so their `restartPolicy` exempts nothing.
     pub fn runs_to_completion(&self) -> bool {
-        if self.kind.runs_to_completion() {
-            return true;
+        match self.kind {
+            WorkloadKind::Job | WorkloadKind::CronJob => true,
+            WorkloadKind::Pod => matches!(
+                self.pod_spec.get("restartPolicy").and_then(Value::as_str),
+                Some("Never" | "OnFailure")
+            ),
+            _ => false,
         }
-        matches!(
-            self.pod_spec.get("restartPolicy").and_then(Value::as_str),
-            Some("Never" | "OnFailure")
-        )
+    }
+
+    /// Whether the Pods use the node's network namespace (`hostNetwork: true`), where every
+    /// `containerPort` is also a port of the node (the apiserver defaults `hostPort` to it).
+    pub fn host_network(&self) -> bool {
+        self.pod_spec.get("hostNetwork").and_then(Value::as_bool) == Some(true)
     }
 
     /// Every container: app containers first, then init containers (native sidecars marked).

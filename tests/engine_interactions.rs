@@ -218,3 +218,96 @@ fn a_sidecar_gets_an_api_token_only_when_its_policy_asks() {
     assert_eq!(mounts[0]["name"], "own");
     assert_eq!(volumes, [json!({"emptyDir": {}, "name": "own"})]);
 }
+
+fn host_network_daemonset() -> Value {
+    let probe = json!({"httpGet": {"path": "/", "port": 9100}});
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "node-exporter", "namespace": "monitoring"},
+        "spec": {"selector": {"matchLabels": {"app": "node-exporter"}}, "template": {
+            "metadata": {"labels": {"app": "node-exporter"}},
+            "spec": {"hostNetwork": true, "containers": [{"name": "node-exporter",
+                "image": "prom/node-exporter:v1.8.2",
+                "ports": [{"containerPort": 9100, "hostPort": 9100}],
+                "livenessProbe": probe, "readinessProbe": probe,
+                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                    "limits": {"cpu": "100m", "memory": "64Mi"}}}]}}}})
+}
+
+#[test]
+fn a_sidecar_with_ports_is_not_injected_into_a_host_network_pod_and_says_so() {
+    let set = portcullis::lint::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .expect("default policies");
+    let object = host_network_daemonset();
+    let (doc, decision) = patched(&set, &object);
+    let spec = &doc["spec"]["template"]["spec"];
+    // The apiserver would default the shipper's containerPort into a hostPort: nothing injected.
+    assert!(spec.get("initContainers").is_none(), "{spec}");
+    assert!(spec.get("volumes").is_none(), "{spec}");
+    assert_eq!(spec["containers"].as_array().map(Vec::len), Some(1));
+    assert!(decision.allowed);
+    let notices: Vec<_> = decision
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Notice)
+        .collect();
+    assert_eq!(notices.len(), 1, "{:#?}", decision.findings);
+    let n = notices[0];
+    assert_eq!(n.policy, "inject-logging-sidecar");
+    assert_eq!(n.container.as_deref(), Some("log-shipper"));
+    assert_eq!(n.field, "spec.template.spec.hostNetwork");
+    assert_eq!(n.effect, Effect::Warn);
+    assert!(
+        n.message
+            .starts_with("not injected: the Pod uses the host network")
+            && n.message.contains("containerPort 2020"),
+        "{}",
+        n.message
+    );
+    // Labels are still defaulted.
+    assert_eq!(
+        doc["metadata"]["labels"]["app.kubernetes.io/name"],
+        "node-exporter"
+    );
+    // The webhook's /mutate answer says what happened, as a warning kubectl prints.
+    let warnings = decision.warnings();
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "DaemonSet monitoring/node-exporter: [inject-logging-sidecar] container \"log-shipper\": not injected"
+        )),
+        "{warnings:?}"
+    );
+
+    // Without hostNetwork the same DaemonSet gets the sidecar.
+    let mut pod_network = object.clone();
+    pod_network["spec"]["template"]["spec"]["hostNetwork"] = json!(false);
+    let (doc, decision) = patched(&set, &pod_network);
+    assert_eq!(
+        doc["spec"]["template"]["spec"]["initContainers"][0]["name"],
+        "log-shipper"
+    );
+    assert!(
+        !decision
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Notice)
+    );
+}
+
+#[test]
+fn a_sidecar_without_ports_is_injected_into_a_host_network_pod() {
+    let set = policies(&policy(
+        "ship",
+        "injectSidecar: {container: {name: shipper, image: 'fluent/fluent-bit:3.2.4'}}",
+    ));
+    let (doc, decision) = patched(&set, &host_network_daemonset());
+    assert_eq!(
+        doc["spec"]["template"]["spec"]["containers"][1]["name"],
+        "shipper"
+    );
+    assert!(
+        !decision
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Notice)
+    );
+}

@@ -283,6 +283,55 @@ mod tests {
     }
 
     #[test]
+    fn legacy_api_groups_are_judged_like_apps() {
+        let policies = crate::lint::load_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        )
+        .expect("policies");
+        let spec =
+            "spec:\n  template:\n    spec:\n      containers:\n      - {name: app, image: app:1}\n";
+        for api_version in [
+            "apps/v1",
+            "apps/v1beta2",
+            "apps/v1beta1",
+            "extensions/v1beta1",
+        ] {
+            for kind in ["Deployment", "DaemonSet", "ReplicaSet"] {
+                let text = format!(
+                    "apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: web, namespace: demo}}\n{spec}"
+                );
+                let outcomes = judge(
+                    &policies,
+                    read_str("legacy.yaml", &text),
+                    &JudgeOptions::default(),
+                );
+                let [Outcome::Judged(j)] = outcomes.as_slice() else {
+                    panic!("one object: {outcomes:?}");
+                };
+                assert_eq!(j.verdict, Verdict::Deny, "{api_version} {kind}");
+                assert!(
+                    j.decision
+                        .violations()
+                        .any(|f| f.message == "no livenessProbe"),
+                    "{api_version} {kind}: {:?}",
+                    j.decision.findings
+                );
+            }
+        }
+        // Other kinds of the legacy group are not workloads.
+        let ingress = "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: web}\n";
+        let outcomes = judge(
+            &policies,
+            read_str("i.yaml", ingress),
+            &JudgeOptions::default(),
+        );
+        let [Outcome::Judged(j)] = outcomes.as_slice() else {
+            panic!("one object");
+        };
+        assert_eq!(j.verdict, Verdict::NotAWorkload);
+    }
+
+    #[test]
     fn non_workloads_are_not_workloads_whatever_the_engine_says() {
         let object = serde_json::json!({"apiVersion": "v1", "kind": "Service"});
         let decision = Decision {

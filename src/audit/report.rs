@@ -69,7 +69,7 @@ pub struct JsonFinding {
     pub policy: String,
     /// The rule type (`requireProbes`).
     pub rule: &'static str,
-    /// `violation` or `mutation`.
+    /// `violation`, `mutation` or `notice` (a change not made, and why).
     pub kind: &'static str,
     /// The policy's mode: `enforce`, `warn`, `audit`.
     pub mode: &'static str,
@@ -295,6 +295,7 @@ fn finding_kind(f: &Finding) -> &'static str {
     match f.kind {
         FindingKind::Violation => "violation",
         FindingKind::Mutation => "mutation",
+        FindingKind::Notice => "notice",
     }
 }
 
@@ -443,6 +444,13 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
             style.dim(&format!("({})", f.field))
         );
     }
+    for f in j.decision.notices() {
+        let label = match f.effect {
+            Effect::Audit => style.dim("note "),
+            _ => style.yellow("note "),
+        };
+        write_finding(out, &label, f, style);
+    }
     let ops = j.decision.patch.0.len();
     if ops > 0 {
         let _ = writeln!(
@@ -575,6 +583,32 @@ mod tests {
         );
         let coloured = text_report(&outcomes(), Style { color: true });
         assert!(coloured.contains("\x1b[1;31mDENY\x1b[0m"));
+    }
+
+    #[test]
+    fn notices_are_reported_as_notes() {
+        let notice = Finding {
+            policy: "inject-logging-sidecar".into(),
+            rule: "injectSidecar",
+            kind: FindingKind::Notice,
+            effect: Effect::Warn,
+            container: Some("log-shipper".into()),
+            field: "spec.template.spec.hostNetwork".into(),
+            message: "not injected: the Pod uses the host network".into(),
+            hint: String::new(),
+            ..finding(Effect::Warn)
+        };
+        let outcomes = vec![judged("DaemonSet", Verdict::Warn, vec![notice])];
+        let text = text_report(&outcomes, Style { color: false });
+        assert!(
+            text.contains(
+                "  note  inject-logging-sidecar (injectSidecar) container \"log-shipper\": not injected: the Pod uses the host network\n        field: spec.template.spec.hostNetwork\n"
+            ),
+            "{text}"
+        );
+        let r = serde_json::to_value(json_report(&outcomes)).expect("json");
+        assert_eq!(r["objects"][0]["findings"][0]["kind"], "notice");
+        assert_eq!(r["objects"][0]["findings"][0]["effect"], "warn");
     }
 
     #[test]

@@ -74,13 +74,17 @@ impl Effect {
     }
 }
 
-/// Whether a finding is a violation or a mutation.
+/// Whether a finding is a violation, a mutation, or a notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FindingKind {
     /// Something missing or wrong.
     Violation,
     /// A change: applied (enforce) or only described (warn, audit).
     Mutation,
+    /// A change a mutation rule did not make, and why (a sidecar that would open a host port
+    /// in a host-network Pod). Never denies: effect `warn` (returned as a warning by
+    /// `/mutate`), or `audit` in an `audit`-mode policy.
+    Notice,
 }
 
 /// One thing a rule found.
@@ -118,8 +122,8 @@ pub struct Decision {
     pub skipped: Option<Skip>,
     /// Whether the request is admitted.
     pub allowed: bool,
-    /// Everything found: mutations first (they run before validation), then violations; each
-    /// group in policy order.
+    /// Everything found: mutations and notices first (they run before validation), then
+    /// violations; each group in policy order.
     pub findings: Vec<Finding>,
     /// The JSON Patch to apply (empty: no change). Only `enforce` mutations contribute.
     pub patch: json_patch::Patch,
@@ -150,6 +154,13 @@ impl Decision {
         self.findings
             .iter()
             .filter(|f| f.kind == FindingKind::Mutation)
+    }
+
+    /// The notices: changes not made, and why.
+    pub fn notices(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Notice)
     }
 
     /// Whether the decision carries a patch.

@@ -35,7 +35,7 @@ fn finding(policy: &CompiledPolicy, kind: FindingKind, f: Found) -> Finding {
     let effect = match (policy.mode, kind) {
         (Mode::Enforce, FindingKind::Violation) => Effect::Deny,
         (Mode::Enforce, FindingKind::Mutation) => Effect::Apply,
-        (Mode::Warn, _) => Effect::Warn,
+        (Mode::Enforce, FindingKind::Notice) | (Mode::Warn, _) => Effect::Warn,
         (Mode::Audit | Mode::Off, _) => Effect::Audit,
     };
     Finding {
@@ -228,7 +228,17 @@ fn mutate<'p>(
                             InjectionTarget::Pod => kind == WorkloadKind::Pod,
                         } =>
                 {
-                    sidecar::plan(s, &view).ok()
+                    match sidecar::plan(s, &view) {
+                        Ok(plan) => Some(plan),
+                        Err(why) => {
+                            if let (Some(out), Some(notice)) =
+                                (findings.as_deref_mut(), why.notice(s, &view))
+                            {
+                                out.push(finding(policy, FindingKind::Notice, notice));
+                            }
+                            None
+                        }
+                    }
                 }
                 CompiledRule::DefaultLabels(d) if !controller_owned => {
                     // A Job's template metadata is immutable after creation; a Pod's is not.

@@ -67,8 +67,8 @@ impl Decision {
         Some(msg)
     }
 
-    /// Warnings for the API client: warn-mode violations, pre-existing violations on UPDATE and
-    /// warn-mode mutations. Each is at most [`MAX_WARNING_LEN`] bytes and all together at most
+    /// Warnings for the API client: warn-mode violations, pre-existing violations on UPDATE,
+    /// warn-mode mutations and notices. Each is at most [`MAX_WARNING_LEN`] bytes and all together at most
     /// [`MAX_WARNINGS_TOTAL`]; what does not fit is counted in a last warning.
     pub fn warnings(&self) -> Vec<String> {
         let texts: Vec<String> = self
@@ -82,7 +82,7 @@ impl Decision {
                     ""
                 };
                 let verb = match f.kind {
-                    FindingKind::Violation => "",
+                    FindingKind::Violation | FindingKind::Notice => "",
                     FindingKind::Mutation => "would apply: ",
                 };
                 // The fix hint goes first when the whole text does not fit.

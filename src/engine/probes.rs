@@ -1,6 +1,8 @@
 //! `requireProbes`: app containers (and native sidecars where the policy asks) must declare
-//! liveness / readiness / startup probes. Workloads that run to completion are exempt unless
-//! the policy includes them.
+//! liveness / readiness / startup probes, each with exactly one handler (as the apiserver
+//! demands). Workloads that run to completion are exempt unless the policy includes them.
+
+use serde_json::Value;
 
 use super::evaluate::Found;
 use crate::policy::model::RequireProbes;
@@ -37,16 +39,57 @@ pub(super) fn check(rule: &RequireProbes, w: &Workload<'_>, out: &mut Vec<Found>
             continue;
         }
         for ((field, hint), want) in PROBES.iter().zip(wanted) {
-            if want && c.value.get(*field).is_none_or(|v| v.is_null()) {
+            if !want {
+                continue;
+            }
+            let problem = match c.value.get(*field) {
+                None | Some(Value::Null) => Some((["no ", field].concat(), (*hint).to_owned())),
+                Some(probe) => handler_problem(field, probe),
+            };
+            if let Some((message, hint)) = problem {
                 out.push(Found {
                     rule: "requireProbes",
                     container: Some(c.name.to_owned()),
                     field: [&w.container_path(&c), ".", field].concat(),
-                    message: ["no ", field].concat(),
-                    hint: (*hint).to_owned(),
+                    message,
+                    hint,
                 });
             }
         }
+    }
+}
+
+/// The ways a probe can check a container; the apiserver accepts a probe with exactly one.
+const HANDLERS: [&str; 4] = ["exec", "grpc", "httpGet", "tcpSocket"];
+
+/// What is wrong with a declared probe, as (message, hint): not a mapping, or not exactly one
+/// handler (a handler set to `null` is unset, as the apiserver reads it).
+fn handler_problem(field: &str, probe: &Value) -> Option<(String, String)> {
+    let Some(probe) = probe.as_object() else {
+        return Some((
+            [field, " is not an object"].concat(),
+            "write the probe as a mapping with exactly one of httpGet, tcpSocket, grpc or exec"
+                .to_owned(),
+        ));
+    };
+    let set: Vec<&str> = HANDLERS
+        .into_iter()
+        .filter(|h| probe.get(*h).is_some_and(|v| !v.is_null()))
+        .collect();
+    match set.len() {
+        1 => None,
+        0 => Some((
+            [field, " has no handler"].concat(),
+            "set exactly one of httpGet, tcpSocket, grpc or exec: the apiserver refuses a probe \
+             without one"
+                .to_owned(),
+        )),
+        n => Some((
+            format!("{field} has {n} handlers ({})", set.join(", ")),
+            "keep exactly one of httpGet, tcpSocket, grpc or exec: the apiserver refuses a probe \
+             with more than one"
+                .to_owned(),
+        )),
     }
 }
 
@@ -54,7 +97,7 @@ pub(super) fn check(rule: &RequireProbes, w: &Workload<'_>, out: &mut Vec<Found>
 mod tests {
     use super::*;
     use crate::policy::model::WorkloadKind;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     fn run(rule: RequireProbes, kind: WorkloadKind, obj: Value) -> Vec<String> {
         let w = Workload::new(kind, &obj).expect("workload");
@@ -155,6 +198,48 @@ mod tests {
                 vec![],
             ),
             (
+                "a probe needs a handler",
+                RequireProbes::default(),
+                WorkloadKind::Pod,
+                pod(json!({"containers": [{"name": "a", "livenessProbe": {},
+                    "readinessProbe": {"initialDelaySeconds": 5, "httpGet": null}}]})),
+                vec![
+                    "a:spec.containers[0].livenessProbe",
+                    "a:spec.containers[0].readinessProbe",
+                ],
+            ),
+            (
+                "a probe has exactly one handler",
+                RequireProbes::default(),
+                WorkloadKind::Pod,
+                pod(json!({"containers": [{"name": "a",
+                    "livenessProbe": {"httpGet": {"path": "/", "port": 80}, "exec": {"command": ["true"]}},
+                    "readinessProbe": "yes"}]})),
+                vec![
+                    "a:spec.containers[0].livenessProbe",
+                    "a:spec.containers[0].readinessProbe",
+                ],
+            ),
+            (
+                "every handler counts",
+                RequireProbes::default(),
+                WorkloadKind::Pod,
+                pod(json!({"containers": [
+                    {"name": "a", "livenessProbe": {"tcpSocket": {"port": 80}}, "readinessProbe": {"grpc": {"port": 9090}}},
+                    {"name": "b", "livenessProbe": {"exec": {"command": ["true"]}}, "readinessProbe": probe}]})),
+                vec![],
+            ),
+            (
+                "restartPolicy Never in a Deployment earns no exemption",
+                RequireProbes::default(),
+                WorkloadKind::Deployment,
+                json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "a"}]}}}}),
+                vec![
+                    "a:spec.template.spec.containers[0].livenessProbe",
+                    "a:spec.template.spec.containers[0].readinessProbe",
+                ],
+            ),
+            (
                 "cronjobs included when asked",
                 RequireProbes {
                     include_run_to_completion: true,
@@ -182,5 +267,45 @@ mod tests {
         for (name, rule, kind, obj, want) in cases {
             assert_eq!(run(rule, kind, obj), want, "{name}");
         }
+    }
+
+    fn messages(obj: Value) -> Vec<(String, String)> {
+        let w = Workload::new(WorkloadKind::Pod, &obj).expect("workload");
+        let mut out = Vec::new();
+        check(&RequireProbes::default(), &w, &mut out);
+        out.into_iter().map(|f| (f.message, f.hint)).collect()
+    }
+
+    #[test]
+    fn handler_problems_say_what_the_apiserver_wants() {
+        let found = messages(pod(
+            json!({"containers": [{"name": "a", "livenessProbe": {},
+            "readinessProbe": {"httpGet": {"port": 80}, "tcpSocket": {"port": 80}}}]}),
+        ));
+        assert_eq!(found[0].0, "livenessProbe has no handler");
+        assert!(
+            found[0]
+                .1
+                .contains("exactly one of httpGet, tcpSocket, grpc or exec"),
+            "{}",
+            found[0].1
+        );
+        assert_eq!(
+            found[1].0,
+            "readinessProbe has 2 handlers (httpGet, tcpSocket)"
+        );
+        assert!(found[1].1.contains("keep exactly one"), "{}", found[1].1);
+        let found = messages(pod(
+            json!({"containers": [{"name": "a", "livenessProbe": [],
+            "readinessProbe": {"exec": {"command": ["true"]}}}]}),
+        ));
+        assert_eq!(
+            found,
+            [(
+                "livenessProbe is not an object".to_owned(),
+                "write the probe as a mapping with exactly one of httpGet, tcpSocket, grpc or exec"
+                    .to_owned()
+            )]
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `injectSidecar`: add a container (regular or native sidecar), its volumes, and mounts into
-//! the app containers. Skipped when a container of that name exists, so it is idempotent.
+//! the app containers. Skipped when a container of that name exists, so it is idempotent, and
+//! in host-network Pods when the sidecar declares a port (which would become a host port).
 
 use json_patch::jsonptr::Token;
 use serde_json::Value;
@@ -23,7 +24,7 @@ fn opted_out(rule: &CompiledSidecar, w: &Workload<'_>) -> bool {
 }
 
 /// Why an injection did not happen, for reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum NotInjected {
     /// A container of that name is already there (e.g. injected earlier).
     AlreadyPresent,
@@ -31,6 +32,48 @@ pub(super) enum NotInjected {
     OptedOut,
     /// A regular sidecar would keep a run-to-completion Pod running forever.
     RunsToCompletion,
+    /// The Pod uses the host network, where the sidecar's declared port (this one) would
+    /// become a port of the node: two such Pods on a node would collide.
+    HostNetwork {
+        /// The first `containerPort` (or `hostPort`) the sidecar declares.
+        port: String,
+    },
+}
+
+impl NotInjected {
+    /// What reports and warnings say about a skipped injection; `None` when there is nothing
+    /// to say (the sidecar is there already, the workload opted out, or it runs to completion).
+    pub(super) fn notice(&self, rule: &CompiledSidecar, w: &Workload<'_>) -> Option<Found> {
+        let NotInjected::HostNetwork { port } = self else {
+            return None;
+        };
+        Some(Found {
+            rule: "injectSidecar",
+            container: Some(rule.name.clone()),
+            field: [w.pod_spec_path(), ".hostNetwork"].concat(),
+            message: format!(
+                "not injected: the Pod uses the host network, where the sidecar's containerPort \
+                 {port} would become a host port"
+            ),
+            hint: "nothing to change in the workload; a sidecar that declares no ports is \
+                   injected into host-network Pods too"
+                .to_owned(),
+        })
+    }
+}
+
+/// The first port the sidecar container declares (`containerPort`, else `hostPort`).
+fn declared_port(container: &serde_json::Map<String, Value>) -> Option<String> {
+    let ports = container.get("ports")?.as_array()?;
+    ports.iter().find_map(|p| {
+        ["containerPort", "hostPort"]
+            .into_iter()
+            .find_map(|k| p.get(k).filter(|v| !v.is_null()))
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+    })
 }
 
 /// Plans the injection into the workload's pod spec.
@@ -46,6 +89,13 @@ pub(super) fn plan<'p>(
     }
     if !rule.native_sidecar && w.runs_to_completion() {
         return Err(NotInjected::RunsToCompletion);
+    }
+    // In the host network a containerPort is a port of the node (the apiserver defaults
+    // hostPort to it), so two host-network workloads would collide on every node.
+    if w.host_network()
+        && let Some(port) = declared_port(&rule.container)
+    {
+        return Err(NotInjected::HostNetwork { port });
     }
     let spec_tokens: Vec<Token<'static>> = w
         .pod_spec_tokens()

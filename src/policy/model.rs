@@ -179,11 +179,18 @@ impl WorkloadKind {
         }
     }
 
-    /// The kind for a group and kind name, if it is a workload kind.
+    /// The kind for a group and kind name, if it is a workload kind. The legacy group
+    /// `extensions` (Deployments, DaemonSets and ReplicaSets until Kubernetes 1.16) counts as
+    /// `apps`, so old manifests are judged like `apps/v1beta1` ones rather than passed as
+    /// "not a workload".
     pub fn from_group_kind(group: &str, kind: &str) -> Option<WorkloadKind> {
-        WorkloadKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == kind && k.group() == group)
+        let found = WorkloadKind::ALL.into_iter().find(|k| k.as_str() == kind)?;
+        let legacy = group == "extensions"
+            && matches!(
+                found,
+                WorkloadKind::Deployment | WorkloadKind::DaemonSet | WorkloadKind::ReplicaSet
+            );
+        (found.group() == group || legacy).then_some(found)
     }
 
     /// Jobs and CronJobs run to completion; probe rules normally exempt them.

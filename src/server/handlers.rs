@@ -68,6 +68,13 @@ fn record_findings(state: &AppState, endpoint: Endpoint, decision: &Decision) {
         Endpoint::Validate => (&state.metrics().violations, decision.violations().collect()),
         Endpoint::Mutate => (&state.metrics().mutations, decision.mutations().collect()),
     };
+    if endpoint == Endpoint::Mutate {
+        // Changes not made (a sidecar kept out of a host-network Pod): logged, not counted.
+        for f in decision.notices() {
+            tracing::info!(policy = %f.policy, rule = f.rule, effect = f.effect.as_str(),
+                finding = %f.summary(), "notice");
+        }
+    }
     for f in findings {
         family
             .get_or_create(&PolicyLabels {
