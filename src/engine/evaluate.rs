@@ -29,6 +29,8 @@ pub(super) struct Plan<'p> {
     pub ops: Vec<PatchOperation>,
     pub changes: Vec<Found>,
     pub added: Additions<'p>,
+    /// Changes the rule did not make, and why (reported as notices).
+    pub notices: Vec<Found>,
 }
 
 fn finding(policy: &CompiledPolicy, kind: FindingKind, f: Found) -> Finding {
@@ -247,18 +249,28 @@ fn mutate<'p>(
                 }
                 _ => None,
             };
-            let Some(plan) = plan.filter(|p| !p.ops.is_empty()) else {
+            let Some(mut plan) = plan else {
                 continue;
             };
-            if policy.mode == Mode::Enforce {
-                added.extend(plan.added);
-                ops.extend(plan.ops);
+            let notices = std::mem::take(&mut plan.notices);
+            if !plan.ops.is_empty() {
+                if policy.mode == Mode::Enforce {
+                    added.extend(plan.added);
+                    ops.extend(plan.ops);
+                }
+                if let Some(out) = findings.as_deref_mut() {
+                    out.extend(
+                        plan.changes
+                            .into_iter()
+                            .map(|c| finding(policy, FindingKind::Mutation, c)),
+                    );
+                }
             }
             if let Some(out) = findings.as_deref_mut() {
                 out.extend(
-                    plan.changes
+                    notices
                         .into_iter()
-                        .map(|c| finding(policy, FindingKind::Mutation, c)),
+                        .map(|n| finding(policy, FindingKind::Notice, n)),
                 );
             }
         }
