@@ -98,7 +98,7 @@ fn limits_only_is_judged_as_kubernetes_stores_it(w: &World) {
         )
         .err();
     assert!(
-        err.contains("no cpu limit") && !err.contains("request"),
+        err.contains("no cpu limit") && !err.contains("no cpu request"),
         "{err}"
     );
 }
