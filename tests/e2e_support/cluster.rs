@@ -507,17 +507,22 @@ impl ControlPlane {
     pub fn namespace(&self, name: &str) -> String {
         let ns = format!("e2e-{name}");
         self.kubectl.run(&["create", "namespace", &ns]).ok();
+        self.namespace_ready(&ns);
+        ns
+    }
+
+    /// Waits until namespace `ns` has its `default` ServiceAccount (Pods need it).
+    pub fn namespace_ready(&self, ns: &str) {
         wait_for(
             &format!("ServiceAccount default in {ns}"),
             Duration::from_secs(30),
             || {
                 self.kubectl
-                    .run(&["get", "serviceaccount", "default", "-n", &ns])
+                    .run(&["get", "serviceaccount", "default", "-n", ns])
                     .success
                     .then_some(())
             },
         );
-        ns
     }
 
     /// The apiserver's Prometheus metrics.

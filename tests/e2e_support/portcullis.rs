@@ -147,21 +147,17 @@ impl Portcullis {
 
     /// The caBundle `portcullis certs` computed (its kustomize patch), as deploy/ gets it.
     pub fn ca_bundle(&self) -> String {
-        let text = std::fs::read_to_string(self.certs_dir().join("webhook-ca-bundle.yaml"))
-            .expect("certs/webhook-ca-bundle.yaml");
-        let doc = serde_yaml_ng::Deserializer::from_str(&text)
-            .next()
-            .expect("a document");
-        let v = Value::deserialize(doc).expect("YAML");
-        v["webhooks"][0]["clientConfig"]["caBundle"]
-            .as_str()
-            .expect("caBundle")
-            .to_owned()
+        ca_bundle_of(&self.certs_dir())
     }
 
     /// deploy/base's two webhook configurations (rendered by `kubectl kustomize`), with only
     /// `clientConfig` changed: `url` to this process, `caBundle` from `portcullis certs`.
     pub fn webhook_configurations(&self) -> Vec<Value> {
+        self.webhook_configurations_with(&self.ca_bundle())
+    }
+
+    /// The same with another caBundle (base64 PEM).
+    pub fn webhook_configurations_with(&self, ca_bundle: &str) -> Vec<Value> {
         let out = Command::new("kubectl")
             .arg("kustomize")
             .arg(Path::new(ROOT).join("deploy/base"))
@@ -185,8 +181,7 @@ impl Portcullis {
                     .as_str()
                     .expect("service path")
                     .to_owned();
-                hook["clientConfig"] =
-                    json!({"url": self.url(&path), "caBundle": self.ca_bundle()});
+                hook["clientConfig"] = json!({"url": self.url(&path), "caBundle": ca_bundle});
             }
             configs.push(v);
         }
@@ -201,9 +196,7 @@ impl Portcullis {
     /// Applies [`Portcullis::webhook_configurations`] and waits until the apiserver calls both
     /// webhooks (a dry-run Pod gets the sidecar; one without probes is denied).
     pub fn install_webhooks(&self, cluster: &ControlPlane) {
-        let list =
-            json!({"apiVersion": "v1", "kind": "List", "items": self.webhook_configurations()});
-        cluster.kubectl.with_object(&["apply"], &list).ok();
+        apply_webhooks(cluster, &self.webhook_configurations());
         wait_until_enforced(cluster);
     }
 
@@ -330,4 +323,74 @@ pub fn wait_until_enforced(cluster: &ControlPlane) {
         let v: Value = serde_json::from_str(&out.stdout).ok()?;
         super::objects::has_container(&v, "log-shipper").then_some(())
     });
+}
+
+static MARKERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Applies webhook configurations and waits until the apiserver's admission chain uses them.
+/// The apiserver learns of configurations through a watch, per kind, in order: marker
+/// configurations applied after them (a webhook that refuses ConfigMaps carrying a marker
+/// label) are in force only once everything before them is.
+pub fn apply_webhooks(cluster: &ControlPlane, configs: &[Value]) {
+    let n = MARKERS
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        .to_string();
+    let marker = |kind: &str, label: &str| {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind,
+            "metadata": {"name": "e2e-marker"},
+            "webhooks": [{
+                "name": "marker.e2e.portcullis.dev",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 1,
+                "clientConfig": {"url": "https://127.0.0.1:1/marker"},
+                "objectSelector": {"matchLabels": {label: n}},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                           "resources": ["configmaps"], "scope": "Namespaced"}]
+            }]
+        })
+    };
+    let mut items = configs.to_vec();
+    items.push(marker(
+        "MutatingWebhookConfiguration",
+        "e2e-marker-mutating",
+    ));
+    items.push(marker(
+        "ValidatingWebhookConfiguration",
+        "e2e-marker-validating",
+    ));
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    cluster.kubectl.with_object(&["apply"], &list).ok();
+    for label in ["e2e-marker-mutating", "e2e-marker-validating"] {
+        let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "e2e-marker", "labels": {label: n}}});
+        wait_for(
+            "the apiserver to load the webhook configurations",
+            Duration::from_secs(30),
+            || {
+                let out = cluster.kubectl.with_object(
+                    &["create", "-n", "default", "--dry-run=server"],
+                    &config_map,
+                );
+                (!out.success && out.stderr.contains("marker.e2e.portcullis.dev")).then_some(())
+            },
+        );
+    }
+}
+
+/// The caBundle in the `webhook-ca-bundle.yaml` that `portcullis certs` wrote into `dir`.
+pub fn ca_bundle_of(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("webhook-ca-bundle.yaml"))
+        .expect("certs/webhook-ca-bundle.yaml");
+    let doc = serde_yaml_ng::Deserializer::from_str(&text)
+        .next()
+        .expect("a document");
+    let v = Value::deserialize(doc).expect("YAML");
+    v["webhooks"][0]["clientConfig"]["caBundle"]
+        .as_str()
+        .expect("caBundle")
+        .to_owned()
 }
