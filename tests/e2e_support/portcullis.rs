@@ -23,6 +23,8 @@ pub struct PortcullisOptions {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Another `portcullis` binary than the one Cargo built (a baseline to compare with).
+    pub binary: Option<PathBuf>,
 }
 
 /// A Portcullis webhook process and its files.
@@ -36,6 +38,7 @@ pub struct Portcullis {
     options: PortcullisOptions,
     proc: Option<Proc>,
     paused: bool,
+    watchdog: std::sync::Arc<super::cluster::Watchdog>,
 }
 
 /// Runs `portcullis ARGS` (not `serve`) in `dir`; panics on failure. Returns stdout.
@@ -78,13 +81,14 @@ impl Portcullis {
             options,
             proc: None,
             paused: false,
+            watchdog: std::sync::Arc::clone(&cluster.watchdog),
         };
         p.spawn(cluster)?;
         Ok(p)
     }
 
     fn spawn(&mut self, cluster: &ControlPlane) -> Result<(), String> {
-        let mut cmd = Command::new(BINARY);
+        let mut cmd = Command::new(self.options.binary.as_deref().unwrap_or(Path::new(BINARY)));
         cmd.current_dir(&self.dir)
             .arg("serve")
             .args(["--policies", "policies"])
@@ -285,6 +289,10 @@ impl Portcullis {
 
     /// Stops it (SIGTERM, graceful).
     pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
         if let Some(mut p) = self.proc.take() {
             if self.paused {
                 p.signal("CONT");
@@ -296,7 +304,14 @@ impl Portcullis {
             }
             let _ = p.child.kill();
             let _ = p.child.wait();
+            self.watchdog.remove(p.pid());
         }
+    }
+}
+
+impl Drop for Portcullis {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 
