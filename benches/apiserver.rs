@@ -334,8 +334,25 @@ fn main() {
     let cluster = ControlPlane::start(&assets).expect("control plane");
     let portcullis = Portcullis::start(&cluster, PortcullisOptions::default()).expect("portcullis");
     let baseline = std::env::var_os("BASELINE").map(|bin| {
+        // The default policies, less settings an older binary does not know (their defaults
+        // were its behaviour).
+        let policies = cluster.dir().join("baseline-policies");
+        std::fs::create_dir_all(&policies).expect("baseline policies");
+        for entry in std::fs::read_dir(std::path::Path::new(e2e_support::ROOT).join("policies"))
+            .expect("policies")
+        {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("policy");
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("serviceAccountToken:"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(policies.join(path.file_name().expect("name")), kept).expect("write");
+        }
         let options = PortcullisOptions {
             binary: Some(bin.into()),
+            policies: Some(policies),
             ..PortcullisOptions::default()
         };
         Portcullis::start(&cluster, options).expect("baseline portcullis")

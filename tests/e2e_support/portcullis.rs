@@ -25,6 +25,8 @@ pub struct PortcullisOptions {
     pub env: Vec<(String, String)>,
     /// Another `portcullis` binary than the one Cargo built (a baseline to compare with).
     pub binary: Option<PathBuf>,
+    /// Another policy directory to copy than the repository's `policies/`.
+    pub policies: Option<PathBuf>,
 }
 
 /// A Portcullis webhook process and its files.
@@ -64,9 +66,11 @@ impl Portcullis {
         let dir = cluster.dir().join(format!("portcullis-{}", free_port()));
         let policies = dir.join("policies");
         std::fs::create_dir_all(&policies).map_err(|e| e.to_string())?;
-        for entry in
-            std::fs::read_dir(Path::new(ROOT).join("policies")).map_err(|e| e.to_string())?
-        {
+        let source = options
+            .policies
+            .clone()
+            .unwrap_or_else(|| Path::new(ROOT).join("policies"));
+        for entry in std::fs::read_dir(&source).map_err(|e| e.to_string())? {
             let path = entry.map_err(|e| e.to_string())?.path();
             if path.extension().is_some_and(|e| e == "yaml") {
                 std::fs::copy(&path, policies.join(path.file_name().expect("file name")))
