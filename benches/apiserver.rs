@@ -352,7 +352,7 @@ fn main() {
         }
         let options = PortcullisOptions {
             binary: Some(bin.into()),
-            policies: Some(policies),
+            policy_source: Some(policies),
             ..PortcullisOptions::default()
         };
         Portcullis::start(&cluster, options).expect("baseline portcullis")

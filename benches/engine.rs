@@ -104,7 +104,15 @@ fn bench(c: &mut Criterion) {
         let object = &review["request"]["object"];
         for (policies_name, policies) in policy_sets {
             group.bench_function(format!("{name}/{policies_name}"), |b| {
-                b.iter(|| evaluate(black_box(policies), black_box(&Request::create(object))))
+                b.iter(|| {
+                    evaluate(
+                        black_box(policies),
+                        black_box(&Request::create(
+                            object,
+                            portcullis::policy::Timestamp::from_unix(1_767_225_600),
+                        )),
+                    )
+                })
             });
         }
     }
@@ -121,9 +129,14 @@ fn bench(c: &mut Criterion) {
                     format!("{name}/{policies_name}/{}", endpoint.as_str()),
                     |b| {
                         b.iter(|| {
-                            admission::handle(endpoint, black_box(policies), black_box(&body))
-                                .expect("handled")
-                                .body
+                            admission::handle(
+                                endpoint,
+                                black_box(policies),
+                                black_box(&body),
+                                portcullis::policy::Timestamp::from_unix(1_767_225_600),
+                            )
+                            .expect("handled")
+                            .body
                         })
                     },
                 );

@@ -39,7 +39,13 @@ fn main() {
     let started = std::time::Instant::now();
     let mut ops = 0;
     for _ in 0..iterations {
-        let d = evaluate(&set, &Request::create(std::hint::black_box(&deployment)));
+        let d = evaluate(
+            &set,
+            &Request::create(
+                std::hint::black_box(&deployment),
+                portcullis::policy::Timestamp::from_unix(1_767_225_600),
+            ),
+        );
         ops += d.patch.0.len();
     }
     let per = started.elapsed() / u32::try_from(iterations).unwrap_or(u32::MAX);

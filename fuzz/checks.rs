@@ -27,7 +27,7 @@ pub fn check_admission_review(data: &[u8]) {
         return;
     };
     for set in fuzz_policy_sets() {
-        let decision = review.evaluate(set);
+        let decision = review.evaluate(set, portcullis::policy::Timestamp::from_unix(1_767_225_600));
         for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
             let answer = portcullis::admission::respond(endpoint, &review.request, &decision)
                 .expect("an answer can always be built");
@@ -36,7 +36,7 @@ pub fn check_admission_review(data: &[u8]) {
         if let (Some(object), false) = (&review.object, decision.patch.0.is_empty()) {
             let mut patched = object.clone();
             json_patch::patch(&mut patched, &decision.patch).expect("the patch applies");
-            let mut again = review.engine_request();
+            let mut again = review.engine_request(portcullis::policy::Timestamp::from_unix(1_767_225_600));
             again.object = Some(&patched);
             let second = portcullis::engine::evaluate(set, &again);
             assert!(
@@ -78,7 +78,7 @@ pub fn check_manifests(data: &[u8]) {
                 let _ = m.location.to_string();
                 let decision = portcullis::engine::evaluate(
                     defaults,
-                    &portcullis::engine::Request::create(&m.object),
+                    &portcullis::engine::Request::create(&m.object, portcullis::policy::Timestamp::from_unix(1_767_225_600)),
                 );
                 let _ = decision.denial_message();
             }

@@ -8,8 +8,8 @@ use kube::core::{DynamicObject, ObjectMeta};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Effect, FindingKind, Operation, Request};
-use crate::policy::PolicySet;
+use crate::engine::{self, Decision, FindingKind, NamespaceLabels, Operation, Request};
+use crate::policy::{PolicySet, Timestamp};
 use crate::telemetry::{Endpoint, Outcome};
 
 /// The only AdmissionReview version served (the apiserver sends what the webhook configuration's
@@ -27,6 +27,9 @@ pub enum ReviewError {
     /// Not JSON, or JSON of the wrong shape.
     #[error("body is not a valid admission.k8s.io/v1 AdmissionReview: {0}")]
     Json(#[source] serde_json::Error),
+    /// Nested deeper than [`crate::nesting::MAX_DEPTH`]: refused before parsing.
+    #[error("body is not a valid admission.k8s.io/v1 AdmissionReview: {0}")]
+    TooDeep(#[source] crate::nesting::TooDeep),
     /// Another version (`admission.k8s.io/v1beta1`) or no version.
     #[error(
         "unsupported AdmissionReview apiVersion {0:?}: only admission.k8s.io/v1 is served \
@@ -66,7 +69,8 @@ pub struct Review {
     pub old_object: Option<Value>,
 }
 
-/// Parses a request body into a [`Review`].
+/// Parses a request body into a [`Review`]. Bodies nested deeper than
+/// [`crate::nesting::MAX_DEPTH`] are refused first, by a byte scan independent of the parser.
 ///
 /// The body is parsed once into JSON; the objects are taken out as they are and only their
 /// `metadata` is checked against kube's `ObjectMeta` (what kube's `DynamicObject` requires);
@@ -77,6 +81,9 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ReviewError::Empty);
     }
+    // Before any parser runs, whichever it is: deep nesting is refused in one cheap pass
+    // (see `crate::nesting`). Keep this call in front of the parse if the parser changes.
+    crate::nesting::check_json(body).map_err(ReviewError::TooDeep)?;
     let StrictJson(mut value) = serde_json::from_slice(body).map_err(ReviewError::Json)?;
     let (object, old_object) = match value.get_mut("request").and_then(Value::as_object_mut) {
         Some(request) => (
@@ -269,8 +276,9 @@ fn check_object(object: Option<&Value>) -> Result<(), serde_json::Error> {
 }
 
 impl Review {
-    /// The engine's view of this review, borrowing from it.
-    pub fn engine_request(&self) -> Request<'_> {
+    /// The engine's view of this review at `time` (the webhook reads the clock per request),
+    /// borrowing from it.
+    pub fn engine_request(&self, time: Timestamp) -> Request<'_> {
         let req = &self.request;
         Request {
             operation: match req.operation {
@@ -288,14 +296,29 @@ impl Review {
             old_object: self.old_object.as_ref(),
             dry_run: req.dry_run,
             username: req.user_info.username.as_deref(),
-            // Unknown: looking them up would need an API call on the hot path.
-            namespace_labels: None,
+            // The caller adds them from its namespace cache ([`Review::evaluate_with`]).
+            namespace_labels: NamespaceLabels::NameOnly,
+            time,
         }
     }
 
-    /// Evaluates this review against `policies`.
-    pub fn evaluate(&self, policies: &PolicySet) -> Decision {
-        engine::evaluate(policies, &self.engine_request())
+    /// Evaluates this review against `policies` at `time`, its namespace's labels unknown
+    /// beyond the name.
+    pub fn evaluate(&self, policies: &PolicySet, time: Timestamp) -> Decision {
+        self.evaluate_with(policies, time, NamespaceLabels::NameOnly)
+    }
+
+    /// Evaluates this review against `policies` at `time` with what is known of its
+    /// namespace's labels.
+    pub fn evaluate_with(
+        &self,
+        policies: &PolicySet,
+        time: Timestamp,
+        labels: NamespaceLabels<'_>,
+    ) -> Decision {
+        let mut request = self.engine_request(time);
+        request.namespace_labels = labels;
+        engine::evaluate(policies, &request)
     }
 }
 
@@ -430,9 +453,14 @@ pub fn respond(
         findings: decision
             .findings
             .iter()
-            .filter(|f| reported(f.kind) && f.effect == Effect::Warn)
+            .filter(|f| reported(f.kind) && f.is_warning())
             .cloned()
             .collect(),
+        // Said once, by /validate.
+        labels_pending: match endpoint {
+            Endpoint::Validate => decision.labels_pending.clone(),
+            Endpoint::Mutate => Vec::new(),
+        },
         ..Decision::default()
     }
     .warnings();
@@ -484,15 +512,35 @@ pub enum HandleError {
 }
 
 /// The webhook's whole work on one request body, as the handlers do it: parse the
-/// AdmissionReview, evaluate it against `policies`, build the answer for `endpoint` and encode
-/// it. Pure (no I/O, logs or metrics), so benchmarks measure exactly what the server runs.
+/// AdmissionReview, evaluate it against `policies` at `time` (the handler reads the clock),
+/// build the answer for `endpoint` and encode it. Pure (no I/O, clock, logs or metrics), so
+/// benchmarks measure exactly what the server runs.
 pub fn handle(
     endpoint: Endpoint,
     policies: &PolicySet,
     body: &[u8],
+    time: Timestamp,
 ) -> Result<Handled, HandleError> {
-    let review = parse_review(body)?;
-    let decision = review.evaluate(policies);
+    answer(
+        endpoint,
+        policies,
+        parse_review(body)?,
+        time,
+        NamespaceLabels::NameOnly,
+    )
+}
+
+/// [`handle`] after the parse: evaluate a review at `time` with what is known of its
+/// namespace's labels (the webhook looks them up in its namespace cache in between), build and
+/// encode the answer.
+pub fn answer(
+    endpoint: Endpoint,
+    policies: &PolicySet,
+    review: Review,
+    time: Timestamp,
+    labels: NamespaceLabels<'_>,
+) -> Result<Handled, HandleError> {
+    let decision = review.evaluate_with(policies, time, labels);
     let failed = |reason: String| HandleError::Answer {
         uid: review.request.uid.clone(),
         reason,
@@ -531,13 +579,15 @@ mod tests {
             message: "no livenessProbe".into(),
             hint: "add one".into(),
             pre_existing: false,
+            exception: None,
+            enforced_from: None,
         }
     }
 
     #[test]
     fn builds_the_engine_request_from_the_review() {
         let review = parse_review(BODY.as_bytes()).expect("parse");
-        let r = review.engine_request();
+        let r = review.engine_request(Timestamp::from_unix(0));
         assert_eq!(r.operation, Operation::Update);
         assert_eq!((r.group, r.kind), ("apps", "Deployment"));
         assert_eq!(r.namespace, Some("demo"));
@@ -619,7 +669,7 @@ mod tests {
             assert!(fast.request.object.is_none() && fast.request.old_object.is_none());
             for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
                 let answer = |review: &Review| {
-                    let decision = review.evaluate(&policies);
+                    let decision = review.evaluate(&policies, Timestamp::from_unix(0));
                     let answer = respond(endpoint, &review.request, &decision).expect("respond");
                     (answer.outcome, answer.review.to_bytes().expect("bytes"))
                 };

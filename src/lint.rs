@@ -34,7 +34,7 @@ use crate::engine::{self, FindingKind, Request};
 use crate::policy::load::{Diagnostic, LoadError, compile_dir, compile_str};
 use crate::policy::model::{InjectionTarget, Match, Mode, WorkloadKind};
 use crate::policy::{
-    CompiledPolicy, CompiledRule, CompiledSidecar, PolicySet, Template, selected_kinds,
+    CompiledPolicy, CompiledRule, CompiledSidecar, PolicySet, Template, Timestamp, selected_kinds,
 };
 
 /// Loads every `*.yaml` / `*.yml` file of a directory (not recursive, sorted by name) as one
@@ -96,13 +96,14 @@ fn lint_at(policy: &CompiledPolicy, severity: Severity, message: String, hint: &
     }
 }
 
-/// Every pitfall of the set, in policy order. Policies in `off` mode are ignored.
+/// Every pitfall of the set, in policy order. Policies in `off` mode (at every step of their
+/// schedule) are ignored; scheduled ones are judged by the strictest mode they will run in.
 pub fn lint(set: &PolicySet) -> Vec<Lint> {
     let active: Vec<&CompiledPolicy> = set
         .policies
         .iter()
         .map(AsRef::as_ref)
-        .filter(|p| p.mode != Mode::Off)
+        .filter(|p| p.strictest_mode() != Mode::Off)
         .collect();
     let mut out = Vec::new();
     for p in &active {
@@ -145,7 +146,7 @@ fn only_stars(pattern: &str) -> bool {
 }
 
 fn deny_all(p: &CompiledPolicy, out: &mut Vec<Lint>) {
-    let severity = match p.mode {
+    let severity = match p.strictest_mode() {
         Mode::Enforce => Severity::Error,
         Mode::Warn => Severity::Warning,
         Mode::Audit | Mode::Off => return,
@@ -348,6 +349,7 @@ fn sidecars_violating(active: &[&CompiledPolicy], set: &PolicySet, out: &mut Vec
                 // workload is judged whatever the policy's match says.
                 let judge = PolicySet::new(vec![CompiledPolicy {
                     mode: Mode::Enforce,
+                    schedule: Vec::new(),
                     match_: Match::default(),
                     exclude: None,
                     rules: validating,
@@ -355,7 +357,8 @@ fn sidecars_violating(active: &[&CompiledPolicy], set: &PolicySet, out: &mut Vec
                 }])
                 .with_trusted_controllers(set.trusted_controllers.clone());
                 if let Some((kind, messages)) = judge_sidecar(sidecar, sp, vp, &judge) {
-                    let both_enforce = sp.mode == Mode::Enforce && vp.mode == Mode::Enforce;
+                    // A schedule that enforces both later counts: the set would start denying then.
+                    let both_enforce = sp.ever_enforced() && vp.ever_enforced();
                     let (severity, hint) = if both_enforce {
                         (
                             Severity::Error,
@@ -418,7 +421,7 @@ fn judge_sidecar(
             spec.insert("restartPolicy".to_owned(), json!("Never"));
         }
         let object = synthetic_workload(kind, Value::Object(spec));
-        let decision = engine::evaluate(judge, &Request::create(&object));
+        let decision = engine::evaluate(judge, &Request::create(&object, Timestamp::from_unix(0)));
         let messages: Vec<String> = decision
             .findings
             .iter()

@@ -487,6 +487,59 @@ fn stdin_and_kubectl_style_filename_flags() {
 }
 
 #[test]
+fn namespace_labels_apply_whatever_comes_first_even_on_stdin() {
+    // The workload comes before its Namespace, whose label exempts it from require-resources.
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: old, namespace: legacy}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: nginx:1.27.3\n        livenessProbe: {tcpSocket: {port: 80}}\n        readinessProbe: {tcpSocket: {port: 80}}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: legacy\n  labels: {portcullis.dev/resources: exempt}\n";
+    let p = policies();
+    let out = run(&["audit", "--policies", &p, "-o", "json", "-"], Some(text));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let o = object(&r, "Deployment", "old");
+    assert!(
+        !violations(o)
+            .iter()
+            .any(|v| v.contains("require-resources")),
+        "{:?}",
+        violations(o)
+    );
+    assert!(
+        !o["policies"]
+            .as_array()
+            .expect("policies")
+            .iter()
+            .any(|p| p == "require-resources")
+    );
+}
+
+#[test]
+fn symlink_loops_are_reported_and_each_file_read_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    std::fs::copy(manifest("apps/shop/web.yaml"), d.join("web.yaml")).expect("copy");
+    std::os::unix::fs::symlink(".", d.join("a")).expect("symlink");
+    std::os::unix::fs::symlink(".", d.join("b")).expect("symlink");
+    std::os::unix::fs::symlink("web.yaml", d.join("z.yaml")).expect("symlink");
+    let p = policies();
+    let dir_arg = d.display().to_string();
+    let out = run(&["audit", "--policies", &p, "-o", "json", &dir_arg], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        r["summary"]["objects"], 2,
+        "web.yaml holds 2 objects, read once"
+    );
+    let err = stderr(&out);
+    for link in ["a", "b"] {
+        assert!(
+            err.contains(&format!(
+                "warning: skipped {}: a symbolic link loop (it leads back to {dir_arg}, which contains it)",
+                d.join(link).display()
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn works_as_a_kubectl_plugin_through_a_symlink() {
     let dir = tempfile::tempdir().expect("temp dir");
     let plugin = dir.path().join("kubectl-portcullis");

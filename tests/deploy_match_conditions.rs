@@ -74,7 +74,10 @@ fn decide(review: &Value) -> portcullis::engine::Decision {
         .expect("default policies");
     let bytes = serde_json::to_vec(review).expect("bytes");
     let parsed = admission::parse_review(&bytes).expect("review parses");
-    parsed.evaluate(&set)
+    parsed.evaluate(
+        &set,
+        portcullis::policy::Timestamp::from_unix(1_767_225_600),
+    )
 }
 
 /// `true` when Portcullis would skip the request for a reason the match conditions mirror:

@@ -23,10 +23,22 @@ fn policy_in_mode(name: &str, mode: &str, rule: &str) -> String {
 }
 
 fn patched(set: &PolicySet, object: &Value) -> (Value, portcullis::engine::Decision) {
-    let decision = evaluate(set, &Request::create(object));
+    let decision = evaluate(
+        set,
+        &Request::create(
+            object,
+            portcullis::policy::Timestamp::from_unix(1_767_225_600),
+        ),
+    );
     let mut doc = object.clone();
     json_patch::patch(&mut doc, &decision.patch).expect("the patch applies");
-    let again = evaluate(set, &Request::create(&doc));
+    let again = evaluate(
+        set,
+        &Request::create(
+            &doc,
+            portcullis::policy::Timestamp::from_unix(1_767_225_600),
+        ),
+    );
     assert!(again.patch.0.is_empty(), "idempotent: {:?}", again.patch);
     (doc, decision)
 }
@@ -93,7 +105,16 @@ fn default_labels_satisfy_required_labels() {
     assert!(decision.allowed, "{:?}", decision.findings);
     // Without the default, the same object is denied.
     let only_required = policies(&policy("required", "requireLabels: {labels: [team]}"));
-    assert!(!evaluate(&only_required, &Request::create(&deployment(None))).allowed);
+    assert!(
+        !evaluate(
+            &only_required,
+            &Request::create(
+                &deployment(None),
+                portcullis::policy::Timestamp::from_unix(1_767_225_600)
+            )
+        )
+        .allowed
+    );
 }
 
 const SIDECAR_A: &str = "injectSidecar: {container: {name: log-shipper, image: 'fluent/fluent-bit:3.2.4'}, volumes: [{name: shared, emptyDir: {}}], volumeMounts: [{name: shared, mountPath: /var/shared}]}";
@@ -139,7 +160,13 @@ fn an_injected_sidecar_is_judged_where_it_will_sit() {
     let set = policies(
         &(policy("a", SIDECAR_A) + &policy_in_mode("probes", "warn", "requireProbes: {}")),
     );
-    let decision = evaluate(&set, &Request::create(&deployment(None)));
+    let decision = evaluate(
+        &set,
+        &Request::create(
+            &deployment(None),
+            portcullis::policy::Timestamp::from_unix(1_767_225_600),
+        ),
+    );
     let sidecar: Vec<_> = decision
         .findings
         .iter()

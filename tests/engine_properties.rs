@@ -128,7 +128,7 @@ proptest! {
     #[test]
     fn patches_apply_and_mutation_is_idempotent(obj in workload()) {
         let set = common::test_policies();
-        let first = evaluate(&set, &Request::create(&obj));
+        let first = evaluate(&set, &Request::create(&obj, portcullis::policy::Timestamp::from_unix(1_767_225_600)));
         let mut patched = obj.clone();
         prop_assert!(json_patch::patch(&mut patched, &first.patch).is_ok(), "patch {:?} failed", first.patch);
         // Patch JSON round-trips as the apiserver reads it.
@@ -138,7 +138,7 @@ proptest! {
         json_patch::patch(&mut again, &reparsed).expect("reparsed patch applies");
         prop_assert_eq!(&again, &patched);
 
-        let second = evaluate(&set, &Request::create(&patched));
+        let second = evaluate(&set, &Request::create(&patched, portcullis::policy::Timestamp::from_unix(1_767_225_600)));
         prop_assert!(second.patch.0.is_empty(), "second pass patched {:?}", second.patch);
         // Mutations never remove or change what the user wrote.
         prop_assert_eq!(&patched["metadata"]["name"], &obj["metadata"]["name"]);

@@ -14,9 +14,36 @@ fn def<'a>(schema: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
-fn the_document_and_its_blocks_are_strict() {
+fn the_root_covers_policies_exceptions_and_tests() {
     let s = schema();
-    assert_eq!(s["title"], "PolicyDocument");
+    assert_eq!(s["title"], "Portcullis document");
+    let text = s["anyOf"].to_string();
+    for kind in ["PolicyDocument", "ExceptionDocument", "TestDocument"] {
+        assert!(text.contains(kind), "{kind}: {text}");
+        assert_eq!(def(&s, kind)["additionalProperties"], false, "{kind}");
+    }
+    for block in [
+        "ExceptionSpec",
+        "ExceptionMatch",
+        "ScheduleStep",
+        "TestCase",
+        "Expectation",
+        "ExpectedFinding",
+    ] {
+        assert_eq!(def(&s, block)["additionalProperties"], false, "{block}");
+    }
+    let required = def(&s, "ExceptionSpec")["required"].to_string();
+    for field in ["owner", "reason", "expires", "policies", "match"] {
+        assert!(required.contains(field), "{field}: {required}");
+    }
+    assert!(def(&s, "PolicySpec")["properties"]["schedule"].is_object());
+    assert_eq!(def(&s, "Timestamp")["type"], "string");
+}
+
+#[test]
+fn the_document_and_its_blocks_are_strict() {
+    let root = schema();
+    let s = def(&root, "PolicyDocument");
     assert_eq!(s["additionalProperties"], false);
     let required: Vec<&str> = s["required"]
         .as_array()
@@ -32,9 +59,9 @@ fn the_document_and_its_blocks_are_strict() {
         "LabelSelector",
         "RequireProbes",
     ] {
-        assert_eq!(def(&s, block)["additionalProperties"], false, "{block}");
+        assert_eq!(def(&root, block)["additionalProperties"], false, "{block}");
     }
-    assert!(def(&s, "PolicySpec")["properties"]["match"].is_object());
+    assert!(def(&root, "PolicySpec")["properties"]["match"].is_object());
 }
 
 #[test]

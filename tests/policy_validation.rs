@@ -34,7 +34,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "wrong kind",
         "apiVersion: portcullis.dev/v1alpha1\nkind: Polcy  #<-\nmetadata: {name: p}\nspec: {mode: enforce, rules: [{requireProbes: {}}]}\n",
-        "kind: expected \"Policy\", found \"Polcy\"",
+        "kind: expected \"Policy\" or \"PolicyException\", found \"Polcy\"",
     ),
     (
         "unknown field",
@@ -419,4 +419,30 @@ fn empty_documents_and_comments_are_skipped() {
     let text = "# only a comment\n---\n---\n# another\n";
     let set = load_str(Path::new("p.yaml"), text).expect("loads");
     assert!(set.policies.is_empty());
+}
+
+#[test]
+fn deep_nesting_is_refused_before_parsing_with_its_line() {
+    // 100,000 levels: the YAML parser alone took over a minute to say "recursion limit".
+    for (what, deep, line) in [
+        (
+            "flow",
+            format!(" {}{}", "[".repeat(100_000), "]".repeat(100_000)),
+            5,
+        ),
+        ("compact", format!("\n  {}x", "- ".repeat(100_000)), 6),
+    ] {
+        let text = format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: deep}}\nspec:\n  rules:{deep}\n"
+        );
+        let d = diagnostics(&text);
+        assert_eq!(d.len(), 1, "{what}: {d:?}");
+        assert_eq!(d[0].line, line, "{what}");
+        assert!(
+            d[0].message
+                .starts_with("nested deeper than 128 levels, at column "),
+            "{what}: {}",
+            d[0].message
+        );
+    }
 }

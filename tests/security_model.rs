@@ -65,8 +65,14 @@ fn annotations_do_not_exempt_a_workload_unless_a_policy_allows_it() {
                     Value::Object(annotations);
             }
         });
-        let before = plain.evaluate(&set);
-        let after = annotated.evaluate(&set);
+        let before = plain.evaluate(
+            &set,
+            portcullis::policy::Timestamp::from_unix(1_767_225_600),
+        );
+        let after = annotated.evaluate(
+            &set,
+            portcullis::policy::Timestamp::from_unix(1_767_225_600),
+        );
         assert!(!before.allowed && !after.allowed, "{fixture}: still denied");
         assert_eq!(
             before.violations().count(),
@@ -106,7 +112,10 @@ fn annotations_do_not_exempt_a_workload_unless_a_policy_allows_it() {
         v["request"]["object"]["metadata"]["annotations"] =
             json!({"portcullis.dev/inject-log-shipper": "false"});
     });
-    let decision = opted_out.evaluate(&with_opt_out);
+    let decision = opted_out.evaluate(
+        &with_opt_out,
+        portcullis::policy::Timestamp::from_unix(1_767_225_600),
+    );
     assert!(!injects_sidecar(&decision), "the allowed opt-out works");
     assert!(
         !decision.allowed,
@@ -128,13 +137,19 @@ fn a_forged_owner_reference_is_judged_like_a_bare_pod() {
                 .retain(|k, _| k == "name" || k == "image");
         })
     };
-    let forged = owned("alice").evaluate(&set);
+    let forged = owned("alice").evaluate(
+        &set,
+        portcullis::policy::Timestamp::from_unix(1_767_225_600),
+    );
     assert!(forged.skipped.is_none(), "{:?}", forged.skipped);
     assert!(
         !forged.allowed,
         "a user's Pod with a forged ownerReference is judged"
     );
-    let real = owned("system:serviceaccount:kube-system:replicaset-controller").evaluate(&set);
+    let real = owned("system:serviceaccount:kube-system:replicaset-controller").evaluate(
+        &set,
+        portcullis::policy::Timestamp::from_unix(1_767_225_600),
+    );
     assert!(
         real.allowed && real.skipped.is_some(),
         "the controller's Pod is not judged twice"
@@ -150,7 +165,10 @@ fn the_request_namespace_wins_over_the_object_namespace() {
     let decision = review("mutate-create-pod-bare.json", |v| {
         v["request"]["object"]["metadata"]["namespace"] = json!("kube-system");
     })
-    .evaluate(&set);
+    .evaluate(
+        &set,
+        portcullis::policy::Timestamp::from_unix(1_767_225_600),
+    );
     assert!(injects_sidecar(&decision));
     assert!(!decision.allowed);
 }
@@ -163,7 +181,10 @@ fn labels_exempt_nothing_the_policies_do_not_select_by() {
         v["request"]["object"]["metadata"]["labels"] =
             json!({"portcullis.dev/exempt": "true", "app.kubernetes.io/managed-by": "portcullis"});
     })
-    .evaluate(&set);
+    .evaluate(
+        &set,
+        portcullis::policy::Timestamp::from_unix(1_767_225_600),
+    );
     assert!(!labelled.allowed);
     for p in &set.policies {
         assert!(
@@ -180,11 +201,17 @@ fn labels_exempt_nothing_the_policies_do_not_select_by() {
 #[test]
 fn a_dry_run_gets_the_same_verdict() {
     let set = defaults();
-    let real = review("validate-create-pod-bare.json", |_| {}).evaluate(&set);
+    let real = review("validate-create-pod-bare.json", |_| {}).evaluate(
+        &set,
+        portcullis::policy::Timestamp::from_unix(1_767_225_600),
+    );
     let dry = review("validate-create-pod-bare.json", |v| {
         v["request"]["dryRun"] = json!(true)
     })
-    .evaluate(&set);
+    .evaluate(
+        &set,
+        portcullis::policy::Timestamp::from_unix(1_767_225_600),
+    );
     assert_eq!(real.allowed, dry.allowed);
     assert_eq!(real.patch, dry.patch);
     assert_eq!(real.findings, dry.findings);

@@ -1,17 +1,20 @@
 //! Offline auditing: read manifests ([`read`]), judge each object with the engine exactly as
 //! the webhook would on CREATE ([`judge`]), and report the results as text or JSON ([`report`]).
+//! [`stream`] does all three as the input is read, on every core, in input order.
 
 pub mod read;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
+use std::sync::{Mutex, mpsc};
 
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Effect, FindingKind, Request, Skip};
-use crate::policy::PolicySet;
+use crate::engine::{self, Decision, Effect, Finding, FindingKind, NamespaceLabels, Request, Skip};
 use crate::policy::model::WorkloadKind;
-use read::{Entry, Location, Manifest, ReadError};
+use crate::policy::{PolicySet, Timestamp};
+use read::{Entry, Input, Item, Location, Manifest, ReadError, Reader, Skipped};
 
 /// The username offline audits give objects that carry a controller `ownerReference` (Pods
 /// from `kubectl get pods -o yaml`, ReplicaSets, Jobs of a CronJob): such objects were
@@ -124,46 +127,249 @@ pub enum Outcome {
 }
 
 /// Options for judging manifests.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct JudgeOptions {
     /// The namespace assumed for objects that name none (like `kubectl apply -n`).
     pub default_namespace: Option<String>,
+    /// When every object is judged (exceptions in force, scheduled modes): the time the audit
+    /// started, or `--at`.
+    pub time: Timestamp,
+    /// Labels of namespaces known besides the input (a cluster's, for `audit --cluster`), by
+    /// name. `Namespace` objects in the input take precedence.
+    pub namespace_labels: LabelsByNamespace,
+}
+
+impl JudgeOptions {
+    /// Judging at `time`, with no default namespace.
+    pub fn at(time: Timestamp) -> JudgeOptions {
+        JudgeOptions {
+            default_namespace: None,
+            time,
+            namespace_labels: LabelsByNamespace::new(),
+        }
+    }
 }
 
 /// Judges every object read, as a CREATE. Namespace labels come from `Namespace` objects in
 /// the same input; objects with a controller `ownerReference` are presented as created by
 /// [`OFFLINE_CONTROLLER_USERNAME`].
 pub fn judge(policies: &PolicySet, entries: Vec<Entry>, options: &JudgeOptions) -> Vec<Outcome> {
-    let namespace_labels = namespace_labels(&entries);
+    let mut labels = HashMap::new();
+    for entry in &entries {
+        if let Entry::Object(m) = entry {
+            add_namespace_labels(&mut labels, &m.object);
+        }
+    }
     entries
         .into_iter()
-        .map(|entry| match entry {
-            Entry::Error(e) => Outcome::Error(e),
-            Entry::Object(m) => {
-                Outcome::Judged(Box::new(judge_one(policies, m, &namespace_labels, options)))
-            }
-        })
+        .map(|entry| outcome(policies, entry, &labels, options))
         .collect()
+}
+
+fn outcome(
+    policies: &PolicySet,
+    entry: Entry,
+    labels: &LabelsByNamespace,
+    options: &JudgeOptions,
+) -> Outcome {
+    match entry {
+        Entry::Error(e) => Outcome::Error(e),
+        Entry::Object(m) => Outcome::Judged(Box::new(judge_one(policies, m, labels, options))),
+    }
+}
+
+/// Labels of namespaces, by name.
+pub type LabelsByNamespace = HashMap<String, BTreeMap<String, String>>;
+
+/// What [`stream`] hands its sink, in input order.
+#[derive(Debug)]
+pub enum Streamed<T> {
+    /// An outcome, as the `render` function made it.
+    Outcome(T),
+    /// A path the directory walk left out (a symbolic link loop).
+    Skipped(Skipped),
+}
+
+/// Documents read ahead of the sink, at most: what bounds memory (each holds one document's
+/// text or its rendered outcome).
+const IN_FLIGHT: usize = 256;
+
+/// Reads `inputs`, judges every object as [`judge`] does, renders each outcome with `render`
+/// and hands the results to `sink` in input order, as the input is read: memory holds at most
+/// [`IN_FLIGHT`] documents, whatever the size of the input. Parsing, judging and rendering
+/// run on every core (one reader thread, one worker per core; `sink` runs on the calling
+/// thread).
+///
+/// Namespace labels (for policies with a `namespaceSelector`) come from the `Namespace`
+/// objects anywhere in the input, as with [`judge`]: when a policy needs them, the input is
+/// read twice (standard input is kept in a temporary file, or in memory if none can be made).
+pub fn stream<T: Send>(
+    inputs: &[Input],
+    policies: &PolicySet,
+    options: &JudgeOptions,
+    render: &(dyn Fn(Outcome) -> T + Sync),
+    sink: &mut dyn FnMut(Streamed<T>),
+) {
+    let mut stdin = None;
+    let mut labels = LabelsByNamespace::new();
+    if policies.uses_namespace_labels() {
+        if inputs.contains(&Input::Stdin) {
+            stdin = Some(spool_stdin());
+        }
+        let reader = Reader::new(inputs).with_stdin(stdin.as_ref().map(Spool::reopen));
+        for item in reader {
+            if let Item::Document(doc) = item
+                && doc.mentions(b"Namespace")
+            {
+                for entry in doc.entries() {
+                    if let Entry::Object(m) = entry {
+                        add_namespace_labels(&mut labels, &m.object);
+                    }
+                }
+            }
+        }
+    }
+    let open = || Reader::new(inputs).with_stdin(stdin.as_ref().map(Spool::reopen));
+    let work = |item: Item| -> Vec<Streamed<T>> {
+        match item {
+            Item::Skipped(s) => vec![Streamed::Skipped(s)],
+            other => other
+                .into_entries()
+                .into_iter()
+                .map(|entry| Streamed::Outcome(render(outcome(policies, entry, &labels, options))))
+                .collect(),
+        }
+    };
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if workers == 1 {
+        for item in open() {
+            work(item).into_iter().for_each(&mut *sink);
+        }
+        return;
+    }
+    let (jobs, job_queue) = mpsc::sync_channel::<(usize, Item)>(IN_FLIGHT);
+    let job_queue = Mutex::new(job_queue);
+    let (done, finished) = mpsc::channel::<(usize, std::thread::Result<Vec<Streamed<T>>>)>();
+    // One permit per document between the reader and the sink: the reader blocks when
+    // IN_FLIGHT documents are read and not yet handed to the sink.
+    let (permits, permits_back) = mpsc::sync_channel::<()>(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        // Owned by this closure, so that a panic re-raised below drops them and every thread
+        // blocked on them ends.
+        let (permits_back, finished) = (permits_back, finished);
+        scope.spawn(move || {
+            for (seq, item) in open().enumerate() {
+                if permits.send(()).is_err() || jobs.send((seq, item)).is_err() {
+                    return;
+                }
+            }
+        });
+        for _ in 0..workers {
+            let done = done.clone();
+            let (job_queue, work) = (&job_queue, &work);
+            scope.spawn(move || {
+                loop {
+                    // The lock only guards taking the next job.
+                    let next = match job_queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, item)) = next else { return };
+                    let result =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(item)));
+                    if done.send((seq, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done);
+        // Outcomes arrive in any order; the sink gets them in input order.
+        let mut next = 0;
+        let mut waiting = BTreeMap::new();
+        for (seq, result) in finished {
+            waiting.insert(seq, result);
+            while let Some(result) = waiting.remove(&next) {
+                match result {
+                    Ok(out) => out.into_iter().for_each(&mut *sink),
+                    // A bug of ours: re-raised here, which closes the channels, so every
+                    // thread ends.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+                let _ = permits_back.recv();
+                next += 1;
+            }
+        }
+    });
+}
+
+/// Standard input kept for a second reading.
+enum Spool {
+    File(std::fs::File),
+    Memory(std::sync::Arc<Vec<u8>>),
+}
+
+impl Spool {
+    /// A reader of the kept input from its start.
+    fn reopen(&self) -> Box<dyn std::io::BufRead + Send> {
+        use std::io::Seek as _;
+        match self {
+            Spool::File(f) => match f.try_clone().and_then(|mut f| {
+                f.rewind()?;
+                Ok(f)
+            }) {
+                Ok(f) => Box::new(std::io::BufReader::with_capacity(64 * 1024, f)),
+                Err(_) => Box::new(std::io::empty()),
+            },
+            Spool::Memory(bytes) => Box::new(std::io::Cursor::new(SharedBytes(bytes.clone()))),
+        }
+    }
+}
+
+/// Bytes shared between readings.
+struct SharedBytes(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Copies standard input to an unnamed temporary file (in memory if none can be made).
+fn spool_stdin() -> Spool {
+    let mut stdin = std::io::stdin().lock();
+    if let Ok(mut file) = tempfile::tempfile()
+        && std::io::copy(&mut stdin, &mut file).is_ok()
+    {
+        return Spool::File(file);
+    }
+    let mut bytes = Vec::new();
+    let _ = stdin.read_to_end(&mut bytes);
+    Spool::Memory(std::sync::Arc::new(bytes))
 }
 
 fn judge_one(
     policies: &PolicySet,
     manifest: Manifest,
-    namespace_labels: &HashMap<String, BTreeMap<String, String>>,
+    namespace_labels: &LabelsByNamespace,
     options: &JudgeOptions,
 ) -> Judged {
     let Manifest { location, object } = manifest;
-    let decision = {
-        let mut request = Request::create(&object);
-        if request.namespace.is_none() {
-            request.namespace = options.default_namespace.as_deref();
-        }
-        request.namespace_labels = request.namespace.and_then(|ns| namespace_labels.get(ns));
-        if has_controller_owner(&object) {
-            request.username = Some(OFFLINE_CONTROLLER_USERNAME);
-        }
-        engine::evaluate(policies, &request)
-    };
+    let namespace = metadata_str(&object, "namespace").or(options.default_namespace.as_deref());
+    let labels = namespace
+        .and_then(|ns| {
+            namespace_labels
+                .get(ns)
+                .or_else(|| options.namespace_labels.get(ns))
+        })
+        .map_or(NamespaceLabels::NameOnly, NamespaceLabels::Known);
+    let decision = decide(
+        policies,
+        &object,
+        options.default_namespace.as_deref(),
+        labels,
+        options.time,
+    );
     let verdict = verdict_of(&object, &decision);
     Judged {
         location,
@@ -171,6 +377,29 @@ fn judge_one(
         decision,
         verdict,
     }
+}
+
+/// The engine's decision on one object as audits judge it: a CREATE of the object at `time`
+/// (in `default_namespace` when it names none); an object with a controller `ownerReference`
+/// is presented as created by [`OFFLINE_CONTROLLER_USERNAME`], so it is skipped as the
+/// webhook skips it. `portcullis audit` (files and cluster) and the policy reports all judge
+/// through here.
+pub fn decide(
+    policies: &PolicySet,
+    object: &Value,
+    default_namespace: Option<&str>,
+    namespace_labels: NamespaceLabels<'_>,
+    time: Timestamp,
+) -> Decision {
+    let mut request = Request::create(object, time);
+    if request.namespace.is_none() {
+        request.namespace = default_namespace;
+    }
+    request.namespace_labels = namespace_labels;
+    if has_controller_owner(object) {
+        request.username = Some(OFFLINE_CONTROLLER_USERNAME);
+    }
+    engine::evaluate(policies, &request)
 }
 
 /// The verdict a decision amounts to.
@@ -195,7 +424,7 @@ fn verdict_of(object: &Value, decision: &Decision) -> Verdict {
         .any(|f| f.kind == FindingKind::Violation && f.effect == Effect::Deny);
     if !decision.allowed || denies {
         Verdict::Deny
-    } else if decision.findings.iter().any(|f| f.effect == Effect::Warn) {
+    } else if decision.findings.iter().any(Finding::is_warning) {
         Verdict::Warn
     } else {
         Verdict::Pass
@@ -210,7 +439,7 @@ fn metadata_str<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Whether the object has an `ownerReference` with `controller: true`.
-fn has_controller_owner(object: &Value) -> bool {
+pub fn has_controller_owner(object: &Value) -> bool {
     object
         .get("metadata")
         .and_then(|m| m.get("ownerReferences"))
@@ -221,19 +450,16 @@ fn has_controller_owner(object: &Value) -> bool {
         })
 }
 
-/// Labels of the `v1 Namespace` objects in the input, by name.
-fn namespace_labels(entries: &[Entry]) -> HashMap<String, BTreeMap<String, String>> {
-    let mut out = HashMap::new();
-    for entry in entries {
-        let Entry::Object(m) = entry else { continue };
-        let o = &m.object;
+/// Records the labels of `o` when it is a `v1 Namespace` (a later one of the same name wins).
+fn add_namespace_labels(out: &mut LabelsByNamespace, o: &Value) {
+    {
         if o.get("apiVersion").and_then(Value::as_str) != Some("v1")
             || o.get("kind").and_then(Value::as_str) != Some("Namespace")
         {
-            continue;
+            return;
         }
         let Some(name) = metadata_str(o, "name") else {
-            continue;
+            return;
         };
         let labels: BTreeMap<String, String> = o
             .get("metadata")
@@ -252,7 +478,6 @@ fn namespace_labels(entries: &[Entry]) -> HashMap<String, BTreeMap<String, Strin
             .or_insert_with(|| name.to_owned());
         out.insert(name.to_owned(), labels);
     }
-    out
 }
 
 #[cfg(test)]
@@ -266,9 +491,71 @@ mod tests {
             "ns.yaml",
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: prod\n  labels: {tier: gold}\n",
         );
-        let labels = namespace_labels(&entries);
+        let mut labels = LabelsByNamespace::new();
+        for entry in &entries {
+            if let Entry::Object(m) = entry {
+                add_namespace_labels(&mut labels, &m.object);
+            }
+        }
         assert_eq!(labels["prod"]["tier"], "gold");
         assert_eq!(labels["prod"]["kubernetes.io/metadata.name"], "prod");
+    }
+
+    #[test]
+    fn streaming_gives_the_report_of_judging_everything_at_once() {
+        let policies = crate::lint::load_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policies"),
+        )
+        .expect("policies");
+        let dir = tempfile::tempdir().expect("temp dir");
+        // More documents than are ever in flight, of every sort, with the Namespace last.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests");
+        let mut text = String::new();
+        for _ in 0..40 {
+            for f in [
+                "apps/shop/web.yaml",
+                "broken.yaml",
+                "helm-rendered.yaml",
+                "pods/owned-pods.yaml",
+            ] {
+                text.push_str("---\n");
+                text.push_str(&std::fs::read_to_string(root.join(f)).expect("read"));
+            }
+        }
+        text.push_str("---\n");
+        text.push_str(&std::fs::read_to_string(root.join("00-namespaces.yaml")).expect("read"));
+        let file = dir.path().join("all.yaml");
+        std::fs::write(&file, text).expect("write");
+        let inputs = [Input::Path(file), Input::Path(root)];
+        let options = JudgeOptions::at(Timestamp::from_unix(1_767_225_600));
+        for format in [
+            report::Format::Text(report::Style { color: false }),
+            report::Format::Json,
+        ] {
+            let at_once = judge(&policies, read::read_inputs(&inputs), &options);
+            assert!(at_once.len() > IN_FLIGHT, "{}", at_once.len());
+            let mut expected = report::ReportWriter::new(format, Vec::new()).expect("writer");
+            for o in &at_once {
+                expected.push(report::piece(format, o)).expect("push");
+            }
+            let mut streamed = report::ReportWriter::new(format, Vec::new()).expect("writer");
+            stream(
+                &inputs,
+                &policies,
+                &options,
+                &|o| report::piece(format, &o),
+                &mut |s| match s {
+                    Streamed::Outcome(p) => streamed.push(p).expect("push"),
+                    Streamed::Skipped(s) => panic!("{s}"),
+                },
+            );
+            let (a, b) = (
+                expected.finish().expect("end"),
+                streamed.finish().expect("end"),
+            );
+            assert_eq!(a.0, b.0);
+            assert!(a.1 == b.1, "the streamed report differs");
+        }
     }
 
     #[test]
@@ -303,7 +590,7 @@ mod tests {
                 let outcomes = judge(
                     &policies,
                     read_str("legacy.yaml", &text),
-                    &JudgeOptions::default(),
+                    &JudgeOptions::at(Timestamp::from_unix(1_767_225_600)),
                 );
                 let [Outcome::Judged(j)] = outcomes.as_slice() else {
                     panic!("one object: {outcomes:?}");
@@ -323,7 +610,7 @@ mod tests {
         let outcomes = judge(
             &policies,
             read_str("i.yaml", ingress),
-            &JudgeOptions::default(),
+            &JudgeOptions::at(Timestamp::from_unix(1_767_225_600)),
         );
         let [Outcome::Judged(j)] = outcomes.as_slice() else {
             panic!("one object");

@@ -1,11 +1,20 @@
 //! Manifest reading: files, directories and stdin holding multi-document YAML or JSON, `List`
-//! kinds, and what `kubectl kustomize` / `helm template` print, turned into one ordered list of
-//! objects and unreadable inputs (a broken document never stops the rest).
+//! kinds, and what `kubectl kustomize` / `helm template` print.
+//!
+//! Reading streams: [`Reader`] walks the inputs lazily and splits each file into
+//! [`Document`]s as it reads (a line at a time for YAML, a value at a time for JSON), so memory
+//! holds one document, never a whole file or input; [`Document::entries`] parses one (the part
+//! worth spreading over threads). A broken document never stops the rest. Directories are
+//! walked in name order, each real file is read once whatever the symlinks that lead to it, and
+//! a symlink loop is skipped and reported ([`Item::Skipped`]).
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Cursor, Read};
+use std::path::PathBuf;
 
 use serde_json::{Map, Number, Value};
+
+use crate::nesting::{self, TooDeep};
 
 /// The name stdin goes by in reports.
 pub const STDIN_NAME: &str = "<stdin>";
@@ -98,22 +107,318 @@ pub enum Entry {
     Error(ReadError),
 }
 
-/// Reads every input in order. Problems become [`Entry::Error`]s; nothing here fails as a whole.
-pub fn read_inputs(inputs: &[Input]) -> Vec<Entry> {
-    let mut entries = Vec::new();
-    for input in inputs {
-        match input {
-            Input::Stdin => {
-                let mut bytes = Vec::new();
-                match std::io::stdin().lock().read_to_end(&mut bytes) {
-                    Ok(_) => entries.extend(read_bytes(STDIN_NAME, &bytes)),
-                    Err(e) => entries.push(file_error(STDIN_NAME, format!("cannot read: {e}"))),
-                }
-            }
-            Input::Path(path) => read_path(path, true, &mut entries),
+/// A path the directory walk left out, and why (a symbolic link loop). Nothing in it is lost:
+/// the walk reads what it leads to elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The path as walked.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "skipped {}: {}", self.path, self.reason)
+    }
+}
+
+/// What the [`Reader`] yields, in input order.
+#[derive(Debug)]
+pub enum Item {
+    /// A document to parse ([`Document::entries`]).
+    Document(Document),
+    /// A file or document that cannot be read at all.
+    Error(ReadError),
+    /// A path left out of a directory walk.
+    Skipped(Skipped),
+}
+
+/// One document of a file, split off but not parsed yet.
+#[derive(Debug)]
+pub struct Document {
+    file: String,
+    index: usize,
+    /// 1-based line of the file where `body` begins.
+    first_line: usize,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    /// One YAML document's text (its `---` marker line's remainder included).
+    Yaml(String),
+    /// One JSON value's bytes.
+    Json(Vec<u8>),
+}
+
+impl Document {
+    /// Where the document is (its first content line).
+    pub fn location(&self) -> Location {
+        let line = match &self.body {
+            Body::Yaml(text) => self.first_line + first_content_line(text) - 1,
+            Body::Json(_) => self.first_line,
+        };
+        Location {
+            file: self.file.clone(),
+            document_index: Some(self.index),
+            item_index: None,
+            line: Some(line),
         }
     }
-    entries
+
+    /// Whether the document's text contains `needle` (a cheap filter before parsing).
+    pub fn mentions(&self, needle: &[u8]) -> bool {
+        let bytes = match &self.body {
+            Body::Yaml(text) => text.as_bytes(),
+            Body::Json(bytes) => bytes.as_slice(),
+        };
+        memchr::memmem::find(bytes, needle).is_some()
+    }
+
+    /// Parses the document into its objects (a `List` gives its items), or an error. Deep
+    /// nesting is refused before the parser runs (see [`crate::nesting`]).
+    pub fn entries(self) -> Vec<Entry> {
+        let location = self.location();
+        let shift = self.first_line - 1;
+        let error = |line: usize, message: String| {
+            vec![Entry::Error(ReadError {
+                location: Location {
+                    line: Some(line),
+                    ..location.clone()
+                },
+                message,
+            })]
+        };
+        let too_deep = |deep: TooDeep| {
+            let at = TooDeep {
+                line: deep.line + shift,
+                ..deep
+            };
+            error(at.line, at.to_string())
+        };
+        let value = match &self.body {
+            Body::Yaml(text) => {
+                if let Err(deep) = nesting::check_yaml(text) {
+                    return too_deep(deep);
+                }
+                match parse_yaml_document(text) {
+                    Ok(value) => value,
+                    Err((message, line)) => {
+                        return error(
+                            self.first_line + line.saturating_sub(1),
+                            shift_lines(&message, shift),
+                        );
+                    }
+                }
+            }
+            Body::Json(bytes) => {
+                if let Err(deep) = nesting::check_json(bytes) {
+                    return too_deep(deep);
+                }
+                match serde_json::from_slice(bytes) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        return error(
+                            self.first_line + e.line().saturating_sub(1),
+                            shift_lines(&format!("invalid JSON: {e}"), shift),
+                        );
+                    }
+                }
+            }
+        };
+        let mut entries = Vec::new();
+        push_document(location, value, &mut entries);
+        entries
+    }
+}
+
+/// Reads every input in order, lazily: files are opened and split as the iteration reaches
+/// them. Problems become [`Item::Error`]s; nothing here fails as a whole.
+pub struct Reader {
+    /// What is left to read, the next on top.
+    pending: Vec<Pending>,
+    /// Standard input, when it is not the process's own (read a second time, in tests).
+    stdin: Option<Box<dyn BufRead + Send>>,
+    /// The file being split.
+    current: Option<Splitter>,
+    /// Every real file and directory read so far (canonical paths).
+    seen: HashSet<PathBuf>,
+}
+
+enum Pending {
+    Stdin,
+    Path {
+        path: PathBuf,
+        /// Named on the command line (read whatever its name), not found by a walk.
+        explicit: bool,
+        /// The directories being walked above it: (canonical path, path as walked).
+        ancestors: std::rc::Rc<Vec<(PathBuf, String)>>,
+    },
+}
+
+impl Reader {
+    /// A reader of `inputs`, in order.
+    pub fn new(inputs: &[Input]) -> Reader {
+        let pending = inputs
+            .iter()
+            .rev()
+            .map(|input| match input {
+                Input::Stdin => Pending::Stdin,
+                Input::Path(path) => Pending::Path {
+                    path: path.clone(),
+                    explicit: true,
+                    ancestors: std::rc::Rc::default(),
+                },
+            })
+            .collect();
+        Reader {
+            pending,
+            stdin: None,
+            current: None,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Reads `-` from `stdin` instead of the process's standard input (when given).
+    pub fn with_stdin(mut self, stdin: Option<Box<dyn BufRead + Send>>) -> Reader {
+        self.stdin = stdin;
+        self
+    }
+
+    fn open(&mut self, next: Pending) -> Option<Item> {
+        match next {
+            Pending::Stdin => {
+                let stdin: Box<dyn BufRead + Send> = match self.stdin.take() {
+                    Some(given) => given,
+                    None => Box::new(BufReader::with_capacity(64 * 1024, std::io::stdin())),
+                };
+                self.current = Some(Splitter::new(STDIN_NAME.to_owned(), stdin));
+                None
+            }
+            Pending::Path {
+                path,
+                explicit,
+                ancestors,
+            } => self.open_path(path, explicit, ancestors),
+        }
+    }
+
+    fn open_path(
+        &mut self,
+        path: PathBuf,
+        explicit: bool,
+        ancestors: std::rc::Rc<Vec<(PathBuf, String)>>,
+    ) -> Option<Item> {
+        let name = path.display().to_string();
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => return Some(file_error(&name, format!("cannot read: {e}"))),
+        };
+        // Symlinks are followed (Kubernetes volumes are made of them); the real path tells
+        // loops and second visits apart.
+        let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if meta.is_dir() {
+            if let Some((_, walked)) = ancestors.iter().find(|(r, _)| *r == real) {
+                return Some(Item::Skipped(Skipped {
+                    path: name,
+                    reason: format!(
+                        "a symbolic link loop (it leads back to {walked}, which contains it)"
+                    ),
+                }));
+            }
+            if !self.seen.insert(real.clone()) {
+                return None; // Read already, through another path.
+            }
+            let listing = match std::fs::read_dir(&path) {
+                Ok(l) => l,
+                Err(e) => return Some(file_error(&name, format!("cannot read directory: {e}"))),
+            };
+            let mut children: Vec<PathBuf> = Vec::new();
+            let mut problem = None;
+            for entry in listing {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        problem = Some(file_error(&name, format!("cannot read directory: {e}")));
+                        continue;
+                    }
+                };
+                let file_name = entry.file_name();
+                let file_name = file_name.to_string_lossy();
+                if file_name.starts_with('.') {
+                    continue;
+                }
+                let child = entry.path();
+                if child.is_dir() || is_manifest_name(&file_name) {
+                    children.push(child);
+                }
+            }
+            children.sort();
+            let mut below = (*ancestors).clone();
+            below.push((real, name));
+            let below = std::rc::Rc::new(below);
+            for child in children.into_iter().rev() {
+                self.pending.push(Pending::Path {
+                    path: child,
+                    explicit: false,
+                    ancestors: below.clone(),
+                });
+            }
+            return problem;
+        }
+        if !explicit && !meta.is_file() {
+            return None;
+        }
+        if !self.seen.insert(real) {
+            return None; // Read already, through another path.
+        }
+        match std::fs::File::open(&path) {
+            Ok(file) => {
+                let reader = BufReader::with_capacity(64 * 1024, file);
+                self.current = Some(Splitter::new(name, Box::new(reader)));
+                None
+            }
+            Err(e) => Some(file_error(&name, format!("cannot read: {e}"))),
+        }
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(splitter) = &mut self.current {
+                match splitter.next() {
+                    Some(item) => return Some(item),
+                    None => self.current = None,
+                }
+            }
+            let next = self.pending.pop()?;
+            if let Some(item) = self.open(next) {
+                return Some(item);
+            }
+        }
+    }
+}
+
+/// Reads every input in order and parses every document, on this thread. Problems become
+/// [`Entry::Error`]s; nothing here fails as a whole. (`portcullis audit` streams through
+/// [`Reader`] instead.)
+pub fn read_inputs(inputs: &[Input]) -> Vec<Entry> {
+    Reader::new(inputs).flat_map(Item::into_entries).collect()
+}
+
+impl Item {
+    /// The entries of the item: a document's objects, or its error; none for a skipped path.
+    pub fn into_entries(self) -> Vec<Entry> {
+        match self {
+            Item::Document(d) => d.entries(),
+            Item::Error(e) => vec![Entry::Error(e)],
+            Item::Skipped(_) => Vec::new(),
+        }
+    }
 }
 
 /// Whether a file found while walking a directory is a manifest by its name.
@@ -123,61 +428,8 @@ fn is_manifest_name(name: &str) -> bool {
         .any(|ext| name.len() > ext.len() && name.to_ascii_lowercase().ends_with(ext))
 }
 
-fn read_path(path: &Path, explicit: bool, entries: &mut Vec<Entry>) {
-    let name = path.display().to_string();
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            entries.push(file_error(&name, format!("cannot read: {e}")));
-            return;
-        }
-    };
-    if meta.is_dir() {
-        let listing = match std::fs::read_dir(path) {
-            Ok(l) => l,
-            Err(e) => {
-                entries.push(file_error(&name, format!("cannot read directory: {e}")));
-                return;
-            }
-        };
-        let mut children: Vec<(PathBuf, bool)> = Vec::new();
-        for entry in listing {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    entries.push(file_error(&name, format!("cannot read directory: {e}")));
-                    continue;
-                }
-            };
-            let file_name = entry.file_name();
-            let file_name = file_name.to_string_lossy();
-            if file_name.starts_with('.') {
-                continue;
-            }
-            let child = entry.path();
-            // Follow symlinks (Kubernetes volumes are made of them).
-            let is_dir = child.is_dir();
-            if is_dir || is_manifest_name(&file_name) {
-                children.push((child, is_dir));
-            }
-        }
-        children.sort();
-        for (child, _) in children {
-            read_path(&child, false, entries);
-        }
-        return;
-    }
-    if !explicit && !meta.is_file() {
-        return;
-    }
-    match std::fs::read(path) {
-        Ok(bytes) => entries.extend(read_bytes(&name, &bytes)),
-        Err(e) => entries.push(file_error(&name, format!("cannot read: {e}"))),
-    }
-}
-
-fn file_error(file: &str, message: String) -> Entry {
-    Entry::Error(ReadError {
+fn file_error(file: &str, message: String) -> Item {
+    Item::Error(ReadError {
         location: Location {
             file: file.to_owned(),
             document_index: None,
@@ -190,112 +442,404 @@ fn file_error(file: &str, message: String) -> Entry {
 
 /// Reads the objects of one file's bytes (YAML or JSON, possibly several documents).
 pub fn read_bytes(file: &str, bytes: &[u8]) -> Vec<Entry> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => return vec![not_utf8(file, bytes, &e)],
-    };
-    read_str(file, text)
-}
-
-fn not_utf8(file: &str, bytes: &[u8], e: &std::str::Utf8Error) -> Entry {
-    let offset = e.valid_up_to();
-    let message = if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        "not UTF-8 text: the file is UTF-16 encoded; convert it (e.g. `iconv -f UTF-16 -t UTF-8`)"
-            .to_owned()
-    } else {
-        format!(
-            "not UTF-8 text: invalid byte 0x{:02X} at offset {offset}",
-            bytes[offset]
-        )
-    };
-    let line = bytes[..offset].iter().filter(|b| **b == b'\n').count() + 1;
-    Entry::Error(ReadError {
-        location: Location {
-            file: file.to_owned(),
-            document_index: None,
-            item_index: None,
-            line: Some(line),
-        },
-        message,
-    })
+    Splitter::of_bytes(file, bytes)
+        .flat_map(Item::into_entries)
+        .collect()
 }
 
 /// Reads the objects of one file's text (YAML or JSON, possibly several documents).
 pub fn read_str(file: &str, text: &str) -> Vec<Entry> {
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let trimmed = text.trim_start();
-    if (trimmed.starts_with('{') || trimmed.starts_with('['))
-        && let Some(entries) = read_json_stream(file, text)
-    {
-        return entries;
-    }
-    let mut entries = Vec::new();
-    let mut index = 0;
-    for chunk in split_documents(text) {
-        if !has_content(chunk.text) {
-            continue;
-        }
-        index += 1;
-        let location = Location {
-            file: file.to_owned(),
-            document_index: Some(index),
-            item_index: None,
-            line: Some(chunk.first_line + first_content_line(chunk.text) - 1),
-        };
-        match parse_yaml_document(chunk.text) {
-            Ok(value) => push_document(location, value, &mut entries),
-            Err((message, line)) => entries.push(Entry::Error(ReadError {
-                location: Location {
-                    line: Some(chunk.first_line + line.saturating_sub(1)),
-                    ..location
-                },
-                message: shift_lines(&message, chunk.first_line - 1),
-            })),
-        }
-    }
-    entries
+    read_bytes(file, text.as_bytes())
 }
 
-/// JSON files: one value, or several concatenated (`kubectl get -o json` per object). `None`
-/// when the text is not JSON after all (a YAML flow mapping), so YAML gets its turn.
-fn read_json_stream(file: &str, text: &str) -> Option<Vec<Entry>> {
-    let mut entries = Vec::new();
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    let mut index = 0;
-    loop {
-        let start = stream.byte_offset();
-        match stream.next() {
-            None => return Some(entries),
-            Some(Ok(value)) => {
-                index += 1;
-                let skipped_ws = text[start..].len() - text[start..].trim_start().len();
-                let line = text[..start + skipped_ws].matches('\n').count() + 1;
-                let location = Location {
-                    file: file.to_owned(),
-                    document_index: Some(index),
-                    item_index: None,
-                    line: Some(line),
-                };
-                push_document(location, value, &mut entries);
+/// What the splitter is reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Nothing read yet: BOM, then JSON or YAML by the first character.
+    Start,
+    /// JSON values, one after the other.
+    Json,
+    /// YAML documents split at `---` lines.
+    Yaml,
+    Done,
+}
+
+/// Splits one file (or stdin) into documents as it reads: YAML at `---` lines (column 0, as
+/// kubectl does; text after `---` on the same line stays with the document, `...` ends one),
+/// JSON value by value (`kubectl get -o json` per object, concatenated). A file whose first
+/// character is `{` or `[` is JSON when its first value parses as JSON, YAML otherwise (a
+/// flow mapping).
+pub struct Splitter {
+    file: String,
+    reader: Box<dyn BufRead + Send>,
+    mode: Mode,
+    /// Documents with content so far.
+    index: usize,
+    /// 1-based line of the next byte to read.
+    line: usize,
+    /// Byte offset of the next byte to read.
+    offset: usize,
+    /// YAML: the document being read, the line and offset where it starts.
+    doc: Vec<u8>,
+    doc_line: usize,
+    doc_offset: usize,
+}
+
+impl Splitter {
+    /// A splitter of one file's bytes, named `file` in locations.
+    pub fn of_bytes(file: &str, bytes: &[u8]) -> Splitter {
+        Splitter::new(file.to_owned(), Box::new(Cursor::new(bytes.to_vec())))
+    }
+
+    fn new(file: String, reader: Box<dyn BufRead + Send>) -> Splitter {
+        Splitter {
+            file,
+            reader,
+            mode: Mode::Start,
+            index: 0,
+            line: 1,
+            offset: 0,
+            doc: Vec::new(),
+            doc_line: 1,
+            doc_offset: 0,
+        }
+    }
+
+    fn error(&self, index: Option<usize>, line: Option<usize>, message: String) -> Item {
+        Item::Error(ReadError {
+            location: Location {
+                file: self.file.clone(),
+                document_index: index,
+                item_index: None,
+                line,
+            },
+            message,
+        })
+    }
+
+    fn read_error(&mut self, e: &std::io::Error) -> Item {
+        self.mode = Mode::Done;
+        self.error(None, None, format!("cannot read: {e}"))
+    }
+
+    /// BOM, then the first non-blank byte decides JSON or YAML.
+    fn start(&mut self) -> Option<Item> {
+        let (utf16, bom) = match self.reader.fill_buf() {
+            Ok(head) => (
+                head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]),
+                head.starts_with(&[0xEF, 0xBB, 0xBF]),
+            ),
+            Err(e) => return Some(self.read_error(&e)),
+        };
+        if utf16 {
+            self.mode = Mode::Done;
+            return Some(self.error(
+                None,
+                Some(1),
+                "not UTF-8 text: the file is UTF-16 encoded; convert it (e.g. `iconv -f UTF-16 -t UTF-8`)"
+                    .to_owned(),
+            ));
+        }
+        if bom {
+            self.reader.consume(3);
+            self.offset = 3;
+        }
+        // Leading blank space, kept for the YAML reader if it comes to that.
+        let mut blank = Vec::new();
+        let first = loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) => return Some(self.read_error(&e)),
+            };
+            if buf.is_empty() {
+                break None;
             }
-            Some(Err(e)) => {
-                if index == 0 {
-                    // Not JSON at all: let the YAML reader try (and report).
-                    return None;
+            let n = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            blank.extend_from_slice(&buf[..n]);
+            let found = buf.get(n).copied();
+            self.reader.consume(n);
+            if found.is_some() {
+                break found;
+            }
+        };
+        if !matches!(first, Some(b'{' | b'[')) {
+            self.yaml(blank, Vec::new());
+            return None;
+        }
+        let start_line = self.line + count_lines(&blank);
+        let value = match self.json_value() {
+            Ok(v) => v,
+            Err(e) => return Some(self.read_error(&e)),
+        };
+        // JSON when the first value reads as JSON (or is too deep to tell: refused either way).
+        let is_json = nesting::check_json(&value).is_err()
+            || serde_json::from_slice::<serde::de::IgnoredAny>(&value).is_ok();
+        if !is_json {
+            self.yaml(blank, value);
+            return None;
+        }
+        self.mode = Mode::Json;
+        self.line = start_line + count_lines(&value);
+        self.offset += blank.len() + value.len();
+        self.index = 1;
+        Some(Item::Document(Document {
+            file: self.file.clone(),
+            index: 1,
+            first_line: start_line,
+            body: Body::Json(value),
+        }))
+    }
+
+    /// Reads on as YAML, from `blank` and `value` (read while deciding) on.
+    fn yaml(&mut self, mut blank: Vec<u8>, value: Vec<u8>) {
+        self.mode = Mode::Yaml;
+        self.doc_offset = self.offset;
+        blank.extend_from_slice(&value);
+        let rest = std::mem::replace(&mut self.reader, Box::new(std::io::empty()));
+        self.reader = Box::new(Cursor::new(blank).chain(rest));
+    }
+
+    /// The bytes of the next JSON value, from its first byte (blank space before it already
+    /// skipped): an object or array to its matching bracket, a string to its closing quote,
+    /// anything else to the next blank, bracket, comma or quote (at least one byte). Empty at
+    /// the end of the input. Nesting is only counted here, never limited: the parse refuses
+    /// deep values ([`Document::entries`]).
+    fn json_value(&mut self) -> std::io::Result<Vec<u8>> {
+        #[derive(PartialEq)]
+        enum Kind {
+            Container,
+            String,
+            Scalar,
+        }
+        let mut value: Vec<u8> = Vec::new();
+        let mut kind = None;
+        let mut depth = 0usize;
+        let mut in_string = false;
+        let mut escaped = false;
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(value);
+            }
+            let mut end = None;
+            for (i, &b) in buf.iter().enumerate() {
+                let Some(kind) = kind.as_ref() else {
+                    kind = Some(match b {
+                        b'{' | b'[' => {
+                            depth = 1;
+                            Kind::Container
+                        }
+                        b'"' => {
+                            in_string = true;
+                            Kind::String
+                        }
+                        _ => Kind::Scalar,
+                    });
+                    continue;
+                };
+                if *kind == Kind::Scalar {
+                    if b.is_ascii_whitespace()
+                        || matches!(b, b'[' | b'{' | b']' | b'}' | b',' | b'"')
+                    {
+                        end = Some(i);
+                        break;
+                    }
+                    continue;
                 }
-                entries.push(Entry::Error(ReadError {
-                    location: Location {
-                        file: file.to_owned(),
-                        document_index: Some(index + 1),
-                        item_index: None,
-                        line: Some(e.line()),
-                    },
-                    message: format!("invalid JSON: {e}"),
-                }));
-                return Some(entries);
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                    } else if b == b'\\' {
+                        escaped = true;
+                    } else if b == b'"' {
+                        in_string = false;
+                        if *kind == Kind::String {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                match b {
+                    b'"' => in_string = true,
+                    b'[' | b'{' => depth += 1,
+                    b']' | b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match end {
+                Some(n) => {
+                    value.extend_from_slice(&buf[..n]);
+                    self.reader.consume(n);
+                    return Ok(value);
+                }
+                None => {
+                    let n = buf.len();
+                    value.extend_from_slice(buf);
+                    self.reader.consume(n);
+                }
             }
         }
     }
+
+    /// The next JSON value, or the end.
+    fn next_json(&mut self) -> Option<Item> {
+        // Blank space between values.
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) => return Some(self.read_error(&e)),
+            };
+            if buf.is_empty() {
+                self.mode = Mode::Done;
+                return None;
+            }
+            let n = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            self.line += count_lines(&buf[..n]);
+            self.offset += n;
+            let more = n == buf.len();
+            self.reader.consume(n);
+            if !more {
+                break;
+            }
+        }
+        let start_line = self.line;
+        let value = match self.json_value() {
+            Ok(v) => v,
+            Err(e) => return Some(self.read_error(&e)),
+        };
+        self.line += count_lines(&value);
+        self.offset += value.len();
+        self.index += 1;
+        if !matches!(value.first(), Some(b'{' | b'[')) {
+            // A scalar between values: fine if it is JSON (reported as "not a Kubernetes
+            // object"); otherwise the rest of the file is not JSON, and is not read on.
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value) {
+                self.mode = Mode::Done;
+                return Some(self.error(
+                    Some(self.index),
+                    Some(start_line + e.line().saturating_sub(1)),
+                    shift_lines(&format!("invalid JSON: {e}"), start_line - 1),
+                ));
+            }
+        }
+        Some(Item::Document(Document {
+            file: self.file.clone(),
+            index: self.index,
+            first_line: start_line,
+            body: Body::Json(value),
+        }))
+    }
+
+    /// The next YAML document with content, or the end.
+    fn next_yaml(&mut self) -> Option<Item> {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = match self.reader.read_until(b'\n', &mut line) {
+                Ok(n) => n,
+                Err(e) => return Some(self.read_error(&e)),
+            };
+            if read == 0 {
+                self.mode = Mode::Done;
+                let doc = std::mem::take(&mut self.doc);
+                return self.finish_yaml(doc, self.doc_line, self.doc_offset);
+            }
+            let line_no = self.line;
+            let line_offset = self.offset;
+            self.line += 1;
+            self.offset += read;
+            let bare = trim_newline(&line);
+            let separator =
+                bare.starts_with(b"---") && bare.get(3).is_none_or(|c| *c == b' ' || *c == b'\t');
+            let end = bare == b"..." || bare.starts_with(b"... ");
+            if !(separator || end) {
+                self.doc.extend_from_slice(&line);
+                continue;
+            }
+            let doc = std::mem::take(&mut self.doc);
+            let (doc_line, doc_offset) = (self.doc_line, self.doc_offset);
+            if separator {
+                // The rest of the line belongs to the next document (a comment, or content).
+                self.doc.extend_from_slice(&line[3..]);
+                self.doc_line = line_no;
+                self.doc_offset = line_offset + 3;
+            } else {
+                self.doc_line = line_no + 1;
+                self.doc_offset = self.offset;
+            }
+            if let Some(item) = self.finish_yaml(doc, doc_line, doc_offset) {
+                return Some(item);
+            }
+        }
+    }
+
+    /// A finished YAML document: `None` when it has no content.
+    fn finish_yaml(&mut self, doc: Vec<u8>, first_line: usize, offset: usize) -> Option<Item> {
+        match String::from_utf8(doc) {
+            Ok(text) => {
+                if !has_content(&text) {
+                    return None;
+                }
+                self.index += 1;
+                Some(Item::Document(Document {
+                    file: self.file.clone(),
+                    index: self.index,
+                    first_line,
+                    body: Body::Yaml(text),
+                }))
+            }
+            Err(e) => {
+                self.index += 1;
+                let bytes = e.as_bytes();
+                let valid = e.utf8_error().valid_up_to();
+                let line = first_line + count_lines(&bytes[..valid]);
+                Some(self.error(
+                    Some(self.index),
+                    Some(line),
+                    format!(
+                        "not UTF-8 text: invalid byte 0x{:02X} at offset {}",
+                        bytes[valid],
+                        offset + valid
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+impl Iterator for Splitter {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            match self.mode {
+                Mode::Start => {
+                    if let Some(item) = self.start() {
+                        return Some(item);
+                    }
+                }
+                Mode::Json => return self.next_json(),
+                Mode::Yaml => return self.next_yaml(),
+                Mode::Done => return None,
+            }
+        }
+    }
+}
+
+fn count_lines(bytes: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', bytes).count()
+}
+
+fn trim_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Turns one parsed document into objects: a `List` (or a JSON array) is flattened into its
@@ -392,51 +936,6 @@ fn json_type(v: &Value) -> &'static str {
         Value::Array(_) => "a sequence",
         Value::Object(_) => "a mapping",
     }
-}
-
-/// A document's text and the 1-based line it starts on.
-struct Chunk<'a> {
-    text: &'a str,
-    first_line: usize,
-}
-
-/// Splits a YAML stream at `---` lines (column 0, as kubectl does), keeping each document's
-/// starting line. Text after `---` on the same line (`--- # Source: x`) stays with the
-/// document; `...` document-end markers end a document.
-fn split_documents(text: &str) -> Vec<Chunk<'_>> {
-    let mut chunks = Vec::new();
-    let mut start = 0; // byte offset of the current document
-    let mut start_line = 1;
-    let mut offset = 0;
-    for (line_no, line) in (1..).zip(text.split_inclusive('\n')) {
-        let bare = line.trim_end_matches(['\n', '\r']);
-        let is_separator = bare.starts_with("---")
-            && bare[3..]
-                .chars()
-                .next()
-                .is_none_or(|c| c == ' ' || c == '\t');
-        let is_end = bare == "..." || bare.starts_with("... ");
-        if is_separator || is_end {
-            chunks.push(Chunk {
-                text: &text[start..offset],
-                first_line: start_line,
-            });
-            if is_separator {
-                // The rest of the line belongs to the next document; keep it (a comment, or
-                // even content) by starting the document right after `---`.
-                start = offset + 3;
-            } else {
-                start = offset + line.len();
-            }
-            start_line = if is_separator { line_no } else { line_no + 1 };
-        }
-        offset += line.len();
-    }
-    chunks.push(Chunk {
-        text: &text[start.min(text.len())..],
-        first_line: start_line,
-    });
-    chunks
 }
 
 /// Whether a document has anything besides blank lines, comments and directives.
@@ -774,6 +1273,187 @@ items:
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  k: |\n    ---not a separator\n";
         let entries = read_str("s.yaml", text);
         assert_eq!(names(&entries), ["ConfigMap/x"]);
+    }
+
+    #[cfg(unix)]
+    fn symlink(target: &str, link: &std::path::Path) {
+        std::os::unix::fs::symlink(target, link).expect("symlink");
+    }
+
+    fn split_items(items: Vec<Item>) -> (Vec<Entry>, Vec<Skipped>) {
+        let mut entries = Vec::new();
+        let mut skipped = Vec::new();
+        for item in items {
+            match item {
+                Item::Skipped(s) => skipped.push(s),
+                other => entries.extend(other.into_entries()),
+            }
+        }
+        (entries, skipped)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_end_and_are_reported() {
+        // `ln -s . a; ln -s . b`: the walk used to go on until killed.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        std::fs::write(d.join("app.yaml"), CM).expect("test setup");
+        symlink(".", &d.join("a"));
+        symlink(".", &d.join("b"));
+        let (entries, skipped) =
+            split_items(Reader::new(&[Input::Path(d.to_path_buf())]).collect());
+        assert_eq!(names(&entries), ["ConfigMap/a"]);
+        let paths: Vec<String> = skipped.iter().map(|s| s.path.clone()).collect();
+        assert_eq!(
+            paths,
+            [
+                d.join("a").display().to_string(),
+                d.join("b").display().to_string()
+            ]
+        );
+        assert_eq!(
+            skipped[0].to_string(),
+            format!(
+                "skipped {}: a symbolic link loop (it leads back to {}, which contains it)",
+                d.join("a").display(),
+                d.display()
+            )
+        );
+
+        // `mkdir -p d/a; ln -s ../a d/a/b`: every manifest below counted once, not 41 times.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path().join("d");
+        std::fs::create_dir_all(d.join("a")).expect("test setup");
+        std::fs::write(d.join("a/app.yaml"), CM).expect("test setup");
+        symlink("../a", &d.join("a/b"));
+        let (entries, skipped) = split_items(Reader::new(&[Input::Path(d.clone())]).collect());
+        assert_eq!(names(&entries), ["ConfigMap/a"]);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0].path, d.join("a/b").display().to_string());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn each_real_file_is_read_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("shared")).expect("test setup");
+        std::fs::create_dir_all(d.join("team")).expect("test setup");
+        std::fs::write(d.join("shared/app.yaml"), CM).expect("test setup");
+        symlink("../shared", &d.join("team/shared"));
+        symlink("shared/app.yaml", &d.join("z-link.yaml"));
+        let inputs = [
+            Input::Path(d.to_path_buf()),
+            Input::Path(d.join("shared/app.yaml")),
+        ];
+        let (entries, skipped) = split_items(Reader::new(&inputs).collect());
+        assert_eq!(names(&entries), ["ConfigMap/a"], "{entries:?}");
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let objs = objects(&entries);
+        assert_eq!(
+            objs[0].0.file,
+            d.join("shared/app.yaml").display().to_string()
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let deep_yaml = format!("{}x\n", "- ".repeat(100_000));
+        for (file, text, line) in [
+            (
+                "deep.json",
+                format!("{CM_JSON}\n{deep_json}\n{CM_JSON}\n"),
+                2,
+            ),
+            ("deep.yaml", format!("{CM}---\n{deep_yaml}---\n{CM}"), 6),
+            (
+                "flow.yaml",
+                format!("{CM}---\nitems: {deep_json}\n---\n{CM}"),
+                6,
+            ),
+        ] {
+            let entries = read_str(file, &text);
+            assert_eq!(names(&entries), ["ConfigMap/a", "ConfigMap/a"], "{file}");
+            let errs = errors(&entries);
+            assert_eq!(errs.len(), 1, "{file}");
+            assert_eq!(errs[0].location.document_index, Some(2), "{file}");
+            assert_eq!(errs[0].location.line, Some(line), "{file}");
+            assert!(
+                errs[0].message.starts_with(&format!(
+                    "nested deeper than 128 levels (at line {line}, column "
+                )),
+                "{file}: {}",
+                errs[0].message
+            );
+        }
+    }
+
+    const CM_JSON: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#;
+
+    #[test]
+    fn json_values_are_split_one_by_one() {
+        // A broken value does not hide the next one; a string may hold brackets.
+        let text = format!(
+            "{CM_JSON}\n{{\"kind\": }}\n{}\n  42 \"s\"{}",
+            CM_JSON.replace("\"a\"", "\"b]}\\\"\""),
+            CM_JSON
+        );
+        let entries = read_str("s.json", &text);
+        assert_eq!(
+            names(&entries),
+            ["ConfigMap/a", "ConfigMap/b]}\"", "ConfigMap/a"]
+        );
+        let errs = errors(&entries);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(
+            (errs[0].location.document_index, errs[0].location.line),
+            (Some(2), Some(2))
+        );
+        assert!(
+            errs[0].message.contains("at line 2 column"),
+            "{}",
+            errs[0].message
+        );
+        assert!(
+            errs[1].message.contains("found a number"),
+            "{}",
+            errs[1].message
+        );
+        assert_eq!(errs[1].location.line, Some(4));
+        assert!(
+            errs[2].message.contains("found a string"),
+            "{}",
+            errs[2].message
+        );
+        // YAML after JSON: the rest is not JSON, and is reported once.
+        let text = format!("{CM_JSON}\n---\n{CM}");
+        let entries = read_str("mixed.json", &text);
+        assert_eq!(names(&entries), ["ConfigMap/a"]);
+        let errs = errors(&entries);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].location.line, Some(2));
+    }
+
+    #[test]
+    fn documents_are_read_as_the_reader_goes() {
+        // A reader that fails after the first document: what came before is yielded first.
+        struct Failing(Cursor<Vec<u8>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 => Err(std::io::Error::other("disk on fire")),
+                    n => Ok(n),
+                }
+            }
+        }
+        let text = format!("{CM}---\n{CM}---\n");
+        let reader = BufReader::with_capacity(16, Failing(Cursor::new(text.into_bytes())));
+        let items: Vec<Item> = Splitter::new("f.yaml".to_owned(), Box::new(reader)).collect();
+        let entries: Vec<Entry> = items.into_iter().flat_map(Item::into_entries).collect();
+        assert_eq!(names(&entries), ["ConfigMap/a", "ConfigMap/a"]);
+        assert_eq!(errors(&entries)[0].message, "cannot read: disk on fire");
     }
 
     #[test]

@@ -83,6 +83,29 @@ pub struct JsonFinding {
     pub message: String,
     /// How to fix it.
     pub hint: String,
+    /// On UPDATE: the violation was already there before (it warns instead of denying).
+    pub pre_existing: bool,
+    /// The exception that excepts the finding (effect `excepted`), or null.
+    pub exception: Option<JsonException>,
+    /// When the policy's schedule starts enforcing it in this namespace (a date, or an RFC 3339
+    /// time), or null.
+    pub enforced_from: Option<String>,
+}
+
+/// The exception of an excepted finding.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonException {
+    /// The exception's name.
+    pub name: String,
+    /// Who owns it.
+    pub owner: String,
+    /// Why it exists.
+    pub reason: String,
+    /// When it ends (a date means 00:00 UTC of that day).
+    pub expires: String,
+    /// Its ticket, or null.
+    pub ticket: Option<String>,
 }
 
 /// One unreadable input.
@@ -131,25 +154,35 @@ impl Summary {
         let mut s = Summary::default();
         for o in outcomes {
             match o {
-                Outcome::Error(_) => s.errors += 1,
-                Outcome::Judged(j) => {
-                    s.objects += 1;
-                    if j.decision.is_patched() {
-                        s.mutated += 1;
-                    }
-                    match j.verdict {
-                        Verdict::Deny => s.denied += 1,
-                        Verdict::Warn => s.warned += 1,
-                        Verdict::Pass => s.passed += 1,
-                        Verdict::Skipped => s.skipped += 1,
-                        Verdict::NotAWorkload => s.other += 1,
-                        Verdict::Error => s.errors += 1,
-                    }
-                }
+                Outcome::Error(_) => s.count(Verdict::Error, false),
+                Outcome::Judged(j) => s.count(j.verdict, j.decision.is_patched()),
             }
         }
-        s.judged = s.denied + s.warned + s.passed;
-        s
+        s.finished()
+    }
+
+    /// Counts one outcome (an unreadable input has the verdict `Error`).
+    fn count(&mut self, verdict: Verdict, mutated: bool) {
+        if verdict != Verdict::Error {
+            self.objects += 1;
+        }
+        if mutated {
+            self.mutated += 1;
+        }
+        match verdict {
+            Verdict::Deny => self.denied += 1,
+            Verdict::Warn => self.warned += 1,
+            Verdict::Pass => self.passed += 1,
+            Verdict::Skipped => self.skipped += 1,
+            Verdict::NotAWorkload => self.other += 1,
+            Verdict::Error => self.errors += 1,
+        }
+    }
+
+    /// The counts with `judged` filled in.
+    fn finished(mut self) -> Summary {
+        self.judged = self.denied + self.warned + self.passed;
+        self
     }
 
     /// Whether the run fails (exit code 1): an `enforce` violation or an unreadable input.
@@ -206,6 +239,194 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// The report formats of `portcullis audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The text report, styled.
+    Text(Style),
+    /// The JSON report.
+    Json,
+}
+
+/// One outcome made ready for a report: what the summary counts, and the report's text for
+/// it. Built where the outcome is judged (a worker thread), so the writer only copies text.
+#[derive(Debug)]
+pub struct Piece {
+    verdict: Verdict,
+    mutated: bool,
+    body: PieceBody,
+}
+
+#[derive(Debug)]
+enum PieceBody {
+    /// Text: a block, written where the outcome occurs.
+    Block(String),
+    /// Text: a non-workload, named in the closing line.
+    Other(String),
+    /// JSON: the object, pretty-printed at its depth in the report, and its error entry.
+    Json(String, Option<JsonError>),
+}
+
+/// Renders one outcome for a report in `format`.
+pub fn piece(format: Format, outcome: &Outcome) -> Piece {
+    let (verdict, mutated) = match outcome {
+        Outcome::Error(_) => (Verdict::Error, false),
+        Outcome::Judged(j) => (j.verdict, j.decision.is_patched()),
+    };
+    let body = match format {
+        Format::Text(style) => match outcome {
+            Outcome::Error(e) => {
+                let mut out = String::new();
+                write_error(&mut out, e, style);
+                PieceBody::Block(out)
+            }
+            Outcome::Judged(j) if j.verdict == Verdict::NotAWorkload => PieceBody::Other(j.title()),
+            Outcome::Judged(j) => {
+                let mut out = String::new();
+                write_judged(&mut out, j, style);
+                PieceBody::Block(out)
+            }
+        },
+        Format::Json => {
+            let (object, error) = match outcome {
+                Outcome::Judged(j) => (json_object(j), None),
+                Outcome::Error(e) => json_error(e),
+            };
+            PieceBody::Json(indented(&pretty(&object), "    ", true), error)
+        }
+    };
+    Piece {
+        verdict,
+        mutated,
+        body,
+    }
+}
+
+/// `text` with `prefix` before each line (the first one too when `first`).
+fn indented(text: &str, prefix: &str, first: bool) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if i > 0 || first {
+            out.push_str(prefix);
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Writes a report as outcomes come, in input order ([`piece`]s): the text report's blocks
+/// and the JSON report's objects go out at once, so memory holds the counts, the first few
+/// non-workload names (text) and the unreadable inputs (JSON), never the outcomes. The
+/// output is byte for byte [`text_report`] and the JSON of [`json_report`].
+#[derive(Debug)]
+pub struct ReportWriter<W: std::io::Write> {
+    format: Format,
+    out: W,
+    summary: Summary,
+    /// Text: the first [`OTHER_LISTED`] non-workload titles, and how many there were.
+    others: Vec<String>,
+    others_count: usize,
+    /// JSON: the unreadable inputs, and how many objects were written.
+    errors: Vec<JsonError>,
+    written: usize,
+}
+
+impl<W: std::io::Write> ReportWriter<W> {
+    /// A writer of a report in `format` to `out`.
+    pub fn new(format: Format, mut out: W) -> std::io::Result<ReportWriter<W>> {
+        if format == Format::Json {
+            write!(
+                out,
+                "{{\n  \"schemaVersion\": {SCHEMA_VERSION},\n  \"objects\": "
+            )?;
+        }
+        Ok(ReportWriter {
+            format,
+            out,
+            summary: Summary::default(),
+            others: Vec::new(),
+            others_count: 0,
+            errors: Vec::new(),
+            written: 0,
+        })
+    }
+
+    /// Counts the next outcome and writes its part of the report.
+    pub fn push(&mut self, piece: Piece) -> std::io::Result<()> {
+        self.summary.count(piece.verdict, piece.mutated);
+        match piece.body {
+            PieceBody::Block(text) => self.out.write_all(text.as_bytes())?,
+            PieceBody::Other(title) => {
+                if self.others.len() < OTHER_LISTED {
+                    self.others.push(title);
+                }
+                self.others_count += 1;
+            }
+            PieceBody::Json(text, error) => {
+                self.out
+                    .write_all(if self.written == 0 { b"[\n" } else { b",\n" })?;
+                self.out.write_all(text.as_bytes())?;
+                self.written += 1;
+                self.errors.extend(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the end of the report (summary, result; the JSON's summary and errors) and
+    /// returns the counts and the output.
+    pub fn finish(mut self) -> std::io::Result<(Summary, W)> {
+        let summary = self.summary.finished();
+        match self.format {
+            Format::Text(style) => {
+                if self.others_count > 0 {
+                    let mut listed = self.others.join(", ");
+                    if self.others_count > OTHER_LISTED {
+                        let _ = write!(listed, " and {} more", self.others_count - OTHER_LISTED);
+                    }
+                    writeln!(
+                        self.out,
+                        "{} {}\n",
+                        style.dim(&format!(
+                            "not workloads, not judged ({}):",
+                            self.others_count
+                        )),
+                        style.dim(&listed)
+                    )?;
+                }
+                writeln!(self.out, "{}", summary.line())?;
+                let result = summary.result_line();
+                let result = if summary.fails() {
+                    style.red(&result)
+                } else {
+                    style.green(&result)
+                };
+                writeln!(self.out, "{result}")?;
+            }
+            Format::Json => {
+                let objects_end: &[u8] = if self.written == 0 { b"[]" } else { b"\n  ]" };
+                self.out.write_all(objects_end)?;
+                write!(
+                    self.out,
+                    ",\n  \"summary\": {},\n  \"errors\": {}\n}}\n",
+                    indented(&pretty(&summary), "  ", false),
+                    indented(&pretty(&self.errors), "  ", false)
+                )?;
+            }
+        }
+        self.out.flush()?;
+        Ok((summary, self.out))
+    }
+}
+
+/// Pretty JSON of plain data (serializing it cannot fail).
+fn pretty<T: Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
 /// Builds the JSON report.
 pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
     let mut objects = Vec::with_capacity(outcomes.len());
@@ -214,30 +435,9 @@ pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
         match o {
             Outcome::Judged(j) => objects.push(json_object(j)),
             Outcome::Error(e) => {
-                let l = &e.location;
-                errors.push(JsonError {
-                    file: l.file.clone(),
-                    document_index: l.document_index,
-                    item_index: l.item_index,
-                    line: l.line,
-                    message: e.message.clone(),
-                });
-                objects.push(JsonObject {
-                    file: l.file.clone(),
-                    document_index: l.document_index,
-                    item_index: l.item_index,
-                    line: l.line,
-                    api_version: None,
-                    kind: None,
-                    namespace: None,
-                    name: None,
-                    verdict: Verdict::Error.as_str(),
-                    skip_reason: None,
-                    error: Some(e.message.clone()),
-                    policies: Vec::new(),
-                    findings: Vec::new(),
-                    patch: Value::Array(Vec::new()),
-                });
+                let (object, error) = json_error(e);
+                objects.push(object);
+                errors.extend(error);
             }
         }
     }
@@ -247,6 +447,35 @@ pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
         summary: Summary::of(outcomes),
         errors,
     }
+}
+
+/// An unreadable input: its entry in `objects` and in `errors`.
+fn json_error(e: &super::read::ReadError) -> (JsonObject, Option<JsonError>) {
+    let l = &e.location;
+    let error = JsonError {
+        file: l.file.clone(),
+        document_index: l.document_index,
+        item_index: l.item_index,
+        line: l.line,
+        message: e.message.clone(),
+    };
+    let object = JsonObject {
+        file: l.file.clone(),
+        document_index: l.document_index,
+        item_index: l.item_index,
+        line: l.line,
+        api_version: None,
+        kind: None,
+        namespace: None,
+        name: None,
+        verdict: Verdict::Error.as_str(),
+        skip_reason: None,
+        error: Some(e.message.clone()),
+        policies: Vec::new(),
+        findings: Vec::new(),
+        patch: Value::Array(Vec::new()),
+    };
+    (object, Some(error))
 }
 
 fn json_object(j: &Judged) -> JsonObject {
@@ -277,7 +506,8 @@ fn skip_reason(j: &Judged) -> Option<String> {
     }
 }
 
-fn json_finding(f: &Finding) -> JsonFinding {
+/// A finding as the JSON report writes it (also used by `portcullis test -o json`).
+pub fn json_finding(f: &Finding) -> JsonFinding {
     JsonFinding {
         policy: f.policy.clone(),
         rule: f.rule,
@@ -288,6 +518,15 @@ fn json_finding(f: &Finding) -> JsonFinding {
         field: f.field.clone(),
         message: f.message.clone(),
         hint: f.hint.clone(),
+        pre_existing: f.pre_existing,
+        exception: f.exception.as_deref().map(|e| JsonException {
+            name: e.name.clone(),
+            owner: e.owner.clone(),
+            reason: e.reason.clone(),
+            expires: e.expires.to_string(),
+            ticket: e.ticket.clone(),
+        }),
+        enforced_from: f.enforced_from.map(|t| t.to_string()),
     }
 }
 
@@ -346,57 +585,38 @@ const OTHER_LISTED: usize = 10;
 /// The text report: one block per workload, unreadable documents where they occur, the
 /// non-workload objects briefly, then the summary and result lines.
 pub fn text_report(outcomes: &[Outcome], style: Style) -> String {
-    let mut out = String::new();
-    let mut others: Vec<String> = Vec::new();
-    for o in outcomes {
-        match o {
-            Outcome::Error(e) => {
-                let mut loc = e.location.to_string();
-                if let Some(line) = e.location.line {
-                    let _ = write!(loc, ", line {line}");
-                }
-                let _ = writeln!(
-                    out,
-                    "{} {} ({loc})\n  {}\n",
-                    style.red("ERROR"),
-                    style.bold("unreadable document"),
-                    e.message
-                );
-            }
-            Outcome::Judged(j) if j.verdict == Verdict::NotAWorkload => others.push(j.title()),
-            Outcome::Judged(j) => write_judged(&mut out, j, style),
+    render(Format::Text(style), outcomes)
+}
+
+/// The JSON report as `portcullis audit --output json` prints it (pretty, with a final newline).
+pub fn json_report_text(outcomes: &[Outcome]) -> String {
+    render(Format::Json, outcomes)
+}
+
+fn render(format: Format, outcomes: &[Outcome]) -> String {
+    let write = || -> std::io::Result<Vec<u8>> {
+        let mut writer = ReportWriter::new(format, Vec::new())?;
+        for o in outcomes {
+            writer.push(piece(format, o))?;
         }
+        Ok(writer.finish()?.1)
+    };
+    // Writing to memory cannot fail; the pieces are UTF-8.
+    String::from_utf8(write().unwrap_or_default()).unwrap_or_default()
+}
+
+fn write_error(out: &mut String, e: &super::read::ReadError, style: Style) {
+    let mut loc = e.location.to_string();
+    if let Some(line) = e.location.line {
+        let _ = write!(loc, ", line {line}");
     }
-    if !others.is_empty() {
-        let mut listed = others
-            .iter()
-            .take(OTHER_LISTED)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
-        if others.len() > OTHER_LISTED {
-            let _ = write!(listed, " and {} more", others.len() - OTHER_LISTED);
-        }
-        let _ = writeln!(
-            out,
-            "{} {}\n",
-            style.dim(&format!("not workloads, not judged ({}):", others.len())),
-            style.dim(&listed)
-        );
-    }
-    let summary = Summary::of(outcomes);
-    let _ = writeln!(out, "{}", summary.line());
-    let result = summary.result_line();
     let _ = writeln!(
         out,
-        "{}",
-        if summary.fails() {
-            style.red(&result)
-        } else {
-            style.green(&result)
-        }
+        "{} {} ({loc})\n  {}\n",
+        style.red("ERROR"),
+        style.bold("unreadable document"),
+        e.message
     );
-    out
 }
 
 fn write_judged(out: &mut String, j: &Judged, style: Style) {
@@ -424,6 +644,7 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
             Effect::Deny | Effect::Apply => style.red("deny "),
             Effect::Warn => style.yellow("warn "),
             Effect::Audit => style.dim("audit"),
+            Effect::Excepted => style.cyan("excepted"),
         };
         write_finding(out, &label, f, style);
     }
@@ -432,6 +653,7 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
             Effect::Apply | Effect::Deny => style.cyan("apply"),
             Effect::Warn => style.yellow("warn "),
             Effect::Audit => style.dim("audit"),
+            Effect::Excepted => style.cyan("excepted"),
         };
         let mut line = format!("  {label} {}", style.bold(&f.policy));
         if let Some(c) = &f.container {
@@ -443,6 +665,7 @@ fn write_judged(out: &mut String, j: &Judged, style: Style) {
             f.message,
             style.dim(&format!("({})", f.field))
         );
+        write_finding_notes(out, f, style);
     }
     for f in j.decision.notices() {
         let label = match f.effect {
@@ -477,6 +700,40 @@ fn write_finding(out: &mut String, label: &str, f: &Finding, style: Style) {
     }
     if !f.hint.is_empty() {
         let _ = writeln!(out, "        {} {}", style.dim("fix:  "), f.hint);
+    }
+    write_finding_notes(out, f, style);
+}
+
+/// The exception that excepts a finding, and when a schedule starts enforcing it.
+fn write_finding_notes(out: &mut String, f: &Finding, style: Style) {
+    if let Some(e) = &f.exception {
+        let ticket = e
+            .ticket
+            .as_deref()
+            .map(|t| format!(", ticket {t}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "        {} {} (owner {}, expires {}{ticket}): {}",
+            style.dim("exception:"),
+            e.name,
+            e.owner,
+            e.expires,
+            e.reason
+        );
+    }
+    if let Some(from) = f.enforced_from
+        && f.effect != Effect::Excepted
+    {
+        let what = match f.kind {
+            FindingKind::Violation => "denied",
+            FindingKind::Mutation | FindingKind::Notice => "applied",
+        };
+        let _ = writeln!(
+            out,
+            "        {} {what} from {from} (the policy's schedule enforces it then)",
+            style.dim("note: ")
+        );
     }
 }
 
@@ -518,6 +775,8 @@ mod tests {
             message: "no livenessProbe".into(),
             hint: "add a livenessProbe".into(),
             pre_existing: false,
+            exception: None,
+            enforced_from: None,
         }
     }
 
@@ -609,6 +868,18 @@ mod tests {
         let r = serde_json::to_value(json_report(&outcomes)).expect("json");
         assert_eq!(r["objects"][0]["findings"][0]["kind"], "notice");
         assert_eq!(r["objects"][0]["findings"][0]["effect"], "warn");
+    }
+
+    #[test]
+    fn the_streamed_json_is_the_json_report_byte_for_byte() {
+        let mut all = outcomes();
+        all.extend(outcomes());
+        for set in [Vec::new(), all.split_off(3), all] {
+            let mut expected =
+                serde_json::to_string_pretty(&json_report(&set)).expect("serializes");
+            expected.push('\n');
+            assert_eq!(json_report_text(&set), expected);
+        }
     }
 
     #[test]

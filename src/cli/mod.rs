@@ -5,6 +5,7 @@ pub mod certs;
 pub mod mutate;
 pub mod policy;
 pub mod serve;
+pub mod test;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ pub enum Command {
     Mutate(mutate::MutateArgs),
     /// Generate a CA and a serving certificate for the webhook.
     Certs(certs::CertsArgs),
+    /// Run the test files of a policy set (exit 1: a case failed; 2: unreadable tests or
+    /// policies; 3: --require-coverage found an uncovered rule).
+    Test(test::TestArgs),
     /// Validate policy files, or print their JSON Schema.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -42,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Mutate(args) => mutate::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Test(args) => test::run(args),
         Command::Policy(cmd) => policy::run(cmd),
     }
 }

@@ -1,6 +1,9 @@
 //! The engine's output: a [`Decision`] with findings, a verdict and one JSON Patch.
 
+use std::sync::Arc;
+
 use crate::policy::model::Mode;
+use crate::policy::{ExceptionInfo, Timestamp};
 
 /// Why a request was allowed without being judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,17 +63,43 @@ pub enum Effect {
     Warn,
     /// Only recorded (logs, metrics, reports).
     Audit,
+    /// Excepted by a `PolicyException` in force: neither denies nor applies; reported with the
+    /// exception (and as a warning when the policy would deny, apply or warn).
+    Excepted,
 }
 
 impl Effect {
-    /// `deny`, `warn`, `audit`.
+    /// `deny`, `apply`, `warn`, `audit`, `excepted`.
     pub fn as_str(self) -> &'static str {
         match self {
             Effect::Deny => "deny",
             Effect::Apply => "apply",
             Effect::Warn => "warn",
             Effect::Audit => "audit",
+            Effect::Excepted => "excepted",
         }
+    }
+
+    /// Every effect, in a stable order.
+    pub const ALL: [Effect; 5] = [
+        Effect::Deny,
+        Effect::Apply,
+        Effect::Warn,
+        Effect::Audit,
+        Effect::Excepted,
+    ];
+}
+
+impl std::str::FromStr for Effect {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Effect, String> {
+        Effect::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown effect {s:?}: expected deny, apply, warn, audit or excepted")
+            })
     }
 }
 
@@ -111,6 +140,24 @@ pub struct Finding {
     pub hint: String,
     /// On UPDATE: the violation was already present in the stored object.
     pub pre_existing: bool,
+    /// The exception that excepts the finding (effect [`Effect::Excepted`]).
+    pub exception: Option<Arc<ExceptionInfo>>,
+    /// When a schedule makes the policy `enforce` for this workload's namespace, if it is not
+    /// enforced yet at the request's time.
+    pub enforced_from: Option<Timestamp>,
+}
+
+impl Finding {
+    /// Whether the API client is told about the finding as a warning: warn-mode findings
+    /// (pre-existing violations of `enforce` policies included), and excepted findings of
+    /// policies that would deny, apply or warn.
+    pub fn is_warning(&self) -> bool {
+        match self.effect {
+            Effect::Warn => true,
+            Effect::Excepted => matches!(self.mode, Mode::Enforce | Mode::Warn),
+            Effect::Deny | Effect::Apply | Effect::Audit => false,
+        }
+    }
 }
 
 /// The engine's answer for one request.
@@ -129,6 +176,10 @@ pub struct Decision {
     pub patch: json_patch::Patch,
     /// Names of the policies that selected the workload.
     pub policies: Vec<String>,
+    /// Policies that ran at most in `warn` mode because whether they select the workload
+    /// depends on labels of its namespace that were not known yet
+    /// ([`super::NamespaceLabels::Pending`]).
+    pub labels_pending: Vec<String>,
 }
 
 impl Decision {

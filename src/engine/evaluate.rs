@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::{Operation, Request, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
-use crate::policy::select::Subject;
-use crate::policy::{CompiledPolicy, CompiledRule, PolicySet};
+use crate::policy::select::{NamespaceLabels, Selection, Subject};
+use crate::policy::{CompiledException, CompiledPolicy, CompiledRule, PolicySet, Timestamp};
 use crate::workload::{Additions, Workload};
 
 /// Something a rule found, before the policy's mode turns it into a [`Finding`].
@@ -33,25 +33,57 @@ pub(super) struct Plan<'p> {
     pub notices: Vec<Found>,
 }
 
-fn finding(policy: &CompiledPolicy, kind: FindingKind, f: Found) -> Finding {
-    let effect = match (policy.mode, kind) {
+/// A policy that selected the request, with the mode it runs in at the request's time and in
+/// its namespace (its schedule applied).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Active<'p> {
+    pub policy: &'p CompiledPolicy,
+    pub mode: Mode,
+    /// When a later schedule step makes the policy `enforce` here.
+    pub enforced_from: Option<Timestamp>,
+}
+
+fn finding(active: &Active<'_>, kind: FindingKind, f: Found) -> Finding {
+    let effect = match (active.mode, kind) {
         (Mode::Enforce, FindingKind::Violation) => Effect::Deny,
         (Mode::Enforce, FindingKind::Mutation) => Effect::Apply,
         (Mode::Enforce, FindingKind::Notice) | (Mode::Warn, _) => Effect::Warn,
         (Mode::Audit | Mode::Off, _) => Effect::Audit,
     };
     Finding {
-        policy: policy.name.clone(),
+        policy: active.policy.name.clone(),
         rule: f.rule,
         kind,
-        mode: policy.mode,
+        mode: active.mode,
         effect,
         container: f.container,
         field: f.field,
         message: f.message,
         hint: f.hint,
         pre_existing: false,
+        exception: None,
+        enforced_from: active.enforced_from,
     }
+}
+
+/// The exception among `exceptions` (those in force that select the workload) covering a
+/// finding of `policy`'s `rule` about `container`.
+fn excepting<'e>(
+    exceptions: &[&'e CompiledException],
+    policy: &str,
+    rule: &str,
+    container: Option<&str>,
+) -> Option<&'e CompiledException> {
+    exceptions
+        .iter()
+        .copied()
+        .find(|e| e.covers(policy, rule, container))
+}
+
+/// Marks a finding as excepted by `exception`.
+fn except(f: &mut Finding, exception: &CompiledException) {
+    f.effect = Effect::Excepted;
+    f.exception = Some(exception.info.clone());
 }
 
 /// Evaluates a request against a policy set. Pure: same inputs, same decision.
@@ -101,12 +133,65 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         labels: workload.labels(),
         namespace_labels: req.namespace_labels,
     };
-    let selected: Vec<&CompiledPolicy> = set
+    let time = req.time;
+    let known = match req.namespace_labels {
+        NamespaceLabels::Known(labels) => Some(labels),
+        NamespaceLabels::NameOnly | NamespaceLabels::Pending => None,
+    };
+    // Labels not known yet (a namespace not yet in the caller's cache): a policy whose
+    // selection, schedule or exceptions depend on them runs at most in `warn` mode, so it
+    // neither denies nor mutates what the real labels might not call for.
+    let pending = req.namespace_labels == NamespaceLabels::Pending;
+    let maybe_excepting: Vec<&CompiledException> = if pending {
+        set.exceptions
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|e| e.in_force(time) && e.selection(&subject) == Selection::Maybe)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut labels_pending = Vec::new();
+    let selected: Vec<Active<'_>> = set
         .policies
         .iter()
         .map(AsRef::as_ref)
-        .filter(|p| p.mode != Mode::Off && p.selects(&subject))
+        .filter_map(|policy| {
+            let selection = policy.selection(&subject);
+            if selection == Selection::No {
+                return None;
+            }
+            let mut mode = policy.mode_at(time, namespace, known);
+            let uncertain = selection == Selection::Maybe
+                || (pending
+                    && (policy.schedule_selects_by_label()
+                        || maybe_excepting.iter().any(|e| e.names_policy(&policy.name))));
+            if uncertain {
+                mode = mode.at_most(Mode::Warn);
+            }
+            if mode == Mode::Off {
+                return None;
+            }
+            if uncertain {
+                labels_pending.push(policy.name.clone());
+            }
+            Some(Active {
+                policy,
+                mode,
+                enforced_from: policy.enforced_from(time, namespace, known),
+            })
+        })
         .collect();
+    // Exceptions in force that take in this workload (none in most sets: no cost then).
+    let exceptions: Vec<&CompiledException> = if set.exceptions.is_empty() {
+        Vec::new()
+    } else {
+        set.exceptions
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|e| e.in_force(time) && e.selects(&subject))
+            .collect()
+    };
     // Trust a controller ownerReference only when a controller identity sent the request.
     let owner = workload
         .controller_owner()
@@ -115,7 +200,8 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     let mut decision = Decision {
         workload: workload.display_name(namespace),
         allowed: true,
-        policies: selected.iter().map(|p| p.name.clone()).collect(),
+        policies: selected.iter().map(|a| a.policy.name.clone()).collect(),
+        labels_pending,
         ..Decision::default()
     };
     let (added, ops) = mutate(
@@ -127,6 +213,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
             operation: req.operation,
         },
         object,
+        &exceptions,
         Some(&mut decision.findings),
     );
     decision.patch = json_patch::Patch(ops);
@@ -149,7 +236,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 controller_owned: false,
                 operation: Operation::Create,
             };
-            let (old_added, _) = mutate(&selected, &as_created, old, None);
+            let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, None);
             Workload::new(kind, old)
                 .map(|old_view| {
                     validate(&selected, &old_view.with_additions(&old_added), namespace)
@@ -158,19 +245,33 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         }
         _ => Vec::new(),
     };
-    for (policy, found) in violations {
+    for (active, found) in violations {
+        let policy = active.policy;
         let pre_existing = before.iter().any(|(p, b)| {
-            p.name == policy.name
+            p.policy.name == policy.name
                 && b.rule == found.rule
                 && b.container == found.container
                 && b.message == found.message
         });
-        let mut f = finding(policy, FindingKind::Violation, found);
+        let exception = if exceptions.is_empty() {
+            None
+        } else {
+            excepting(
+                &exceptions,
+                &policy.name,
+                found.rule,
+                found.container.as_deref(),
+            )
+        };
+        let mut f = finding(&active, FindingKind::Violation, found);
         if pre_existing {
             f.pre_existing = true;
             if f.effect == Effect::Deny {
                 f.effect = Effect::Warn;
             }
+        }
+        if let Some(e) = exception {
+            except(&mut f, e);
         }
         decision.findings.push(f);
     }
@@ -199,12 +300,14 @@ impl Target<'_> {
 }
 
 /// Runs the mutation rules in policy order. `enforce` plans are recorded as additions that
-/// later rules see (and as patch operations); `warn` and `audit` plans are only described.
-/// Returns the additions and the patch operations.
+/// later rules see (and as patch operations); `warn` and `audit` plans are only described, and
+/// so are plans an exception covers (effect `excepted`). Returns the additions and the patch
+/// operations.
 fn mutate<'p>(
-    selected: &[&'p CompiledPolicy],
+    selected: &[Active<'p>],
     target: &Target<'_>,
     object: &Value,
+    exceptions: &[&CompiledException],
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Additions<'p>, Vec<PatchOperation>) {
     let Target {
@@ -219,7 +322,8 @@ fn mutate<'p>(
     let Ok(base) = Workload::new(kind, object) else {
         return (added, ops);
     };
-    for policy in selected {
+    for active in selected {
+        let policy = active.policy;
         for rule in &policy.rules {
             let view = base.with_additions(&added);
             let plan = match rule {
@@ -236,7 +340,7 @@ fn mutate<'p>(
                             if let (Some(out), Some(notice)) =
                                 (findings.as_deref_mut(), why.notice(s, &view))
                             {
-                                out.push(finding(policy, FindingKind::Notice, notice));
+                                out.push(finding(active, FindingKind::Notice, notice));
                             }
                             None
                         }
@@ -254,23 +358,30 @@ fn mutate<'p>(
             };
             let notices = std::mem::take(&mut plan.notices);
             if !plan.ops.is_empty() {
-                if policy.mode == Mode::Enforce {
+                let exception = if exceptions.is_empty() {
+                    None
+                } else {
+                    excepting(exceptions, &policy.name, rule.type_name(), None)
+                };
+                if active.mode == Mode::Enforce && exception.is_none() {
                     added.extend(plan.added);
                     ops.extend(plan.ops);
                 }
                 if let Some(out) = findings.as_deref_mut() {
-                    out.extend(
-                        plan.changes
-                            .into_iter()
-                            .map(|c| finding(policy, FindingKind::Mutation, c)),
-                    );
+                    out.extend(plan.changes.into_iter().map(|c| {
+                        let mut f = finding(active, FindingKind::Mutation, c);
+                        if let Some(e) = exception {
+                            except(&mut f, e);
+                        }
+                        f
+                    }));
                 }
             }
             if let Some(out) = findings.as_deref_mut() {
                 out.extend(
                     notices
                         .into_iter()
-                        .map(|n| finding(policy, FindingKind::Notice, n)),
+                        .map(|n| finding(active, FindingKind::Notice, n)),
                 );
             }
         }
@@ -280,14 +391,14 @@ fn mutate<'p>(
 
 /// Runs the validation rules of the selected policies against a workload.
 fn validate<'p>(
-    selected: &[&'p CompiledPolicy],
+    selected: &[Active<'p>],
     w: &Workload<'_>,
     namespace: Option<&str>,
-) -> Vec<(&'p CompiledPolicy, Found)> {
+) -> Vec<(Active<'p>, Found)> {
     let mut out = Vec::new();
     let mut found = Vec::new();
-    for policy in selected {
-        for rule in &policy.rules {
+    for active in selected {
+        for rule in &active.policy.rules {
             match rule {
                 CompiledRule::RequireProbes(r) => probes::check(r, w, &mut found),
                 CompiledRule::RequireResources(r) => resources::check(r, w, &mut found),
@@ -299,7 +410,7 @@ fn validate<'p>(
                 CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {}
             }
         }
-        out.extend(found.drain(..).map(|f| (*policy, f)));
+        out.extend(found.drain(..).map(|f| (*active, f)));
     }
     out
 }

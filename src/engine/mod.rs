@@ -11,10 +11,11 @@ mod probes;
 mod resources;
 mod sidecar;
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
+use crate::policy::Timestamp;
+/// What the caller knows of a namespace's labels (see [`Request::namespace_labels`]).
+pub use crate::policy::select::NamespaceLabels;
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
 pub use evaluate::evaluate;
 pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
@@ -72,13 +73,18 @@ pub struct Request<'a> {
     pub dry_run: bool,
     /// The requesting user (`userInfo.username`), when known.
     pub username: Option<&'a str>,
-    /// Labels of the request's namespace, when known.
-    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// What is known of the labels of the request's namespace.
+    pub namespace_labels: NamespaceLabels<'a>,
+    /// When the request is judged: decides which exceptions are in force and which mode a
+    /// scheduled policy runs in. Read by the caller (the webhook per request, `audit` once per
+    /// run or `--at`, `test` from the case); the engine never reads the clock.
+    pub time: Timestamp,
 }
 
 impl<'a> Request<'a> {
-    /// A CREATE of `object`, kind and namespace read from the object itself (offline CLI).
-    pub fn create(object: &'a Value) -> Request<'a> {
+    /// A CREATE of `object` at `time`, kind and namespace read from the object itself
+    /// (offline CLI).
+    pub fn create(object: &'a Value, time: Timestamp) -> Request<'a> {
         let api_version = object
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -97,7 +103,8 @@ impl<'a> Request<'a> {
             old_object: None,
             dry_run: false,
             username: None,
-            namespace_labels: None,
+            namespace_labels: NamespaceLabels::NameOnly,
+            time,
         }
     }
 }

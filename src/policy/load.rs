@@ -6,9 +6,15 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::compile::{CompileError, FieldPath, PathSegment, compile_document_raw};
-use super::model::{API_VERSION, KIND, PolicyDocument};
-use super::{CompiledPolicy, PolicySet, Source};
+use std::sync::Arc;
+
+use super::compile::{
+    CompileError, FieldPath, PathSegment, compile_document_raw, compile_exception,
+};
+use super::model::{
+    API_VERSION, EXCEPTION_KIND, ExceptedPolicy, ExceptionDocument, KIND, PolicyDocument,
+};
+use super::{CompiledException, CompiledPolicy, PolicySet, Source};
 
 /// One problem in a policy file, located by file and line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,11 +139,11 @@ fn file_problem(file: &Path, message: String) -> Diagnostic {
 
 /// One document of a multi-document YAML file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Chunk<'a> {
+pub(crate) struct Chunk<'a> {
     /// The document's text: whole lines of the file, its `---` marker included.
-    text: &'a str,
+    pub(crate) text: &'a str,
     /// 1-based line of the file where `text` begins.
-    first_line: usize,
+    pub(crate) first_line: usize,
 }
 
 fn is_marker(line: &str, marker: &str) -> bool {
@@ -147,7 +153,7 @@ fn is_marker(line: &str, marker: &str) -> bool {
 
 /// Splits a YAML stream into its documents at `---` (and after `...`) markers at column 0.
 /// YAML forbids those markers at column 0 inside a document, so this split is exact.
-fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+pub(crate) fn split_documents(text: &str) -> Vec<Chunk<'_>> {
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut start_line = 1;
@@ -363,7 +369,7 @@ impl<'de> Visitor<'de> for KeySeek<'_> {
 
 /// Rewrites `line N` positions in a serde_yaml_ng message (relative to a document) to file
 /// lines, dropping the ` at line N column M` that repeats the diagnostic's own line.
-fn relocate_message(message: &str, first_line: usize, own_line: usize) -> String {
+pub(crate) fn relocate_message(message: &str, first_line: usize, own_line: usize) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     let mut dropped_own = false;
@@ -398,7 +404,7 @@ fn relocate_message(message: &str, first_line: usize, own_line: usize) -> String
 }
 
 /// A hint for a serde_yaml_ng error, by what its message says.
-fn parse_hint(message: &str) -> &'static str {
+pub(crate) fn parse_hint(message: &str) -> &'static str {
     if message.contains("unknown field") {
         "check the spelling (field names are camelCase); `portcullis policy schema` lists every field"
     } else if message.contains("missing field") {
@@ -407,6 +413,8 @@ fn parse_hint(message: &str) -> &'static str {
         "use one of the expected values listed (they are case-sensitive)"
     } else if message.contains("rule type") {
         "write each rule as a list item with exactly one key, e.g. `- requireProbes: {}`"
+    } else if message.contains("invalid time") {
+        "dates are written YYYY-MM-DD (meaning 00:00 UTC of that day); other instants as RFC 3339 times"
     } else if message.contains("invalid type") {
         "check the value's shape: a list (`- item` or `[a, b]`), a mapping (`key: value`) or a plain value"
     } else if message.contains("duplicate entry") || message.contains("duplicate key") {
@@ -416,9 +424,18 @@ fn parse_hint(message: &str) -> &'static str {
     }
 }
 
+/// A document of a policy set, typed.
+enum Document {
+    Policy(Box<PolicyDocument>),
+    Exception(Box<ExceptionDocument>),
+}
+
+/// The `kind` of the documents test files hold (`portcullis test`).
+const TEST_KIND: &str = "PolicyTest";
+
 /// A document parsed into its typed form, with what is needed to locate its fields.
 struct Parsed<'a> {
-    doc: PolicyDocument,
+    doc: Document,
     raw: Option<serde_json::Value>,
     chunk: Chunk<'a>,
     source: Source,
@@ -438,6 +455,18 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
         let message = relocate_message(&e.to_string(), chunk.first_line, line);
         diag(line, message.clone(), parse_hint(&message))
     };
+    // Deep nesting is refused before the YAML parser sees it (see `crate::nesting`).
+    if let Err(deep) = crate::nesting::check_yaml(chunk.text) {
+        return Err(vec![diag(
+            at(deep.line),
+            format!(
+                "nested deeper than {} levels, at column {}: refused before parsing",
+                crate::nesting::MAX_DEPTH,
+                deep.column
+            ),
+            "a policy nests a few levels deep: look for runaway brackets or dashes",
+        )]);
+    }
     let raw: serde_yaml_ng::Value = match serde_yaml_ng::from_str(chunk.text) {
         Ok(v) => v,
         Err(e) => return Err(vec![located(e, chunk.first_line)]),
@@ -457,23 +486,47 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
     // A document of another kind (say, a Deployment) would produce a heap of unknown-field
     // errors; say what it is instead.
     let mut header = Vec::new();
-    for (key, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
-        if let Some(v) = map.get(key)
-            && v.as_str() != Some(expected)
-        {
-            let line = field_line(chunk.text, &FieldPath::keys(&[key])).map_or(start, at);
-            let found = serde_yaml_ng::to_string(v).unwrap_or_default();
-            header.push(diag(
-                line,
-                format!("{key}: expected {expected:?}, found {:?}", found.trim_end()),
-                "this is not a Portcullis policy: a policy directory holds only `apiVersion: portcullis.dev/v1alpha1` / `kind: Policy` documents",
-            ));
-        }
+    let kind = map.get("kind").and_then(|v| v.as_str());
+    let line_of = |key: &str| field_line(chunk.text, &FieldPath::keys(&[key])).map_or(start, at);
+    if let Some(v) = map.get("apiVersion")
+        && v.as_str() != Some(API_VERSION)
+    {
+        let found = serde_yaml_ng::to_string(v).unwrap_or_default();
+        header.push(diag(
+            line_of("apiVersion"),
+            format!("apiVersion: expected {API_VERSION:?}, found {:?}", found.trim_end()),
+            "this is not a Portcullis policy: a policy directory holds only `apiVersion: portcullis.dev/v1alpha1` documents of kind `Policy` or `PolicyException`",
+        ));
+    }
+    if kind == Some(TEST_KIND) {
+        header.push(diag(
+            line_of("kind"),
+            format!("kind: {TEST_KIND} documents are tests, not policies"),
+            "keep test files in a subdirectory (policies/tests/ is where `portcullis test` looks): the policy directory is loaded as it is by the webhook, and is not searched recursively",
+        ));
+    } else if let Some(v) = map.get("kind")
+        && kind != Some(KIND)
+        && kind != Some(EXCEPTION_KIND)
+    {
+        let found = serde_yaml_ng::to_string(v).unwrap_or_default();
+        header.push(diag(
+            line_of("kind"),
+            format!(
+                "kind: expected {KIND:?} or {EXCEPTION_KIND:?}, found {:?}",
+                found.trim_end()
+            ),
+            "this is not a Portcullis policy: a policy directory holds only `apiVersion: portcullis.dev/v1alpha1` documents of kind `Policy` or `PolicyException`",
+        ));
     }
     if !header.is_empty() {
         return Err(header);
     }
-    let doc: PolicyDocument = match serde_yaml_ng::from_str(chunk.text) {
+    let doc = if kind == Some(EXCEPTION_KIND) {
+        serde_yaml_ng::from_str(chunk.text).map(|d| Document::Exception(Box::new(d)))
+    } else {
+        serde_yaml_ng::from_str(chunk.text).map(|d| Document::Policy(Box::new(d)))
+    };
+    let doc = match doc {
         Ok(d) => d,
         Err(e) => return Err(vec![located(e, start)]),
     };
@@ -491,8 +544,10 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
 fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
     let mut diagnostics = Vec::new();
     let mut policies: Vec<CompiledPolicy> = Vec::new();
+    let mut exceptions: Vec<(CompiledException, Located)> = Vec::new();
     // Policy name -> where it was first defined (file, line of `metadata.name`).
     let mut names: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+    let mut exception_names: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
     for (file, text) in sources {
         for chunk in split_documents(text) {
             let parsed = match parse_chunk(file, chunk) {
@@ -507,8 +562,38 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
                 field_line(parsed.chunk.text, path)
                     .map_or(parsed.source.line, |l| l + parsed.chunk.first_line - 1)
             };
-            let name = parsed.doc.metadata.name.clone();
             let name_line = line_of(&FieldPath::keys(&["metadata", "name"]));
+            let doc = match parsed.doc {
+                Document::Policy(doc) => doc,
+                Document::Exception(doc) => {
+                    let name = doc.metadata.name.clone();
+                    if let Some((first_file, first_line)) = exception_names.get(&name) {
+                        diagnostics.push(Diagnostic {
+                            file: file.clone(),
+                            line: name_line,
+                            message: format!(
+                                "metadata.name: duplicate exception name {name:?}, also defined at {}:{first_line}",
+                                first_file.display()
+                            ),
+                            hint: "exception names must be unique in the set: rename one of the two".to_owned(),
+                        });
+                    } else {
+                        exception_names.insert(name, (file.clone(), name_line));
+                    }
+                    let lines = located_lines(parsed.chunk, &parsed.source, &doc.spec.policies);
+                    match compile_exception(*doc, parsed.source.clone()) {
+                        Ok(e) => exceptions.push((e, lines)),
+                        Err(errors) => diagnostics.extend(errors.into_iter().map(|e| Diagnostic {
+                            file: file.clone(),
+                            line: line_of(&e.path),
+                            message: format!("{}: {}", e.path, e.message),
+                            hint: e.hint,
+                        })),
+                    }
+                    continue;
+                }
+            };
+            let name = doc.metadata.name.clone();
             if let Some((first_file, first_line)) = names.get(&name) {
                 diagnostics.push(Diagnostic {
                     file: file.clone(),
@@ -522,7 +607,7 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
             } else {
                 names.insert(name, (file.clone(), name_line));
             }
-            match compile_document_raw(parsed.doc, parsed.raw.as_ref(), parsed.source.clone()) {
+            match compile_document_raw(*doc, parsed.raw.as_ref(), parsed.source.clone()) {
                 Ok(p) => policies.push(p),
                 Err(errors) => {
                     diagnostics.extend(errors.into_iter().map(|e: CompileError| Diagnostic {
@@ -535,10 +620,112 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
             }
         }
     }
+    // Exceptions name policies and rule types of this set.
+    for (exception, lines) in &exceptions {
+        check_exception_targets(exception, lines, &policies, &mut diagnostics);
+    }
     if diagnostics.is_empty() {
-        Ok(PolicySet::new(policies))
+        let mut set = PolicySet::new(policies);
+        set.exceptions = exceptions.into_iter().map(|(e, _)| Arc::new(e)).collect();
+        Ok(set)
     } else {
         Err(LoadError { diagnostics })
+    }
+}
+
+/// The lines of an exception's `spec.policies[i].name` and `.rules[j]` fields, for messages
+/// written after the whole set is read.
+struct Located {
+    file: PathBuf,
+    /// (policy index, line of its name, lines of its rules).
+    policies: Vec<(usize, Vec<usize>)>,
+}
+
+fn located_lines(chunk: Chunk<'_>, source: &Source, targets: &[ExceptedPolicy]) -> Located {
+    let line = |path: &FieldPath| {
+        field_line(chunk.text, path).map_or(source.line, |l| l + chunk.first_line - 1)
+    };
+    let policies = targets
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let base = FieldPath::keys(&["spec", "policies"]).index(i);
+            let rules = (0..p.rules.len())
+                .map(|j| line(&base.key("rules").index(j)))
+                .collect();
+            (line(&base.key("name")), rules)
+        })
+        .collect();
+    Located {
+        file: source.file.clone(),
+        policies,
+    }
+}
+
+/// The policies and rule types an exception names must exist in the set; `containers` only
+/// narrow violations, so an exception naming containers cannot except mutation rules.
+fn check_exception_targets(
+    exception: &CompiledException,
+    lines: &Located,
+    policies: &[CompiledPolicy],
+    out: &mut Vec<Diagnostic>,
+) {
+    let diag = |line: usize, message: String, hint: String| Diagnostic {
+        file: lines.file.clone(),
+        line,
+        message,
+        hint,
+    };
+    for (i, target) in exception.policies.iter().enumerate() {
+        let (name_line, rule_lines) = lines
+            .policies
+            .get(i)
+            .cloned()
+            .unwrap_or((exception.source.line, Vec::new()));
+        let Some(policy) = policies.iter().find(|p| p.name == target.name) else {
+            let known: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
+            out.push(diag(
+                name_line,
+                format!(
+                    "spec.policies[{i}].name: no policy {:?} in the set",
+                    target.name
+                ),
+                format!("name a policy of this set: {}", known.join(", ")),
+            ));
+            continue;
+        };
+        let types: Vec<&str> = policy.rules.iter().map(|r| r.type_name()).collect();
+        for (j, rule) in target.rules.iter().enumerate() {
+            let line = rule_lines.get(j).copied().unwrap_or(name_line);
+            if !types.contains(&rule.as_str()) {
+                out.push(diag(
+                    line,
+                    format!(
+                        "spec.policies[{i}].rules[{j}]: policy {:?} has no {rule} rule",
+                        target.name
+                    ),
+                    format!("its rules are: {}", types.join(", ")),
+                ));
+            }
+        }
+        let mutations = policy
+            .rules
+            .iter()
+            .filter(|r| r.is_mutation())
+            .map(|r| r.type_name())
+            .find(|t| target.rules.is_empty() || target.rules.iter().any(|r| r == t));
+        if let Some(mutation) = mutations
+            && !exception.match_.containers.is_empty()
+        {
+            out.push(diag(
+                name_line,
+                format!(
+                    "spec.policies[{i}]: the exception names containers, but {mutation} of policy {:?} is a mutation rule, which is excepted per workload",
+                    target.name
+                ),
+                "drop `match.containers`, or write a separate exception for the mutation rule".to_owned(),
+            ));
+        }
     }
 }
 

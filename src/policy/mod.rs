@@ -2,10 +2,13 @@
 //! evaluates. The lint, which judges a set by evaluating it, sits above both in [`crate::lint`].
 
 pub mod compile;
+pub mod exceptions;
 pub mod load;
 pub mod model;
 pub mod select;
+pub mod timestamp;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,9 +17,10 @@ use serde_json::Value;
 pub use compile::{Template, TemplateSegment};
 pub use load::LoadError;
 use model::{
-    DisallowNamespaces, Exclude, InjectionTarget, Match, Mode, RequireImageTag, RequireLabels,
-    RequireProbes, RequireResources, WorkloadKind,
+    DisallowNamespaces, ExceptedPolicy, ExceptionMatch, Exclude, InjectionTarget, Match, Mode,
+    RequireImageTag, RequireLabels, RequireProbes, RequireResources, ScheduleStep, WorkloadKind,
 };
+pub use timestamp::Timestamp;
 
 /// Where a policy came from: file and the line its document starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub struct PolicySet {
     /// Pitfalls found at load that do not stop the set from being used ([`crate::lint`]
     /// warnings).
     pub warnings: Vec<load::Diagnostic>,
+    /// `PolicyException` documents, in load order (expired ones included: they have no effect).
+    pub exceptions: Vec<Arc<CompiledException>>,
 }
 
 impl Default for PolicySet {
@@ -75,6 +81,7 @@ impl PolicySet {
                 .map(|s| (*s).to_owned())
                 .collect(),
             warnings: Vec::new(),
+            exceptions: Vec::new(),
         }
     }
 
@@ -86,15 +93,32 @@ impl PolicySet {
 
     /// Makes every policy no stricter than `max` (see [`Mode::at_most`]): `Warn` turns
     /// `enforce` policies into `warn` ones for an audit-first rollout, where nothing is denied
-    /// and nothing is mutated; `Enforce` changes nothing.
+    /// and nothing is mutated; `Enforce` changes nothing. Schedule steps are capped too, so no
+    /// date makes a policy stricter than `max`.
     pub fn with_max_mode(mut self, max: Mode) -> PolicySet {
         for policy in &mut self.policies {
             let capped = policy.mode.at_most(max);
-            if capped != policy.mode {
-                Arc::make_mut(policy).mode = capped;
+            let steps_capped = policy
+                .schedule
+                .iter()
+                .any(|s| s.mode.at_most(max) != s.mode);
+            if capped != policy.mode || steps_capped {
+                let p = Arc::make_mut(policy);
+                p.mode = capped;
+                for step in &mut p.schedule {
+                    step.mode = step.mode.at_most(max);
+                }
             }
         }
         self
+    }
+
+    /// The exception of that name.
+    pub fn exception(&self, name: &str) -> Option<&CompiledException> {
+        self.exceptions
+            .iter()
+            .map(Arc::as_ref)
+            .find(|e| e.info.name == name)
     }
 
     /// The policy of that name.
@@ -103,6 +127,40 @@ impl PolicySet {
             .iter()
             .map(Arc::as_ref)
             .find(|p| p.name == name)
+    }
+
+    /// Whether namespace labels other than the name (which every namespace carries) can
+    /// change a decision: a `match`, `exclude` or schedule step of an active policy, or an
+    /// exception, selects namespaces by such a label. Only then does the webhook wait for a
+    /// namespace missing from its cache.
+    pub fn selects_namespaces_by_label(&self) -> bool {
+        self.policies.iter().any(|p| {
+            p.mode != Mode::Off
+                && (p
+                    .match_
+                    .namespace_selector
+                    .as_ref()
+                    .is_some_and(select::selects_by_label)
+                    || p.exclude
+                        .as_ref()
+                        .and_then(|e| e.namespace_selector.as_ref())
+                        .is_some_and(select::selects_by_label)
+                    || p.schedule_selects_by_label())
+        }) || self.exceptions.iter().any(|e| e.selects_by_label())
+    }
+
+    /// Whether an active policy selects by namespace labels (a `namespaceSelector` in `match`
+    /// or `exclude`): the only use the engine has for [`crate::engine::Request`]'s
+    /// `namespace_labels`, so callers that must work to find them (the offline audit reads its
+    /// input twice) can skip it. A new reader of namespace labels must be counted here.
+    pub fn uses_namespace_labels(&self) -> bool {
+        self.policies.iter().any(|p| {
+            p.mode != Mode::Off
+                && (p.match_.namespace_selector.is_some()
+                    || p.exclude
+                        .as_ref()
+                        .is_some_and(|e| e.namespace_selector.is_some()))
+        })
     }
 
     /// Whether `username` is a trusted controller identity.
@@ -118,8 +176,10 @@ pub struct CompiledPolicy {
     pub name: String,
     /// `spec.description`.
     pub description: Option<String>,
-    /// `spec.mode`.
+    /// `spec.mode`: the mode where no schedule step applies.
     pub mode: Mode,
+    /// `spec.schedule`, in chronological order (validated).
+    pub schedule: Vec<ScheduleStep>,
     /// `spec.match`.
     pub match_: Match,
     /// `spec.exclude`.
@@ -131,13 +191,205 @@ pub struct CompiledPolicy {
 }
 
 impl CompiledPolicy {
-    /// Whether the policy selects the subject (match, and not exclude).
-    pub fn selects(&self, subject: &select::Subject<'_>) -> bool {
-        select::match_selects(&self.match_, subject)
-            && !self
-                .exclude
+    /// The mode in force at `time` in a namespace: the last schedule step that has started and
+    /// selects the namespace, or `spec.mode` where none does.
+    pub fn mode_at(
+        &self,
+        time: Timestamp,
+        namespace: Option<&str>,
+        namespace_labels: Option<&BTreeMap<String, String>>,
+    ) -> Mode {
+        if self.schedule.is_empty() {
+            return self.mode;
+        }
+        self.schedule
+            .iter()
+            .rev()
+            .find(|s| s.from <= time && select::step_selects(s, namespace, namespace_labels))
+            .map_or(self.mode, |s| s.mode)
+    }
+
+    /// When the schedule makes the policy `enforce` in this namespace, if it is not enforced at
+    /// `time` and a later step does: the first such step's start.
+    pub fn enforced_from(
+        &self,
+        time: Timestamp,
+        namespace: Option<&str>,
+        namespace_labels: Option<&BTreeMap<String, String>>,
+    ) -> Option<Timestamp> {
+        if self.schedule.is_empty()
+            || self.mode_at(time, namespace, namespace_labels) == Mode::Enforce
+        {
+            return None;
+        }
+        self.schedule
+            .iter()
+            .filter(|s| s.from > time && s.mode == Mode::Enforce)
+            .map(|s| s.from)
+            .find(|&from| self.mode_at(from, namespace, namespace_labels) == Mode::Enforce)
+    }
+
+    /// The modes in force at `time`, by namespace scope, most specific first: one entry per
+    /// started schedule step that selects namespaces (later steps shadow earlier ones), then
+    /// `"*"` for every other namespace. Without a schedule: `[("*", mode)]`.
+    pub fn modes_at(&self, time: Timestamp) -> Vec<(String, Mode)> {
+        let mut out: Vec<(String, Mode)> = Vec::new();
+        for step in self.schedule.iter().rev().filter(|s| s.from <= time) {
+            let scope = step_scope(step);
+            if scope == "*" {
+                out.push((scope, step.mode));
+                return out;
+            }
+            if !out.iter().any(|(s, _)| *s == scope) {
+                out.push((scope, step.mode));
+            }
+        }
+        out.push(("*".to_owned(), self.mode));
+        out
+    }
+
+    /// The start of the first schedule step after `time`, if any.
+    pub fn next_change(&self, time: Timestamp) -> Option<Timestamp> {
+        self.schedule.iter().map(|s| s.from).find(|&f| f > time)
+    }
+
+    /// Whether some schedule step (or `spec.mode`) makes the policy `enforce`.
+    pub fn ever_enforced(&self) -> bool {
+        self.mode == Mode::Enforce || self.schedule.iter().any(|s| s.mode == Mode::Enforce)
+    }
+
+    /// The strictest mode the policy runs in at any time, anywhere.
+    pub fn strictest_mode(&self) -> Mode {
+        self.schedule
+            .iter()
+            .map(|s| s.mode)
+            .fold(self.mode, std::cmp::Ord::min)
+    }
+
+    /// Whether a schedule step selects namespaces by a label other than the name.
+    pub fn schedule_selects_by_label(&self) -> bool {
+        self.schedule.iter().any(|s| {
+            s.namespace_selector
                 .as_ref()
-                .is_some_and(|e| select::exclude_selects(e, subject))
+                .is_some_and(select::selects_by_label)
+        })
+    }
+
+    /// Whether the policy selects the subject (match, and not exclude): `Maybe` only when
+    /// that depends on namespace labels not known yet.
+    pub fn selection(&self, subject: &select::Subject<'_>) -> select::Selection {
+        let excluded = self.exclude.as_ref().map_or(select::Selection::No, |e| {
+            select::exclude_selects(e, subject)
+        });
+        select::match_selects(&self.match_, subject).and(!excluded)
+    }
+
+    /// Whether the policy certainly selects the subject.
+    pub fn selects(&self, subject: &select::Subject<'_>) -> bool {
+        self.selection(subject) == select::Selection::Yes
+    }
+}
+
+/// How a schedule step's namespace selection reads in messages and metrics: `*` (every
+/// namespace), `team-*`, `team-*,!team-legacy`, `team-*,{env=prod}`.
+pub fn step_scope(step: &ScheduleStep) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(ns) = &step.namespaces {
+        parts.extend(ns.include.iter().cloned());
+        parts.extend(ns.exclude.iter().map(|e| format!("!{e}")));
+    }
+    if let Some(sel) = &step.namespace_selector {
+        let mut terms: Vec<String> = sel
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        terms.extend(sel.match_expressions.iter().map(|r| {
+            format!("{} {:?} ({})", r.key, r.operator, r.values.join(",")).replace(" ()", "")
+        }));
+        parts.push(format!("{{{}}}", terms.join(",")));
+    }
+    if parts.is_empty() || (parts.len() == 1 && parts[0] == "*") {
+        "*".to_owned()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// What an excepted finding says about its exception: self-describing, so reports need nothing
+/// else to show who excepted what until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionInfo {
+    /// `metadata.name` of the exception.
+    pub name: String,
+    /// `spec.owner`.
+    pub owner: String,
+    /// `spec.reason`.
+    pub reason: String,
+    /// `spec.expires`: the exception has no effect from this instant on.
+    pub expires: Timestamp,
+    /// `spec.ticket`.
+    pub ticket: Option<String>,
+}
+
+/// One `PolicyException`, validated: the policies and rules it names exist.
+#[derive(Debug, Clone)]
+pub struct CompiledException {
+    /// Name, owner, reason, expiry, ticket (shared with every finding it excepts).
+    pub info: Arc<ExceptionInfo>,
+    /// The policies (and rule types) excepted.
+    pub policies: Vec<ExceptedPolicy>,
+    /// The workloads (and containers) excepted.
+    pub match_: ExceptionMatch,
+    /// Where it was read from.
+    pub source: Source,
+}
+
+impl CompiledException {
+    /// Whether the exception is in force at `time` (it has not expired).
+    pub fn in_force(&self, time: Timestamp) -> bool {
+        time < self.info.expires
+    }
+
+    /// Whether the exception's workload selection (kinds, namespaces, names, selectors) takes
+    /// in the subject: `Maybe` only when that depends on namespace labels not known yet.
+    pub fn selection(&self, subject: &select::Subject<'_>) -> select::Selection {
+        select::exception_selects(&self.match_, subject)
+    }
+
+    /// Whether the exception certainly takes in the subject.
+    pub fn selects(&self, subject: &select::Subject<'_>) -> bool {
+        self.selection(subject) == select::Selection::Yes
+    }
+
+    /// Whether it selects namespaces by a label other than the name.
+    pub fn selects_by_label(&self) -> bool {
+        self.match_
+            .namespace_selector
+            .as_ref()
+            .is_some_and(select::selects_by_label)
+    }
+
+    /// Whether the exception names this policy (any of its rules).
+    pub fn names_policy(&self, policy: &str) -> bool {
+        self.policies.iter().any(|p| p.name == policy)
+    }
+
+    /// Whether the exception covers a finding of `policy`'s `rule` about `container` (`None`:
+    /// a finding about the workload as a whole, such as a mutation).
+    pub fn covers(&self, policy: &str, rule: &str, container: Option<&str>) -> bool {
+        let names_rule = self
+            .policies
+            .iter()
+            .any(|p| p.name == policy && (p.rules.is_empty() || p.rules.iter().any(|r| r == rule)));
+        names_rule
+            && (self.match_.containers.is_empty()
+                || container.is_some_and(|c| {
+                    self.match_
+                        .containers
+                        .iter()
+                        .any(|p| select::pattern_matches(p, c))
+                }))
     }
 }
 

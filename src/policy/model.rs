@@ -11,10 +11,14 @@ use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::timestamp::Timestamp;
+
 /// The `apiVersion` every policy document carries.
 pub const API_VERSION: &str = "portcullis.dev/v1alpha1";
 /// The `kind` every policy document carries.
 pub const KIND: &str = "Policy";
+/// The `kind` of an exception document.
+pub const EXCEPTION_KIND: &str = "PolicyException";
 
 /// One policy document (`kind: Policy`). A directory of these is one policy set.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -56,6 +60,12 @@ pub struct PolicySpec {
     /// `warn` allows with a warning kubectl prints, `audit` allows and only records, `off`
     /// disables the policy.
     pub mode: Mode,
+    /// How the mode changes over time, per namespace selection: each step gives the mode from
+    /// its `from` time on, in the namespaces it selects. The last step (in list order, which
+    /// must be chronological) that has started and selects the request's namespace decides;
+    /// where none does, `mode` applies. Empty: `mode` always.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<ScheduleStep>,
     /// Which workloads the policy applies to. Absent: every workload kind in every namespace.
     #[serde(default, rename = "match")]
     pub match_: Match,
@@ -64,6 +74,24 @@ pub struct PolicySpec {
     pub exclude: Option<Exclude>,
     /// The rules, each a single-key map naming its type (`- requireProbes: {...}`).
     pub rules: Vec<Rule>,
+}
+
+/// One step of a policy's schedule: from `from` on, the policy runs in `mode` in the namespaces
+/// the step selects (every namespace when it sets neither `namespaces` nor
+/// `namespaceSelector`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScheduleStep {
+    /// When the step starts: a date (00:00:00 UTC of that day) or an RFC 3339 time.
+    pub from: Timestamp,
+    /// The mode from then on: `enforce`, `warn`, `audit` or `off` (demotion is allowed).
+    pub mode: Mode,
+    /// Only in these namespaces (name patterns, `*` wildcard; `exclude` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<NamespaceFilter>,
+    /// Only in namespaces carrying these labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
 }
 
 /// How a policy acts on what its rules find.
@@ -644,4 +672,79 @@ pub struct RequireLabels {
     /// Where to look. Default `[object]`.
     #[serde(default = "object_only")]
     pub target: Vec<MetadataTarget>,
+}
+
+/// One exception document (`kind: PolicyException`): findings of some policies' rules about some
+/// workloads are excepted until a date. An excepted finding is never dropped: it is reported
+/// with the effect `excepted`, naming the exception, its owner and its expiry.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExceptionDocument {
+    /// Always `portcullis.dev/v1alpha1`.
+    pub api_version: String,
+    /// Always `PolicyException`.
+    pub kind: String,
+    /// The exception's name (unique among exceptions) and free-form annotations.
+    pub metadata: PolicyMetadata,
+    /// Who owns it, why, until when, and what it excepts.
+    pub spec: ExceptionSpec,
+}
+
+/// `spec` of an exception document.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExceptionSpec {
+    /// Who answers for the exception (a team, a person, an address). Shown with every excepted
+    /// finding.
+    pub owner: String,
+    /// Why the exception exists.
+    pub reason: String,
+    /// When it ends: a date (the exception ends at 00:00:00 UTC of that day, so it is no longer
+    /// in force on that day) or an RFC 3339 time. An expired exception has no effect.
+    pub expires: Timestamp,
+    /// A ticket or issue tracking the fix (`PAY-1234`, a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// The policies (and optionally only some of their rules) whose findings are excepted.
+    pub policies: Vec<ExceptedPolicy>,
+    /// The workloads (and optionally containers) excepted. Every field that is set must match;
+    /// at least one of `namespaces`, `names`, `namespaceSelector` or `objectSelector` must be set.
+    #[serde(rename = "match")]
+    pub match_: ExceptionMatch,
+}
+
+/// A policy named by an exception.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExceptedPolicy {
+    /// The policy's name.
+    pub name: String,
+    /// Only these rule types of the policy (`requireProbes`). Empty: all its rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+}
+
+/// Which workloads and containers an exception covers. Every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExceptionMatch {
+    /// Workload kinds. Empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<WorkloadKind>,
+    /// Namespace name patterns (`*` wildcard). Empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Workload name patterns (`*` wildcard). Empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// Labels the workload's namespace must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Labels the workload must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_selector: Option<LabelSelector>,
+    /// Container name patterns: only findings about these containers are excepted (violations
+    /// only; mutation rules are excepted per workload). Empty: every finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
 }

@@ -11,24 +11,43 @@ use axum::response::{IntoResponse, Response};
 
 use super::state::AppState;
 use crate::admission::{self, HandleError};
-use crate::engine::{Decision, Effect};
-use crate::telemetry::{Endpoint, Outcome, PolicyLabels};
+use crate::cluster::namespaces::Lookup;
+use crate::engine::{Decision, Effect, NamespaceLabels};
+use crate::policy::Timestamp;
+use crate::telemetry::{Endpoint, ExceptionLabels, Outcome, PolicyLabels};
 
 /// `POST /validate`.
 pub async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
-    review(&state, Endpoint::Validate, &body)
+    review(&state, Endpoint::Validate, &body).await
 }
 
 /// `POST /mutate`.
 pub async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
-    review(&state, Endpoint::Mutate, &body)
+    review(&state, Endpoint::Mutate, &body).await
 }
 
-fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
+async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     let started = Instant::now();
     let metrics = state.metrics();
     let policies = state.policies();
-    let handled = match admission::handle(endpoint, &policies.set, body) {
+    // The time decides which exceptions are in force and what scheduled policies do.
+    let now = Timestamp::now();
+    let parsed = match admission::parse_review(body) {
+        Ok(review) => review,
+        Err(e) => {
+            tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
+            metrics.record_review(endpoint, Outcome::Invalid, "", started.elapsed());
+            return (StatusCode::BAD_REQUEST, Json(admission::invalid(&e))).into_response();
+        }
+    };
+    // The namespace's labels, from memory (never an API call); see AppState::namespace_labels.
+    let lookup = state
+        .namespace_labels(parsed.request.namespace.as_deref(), &policies.set)
+        .await;
+    let labels = lookup
+        .as_ref()
+        .map_or(NamespaceLabels::NameOnly, Lookup::labels);
+    let handled = match admission::answer(endpoint, &policies.set, parsed, now, labels) {
         Ok(handled) => handled,
         Err(HandleError::Unreadable(e)) => {
             tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
@@ -46,7 +65,7 @@ fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     // an existing span re-encodes its JSON each time.
     let span = tracing::info_span!("review", uid = %req.uid, endpoint = endpoint.as_str(),
         kind = %req.kind.kind, namespace = req.namespace.as_deref().unwrap_or(""),
-        name = %req.name, operation = handled.review.engine_request().operation.as_str(),
+        name = %req.name, operation = handled.review.engine_request(now).operation.as_str(),
         dry_run = req.dry_run, decision = handled.outcome.as_str(),
         patched = handled.outcome == Outcome::Patched,
         policies = decision.policies.join(",").as_str(), generation = policies.generation,
@@ -87,6 +106,21 @@ fn record_findings(state: &AppState, endpoint: Endpoint, decision: &Decision) {
         match f.effect {
             Effect::Warn | Effect::Audit => tracing::info!(policy = %f.policy, rule = f.rule,
                 effect = f.effect.as_str(), pre_existing = f.pre_existing, finding = %f.summary(), "finding"),
+            Effect::Excepted => {
+                let e = f.exception.as_deref();
+                state
+                    .metrics()
+                    .exceptions_applied
+                    .get_or_create(&ExceptionLabels {
+                        exception: e.map(|e| e.name.clone()).unwrap_or_default(),
+                        policy: f.policy.clone(),
+                    })
+                    .inc();
+                tracing::info!(policy = %f.policy, rule = f.rule, effect = f.effect.as_str(),
+                    exception = e.map(|e| e.name.as_str()), owner = e.map(|e| e.owner.as_str()),
+                    expires = %e.map(|e| e.expires.to_string()).unwrap_or_default(),
+                    finding = %f.summary(), "finding");
+            }
             Effect::Deny | Effect::Apply => tracing::debug!(policy = %f.policy, rule = f.rule,
                 effect = f.effect.as_str(), finding = %f.summary(), "finding"),
         }
@@ -98,7 +132,8 @@ pub async fn livez() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: policies loaded and TLS bound, not shutting down.
+/// `GET /readyz`: policies loaded, TLS bound, the namespace cache synced (with cluster
+/// access), not shutting down.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_ready() {
         (StatusCode::OK, "ok\n").into_response()
@@ -109,6 +144,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    state
+        .metrics()
+        .record_policy_state(&state.policies().set, Timestamp::now());
     match state.metrics().encode() {
         Ok(text) => (
             [(

@@ -92,11 +92,17 @@ async fn track_in_flight(State(state): State<AppState>, request: Request, next: 
     next.run(request).await
 }
 
-/// Logs the load-time lint warnings of a policy set (one line each, with file and line).
+/// Logs the load-time lint warnings of a policy set, and its exceptions that expire within 14
+/// days, have expired or cannot apply (one line each, with file and line).
 pub(crate) fn log_policy_warnings(set: &crate::policy::PolicySet) {
     for w in &set.warnings {
         tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
             hint = %w.hint, "policy lint warning");
+    }
+    let now = crate::policy::Timestamp::now();
+    for w in crate::policy::exceptions::review(set, now) {
+        tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
+            hint = %w.hint, "policy exception warning");
     }
 }
 
@@ -135,6 +141,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// The cluster, when serving with cluster access: namespace labels come from a cache of its
+    /// Namespaces, and the webhook is ready only once that cache has synced. `None`: policies
+    /// see a namespace's name only.
+    pub cluster: Option<crate::cluster::Connection>,
 }
 
 /// Why the server could not start.
@@ -227,6 +237,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let count = set.policies.len();
     log_policy_warnings(&set);
     let state = AppState::new(set);
+    match &config.cluster {
+        Some(cluster) => {
+            tracing::info!(cluster = %cluster.description,
+                "watching the cluster's namespaces: policies see namespace labels; ready once the first list is in");
+            state.set_namespace_cache(crate::cluster::NamespaceCache::start(
+                cluster.client.clone(),
+                state.metrics().namespace_cache.clone(),
+            ));
+        }
+        None => tracing::warn!(
+            "no cluster access (no in-cluster service account, no --kubeconfig or KUBECONFIG): \
+             namespace selectors see namespace names only (kubernetes.io/metadata.name)"
+        ),
+    }
     let cert = tls::load_cert_files(&config.tls_cert, &config.tls_key)?;
     state.metrics().certificate_expiry.set(cert.not_after_unix);
     let store = Arc::new(CertStore::new(cert.key));

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use portcullis::engine::{Operation, Request};
+use portcullis::engine::{NamespaceLabels, Operation, Request};
 use portcullis::policy::PolicySet;
 use serde_json::Value;
 
@@ -112,6 +112,12 @@ pub fn request_of(review: &Value) -> Request<'_> {
         old_object: non_null(&r["oldObject"]),
         dry_run: r["dryRun"].as_bool().unwrap_or(false),
         username: s(&r["userInfo"]["username"]),
-        namespace_labels: None,
+        namespace_labels: NamespaceLabels::NameOnly,
+        time: TEST_TIME,
     }
 }
+
+/// The time tests judge at (2026-01-01): the sets they use have no exceptions or schedules, so
+/// any fixed time gives the same decisions.
+pub const TEST_TIME: portcullis::policy::Timestamp =
+    portcullis::policy::Timestamp::from_unix(1_767_225_600);

@@ -539,6 +539,49 @@ impl ControlPlane {
         self.kubectl.raw("/metrics").ok()
     }
 
+    /// The apiserver's port on 127.0.0.1.
+    pub fn apiserver_port(&self) -> u16 {
+        self.server
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("the apiserver URL has a port")
+    }
+
+    /// A kubeconfig file `NAME.kubeconfig` for the ServiceAccount `namespace/account` (a token
+    /// from the TokenRequest API, valid for a day), talking to `server` (the apiserver's URL, or
+    /// a proxy in front of it): what a Pod of that ServiceAccount would be allowed to do.
+    pub fn service_account_kubeconfig(
+        &self,
+        name: &str,
+        namespace: &str,
+        account: &str,
+        server: &str,
+    ) -> PathBuf {
+        let token = self
+            .kubectl
+            .run(&[
+                "create",
+                "token",
+                account,
+                "-n",
+                namespace,
+                "--duration=24h",
+            ])
+            .ok();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {server}\n    \
+             certificate-authority-data: {}\nusers:\n- name: {account}\n  user:\n    token: {}\n\
+             contexts:\n- name: {account}\n  context: {{cluster: e2e, user: {account}, namespace: {namespace}}}\n\
+             current-context: {account}\n",
+            b64(&self.ca.cert),
+            token.trim()
+        );
+        let path = self.dir.as_path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, text).expect("write a kubeconfig");
+        path
+    }
+
     /// Stops every process (controller-manager, apiserver, etcd, in that order) and removes
     /// the temporary files, unless `keep` (a case failed: the logs stay for reading).
     pub fn stop(&self, keep: bool) {

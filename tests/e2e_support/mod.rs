@@ -21,7 +21,9 @@ pub mod http;
 pub mod kubectl;
 pub mod objects;
 pub mod portcullis;
+pub mod proxy;
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -133,6 +135,7 @@ pub struct World {
     pub cluster: ControlPlane,
     portcullis: Mutex<Portcullis>,
     lock: RwLock<()>,
+    extra: Box<dyn Any + Send + Sync>,
 }
 
 impl World {
@@ -150,6 +153,13 @@ impl World {
     /// A fresh namespace `e2e-NAME` whose `default` ServiceAccount exists (Pods need it).
     pub fn namespace(&self, name: &str) -> String {
         self.cluster.namespace(name)
+    }
+
+    /// What the suite's [`SuiteOptions::setup`] returned.
+    pub fn extra<T: 'static>(&self) -> &T {
+        self.extra
+            .downcast_ref()
+            .expect("the suite's setup returned this type")
     }
 }
 
@@ -184,11 +194,17 @@ impl Case {
     }
 }
 
+/// Prepares the control plane before the shared Portcullis starts (RBAC, CRDs, a kubeconfig
+/// for Portcullis) and may change how it runs; what it returns is [`World::extra`].
+pub type Setup = fn(&ControlPlane, &mut PortcullisOptions) -> Box<dyn Any + Send + Sync>;
+
 /// What the suite starts besides the control plane.
 #[derive(Debug, Clone, Default)]
 pub struct SuiteOptions {
     /// How the shared Portcullis runs.
     pub portcullis: PortcullisOptions,
+    /// Runs once the control plane is up, before Portcullis starts.
+    pub setup: Option<Setup>,
 }
 
 /// Runs the cases against one control plane (see the module documentation). Call it from
@@ -276,7 +292,12 @@ enum Guard<'a> {
 
 fn start_world(assets: &Assets, options: &SuiteOptions) -> Result<World, String> {
     let cluster = ControlPlane::start(assets)?;
-    let portcullis = match Portcullis::start(&cluster, options.portcullis.clone()) {
+    let mut portcullis_options = options.portcullis.clone();
+    let extra: Box<dyn Any + Send + Sync> = match options.setup {
+        Some(setup) => setup(&cluster, &mut portcullis_options),
+        None => Box::new(()),
+    };
+    let portcullis = match Portcullis::start(&cluster, portcullis_options) {
         Ok(p) => p,
         Err(e) => {
             cluster.stop(true);
@@ -288,6 +309,7 @@ fn start_world(assets: &Assets, options: &SuiteOptions) -> Result<World, String>
         cluster,
         portcullis: Mutex::new(portcullis),
         lock: RwLock::new(()),
+        extra,
     })
 }
 

@@ -23,10 +23,12 @@ pub struct PortcullisOptions {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Policy files added to the copy of the default policies: (file name, YAML).
+    pub policies: Vec<(String, String)>,
     /// Another `portcullis` binary than the one Cargo built (a baseline to compare with).
     pub binary: Option<PathBuf>,
     /// Another policy directory to copy than the repository's `policies/`.
-    pub policies: Option<PathBuf>,
+    pub policy_source: Option<PathBuf>,
 }
 
 /// A Portcullis webhook process and its files.
@@ -67,7 +69,7 @@ impl Portcullis {
         let policies = dir.join("policies");
         std::fs::create_dir_all(&policies).map_err(|e| e.to_string())?;
         let source = options
-            .policies
+            .policy_source
             .clone()
             .unwrap_or_else(|| Path::new(ROOT).join("policies"));
         for entry in std::fs::read_dir(&source).map_err(|e| e.to_string())? {
@@ -76,6 +78,9 @@ impl Portcullis {
                 std::fs::copy(&path, policies.join(path.file_name().expect("file name")))
                     .map_err(|e| e.to_string())?;
             }
+        }
+        for (name, text) in &options.policies {
+            std::fs::write(policies.join(name), text).map_err(|e| e.to_string())?;
         }
         cli(&dir, &["certs", "--out-dir", "certs", "--ip", "127.0.0.1"]);
         let mut p = Portcullis {
@@ -412,4 +417,48 @@ pub fn ca_bundle_of(dir: &Path) -> String {
         .as_str()
         .expect("caBundle")
         .to_owned()
+}
+
+/// Applies deploy/base's Namespace, ServiceAccount and RBAC (rendered by `kubectl kustomize`),
+/// so a kubeconfig for the ServiceAccount `portcullis-system/portcullis` can do exactly what
+/// the deployed webhook may.
+pub fn install_rbac(cluster: &ControlPlane) {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(Path::new(ROOT).join("deploy/base"))
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(out.status.success(), "kubectl kustomize deploy/base");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kinds = [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ];
+    let items: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("rendered YAML"))
+        .filter(|v| kinds.contains(&v["kind"].as_str().unwrap_or("")))
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    cluster.kubectl.with_object(&["apply"], &list).ok();
+}
+
+/// Applies the OpenReports CRDs from ../shared/k8s/crds/ and waits until they are served.
+pub fn install_report_crds(cluster: &ControlPlane) {
+    let dir = Path::new(ROOT).join("../shared/k8s/crds");
+    let dir = dir.to_str().expect("UTF-8 path");
+    cluster.kubectl.run(&["apply", "-f", dir]).ok();
+    cluster
+        .kubectl
+        .run(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/reports.openreports.io",
+            "crd/clusterreports.openreports.io",
+        ])
+        .ok();
 }

@@ -101,6 +101,7 @@ pub async fn start(options: Options) -> TestServer {
         reload_interval: options.reload_interval,
         request_timeout: options.request_timeout.unwrap_or(Duration::from_secs(4)),
         shutdown_grace: Duration::from_secs(10),
+        cluster: None,
     };
     let server = server::start(config).await.expect("server starts");
     TestServer {
