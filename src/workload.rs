@@ -382,6 +382,11 @@ impl<'a> Workload<'a> {
             .unwrap_or("")
     }
 
+    /// `metadata.generateName` (empty when absent).
+    pub fn generate_name(&self) -> &'a str {
+        self.meta_str("generateName").unwrap_or("")
+    }
+
     /// `metadata.name` exactly (empty when the server will generate it).
     pub fn metadata_name(&self) -> &'a str {
         self.meta_str("name").unwrap_or("")

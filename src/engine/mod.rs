@@ -20,6 +20,11 @@ pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
 pub use evaluate::evaluate;
 pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
 
+/// The username of Kubernetes' garbage collector (kube-controller-manager with
+/// `--use-service-account-credentials`). Its requests are never judged: see
+/// [`Skip::GarbageCollector`].
+pub const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
+
 /// The admission operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
