@@ -386,6 +386,27 @@ impl<'a> Json<'a> {
         self.as_object()?.get(key)
     }
 
+    /// The value at a JSON Pointer (RFC 6901) below this one, as `serde_json::Value::pointer`
+    /// finds it.
+    pub fn pointer(self, pointer: &str) -> Option<Json<'a>> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let tokens = pointer.strip_prefix('/')?;
+        tokens.split('/').try_fold(self, |at, token| {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            match at.as_array() {
+                Some(array) => {
+                    if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
+                        return None;
+                    }
+                    array.iter().nth(token.parse().ok()?)
+                }
+                None => at.get(&token),
+            }
+        })
+    }
+
     /// The string, when this is one.
     pub fn as_str(self) -> Option<&'a str> {
         match self {
@@ -703,6 +724,15 @@ mod tests {
                     .is_some_and(|e| e.as_object().is_some_and(Object::is_empty))
             );
             assert!(json.get("z").is_none() && b.get("a").is_none());
+            for pointer in [
+                "", "/a/b/3", "/a/b/6/c", "/a/b/01", "/a/b/7", "/d", "/x", "a",
+            ] {
+                assert_eq!(
+                    json.pointer(pointer).map(Json::to_value),
+                    value.pointer(pointer).cloned(),
+                    "{pointer}"
+                );
+            }
             let keys: Vec<&str> = json
                 .as_object()
                 .expect("object")

@@ -49,7 +49,7 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
             for name in names {
                 let n = name.as_str();
                 // An absent request defaults to the limit of the same resource.
-                let absent = values.and_then(|v| v.get(n)).is_none_or(Value::is_null);
+                let absent = values.and_then(|v| v.get(n)).is_none_or(Json::is_null);
                 let set =
                     is_set(values, n) || (section == "requests" && absent && is_set(limits, n));
                 if !set {
