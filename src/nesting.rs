@@ -113,7 +113,9 @@ pub fn json_depth(bytes: &[u8]) -> Result<usize, TooDeep> {
                 // a few bytes long, where a memchr call costs more than it saves.
                 i += 1;
                 loop {
-                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    // An escape as the last byte steps past the end: the string is unclosed.
+                    let rest = bytes.get(i..).unwrap_or_default();
+                    match memchr::memchr2(b'"', b'\\', rest) {
                         Some(n) if bytes[i + n] == b'\\' => i += n + 2,
                         Some(n) => {
                             i += n;
@@ -476,6 +478,11 @@ mod tests {
         assert_eq!(json_depth(br#"{"a": [1, {"b": []}]}"#), Ok(4));
         assert_eq!(json_depth(br#"{"a": "[[[{{{", "b\"[": ["]]]"]}"#), Ok(2));
         assert_eq!(json_depth(br#"["\\", ["\\\"["]]"#), Ok(2));
+        // An unclosed string ending in a backslash (found by the fuzz smoke run: it sliced
+        // past the end).
+        assert_eq!(json_depth(br#"{"a": ["\"#), Ok(2));
+        assert_eq!(json_depth(b"\"\\"), Ok(0));
+        assert_eq!(check_json(br#"{"a": ["\"#), Ok(()));
         assert_eq!(
             json_depth(nested("[", "]", MAX_DEPTH).as_bytes()),
             Ok(MAX_DEPTH)

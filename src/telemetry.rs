@@ -240,6 +240,133 @@ pub struct Metrics {
     pub exceptions_applied: Family<ExceptionLabels, Counter>,
     /// When each exception expires, unix seconds.
     pub exception_expiry: Family<ExceptionOwnerLabels, Gauge>,
+    /// The namespace-label cache (zero when serving without cluster access).
+    pub namespace_cache: NamespaceCacheMetrics,
+    /// The policy reports (zero without `--reports`).
+    pub reports: ReportsMetrics,
+}
+
+/// Labels of the report write counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// `apply` or `delete`.
+    pub operation: String,
+}
+
+/// Labels of the report scan counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ScanLabels {
+    /// Why every workload was judged again: `start`, `policy`, `periodic`.
+    pub trigger: String,
+}
+
+/// Metrics of the policy reports ([`crate::cluster::reports`]).
+#[derive(Debug, Clone, Default)]
+pub struct ReportsMetrics {
+    /// 1 while this replica holds the Lease and writes reports.
+    pub leader: Gauge,
+    /// 1 when the OpenReports CRDs are served, 0 when they are not (no report is written).
+    pub crds_installed: Gauge,
+    /// Workloads judged for the reports (controller-owned ones are judged at their owner).
+    pub workloads: Gauge,
+    /// Reports Portcullis has in the cluster.
+    pub reports: Gauge,
+    /// Namespaces with results but no report, because the report budget is spent.
+    pub over_budget: Gauge,
+    /// Results left out of the reports by their limits (`maxResults`).
+    pub results_left_out: Gauge,
+    /// Reports written, by operation (`apply`, `delete`).
+    pub writes: Family<WriteLabels, Counter>,
+    /// Report writes that failed.
+    pub write_errors: Counter,
+    /// Workload events judged (watch).
+    pub events: Counter,
+    /// Times every workload was judged again, by trigger.
+    pub scans: Family<ScanLabels, Counter>,
+    /// Duration of the last full judgement of every workload.
+    pub scan_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl ReportsMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "reports_leader",
+            "1 while this replica holds the reports Lease and writes policy reports",
+            self.leader.clone(),
+        );
+        registry.register(
+            "reports_crds_installed",
+            "1 when the OpenReports CRDs are served; 0: no report is written",
+            self.crds_installed.clone(),
+        );
+        registry.register(
+            "reports_workloads",
+            "Workloads judged for the policy reports",
+            self.workloads.clone(),
+        );
+        registry.register(
+            "reports",
+            "Policy reports Portcullis has in the cluster",
+            self.reports.clone(),
+        );
+        registry.register(
+            "reports_namespaces_over_budget",
+            "Namespaces with results but no report, because the report budget is spent",
+            self.over_budget.clone(),
+        );
+        registry.register(
+            "reports_results_left_out",
+            "Results left out of the reports by their limits (maxResults)",
+            self.results_left_out.clone(),
+        );
+        registry.register(
+            "reports_writes",
+            "Policy reports written, by operation (apply, delete)",
+            self.writes.clone(),
+        );
+        registry.register(
+            "reports_write_errors",
+            "Policy report writes that failed",
+            self.write_errors.clone(),
+        );
+        registry.register(
+            "reports_workload_events",
+            "Workload watch events judged for the policy reports",
+            self.events.clone(),
+        );
+        registry.register(
+            "reports_scans",
+            "Times every workload was judged again, by trigger (start, policy, periodic)",
+            self.scans.clone(),
+        );
+        registry.register_with_unit(
+            "reports_scan_duration",
+            "Duration of the last full judgement of every workload",
+            prometheus_client::registry::Unit::Seconds,
+            self.scan_seconds.clone(),
+        );
+        for operation in ["apply", "delete"] {
+            drop(self.writes.get_or_create(&WriteLabels {
+                operation: operation.to_owned(),
+            }));
+        }
+    }
+}
+
+/// Metrics of the namespace-label cache ([`crate::cluster::namespaces`]).
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceCacheMetrics {
+    /// 1 once the first list of namespaces is in the cache.
+    pub synced: Gauge,
+    /// Namespaces in the cache.
+    pub namespaces: Gauge,
+    /// 0 while the watch follows the API server; while it fails, seconds since the cache was
+    /// last known to be current.
+    pub stale_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Errors of the namespace watch (each failed attempt).
+    pub watch_errors: Counter,
+    /// Reviews whose namespace was not in the cache, even after waiting for the watch.
+    pub misses: Counter,
 }
 
 impl Default for Metrics {
@@ -356,6 +483,10 @@ impl Metrics {
             "When each PolicyException expires (it has no effect from then on), unix seconds",
             exception_expiry.clone(),
         );
+        let namespace_cache = NamespaceCacheMetrics::default();
+        namespace_cache.register(&mut registry);
+        let reports = ReportsMetrics::default();
+        reports.register(&mut registry);
         // Both results exist from the start, so rate() and alerts work before the first reload.
         for success in [true, false] {
             drop(policy_reloads.get_or_create(&reload_labels(success)));
@@ -376,6 +507,8 @@ impl Metrics {
             policies_loaded,
             tls_reloads,
             certificate_expiry,
+            namespace_cache,
+            reports,
             policy_mode,
             policy_next_mode_change,
             exceptions_applied,
@@ -451,6 +584,37 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+impl NamespaceCacheMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "namespace_cache_synced",
+            "1 once the namespace-label cache holds the first list of namespaces",
+            self.synced.clone(),
+        );
+        registry.register(
+            "namespace_cache_namespaces",
+            "Namespaces in the namespace-label cache",
+            self.namespaces.clone(),
+        );
+        registry.register_with_unit(
+            "namespace_cache_stale",
+            "0 while the namespace watch follows the API server; while it fails, seconds since the cache was last known to be current",
+            prometheus_client::registry::Unit::Seconds,
+            self.stale_seconds.clone(),
+        );
+        registry.register(
+            "namespace_cache_watch_errors",
+            "Failed attempts of the namespace watch",
+            self.watch_errors.clone(),
+        );
+        registry.register(
+            "namespace_cache_misses",
+            "Reviews whose namespace was not in the namespace-label cache, even after waiting for the watch",
+            self.misses.clone(),
+        );
     }
 }
 

@@ -69,6 +69,7 @@ async fn the_apiserver_verifies_the_served_certificate_against_the_rendered_ca_b
         request_timeout: Duration::from_secs(4),
         shutdown_grace: Duration::from_secs(5),
         max_connections: portcullis::server::DEFAULT_MAX_CONNECTIONS,
+        cluster: None,
     })
     .await
     .expect("server starts with the generated certificate");

@@ -158,16 +158,14 @@ fn check_workload(dir: &str, r: &Rendered) {
             "Namespace",
             "MutatingWebhookConfiguration",
             "ValidatingWebhookConfiguration",
+            "ClusterRole",
+            "ClusterRoleBinding",
         ];
         if !cluster_scoped.contains(&kind) {
             assert_eq!(o["metadata"]["namespace"], NAMESPACE, "{dir}: {kind}");
         }
-        // Least privilege: the webhook makes no API calls, so no RBAC at all.
-        assert!(
-            !["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"].contains(&kind),
-            "{dir}: unexpected RBAC object {kind}"
-        );
     }
+    least_privilege(dir, r);
 
     let deployment = r.one("Deployment");
     let spec = &deployment["spec"];
@@ -184,11 +182,31 @@ fn check_workload(dir: &str, r: &Rendered) {
         "{dir}"
     );
 
-    // Service account without a token (no API access), and no RBAC (checked above).
+    // The ServiceAccount's token is mounted for Portcullis itself (namespace watch, reports),
+    // and for no other Pod that might use the ServiceAccount.
     let sa = r.one("ServiceAccount");
     assert_eq!(pod["serviceAccountName"], sa["metadata"]["name"]);
     assert_eq!(sa["automountServiceAccountToken"], false);
-    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    // Reports on, with the Pod's name and namespace for the Lease.
+    let env = &pod["containers"][0]["env"];
+    let var = |name: &str| {
+        env.as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(var("PORTCULLIS_REPORTS")["value"], "true", "{dir}");
+    assert_eq!(
+        var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        var("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
 
     // Spread over nodes and zones (or anti-affinity), selecting these Pods.
     let spread = pod["topologySpreadConstraints"].as_array();
@@ -488,8 +506,9 @@ fn check_webhooks(dir: &str, r: &Rendered, expect: &Expect) {
             .collect();
         assert_eq!(covered, wanted_rules, "{what}");
 
-        // matchConditions: kubelets (mirror Pods) skipped by both; the validating webhook
-        // also skips controller-owned objects from exactly the controllers the server trusts.
+        // matchConditions: kubelets (mirror Pods) skipped by both; both skip controller-owned
+        // objects from exactly the controllers the server trusts, and the garbage collector
+        // and updates of objects being deleted.
         let conditions = hook["matchConditions"].as_array().expect("matchConditions");
         let expression = |name: &str| {
             conditions
@@ -502,11 +521,7 @@ fn check_webhooks(dir: &str, r: &Rendered, expect: &Expect) {
             Some("!request.userInfo.username.startsWith('system:node:')"),
             "{what}"
         );
-        let condition = if kind == "ValidatingWebhookConfiguration" {
-            "skip-controller-owned-objects"
-        } else {
-            "skip-controller-owned-controllers"
-        };
+        let condition = "skip-controller-owned-objects";
         let cel = expression(condition).unwrap_or_else(|| panic!("{what}: {condition}"));
         let quoted: Vec<&str> = cel
             .split('\'')
@@ -516,11 +531,30 @@ fn check_webhooks(dir: &str, r: &Rendered, expect: &Expect) {
             .collect();
         assert_eq!(quoted, DEFAULT_TRUSTED_CONTROLLERS, "{what}");
         assert!(cel.contains("r.controller == true"), "{cel}");
-        if kind == "MutatingWebhookConfiguration" {
-            // /mutate must see controller-created Pods: policies may inject at Pod level.
-            assert!(cel.starts_with("request.kind.kind == 'Pod' || "), "{cel}");
-        }
+        // Controllers' Pods too (a hung webhook must cost them nothing; Pod-level injection
+        // is the component deploy/components/pod-injection).
+        assert!(!cel.contains("request.kind.kind"), "{cel}");
+        let deletion = expression("skip-deletion-and-garbage-collection")
+            .unwrap_or_else(|| panic!("{what}: skip-deletion-and-garbage-collection"));
+        assert!(
+            deletion.contains(portcullis::engine::GARBAGE_COLLECTOR),
+            "{deletion}"
+        );
+        assert!(deletion.contains("deletionTimestamp"), "{deletion}");
     }
+    // A hung webhook costs a user's write at most 5 s: both timeouts together.
+    let total: u64 = [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ]
+    .iter()
+    .map(|kind| {
+        r.webhook(kind)["timeoutSeconds"]
+            .as_u64()
+            .expect("timeoutSeconds")
+    })
+    .sum();
+    assert!(total <= 5, "{dir}: timeouts add up to {total} s");
 }
 
 /// The Secret and caBundle (or cert-manager's Certificate and annotation).
@@ -700,7 +734,9 @@ where
 #[test]
 fn every_rendered_object_matches_the_kubernetes_api_types() {
     use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
-    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, policy::v1 as policy_v1};
+    use k8s_openapi::api::{
+        apps::v1 as apps, core::v1 as core, policy::v1 as policy_v1, rbac::v1 as rbac,
+    };
     let checkout = Checkout::with_certs();
     for (dir, _) in expectations() {
         for object in &checkout.render(dir).objects {
@@ -713,6 +749,10 @@ fn every_rendered_object_matches_the_kubernetes_api_types() {
                 "Service" => round_trips::<core::Service>(object),
                 "Deployment" => round_trips::<apps::Deployment>(object),
                 "PodDisruptionBudget" => round_trips::<policy_v1::PodDisruptionBudget>(object),
+                "ClusterRole" => round_trips::<rbac::ClusterRole>(object),
+                "ClusterRoleBinding" => round_trips::<rbac::ClusterRoleBinding>(object),
+                "Role" => round_trips::<rbac::Role>(object),
+                "RoleBinding" => round_trips::<rbac::RoleBinding>(object),
                 "MutatingWebhookConfiguration" => {
                     round_trips::<admissionregistration::MutatingWebhookConfiguration>(object)
                 }
@@ -794,4 +834,113 @@ fn cert_manager_fields(object: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The rules of a (Cluster)Role as `group/resource verb` strings, `resource` suffixed with
+/// `[names]` when restricted to some names.
+fn grants(role: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for rule in role["rules"].as_array().into_iter().flatten() {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| str_of(s).to_owned())
+                .collect()
+        };
+        let names = strings(&rule["resourceNames"]);
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    let scope = if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!("[{}]", names.join(","))
+                    };
+                    out.push(format!("{group}/{resource}{scope} {verb}"));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Exactly the grants README and rbac.yaml describe, each bound to Portcullis' ServiceAccount
+/// only: the webhook's namespace watch can only list and watch namespaces; the reports read
+/// workloads and write only reports; the Lease is the only namespaced grant. No Secrets, no
+/// wildcards, nothing that writes a workload.
+fn least_privilege(dir: &str, r: &Rendered) {
+    let role = |kind: &str, name: &str| -> Value {
+        r.objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{dir}: no {kind} {name}"))
+    };
+    assert_eq!(
+        grants(&role("ClusterRole", "portcullis-namespaces")),
+        ["/namespaces list", "/namespaces watch"],
+        "{dir}"
+    );
+    let reads = |group: &str, resources: &[&str]| -> Vec<String> {
+        resources
+            .iter()
+            .flat_map(|res| ["list", "watch"].map(|v| format!("{group}/{res} {v}")))
+            .collect()
+    };
+    let mut reports: Vec<String> = [
+        reads("", &["pods", "replicationcontrollers"]),
+        reads(
+            "apps",
+            &["deployments", "statefulsets", "daemonsets", "replicasets"],
+        ),
+        reads("batch", &["jobs", "cronjobs"]),
+        ["list", "watch", "create", "patch", "delete"]
+            .map(|v| format!("openreports.io/reports {v}"))
+            .to_vec(),
+    ]
+    .concat();
+    reports.sort();
+    assert_eq!(
+        grants(&role("ClusterRole", "portcullis-reports")),
+        reports,
+        "{dir}"
+    );
+    assert_eq!(
+        grants(&role("Role", "portcullis-reports-lease")),
+        [
+            "coordination.k8s.io/leases create",
+            "coordination.k8s.io/leases[portcullis-reports] get",
+            "coordination.k8s.io/leases[portcullis-reports] patch",
+            "coordination.k8s.io/leases[portcullis-reports] watch",
+        ],
+        "{dir}"
+    );
+    let roles: Vec<&Value> = r
+        .objects
+        .iter()
+        .filter(|o| ["Role", "ClusterRole"].contains(&str_of(&o["kind"])))
+        .collect();
+    assert_eq!(roles.len(), 3, "{dir}: only the three roles above");
+    for binding in r
+        .objects
+        .iter()
+        .filter(|o| ["RoleBinding", "ClusterRoleBinding"].contains(&str_of(&o["kind"])))
+    {
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": "portcullis", "namespace": NAMESPACE}]),
+            "{dir}: {}",
+            binding["metadata"]["name"]
+        );
+        let target = str_of(&binding["roleRef"]["name"]);
+        assert_eq!(binding["metadata"]["name"], target, "{dir}");
+    }
+    let bindings = r
+        .objects
+        .iter()
+        .filter(|o| ["RoleBinding", "ClusterRoleBinding"].contains(&str_of(&o["kind"])))
+        .count();
+    assert_eq!(bindings, 3, "{dir}");
 }

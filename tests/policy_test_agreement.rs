@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use portcullis::admission;
 use portcullis::audit::read::read_str;
 use portcullis::audit::{self, JudgeOptions, Outcome};
-use portcullis::engine::{Decision, Request, evaluate};
+use portcullis::engine::{Decision, NamespaceLabels, Request, evaluate};
 use portcullis::lint::load_dir;
 use portcullis::policy::{PolicySet, Timestamp};
 use portcullis::policytest::{self, Case, Suite};
@@ -51,7 +51,7 @@ fn review_of(r: &Request<'_>) -> Vec<u8> {
         .object
         .or(r.old_object)
         .and_then(|o| o.get("apiVersion"))
-        .and_then(Value::as_str)
+        .and_then(portcullis::json::Json::as_str)
         .unwrap_or("v1");
     let version = version.rsplit('/').next().unwrap_or("v1");
     let resource = format!("{}s", r.kind.to_ascii_lowercase());
@@ -70,10 +70,10 @@ fn review_of(r: &Request<'_>) -> Vec<u8> {
         request["name"] = json!(name);
     }
     if let Some(o) = r.object {
-        request["object"] = o.clone();
+        request["object"] = o.to_value();
     }
     if let Some(o) = r.old_object {
-        request["oldObject"] = o.clone();
+        request["oldObject"] = o.to_value();
     }
     serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}))
         .expect("review JSON")
@@ -92,12 +92,19 @@ fn same(what: &str, a: &Decision, b: &Decision) {
 fn agree(set: &PolicySet, case: &Case, request: &Request<'_>) {
     let what = format!("case {:?} at {}", case.name, request.time);
     let runner = evaluate(set, request);
-    // The webhook knows no namespace labels (the engine gets none from it).
-    if request.namespace_labels.is_none() {
+    // The webhook gets namespace labels from its namespace cache, passed in beside the review.
+    {
         let body = review_of(request);
         for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
-            let handled =
-                admission::handle(endpoint, set, &body, request.time).expect("the webhook answers");
+            let review = admission::parse_review(&body).expect("a readable review");
+            let handled = admission::answer(
+                endpoint,
+                set,
+                review,
+                request.time,
+                request.namespace_labels,
+            )
+            .expect("the webhook answers");
             same(&format!("{what}, webhook"), &runner, &handled.decision);
             let answer: Value = serde_json::from_slice(&handled.body).expect("answer JSON");
             let expected =
@@ -108,16 +115,22 @@ fn agree(set: &PolicySet, case: &Case, request: &Request<'_>) {
     }
     // Audit judges CREATEs of objects as written; it presents objects with a controller
     // owner as created by the controller manager, so cases naming a user are the webhook's.
-    let create_as_audit = request.operation.as_str() == "CREATE"
-        && case.spec.user_info.is_none()
-        && request.namespace_labels.is_none();
+    // Namespace labels reach audit as a cluster's (`audit --cluster`) or from Namespace objects.
+    let create_as_audit = request.operation.as_str() == "CREATE" && case.spec.user_info.is_none();
     if let (true, Some(object)) = (create_as_audit, request.object) {
-        let text = serde_json::to_string(object).expect("json");
+        let text = serde_json::to_string(&object.to_value()).expect("json");
         let entries = read_str("case.json", &text);
-        let options = JudgeOptions {
+        let mut options = JudgeOptions {
             default_namespace: request.namespace.map(str::to_owned),
-            time: request.time,
+            ..JudgeOptions::at(request.time)
         };
+        if let (NamespaceLabels::Known(labels), Some(ns)) =
+            (request.namespace_labels, request.namespace)
+        {
+            options
+                .namespace_labels
+                .insert(ns.to_owned(), labels.clone());
+        }
         let outcomes = audit::judge(set, entries, &options);
         let [Outcome::Judged(judged)] = outcomes.as_slice() else {
             panic!("{what}: audit read one object");

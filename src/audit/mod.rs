@@ -11,7 +11,7 @@ use std::sync::{Mutex, mpsc};
 
 use serde_json::Value;
 
-use crate::engine::{self, Decision, Effect, Finding, FindingKind, Request, Skip};
+use crate::engine::{self, Decision, Effect, Finding, FindingKind, NamespaceLabels, Request, Skip};
 use crate::policy::model::WorkloadKind;
 use crate::policy::{PolicySet, Timestamp};
 use read::{Entry, Input, Item, Location, Manifest, ReadError, Reader, Skipped};
@@ -134,6 +134,9 @@ pub struct JudgeOptions {
     /// When every object is judged (exceptions in force, scheduled modes): the time the audit
     /// started, or `--at`.
     pub time: Timestamp,
+    /// Labels of namespaces known besides the input (a cluster's, for `audit --cluster`), by
+    /// name. `Namespace` objects in the input take precedence.
+    pub namespace_labels: LabelsByNamespace,
 }
 
 impl JudgeOptions {
@@ -142,6 +145,7 @@ impl JudgeOptions {
         JudgeOptions {
             default_namespace: None,
             time,
+            namespace_labels: LabelsByNamespace::new(),
         }
     }
 }
@@ -165,7 +169,7 @@ pub fn judge(policies: &PolicySet, entries: Vec<Entry>, options: &JudgeOptions) 
 fn outcome(
     policies: &PolicySet,
     entry: Entry,
-    labels: &NamespaceLabels,
+    labels: &LabelsByNamespace,
     options: &JudgeOptions,
 ) -> Outcome {
     match entry {
@@ -174,8 +178,8 @@ fn outcome(
     }
 }
 
-/// Labels of `v1 Namespace` objects, by namespace name.
-type NamespaceLabels = HashMap<String, BTreeMap<String, String>>;
+/// Labels of namespaces, by name.
+pub type LabelsByNamespace = HashMap<String, BTreeMap<String, String>>;
 
 /// What [`stream`] hands its sink, in input order.
 #[derive(Debug)]
@@ -207,7 +211,7 @@ pub fn stream<T: Send>(
     sink: &mut dyn FnMut(Streamed<T>),
 ) {
     let mut stdin = None;
-    let mut labels = NamespaceLabels::new();
+    let mut labels = LabelsByNamespace::new();
     if policies.uses_namespace_labels() {
         if inputs.contains(&Input::Stdin) {
             stdin = Some(spool_stdin());
@@ -347,21 +351,25 @@ fn spool_stdin() -> Spool {
 fn judge_one(
     policies: &PolicySet,
     manifest: Manifest,
-    namespace_labels: &HashMap<String, BTreeMap<String, String>>,
+    namespace_labels: &LabelsByNamespace,
     options: &JudgeOptions,
 ) -> Judged {
     let Manifest { location, object } = manifest;
-    let decision = {
-        let mut request = Request::create(&object, options.time);
-        if request.namespace.is_none() {
-            request.namespace = options.default_namespace.as_deref();
-        }
-        request.namespace_labels = request.namespace.and_then(|ns| namespace_labels.get(ns));
-        if has_controller_owner(&object) {
-            request.username = Some(OFFLINE_CONTROLLER_USERNAME);
-        }
-        engine::evaluate(policies, &request)
-    };
+    let namespace = metadata_str(&object, "namespace").or(options.default_namespace.as_deref());
+    let labels = namespace
+        .and_then(|ns| {
+            namespace_labels
+                .get(ns)
+                .or_else(|| options.namespace_labels.get(ns))
+        })
+        .map_or(NamespaceLabels::NameOnly, NamespaceLabels::Known);
+    let decision = decide(
+        policies,
+        &object,
+        options.default_namespace.as_deref(),
+        labels,
+        options.time,
+    );
     let verdict = verdict_of(&object, &decision);
     Judged {
         location,
@@ -369,6 +377,29 @@ fn judge_one(
         decision,
         verdict,
     }
+}
+
+/// The engine's decision on one object as audits judge it: a CREATE of the object at `time`
+/// (in `default_namespace` when it names none); an object with a controller `ownerReference`
+/// is presented as created by [`OFFLINE_CONTROLLER_USERNAME`], so it is skipped as the
+/// webhook skips it. `portcullis audit` (files and cluster) and the policy reports all judge
+/// through here.
+pub fn decide(
+    policies: &PolicySet,
+    object: &Value,
+    default_namespace: Option<&str>,
+    namespace_labels: NamespaceLabels<'_>,
+    time: Timestamp,
+) -> Decision {
+    let mut request = Request::create(object, time);
+    if request.namespace.is_none() {
+        request.namespace = default_namespace;
+    }
+    request.namespace_labels = namespace_labels;
+    if has_controller_owner(object) {
+        request.username = Some(OFFLINE_CONTROLLER_USERNAME);
+    }
+    engine::evaluate(policies, &request)
 }
 
 /// The verdict a decision amounts to.
@@ -408,7 +439,7 @@ fn metadata_str<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Whether the object has an `ownerReference` with `controller: true`.
-fn has_controller_owner(object: &Value) -> bool {
+pub fn has_controller_owner(object: &Value) -> bool {
     object
         .get("metadata")
         .and_then(|m| m.get("ownerReferences"))
@@ -420,7 +451,7 @@ fn has_controller_owner(object: &Value) -> bool {
 }
 
 /// Records the labels of `o` when it is a `v1 Namespace` (a later one of the same name wins).
-fn add_namespace_labels(out: &mut NamespaceLabels, o: &Value) {
+fn add_namespace_labels(out: &mut LabelsByNamespace, o: &Value) {
     {
         if o.get("apiVersion").and_then(Value::as_str) != Some("v1")
             || o.get("kind").and_then(Value::as_str) != Some("Namespace")
@@ -460,7 +491,7 @@ mod tests {
             "ns.yaml",
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: prod\n  labels: {tier: gold}\n",
         );
-        let mut labels = NamespaceLabels::new();
+        let mut labels = LabelsByNamespace::new();
         for entry in &entries {
             if let Entry::Object(m) = entry {
                 add_namespace_labels(&mut labels, &m.object);

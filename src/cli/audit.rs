@@ -15,9 +15,6 @@ use crate::policy::{PolicySet, Timestamp};
 
 /// Where manifests come from and which policies judge them; shared by `audit` and `mutate`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(group(
-    clap::ArgGroup::new("input").required(true).multiple(true).args(["paths", "filename"])
-))]
 pub struct ManifestArgs {
     /// Directory of policy files (`*.yaml`, `*.yml`).
     #[arg(long, env = "PORTCULLIS_POLICIES", default_value = "policies")]
@@ -30,7 +27,8 @@ pub struct ManifestArgs {
     /// works as a kubectl plugin.
     #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub filename: Vec<String>,
-    /// Namespace assumed for objects that set none (as `kubectl apply -n` would).
+    /// Namespace assumed for objects that set none (as `kubectl apply -n` would); with
+    /// `--cluster`, the only namespace audited.
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
     /// Colour: `auto` (on a terminal unless NO_COLOR is set), `always` or `never`.
@@ -96,7 +94,7 @@ impl ManifestArgs {
     ) {
         let options = JudgeOptions {
             default_namespace: self.namespace.clone(),
-            time: self.time(),
+            ..JudgeOptions::at(self.time())
         };
         audit::stream(
             &self.inputs(),
@@ -146,10 +144,24 @@ pub enum AuditOutput {
 
 /// Arguments of `portcullis audit`.
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("input").required(true).multiple(true).args(["paths", "filename", "cluster"])
+))]
 pub struct AuditArgs {
     /// Manifests and policies.
     #[command(flatten)]
     pub manifests: ManifestArgs,
+    /// Judge what runs in the cluster instead of manifests: every workload kind, in all
+    /// namespaces (or -n), with the namespaces' labels. Read-only.
+    #[arg(long, conflicts_with_all = ["paths", "filename"])]
+    pub cluster: bool,
+    /// With --cluster: the kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then the
+    /// Pod's service account).
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --cluster: the kubeconfig context (default: its current context).
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    pub context: Option<String>,
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t = AuditOutput::Text)]
     pub output: AuditOutput,
@@ -159,7 +171,8 @@ pub struct AuditArgs {
 }
 
 /// Runs `portcullis audit`: exit 0 when nothing is denied, 1 on an enforce-mode violation or an
-/// unreadable document, 2 on usage errors or unloadable policies.
+/// unreadable document (or a kind that could not be listed), 2 on usage errors or unloadable
+/// policies, 3 when the cluster cannot be reached ([`EXIT_UNREACHABLE`]).
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let Some(policies) = args.manifests.load_policies() else {
         return Ok(ExitCode::from(2));
@@ -172,24 +185,35 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let mut writer =
         ReportWriter::new(format, Stdout::new()).context("writing to standard output")?;
     let mut failed = None;
-    args.manifests.judge_streaming(
-        &policies,
-        &|outcome| report::piece(format, &outcome),
-        &mut |piece| {
-            if failed.is_none()
-                && let Err(e) = writer.push(piece)
-            {
-                failed = Some(e);
-            }
-        },
-    );
+    let mut push = |piece| {
+        if failed.is_none()
+            && let Err(e) = writer.push(piece)
+        {
+            failed = Some(e);
+        }
+    };
+    if args.cluster {
+        if let Err(code) = cluster::judge(&args, &policies, format, &mut push) {
+            return Ok(code);
+        }
+    } else {
+        args.manifests.judge_streaming(
+            &policies,
+            &|outcome| report::piece(format, &outcome),
+            &mut push,
+        );
+    }
     if let Some(e) = failed {
         return Err(e).context("writing to standard output");
     }
     let (summary, _) = writer.finish().context("writing to standard output")?;
     let elapsed = started.elapsed();
     if summary.objects == 0 && summary.errors == 0 {
-        eprintln!("warning: no Kubernetes objects found in the input");
+        if args.cluster {
+            eprintln!("warning: no workloads found in the cluster");
+        } else {
+            eprintln!("warning: no Kubernetes objects found in the input");
+        }
     }
     if args.stats {
         let secs = elapsed.as_secs_f64();
@@ -207,6 +231,10 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+/// The exit code of `audit --cluster` when the API server cannot be reached or refuses the
+/// credentials: nothing was audited.
+pub const EXIT_UNREACHABLE: u8 = 3;
 
 /// Standard output, buffered. A closed pipe (`| head`) ends the output quietly, not the run:
 /// the exit code still tells the verdict.
@@ -265,4 +293,181 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .context("writing to standard output")
+}
+
+/// `audit --cluster`: list what runs, page by page, and judge and report it as file audit
+/// does, through the same pipeline ([`audit::judge`], [`report::piece`]).
+mod cluster {
+    use std::io::{IsTerminal as _, Write as _};
+    use std::process::ExitCode;
+    use std::time::{Duration, Instant};
+
+    use super::{AuditArgs, EXIT_UNREACHABLE};
+    use crate::audit::read::{Entry, Location, Manifest, ReadError};
+    use crate::audit::report::{self, Format, Piece};
+    use crate::audit::{self, JudgeOptions, Outcome};
+    use crate::cluster::KubeArgs;
+    use crate::cluster::connect::{self, Discovery};
+    use crate::cluster::list::{self, Progress};
+    use crate::policy::PolicySet;
+
+    /// The `file` of objects read from the cluster, in reports (like `<stdin>`).
+    pub const CLUSTER_NAME: &str = "<cluster>";
+
+    fn location() -> Location {
+        Location {
+            file: CLUSTER_NAME.to_owned(),
+            document_index: None,
+            item_index: None,
+            line: None,
+        }
+    }
+
+    fn unlisted(message: String) -> Outcome {
+        Outcome::Error(ReadError {
+            location: location(),
+            message,
+        })
+    }
+
+    /// Lists, judges and hands each outcome's report piece to `push`; the exit code when
+    /// nothing could be audited.
+    pub fn judge(
+        args: &AuditArgs,
+        policies: &PolicySet,
+        format: Format,
+        push: &mut dyn FnMut(Piece),
+    ) -> Result<(), ExitCode> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::from(2)
+            })?;
+        runtime.block_on(judge_async(args, policies, format, push))
+    }
+
+    async fn judge_async(
+        args: &AuditArgs,
+        policies: &PolicySet,
+        format: Format,
+        push: &mut dyn FnMut(Piece),
+    ) -> Result<(), ExitCode> {
+        let kube = KubeArgs {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+        };
+        let connection = match connect::connect(&kube, Discovery::Kubectl).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                eprintln!(
+                    "error: --cluster needs a kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config), \
+                     or to run in a Pod with a service account"
+                );
+                return Err(ExitCode::from(2));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(ExitCode::from(2));
+            }
+        };
+        let version = match connect::probe(&connection).await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(ExitCode::from(EXIT_UNREACHABLE));
+            }
+        };
+        let namespace = args.manifests.namespace.as_deref();
+        eprintln!(
+            "auditing {} of the cluster at {} (Kubernetes {version})",
+            namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}")),
+            connection.description
+        );
+        let mut options = JudgeOptions::at(args.manifests.time());
+        match list::namespace_labels(&connection, namespace).await {
+            Ok(labels) => options.namespace_labels = labels,
+            Err(e) if e.code == Some(404) && namespace.is_some() => {
+                eprintln!(
+                    "error: namespace {:?} not found in the cluster",
+                    namespace.unwrap_or("")
+                );
+                return Err(ExitCode::from(2));
+            }
+            // Judged anyway, with namespace names only; reported, so the run fails.
+            Err(e) => push(report::piece(
+                format,
+                &unlisted(format!(
+                    "{e} (namespace selectors saw namespace names only)"
+                )),
+            )),
+        }
+        let mut progress = ProgressLine::new();
+        let mut listed = 0usize;
+        list::list_workloads(&connection, namespace, |event| match event {
+            Progress::Page { objects, .. } => {
+                listed += objects.len();
+                let entries = objects
+                    .into_iter()
+                    .map(|object| {
+                        Entry::Object(Manifest {
+                            location: location(),
+                            object,
+                        })
+                    })
+                    .collect();
+                for outcome in audit::judge(policies, entries, &options) {
+                    push(report::piece(format, &outcome));
+                }
+                progress.show(&format!("listed and judged {listed} objects"));
+            }
+            Progress::Failed(e) => push(report::piece(format, &unlisted(e.to_string()))),
+            Progress::Done { resource, count } => {
+                progress.show(&format!(
+                    "listed and judged {listed} objects ({count} {resource})"
+                ));
+            }
+        })
+        .await;
+        progress.clear();
+        Ok(())
+    }
+
+    /// One line on a terminal (stderr), rewritten in place at most ten times a second.
+    struct ProgressLine {
+        enabled: bool,
+        shown: Option<Instant>,
+    }
+
+    impl ProgressLine {
+        fn new() -> ProgressLine {
+            ProgressLine {
+                enabled: std::io::stderr().is_terminal(),
+                shown: None,
+            }
+        }
+
+        fn show(&mut self, text: &str) {
+            if !self.enabled
+                || self
+                    .shown
+                    .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+            {
+                return;
+            }
+            self.shown = Some(Instant::now());
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K{text}");
+            let _ = err.flush();
+        }
+
+        fn clear(&mut self) {
+            if self.enabled && self.shown.is_some() {
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K");
+                let _ = err.flush();
+            }
+        }
+    }
 }

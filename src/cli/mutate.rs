@@ -25,6 +25,9 @@ pub enum MutateOutput {
 
 /// Arguments of `portcullis mutate`.
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("input").required(true).multiple(true).args(["paths", "filename"])
+))]
 pub struct MutateArgs {
     /// Manifests and policies.
     #[command(flatten)]

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::cluster::KubeArgs;
+use crate::cluster::connect::{self, Discovery};
+use crate::cluster::reports::{self, Limits, Reports, ReportsConfig, Status};
 use crate::policy::model::Mode;
 use crate::server::{self, PolicySource, ServerConfig};
 use crate::telemetry::{self, LogFormat};
@@ -52,9 +55,9 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub reload_interval: u64,
-    /// Seconds a request may take, body read included; keep it below the webhook's
-    /// timeoutSeconds.
-    #[arg(long, env = "PORTCULLIS_REQUEST_TIMEOUT", default_value = "4", value_name = "SECONDS",
+    /// Seconds a request may take, body read included; keep it below the webhooks'
+    /// timeoutSeconds (2 for mutating, 3 for validating in deploy/).
+    #[arg(long, env = "PORTCULLIS_REQUEST_TIMEOUT", default_value = "1.5", value_name = "SECONDS",
           value_parser = parse_seconds)]
     pub request_timeout: Duration,
     /// Seconds shutdown (SIGTERM, Ctrl-C) waits for in-flight requests.
@@ -76,6 +79,41 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_MAX_MODE", value_name = "enforce|warn|audit|off",
           default_value = "enforce", value_parser = |s: &str| s.parse::<Mode>())]
     pub max_mode: Mode,
+    /// The cluster, for namespace labels: by default the Pod's service account in a cluster,
+    /// or $KUBECONFIG; never ~/.kube/config by itself. Without any, namespace selectors see
+    /// namespace names only.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Write policy reports of the live workloads: OpenReports `Report`s (one per namespace,
+    /// named `portcullis`), kept current in the background by one replica (a Lease). Needs
+    /// cluster access and the OpenReports CRDs.
+    #[arg(long, env = "PORTCULLIS_REPORTS")]
+    pub reports: bool,
+    /// Seconds between two judgements of every workload for the reports (besides every
+    /// change): exceptions and schedules change verdicts with time.
+    #[arg(long, env = "PORTCULLIS_REPORTS_INTERVAL", default_value = "600", value_name = "SECONDS",
+          value_parser = parse_seconds)]
+    pub reports_interval: Duration,
+    /// Results per report at most (`configuration.limits.maxResults`), failures first.
+    #[arg(long, env = "PORTCULLIS_REPORTS_MAX_RESULTS", default_value = "50", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reports_max_results: u32,
+    /// Which results the reports list (comma-separated: fail, warn, skip, error, pass); the
+    /// summary counts all of them.
+    #[arg(long, env = "PORTCULLIS_REPORTS_RESULTS", value_delimiter = ',', default_value = "fail,warn",
+          value_name = "LIST", value_parser = |s: &str| s.parse::<Status>())]
+    pub reports_results: Vec<Status>,
+    /// Reports in the cluster at most (one per namespace with results; namespaces with
+    /// failures first). Beyond it, namespaces get none (metric
+    /// `portcullis_reports_namespaces_over_budget`).
+    #[arg(long, env = "PORTCULLIS_REPORTS_BUDGET", default_value = "1000", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub reports_budget: u32,
+    /// Seconds the reports Lease is valid without renewal (renewed every two thirds of it): a
+    /// leader that stops without releasing it is replaced within this time.
+    #[arg(long, env = "PORTCULLIS_REPORTS_LEASE_DURATION", default_value = "15", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(3..=300))]
+    pub reports_lease_duration: u64,
     /// Log format.
     #[arg(
         long,
@@ -113,6 +151,38 @@ impl ServeArgs {
                 "--tls-key (PORTCULLIS_TLS_KEY) is set but --tls-cert (PORTCULLIS_TLS_CERT) is not: \
                  give both, or neither to use a generated development certificate"
             ),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// How the reports are written, this replica's identity and the Lease's namespace included
+    /// (from the downward API's `POD_NAME` and `POD_NAMESPACE`, else the host name and process
+    /// id, and the kubeconfig's namespace).
+    pub fn reports_config(&self, cluster: &crate::cluster::Connection) -> ReportsConfig {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let identity = env("POD_NAME").unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "portcullis".to_owned());
+            format!("{host}-{}", std::process::id())
+        });
+        let mut statuses = self.reports_results.clone();
+        statuses.sort();
+        statuses.dedup();
+        ReportsConfig {
+            limits: Limits {
+                max_results: self.reports_max_results as usize,
+                statuses,
+            },
+            budget: self.reports_budget as usize,
+            interval: self.reports_interval,
+            lease_namespace: env("POD_NAMESPACE")
+                .unwrap_or_else(|| cluster.default_namespace.clone()),
+            identity,
+            lease_duration: Duration::from_secs(self.reports_lease_duration),
         }
     }
 }
@@ -163,12 +233,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         request_timeout: args.request_timeout,
         shutdown_grace: args.shutdown_grace,
         max_connections: args.max_connections,
+        cluster: None,
     };
     let runtime = server::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let mut config = config;
+        config.cluster = connect::connect(&args.kube, Discovery::Explicit)
+            .await
+            .context("cannot configure cluster access")?;
+        let reports_on = match (&config.cluster, args.reports) {
+            (None, true) => anyhow::bail!(
+                "--reports (PORTCULLIS_REPORTS) needs cluster access: run in a Pod with a service \
+                 account, or give --kubeconfig (or KUBECONFIG)"
+            ),
+            (Some(cluster), true) => Some(cluster.clone()),
+            (_, false) => None,
+        };
         let server = server::start(config).await?;
+        let reports = match reports_on {
+            Some(cluster) => {
+                let config = args.reports_config(&cluster);
+                tracing::info!(identity = %config.identity, lease = reports::LEASE_NAME,
+                    lease_namespace = %config.lease_namespace, max_results = config.limits.max_results,
+                    budget = config.budget, "policy reports on: the holder of the Lease writes them");
+                Some(Reports::start(&cluster, server.state().clone(), config)
+                    .context("cannot start the policy reports")?)
+            }
+            None => None,
+        };
         let signal = shutdown_signal().await?;
         tracing::info!(signal, "shutdown requested");
+        if let Some(reports) = reports {
+            reports.stop().await;
+        }
         server.shutdown().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
@@ -224,7 +321,7 @@ mod tests {
         assert_eq!(a.policies.to_str(), Some("policies"));
         assert_eq!(a.addr.port(), 8443);
         assert_eq!(a.admin_addr.port(), 8080);
-        assert_eq!(a.request_timeout.as_secs(), 4);
+        assert_eq!(a.request_timeout.as_millis(), 1500);
         assert_eq!(a.reload_interval, 5);
         assert!(a.tls_files().expect("none is fine").is_none());
     }

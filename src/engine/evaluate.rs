@@ -2,13 +2,13 @@
 //! mutations to a working copy (mutating webhooks run before validating ones), judge the
 //! result, ratchet UPDATEs against the stored object, and assemble the [`Decision`].
 
+use crate::json::Json;
 use json_patch::PatchOperation;
-use serde_json::Value;
 
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::{Operation, Request, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
-use crate::policy::select::Subject;
+use crate::policy::select::{NamespaceLabels, Selection, Subject};
 use crate::policy::{CompiledException, CompiledPolicy, CompiledRule, PolicySet, Timestamp};
 use crate::workload::{Additions, Workload};
 
@@ -29,6 +29,8 @@ pub(super) struct Plan<'p> {
     pub ops: Vec<PatchOperation>,
     pub changes: Vec<Found>,
     pub added: Additions<'p>,
+    /// Changes the rule did not make, and why (reported as notices).
+    pub notices: Vec<Found>,
 }
 
 /// A policy that selected the request, with the mode it runs in at the request's time and in
@@ -105,6 +107,17 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     let Some(object) = req.object else {
         return Decision::skip(fallback_name(), Skip::NoObject);
     };
+    // Deletion never waits for a judgement (the webhook configurations skip these too).
+    if req.username == Some(super::GARBAGE_COLLECTOR) {
+        return Decision::skip(fallback_name(), Skip::GarbageCollector);
+    }
+    if req.operation == Operation::Update
+        && object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+    {
+        return Decision::skip(fallback_name(), Skip::BeingDeleted);
+    }
     let workload = match Workload::new(kind, object) {
         Ok(w) => w,
         Err(e) => return Decision::skip(fallback_name(), Skip::Malformed(e.to_string())),
@@ -121,16 +134,51 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         namespace_labels: req.namespace_labels,
     };
     let time = req.time;
+    let known = match req.namespace_labels {
+        NamespaceLabels::Known(labels) => Some(labels),
+        NamespaceLabels::NameOnly | NamespaceLabels::Pending => None,
+    };
+    // Labels not known yet (a namespace not yet in the caller's cache): a policy whose
+    // selection, schedule or exceptions depend on them runs at most in `warn` mode, so it
+    // neither denies nor mutates what the real labels might not call for.
+    let pending = req.namespace_labels == NamespaceLabels::Pending;
+    let maybe_excepting: Vec<&CompiledException> = if pending {
+        set.exceptions
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|e| e.in_force(time) && e.selection(&subject) == Selection::Maybe)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut labels_pending = Vec::new();
     let selected: Vec<Active<'_>> = set
         .policies
         .iter()
         .map(AsRef::as_ref)
         .filter_map(|policy| {
-            let mode = policy.mode_at(time, namespace, req.namespace_labels);
-            (mode != Mode::Off && policy.selects(&subject)).then(|| Active {
+            let selection = policy.selection(&subject);
+            if selection == Selection::No {
+                return None;
+            }
+            let mut mode = policy.mode_at(time, namespace, known);
+            let uncertain = selection == Selection::Maybe
+                || (pending
+                    && (policy.schedule_selects_by_label()
+                        || maybe_excepting.iter().any(|e| e.names_policy(&policy.name))));
+            if uncertain {
+                mode = mode.at_most(Mode::Warn);
+            }
+            if mode == Mode::Off {
+                return None;
+            }
+            if uncertain {
+                labels_pending.push(policy.name.clone());
+            }
+            Some(Active {
                 policy,
                 mode,
-                enforced_from: policy.enforced_from(time, namespace, req.namespace_labels),
+                enforced_from: policy.enforced_from(time, namespace, known),
             })
         })
         .collect();
@@ -153,6 +201,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         workload: workload.display_name(namespace),
         allowed: true,
         policies: selected.iter().map(|a| a.policy.name.clone()).collect(),
+        labels_pending,
         ..Decision::default()
     };
     let (added, ops) = mutate(
@@ -257,7 +306,7 @@ impl Target<'_> {
 fn mutate<'p>(
     selected: &[Active<'p>],
     target: &Target<'_>,
-    object: &Value,
+    object: Json<'_>,
     exceptions: &[&CompiledException],
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Additions<'p>, Vec<PatchOperation>) {
@@ -304,26 +353,36 @@ fn mutate<'p>(
                 }
                 _ => None,
             };
-            let Some(plan) = plan.filter(|p| !p.ops.is_empty()) else {
+            let Some(mut plan) = plan else {
                 continue;
             };
-            let exception = if exceptions.is_empty() {
-                None
-            } else {
-                excepting(exceptions, &policy.name, rule.type_name(), None)
-            };
-            if active.mode == Mode::Enforce && exception.is_none() {
-                added.extend(plan.added);
-                ops.extend(plan.ops);
+            let notices = std::mem::take(&mut plan.notices);
+            if !plan.ops.is_empty() {
+                let exception = if exceptions.is_empty() {
+                    None
+                } else {
+                    excepting(exceptions, &policy.name, rule.type_name(), None)
+                };
+                if active.mode == Mode::Enforce && exception.is_none() {
+                    added.extend(plan.added);
+                    ops.extend(plan.ops);
+                }
+                if let Some(out) = findings.as_deref_mut() {
+                    out.extend(plan.changes.into_iter().map(|c| {
+                        let mut f = finding(active, FindingKind::Mutation, c);
+                        if let Some(e) = exception {
+                            except(&mut f, e);
+                        }
+                        f
+                    }));
+                }
             }
             if let Some(out) = findings.as_deref_mut() {
-                out.extend(plan.changes.into_iter().map(|c| {
-                    let mut f = finding(active, FindingKind::Mutation, c);
-                    if let Some(e) = exception {
-                        except(&mut f, e);
-                    }
-                    f
-                }));
+                out.extend(
+                    notices
+                        .into_iter()
+                        .map(|n| finding(active, FindingKind::Notice, n)),
+                );
             }
         }
     }

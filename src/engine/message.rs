@@ -22,6 +22,39 @@ impl Finding {
         s
     }
 
+    /// What a warning (and a policy report) says before the workload and the finding: the
+    /// exception that excepts it, `pre-existing, not blocking: ` on UPDATE, and what the
+    /// finding does (`would apply: `, `denied from 2027-01-15: `, ...).
+    pub fn warning_prefix(&self) -> String {
+        let mut prefix = String::new();
+        if let Some(e) = &self.exception {
+            prefix.push_str("excepted by ");
+            prefix.push_str(&e.name);
+            prefix.push_str(" (owner ");
+            prefix.push_str(&e.owner);
+            prefix.push_str(", expires ");
+            prefix.push_str(&e.expires.to_string());
+            if let Some(t) = &e.ticket {
+                prefix.push_str(", ");
+                prefix.push_str(t);
+            }
+            prefix.push_str("): ");
+        }
+        if self.pre_existing {
+            prefix.push_str("pre-existing, not blocking: ");
+        }
+        match (self.kind, self.effect, self.enforced_from) {
+            (FindingKind::Violation, Effect::Excepted, _)
+            | (FindingKind::Violation, _, None)
+            | (FindingKind::Notice, _, _) => {}
+            (FindingKind::Mutation, Effect::Excepted, _) => prefix.push_str("not applied: "),
+            (FindingKind::Violation, _, Some(t)) => prefix.push_str(&format!("denied from {t}: ")),
+            (FindingKind::Mutation, _, None) => prefix.push_str("would apply: "),
+            (FindingKind::Mutation, _, Some(t)) => prefix.push_str(&format!("applied from {t}: ")),
+        }
+        prefix
+    }
+
     /// The summary followed by the fix hint.
     pub fn full_text(&self) -> String {
         if self.hint.is_empty() {
@@ -78,47 +111,31 @@ impl Decision {
             .findings
             .iter()
             .filter(|f| f.effect == Effect::Excepted && f.is_warning());
-        let texts: Vec<String> = warn
-            .chain(excepted)
-            .map(|f| {
-                let mut prefix = String::new();
-                if let Some(e) = &f.exception {
-                    prefix.push_str("excepted by ");
-                    prefix.push_str(&e.name);
-                    prefix.push_str(" (owner ");
-                    prefix.push_str(&e.owner);
-                    prefix.push_str(", expires ");
-                    prefix.push_str(&e.expires.to_string());
-                    if let Some(t) = &e.ticket {
-                        prefix.push_str(", ");
-                        prefix.push_str(t);
-                    }
-                    prefix.push_str("): ");
-                }
-                if f.pre_existing {
-                    prefix.push_str("pre-existing, not blocking: ");
-                }
-                let verb = match (f.kind, f.effect, f.enforced_from) {
-                    (FindingKind::Violation, Effect::Excepted, _)
-                    | (FindingKind::Violation, _, None) => String::new(),
-                    (FindingKind::Mutation, Effect::Excepted, _) => "not applied: ".to_owned(),
-                    (FindingKind::Violation, _, Some(t)) => format!("denied from {t}: "),
-                    (FindingKind::Mutation, _, None) => "would apply: ".to_owned(),
-                    (FindingKind::Mutation, _, Some(t)) => format!("applied from {t}: "),
-                    (FindingKind::Notice, _, _) => String::new(),
-                };
-                // The fix hint goes first when the whole text does not fit.
-                let full = format!("{prefix}{verb}{}: {}", self.workload, f.full_text());
-                if full.len() <= MAX_WARNING_LEN {
-                    full
-                } else {
-                    truncate(
-                        &format!("{prefix}{verb}{}: {}", self.workload, f.summary()),
-                        MAX_WARNING_LEN,
-                    )
-                }
-            })
-            .collect();
+        let pending = (!self.labels_pending.is_empty()).then(|| {
+            truncate(
+                &format!(
+                    "{}: the labels of its namespace are not known to Portcullis yet (a new \
+                     namespace), so policies selecting namespaces by label only warn: {}",
+                    self.workload,
+                    self.labels_pending.join(", ")
+                ),
+                MAX_WARNING_LEN,
+            )
+        });
+        let findings = warn.chain(excepted).map(|f| {
+            let prefix = f.warning_prefix();
+            // The fix hint goes first when the whole text does not fit.
+            let full = format!("{prefix}{}: {}", self.workload, f.full_text());
+            if full.len() <= MAX_WARNING_LEN {
+                full
+            } else {
+                truncate(
+                    &format!("{prefix}{}: {}", self.workload, f.summary()),
+                    MAX_WARNING_LEN,
+                )
+            }
+        });
+        let texts: Vec<String> = pending.into_iter().chain(findings).collect();
         // Room for the final "N more" line.
         const RESERVE: usize = 64;
         let mut out = Vec::new();

@@ -11,14 +11,19 @@ mod probes;
 mod resources;
 mod sidecar;
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::policy::Timestamp;
+/// What the caller knows of a namespace's labels (see [`Request::namespace_labels`]).
+pub use crate::policy::select::NamespaceLabels;
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
 pub use evaluate::evaluate;
 pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
+
+/// The username of Kubernetes' garbage collector (kube-controller-manager with
+/// `--use-service-account-credentials`). Its requests are never judged: see
+/// [`Skip::GarbageCollector`].
+pub const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
 
 /// The admission operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,15 +66,15 @@ pub struct Request<'a> {
     /// The request's name (may be empty for `generateName` CREATEs).
     pub name: Option<&'a str>,
     /// The object as it would be stored.
-    pub object: Option<&'a Value>,
+    pub object: Option<Json<'a>>,
     /// The stored object, on UPDATE.
-    pub old_object: Option<&'a Value>,
+    pub old_object: Option<Json<'a>>,
     /// Whether this is a dry run (`kubectl apply --dry-run=server`): the verdict is the same.
     pub dry_run: bool,
     /// The requesting user (`userInfo.username`), when known.
     pub username: Option<&'a str>,
-    /// Labels of the request's namespace, when known.
-    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// What is known of the labels of the request's namespace.
+    pub namespace_labels: NamespaceLabels<'a>,
     /// When the request is judged: decides which exceptions are in force and which mode a
     /// scheduled policy runs in. Read by the caller (the webhook per request, `audit` once per
     /// run or `--at`, `test` from the case); the engine never reads the clock.
@@ -79,18 +84,19 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A CREATE of `object` at `time`, kind and namespace read from the object itself
     /// (offline CLI).
-    pub fn create(object: &'a Value, time: Timestamp) -> Request<'a> {
+    pub fn create(object: impl Into<Json<'a>>, time: Timestamp) -> Request<'a> {
+        let object = object.into();
         let api_version = object
             .get("apiVersion")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .unwrap_or("");
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let meta = object.get("metadata");
-        let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+        let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Json::as_str);
         Request {
             operation: Operation::Create,
             group,
-            kind: object.get("kind").and_then(Value::as_str).unwrap_or(""),
+            kind: object.get("kind").and_then(Json::as_str).unwrap_or(""),
             sub_resource: None,
             namespace: field("namespace"),
             name: field("name"),
@@ -98,7 +104,7 @@ impl<'a> Request<'a> {
             old_object: None,
             dry_run: false,
             username: None,
-            namespace_labels: None,
+            namespace_labels: NamespaceLabels::NameOnly,
             time,
         }
     }

@@ -103,7 +103,7 @@ fn cannot_apply(e: &CompiledException, policy: &CompiledPolicy) -> Option<String
                 namespace: Some(ns),
                 name: "",
                 labels: None,
-                namespace_labels: None,
+                namespace_labels: super::select::NamespaceLabels::NameOnly,
             };
             policy.match_.namespaces.as_ref().is_none_or(|f| {
                 (f.include.is_empty() || f.include.iter().any(|p| pattern_matches(p, ns)))

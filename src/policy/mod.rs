@@ -129,6 +129,26 @@ impl PolicySet {
             .find(|p| p.name == name)
     }
 
+    /// Whether namespace labels other than the name (which every namespace carries) can
+    /// change a decision: a `match`, `exclude` or schedule step of an active policy, or an
+    /// exception, selects namespaces by such a label. Only then does the webhook wait for a
+    /// namespace missing from its cache.
+    pub fn selects_namespaces_by_label(&self) -> bool {
+        self.policies.iter().any(|p| {
+            p.mode != Mode::Off
+                && (p
+                    .match_
+                    .namespace_selector
+                    .as_ref()
+                    .is_some_and(select::selects_by_label)
+                    || p.exclude
+                        .as_ref()
+                        .and_then(|e| e.namespace_selector.as_ref())
+                        .is_some_and(select::selects_by_label)
+                    || p.schedule_selects_by_label())
+        }) || self.exceptions.iter().any(|e| e.selects_by_label())
+    }
+
     /// Whether an active policy selects by namespace labels (a `namespaceSelector` in `match`
     /// or `exclude`): the only use the engine has for [`crate::engine::Request`]'s
     /// `namespace_labels`, so callers that must work to find them (the offline audit reads its
@@ -246,13 +266,27 @@ impl CompiledPolicy {
             .fold(self.mode, std::cmp::Ord::min)
     }
 
-    /// Whether the policy selects the subject (match, and not exclude).
-    pub fn selects(&self, subject: &select::Subject<'_>) -> bool {
-        select::match_selects(&self.match_, subject)
-            && !self
-                .exclude
+    /// Whether a schedule step selects namespaces by a label other than the name.
+    pub fn schedule_selects_by_label(&self) -> bool {
+        self.schedule.iter().any(|s| {
+            s.namespace_selector
                 .as_ref()
-                .is_some_and(|e| select::exclude_selects(e, subject))
+                .is_some_and(select::selects_by_label)
+        })
+    }
+
+    /// Whether the policy selects the subject (match, and not exclude): `Maybe` only when
+    /// that depends on namespace labels not known yet.
+    pub fn selection(&self, subject: &select::Subject<'_>) -> select::Selection {
+        let excluded = self.exclude.as_ref().map_or(select::Selection::No, |e| {
+            select::exclude_selects(e, subject)
+        });
+        select::match_selects(&self.match_, subject).and(!excluded)
+    }
+
+    /// Whether the policy certainly selects the subject.
+    pub fn selects(&self, subject: &select::Subject<'_>) -> bool {
+        self.selection(subject) == select::Selection::Yes
     }
 }
 
@@ -318,9 +352,22 @@ impl CompiledException {
     }
 
     /// Whether the exception's workload selection (kinds, namespaces, names, selectors) takes
-    /// in the subject.
-    pub fn selects(&self, subject: &select::Subject<'_>) -> bool {
+    /// in the subject: `Maybe` only when that depends on namespace labels not known yet.
+    pub fn selection(&self, subject: &select::Subject<'_>) -> select::Selection {
         select::exception_selects(&self.match_, subject)
+    }
+
+    /// Whether the exception certainly takes in the subject.
+    pub fn selects(&self, subject: &select::Subject<'_>) -> bool {
+        self.selection(subject) == select::Selection::Yes
+    }
+
+    /// Whether it selects namespaces by a label other than the name.
+    pub fn selects_by_label(&self) -> bool {
+        self.match_
+            .namespace_selector
+            .as_ref()
+            .is_some_and(select::selects_by_label)
     }
 
     /// Whether the exception names this policy (any of its rules).

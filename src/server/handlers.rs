@@ -11,27 +11,43 @@ use axum::response::{IntoResponse, Response};
 
 use super::state::AppState;
 use crate::admission::{self, HandleError};
-use crate::engine::{Decision, Effect};
+use crate::cluster::namespaces::Lookup;
+use crate::engine::{Decision, Effect, NamespaceLabels};
 use crate::policy::Timestamp;
 use crate::telemetry::{Endpoint, ExceptionLabels, Outcome, PolicyLabels};
 
 /// `POST /validate`.
 pub async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
-    review(&state, Endpoint::Validate, &body)
+    review(&state, Endpoint::Validate, &body).await
 }
 
 /// `POST /mutate`.
 pub async fn mutate(State(state): State<AppState>, body: Bytes) -> Response {
-    review(&state, Endpoint::Mutate, &body)
+    review(&state, Endpoint::Mutate, &body).await
 }
 
-fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
+async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     let started = Instant::now();
     let metrics = state.metrics();
     let policies = state.policies();
     // The time decides which exceptions are in force and what scheduled policies do.
     let now = Timestamp::now();
-    let handled = match admission::handle(endpoint, &policies.set, body, now) {
+    let parsed = match admission::parse_review(body) {
+        Ok(review) => review,
+        Err(e) => {
+            tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
+            metrics.record_review(endpoint, Outcome::Invalid, "", started.elapsed());
+            return (StatusCode::BAD_REQUEST, Json(admission::invalid(&e))).into_response();
+        }
+    };
+    // The namespace's labels, from memory (never an API call); see AppState::namespace_labels.
+    let lookup = state
+        .namespace_labels(parsed.request.namespace.as_deref(), &policies.set)
+        .await;
+    let labels = lookup
+        .as_ref()
+        .map_or(NamespaceLabels::NameOnly, Lookup::labels);
+    let handled = match admission::answer(endpoint, &policies.set, parsed, now, labels) {
         Ok(handled) => handled,
         Err(HandleError::Unreadable(e)) => {
             tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
@@ -116,7 +132,8 @@ pub async fn livez() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: policies loaded and TLS bound, not shutting down.
+/// `GET /readyz`: policies loaded, TLS bound, the namespace cache synced (with cluster
+/// access), not shutting down.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_ready() {
         (StatusCode::OK, "ok\n").into_response()

@@ -38,9 +38,9 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
 /// Default admin address.
 pub const DEFAULT_ADMIN_ADDR: &str = "0.0.0.0:8080";
-/// Default request timeout: below the webhook's `timeoutSeconds` (5 in deploy/), so the
+/// Default request timeout: below the webhooks' `timeoutSeconds` (2 and 3 in deploy/), so the
 /// apiserver gets our answer (503) rather than its own timeout.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Default grace period for draining connections on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Default cap on open connections to the webhook port. The apiservers keep a few connections
@@ -172,19 +172,23 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Connections open at once on the webhook port, at most ([`listener::serve_tls`]).
     pub max_connections: usize,
+    /// The cluster, when serving with cluster access: namespace labels come from a cache of its
+    /// Namespaces, and the webhook is ready only once that cache has synced. `None`: policies
+    /// see a namespace's name only.
+    pub cluster: Option<crate::cluster::Connection>,
 }
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The policy directory does not load.
-    #[error("cannot load policies from {}:\n{source}", dir.display())]
+    /// The policy directory does not load. The message holds every problem; they are not
+    /// also a `source`, or `{:#}` (anyhow's chain) would print them twice.
+    #[error("cannot load policies from {}:\n{problems}", dir.display())]
     Policies {
         /// The directory.
         dir: PathBuf,
         /// Every problem found.
-        #[source]
-        source: crate::policy::LoadError,
+        problems: crate::policy::LoadError,
     },
     /// The TLS material does not load.
     #[error(transparent)]
@@ -257,13 +261,27 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let set = config
         .policies
         .load()
-        .map_err(|source| StartError::Policies {
+        .map_err(|problems| StartError::Policies {
             dir: config.policies.dir.clone(),
-            source,
+            problems,
         })?;
     let count = set.policies.len();
     log_policy_warnings(&set);
     let state = AppState::new(set);
+    match &config.cluster {
+        Some(cluster) => {
+            tracing::info!(cluster = %cluster.description,
+                "watching the cluster's namespaces: policies see namespace labels; ready once the first list is in");
+            state.set_namespace_cache(crate::cluster::NamespaceCache::start(
+                cluster.client.clone(),
+                state.metrics().namespace_cache.clone(),
+            ));
+        }
+        None => tracing::warn!(
+            "no cluster access (no in-cluster service account, no --kubeconfig or KUBECONFIG): \
+             namespace selectors see namespace names only (kubernetes.io/metadata.name)"
+        ),
+    }
     let cert = tls::load_cert_files(&config.tls_cert, &config.tls_key)?;
     state.metrics().certificate_expiry.set(cert.not_after_unix);
     let store = Arc::new(CertStore::new(cert.key));

@@ -1,11 +1,12 @@
 //! The state handlers share: the policy set in force (swapped whole on reload), metrics and
 //! readiness.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
+use crate::cluster::namespaces::{self, Lookup, NamespaceCache};
 use crate::policy::PolicySet;
 use crate::telemetry::Metrics;
 
@@ -30,6 +31,7 @@ struct Shared {
     metrics: Metrics,
     tls_bound: AtomicBool,
     draining: AtomicBool,
+    namespaces: OnceLock<NamespaceCache>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
                 metrics,
                 tls_bound: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
+                namespaces: OnceLock::new(),
             }),
         }
     }
@@ -93,8 +96,47 @@ impl AppState {
         self.inner.draining.store(true, Ordering::SeqCst);
     }
 
-    /// Ready: policies loaded (always, once the state exists), TLS bound, not draining.
+    /// Ready: policies loaded (always, once the state exists), TLS bound, the namespace cache
+    /// synced when there is one, not draining.
     pub fn is_ready(&self) -> bool {
-        self.inner.tls_bound.load(Ordering::SeqCst) && !self.inner.draining.load(Ordering::SeqCst)
+        self.inner.tls_bound.load(Ordering::SeqCst)
+            && !self.inner.draining.load(Ordering::SeqCst)
+            && self
+                .inner
+                .namespaces
+                .get()
+                .is_none_or(NamespaceCache::is_synced)
+    }
+
+    /// Gives the handlers a namespace cache (serving with cluster access). Once only.
+    pub fn set_namespace_cache(&self, cache: NamespaceCache) {
+        if self.inner.namespaces.set(cache).is_err() {
+            tracing::error!("a namespace cache was already set; keeping the first");
+        }
+    }
+
+    /// The namespace cache, when serving with cluster access.
+    pub fn namespace_cache(&self) -> Option<&NamespaceCache> {
+        self.inner.namespaces.get()
+    }
+
+    /// The labels of a review's namespace, from the namespace cache: `None` without cluster
+    /// access (policies see the name only). A namespace missing from the cache gets up to
+    /// [`namespaces::PENDING_WAIT`] for its watch event when some policy selects namespaces by
+    /// label; otherwise its labels do not matter and nobody waits.
+    pub async fn namespace_labels(
+        &self,
+        namespace: Option<&str>,
+        policies: &PolicySet,
+    ) -> Option<Lookup> {
+        let (cache, namespace) = (self.namespace_cache()?, namespace?);
+        match cache.lookup(namespace) {
+            Lookup::Missing if policies.selects_namespaces_by_label() => Some(
+                cache
+                    .lookup_or_wait(namespace, namespaces::PENDING_WAIT)
+                    .await,
+            ),
+            lookup => Some(lookup),
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use portcullis::engine::{Operation, Request};
+use portcullis::engine::{NamespaceLabels, Operation, Request};
 use portcullis::policy::PolicySet;
 use serde_json::Value;
 
@@ -108,11 +108,11 @@ pub fn request_of(review: &Value) -> Request<'_> {
         sub_resource: s(&r["subResource"]),
         namespace: s(&r["namespace"]),
         name: s(&r["name"]),
-        object: non_null(&r["object"]),
-        old_object: non_null(&r["oldObject"]),
+        object: non_null(&r["object"]).map(Into::into),
+        old_object: non_null(&r["oldObject"]).map(Into::into),
         dry_run: r["dryRun"].as_bool().unwrap_or(false),
         username: s(&r["userInfo"]["username"]),
-        namespace_labels: None,
+        namespace_labels: NamespaceLabels::NameOnly,
         time: TEST_TIME,
     }
 }

@@ -15,12 +15,15 @@
 //!   or panics. If the test binary itself is killed, a watchdog process kills them.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod cluster;
 pub mod http;
 pub mod kubectl;
 pub mod objects;
 pub mod portcullis;
+pub mod proxy;
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -132,6 +135,7 @@ pub struct World {
     pub cluster: ControlPlane,
     portcullis: Mutex<Portcullis>,
     lock: RwLock<()>,
+    extra: Box<dyn Any + Send + Sync>,
 }
 
 impl World {
@@ -149,6 +153,13 @@ impl World {
     /// A fresh namespace `e2e-NAME` whose `default` ServiceAccount exists (Pods need it).
     pub fn namespace(&self, name: &str) -> String {
         self.cluster.namespace(name)
+    }
+
+    /// What the suite's [`SuiteOptions::setup`] returned.
+    pub fn extra<T: 'static>(&self) -> &T {
+        self.extra
+            .downcast_ref()
+            .expect("the suite's setup returned this type")
     }
 }
 
@@ -183,11 +194,17 @@ impl Case {
     }
 }
 
+/// Prepares the control plane before the shared Portcullis starts (RBAC, CRDs, a kubeconfig
+/// for Portcullis) and may change how it runs; what it returns is [`World::extra`].
+pub type Setup = fn(&ControlPlane, &mut PortcullisOptions) -> Box<dyn Any + Send + Sync>;
+
 /// What the suite starts besides the control plane.
 #[derive(Debug, Clone, Default)]
 pub struct SuiteOptions {
     /// How the shared Portcullis runs.
     pub portcullis: PortcullisOptions,
+    /// Runs once the control plane is up, before Portcullis starts.
+    pub setup: Option<Setup>,
 }
 
 /// Runs the cases against one control plane (see the module documentation). Call it from
@@ -275,7 +292,12 @@ enum Guard<'a> {
 
 fn start_world(assets: &Assets, options: &SuiteOptions) -> Result<World, String> {
     let cluster = ControlPlane::start(assets)?;
-    let portcullis = match Portcullis::start(&cluster, options.portcullis.clone()) {
+    let mut portcullis_options = options.portcullis.clone();
+    let extra: Box<dyn Any + Send + Sync> = match options.setup {
+        Some(setup) => setup(&cluster, &mut portcullis_options),
+        None => Box::new(()),
+    };
+    let portcullis = match Portcullis::start(&cluster, portcullis_options) {
         Ok(p) => p,
         Err(e) => {
             cluster.stop(true);
@@ -287,6 +309,7 @@ fn start_world(assets: &Assets, options: &SuiteOptions) -> Result<World, String>
         cluster,
         portcullis: Mutex::new(portcullis),
         lock: RwLock::new(()),
+        extra,
     })
 }
 

@@ -106,6 +106,7 @@ pub async fn start(options: Options) -> TestServer {
         max_connections: options
             .max_connections
             .unwrap_or(portcullis::server::DEFAULT_MAX_CONNECTIONS),
+        cluster: None,
     };
     let server = server::start(config).await.expect("server starts");
     TestServer {

@@ -1,0 +1,369 @@
+//! `portcullis audit --cluster`: what runs, judged as file audit judges manifests, with the
+//! cluster's namespace labels; what cannot be listed is reported and the rest goes on; as a
+//! kubectl plugin too.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::e2e_support::objects::{container, deployment, pod};
+use crate::e2e_support::portcullis::BINARY;
+use crate::e2e_support::{Case, ROOT, World, wait_for};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::shared(
+            "audit_cluster_gives_the_verdicts_of_file_audit",
+            audit_cluster_gives_the_verdicts_of_file_audit,
+        ),
+        Case::shared(
+            "audit_cluster_reports_what_it_cannot_list_and_judges_the_rest",
+            audit_cluster_reports_what_it_cannot_list_and_judges_the_rest,
+        ),
+        Case::shared(
+            "audit_cluster_as_a_kubectl_plugin_in_all_namespaces",
+            audit_cluster_as_a_kubectl_plugin_in_all_namespaces,
+        ),
+    ]
+}
+
+/// Runs `portcullis ARGS` with `stdin`, colour off, in `dir`.
+pub fn portcullis(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new(BINARY);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run portcullis");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("portcullis finishes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Every object of a JSON audit report by `Kind namespace/name`: its verdict and findings.
+fn verdicts(report: &Value) -> BTreeMap<String, Value> {
+    report["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["verdict"] != "error")
+        .map(|o| {
+            let key = format!("{} {}/{}", o["kind"].as_str().unwrap_or(""),
+                o["namespace"].as_str().unwrap_or(""), o["name"].as_str().unwrap_or(""));
+            let findings: Vec<Value> = o["findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| json!([f["policy"], f["rule"], f["effect"], f["container"], f["field"], f["message"]]))
+                .collect();
+            (key, json!({"verdict": o["verdict"], "skipReason": o["skipReason"], "findings": findings}))
+        })
+        .collect()
+}
+
+/// The "done when": `audit --cluster` equals file audit of the same objects
+/// (`kubectl get ... -o yaml | portcullis audit -`), verdicts, findings and exit code, with the
+/// namespace's labels deciding a namespaceSelector in both.
+fn audit_cluster_gives_the_verdicts_of_file_audit(w: &World) {
+    let k = w.kubectl();
+    let ns = w.namespace("audit-equal");
+    let with_ns = |mut o: Value| {
+        o["metadata"]["namespace"] = json!(ns);
+        o
+    };
+    let mut owned = deployment("owned", 1, container("app"));
+    owned["metadata"]["labels"]["owner"] = json!("team-a");
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "nightly", "labels": {"owner": "team-a"}},
+        "spec": {"schedule": "0 3 * * *", "suspend": true, "jobTemplate": {"spec": {"template": {
+            "spec": {"restartPolicy": "Never", "containers": [container("job")]}}}}}});
+    for object in [
+        deployment("web", 2, container("app")),
+        owned,
+        cron,
+        pod("single", container("app")),
+    ] {
+        k.with_object(&["create"], &with_ns(object)).ok();
+    }
+    // Controllers' objects settle first (both audits must see the same ones).
+    wait_for("the Deployments' Pods", Duration::from_secs(60), || {
+        (k.list(&ns, "pods", None).len() == 4).then_some(())
+    });
+    // Labelled after the fact: running workloads the policy would now deny.
+    k.run(&["label", "namespace", &ns, "env=prod"]).ok();
+
+    let dir = w.cluster.dir().to_path_buf();
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let kubeconfig = w.cluster.kubeconfig.display().to_string();
+    let cluster = portcullis(
+        &dir,
+        &[
+            "audit",
+            "--cluster",
+            "-n",
+            &ns,
+            "-o",
+            "json",
+            "--policies",
+            &policies,
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        None,
+        &[],
+    );
+    let ns_yaml = k.run(&["get", "namespace", &ns, "-o", "yaml"]).ok();
+    let objects = k
+        .run(&["get", "pods,replicationcontrollers,deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs",
+               "-n", &ns, "-o", "yaml"])
+        .ok();
+    let files = portcullis(
+        &dir,
+        &["audit", "-", "-o", "json", "--policies", &policies],
+        Some(&format!("{ns_yaml}---\n{objects}")),
+        &[],
+    );
+    assert_eq!(cluster.status.code(), Some(1), "{}", text(&cluster.stderr));
+    assert_eq!(files.status.code(), cluster.status.code());
+    let from_cluster: Value = serde_json::from_slice(&cluster.stdout).expect("JSON report");
+    let from_files: Value = serde_json::from_slice(&files.stdout).expect("JSON report");
+    let mut expected = verdicts(&from_files);
+    // File audit also lists the Namespace itself (not a workload); the cluster audit does not.
+    expected.remove(&format!("Namespace /{ns}"));
+    let got = verdicts(&from_cluster);
+    assert_eq!(got, expected);
+    // What the cluster holds: 2 Deployments, their 2 ReplicaSets and 3 Pods, a bare Pod, a
+    // CronJob (suspended: no Jobs).
+    let count = |verdict: &str| got.values().filter(|v| v["verdict"] == verdict).count();
+    assert_eq!(count("deny"), 2, "{got:#?}");
+    assert_eq!(count("pass"), 2, "{got:#?}");
+    assert_eq!(count("skipped"), 5, "{got:#?}");
+    for denied in ["Deployment", "Pod"]
+        .map(|k| format!("{k} {ns}/{}", if k == "Pod" { "single" } else { "web" }))
+    {
+        assert!(
+            got[&denied]["findings"]
+                .to_string()
+                .contains("missing label owner"),
+            "{denied}"
+        );
+    }
+    assert_eq!(from_cluster["objects"][0]["file"], "<cluster>");
+    assert!(text(&cluster.stderr).contains(&format!(
+        "auditing namespace {ns} of the cluster at context"
+    )));
+}
+
+/// An identity that may list Deployments in one namespace and nothing else: what it cannot
+/// list is reported (exit 1), the Deployments are judged; the documented read-only role
+/// (deploy/rbac/audit.yaml) is all an audit needs.
+fn audit_cluster_reports_what_it_cannot_list_and_judges_the_rest(w: &World) {
+    let k = w.kubectl();
+    let ns = w.namespace("audit-rbac");
+    k.with_object(
+        &["create", "-n", &ns],
+        &deployment("web", 0, container("app")),
+    )
+    .ok();
+    k.run(&["create", "serviceaccount", "limited", "-n", &ns])
+        .ok();
+    k.run(&[
+        "create",
+        "role",
+        "list-deployments",
+        "-n",
+        &ns,
+        "--verb=list",
+        "--resource=deployments.apps",
+    ])
+    .ok();
+    k.run(&[
+        "create",
+        "rolebinding",
+        "limited",
+        "-n",
+        &ns,
+        "--role=list-deployments",
+        &format!("--serviceaccount={ns}:limited"),
+    ])
+    .ok();
+    let limited = w.cluster.service_account_kubeconfig(
+        &format!("{ns}-limited"),
+        &ns,
+        "limited",
+        &w.cluster.server,
+    );
+    let dir = w.cluster.dir().to_path_buf();
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let run = |kubeconfig: &PathBuf| {
+        portcullis(
+            &dir,
+            &[
+                "audit",
+                "--cluster",
+                "-n",
+                &ns,
+                "--policies",
+                &policies,
+                "--kubeconfig",
+                &kubeconfig.display().to_string(),
+            ],
+            None,
+            &[],
+        )
+    };
+    let out = run(&limited);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("PASS Deployment {ns}/web (<cluster>)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "cannot list pods in namespace {ns}: 403 Forbidden"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("cannot list namespace {ns}: 403 Forbidden")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cannot list cronjobs.batch"), "{stdout}");
+    assert!(
+        stdout.contains("result: FAIL (8 unreadable documents)"),
+        "{stdout}"
+    );
+
+    // The documented role: read-only, everything an audit lists.
+    let role = Path::new(ROOT).join("deploy/rbac/audit.yaml");
+    k.run(&["apply", "-f", &role.display().to_string()]).ok();
+    k.run(&["create", "serviceaccount", "auditor", "-n", &ns])
+        .ok();
+    k.run(&[
+        "create",
+        "rolebinding",
+        "auditor",
+        "-n",
+        &ns,
+        "--clusterrole=portcullis-audit",
+        &format!("--serviceaccount={ns}:auditor"),
+    ])
+    .ok();
+    let auditor = w.cluster.service_account_kubeconfig(
+        &format!("{ns}-auditor"),
+        &ns,
+        "auditor",
+        &w.cluster.server,
+    );
+    let out = run(&auditor);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("result: PASS"));
+    // Read-only: it may not change anything.
+    let can = k
+        .run(&[
+            "auth",
+            "can-i",
+            "--list",
+            &format!("--as=system:serviceaccount:{ns}:auditor"),
+            "-n",
+            &ns,
+        ])
+        .ok();
+    for line in can.lines().skip(1) {
+        let verbs = line.split('[').nth(2).unwrap_or("");
+        for write in ["create", "update", "patch", "delete"] {
+            assert!(!verbs.contains(write), "{line}");
+        }
+    }
+}
+
+/// `kubectl portcullis audit --cluster`, all namespaces, through kubectl's plugin mechanism
+/// and `KUBECONFIG`.
+fn audit_cluster_as_a_kubectl_plugin_in_all_namespaces(w: &World) {
+    let ns = w.namespace("audit-plugin");
+    w.kubectl()
+        .with_object(
+            &["create", "-n", &ns],
+            &deployment("web", 0, container("app")),
+        )
+        .ok();
+    let bin = w.cluster.dir().join("plugin-bin");
+    std::fs::create_dir_all(&bin).expect("plugin dir");
+    let link = bin.join("kubectl-portcullis");
+    if !link.exists() {
+        std::os::unix::fs::symlink(BINARY, &link).expect("symlink the plugin");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let mut cmd = Command::new("kubectl");
+    cmd.args([
+        "portcullis",
+        "audit",
+        "--cluster",
+        "-o",
+        "json",
+        "--policies",
+        &policies,
+    ])
+    .env("PATH", path)
+    .env("KUBECONFIG", &w.cluster.kubeconfig)
+    .env("NO_COLOR", "1");
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("run kubectl");
+    let stderr = text(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    assert!(
+        stderr.contains("auditing all namespaces of the cluster at context e2e of"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert!(
+        report["summary"]["judged"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert_eq!(report["errors"], json!([]));
+    let listed = report["objects"].as_array().into_iter().flatten().any(|o| {
+        o["kind"] == "Deployment" && o["namespace"] == json!(ns) && o["verdict"] == "pass"
+    });
+    assert!(listed, "{report}");
+}

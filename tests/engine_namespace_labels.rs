@@ -1,0 +1,251 @@
+//! What the engine does with what is known of a namespace's labels: its name only (no
+//! cluster access), its labels (a namespace cache, or Namespace objects beside the manifests),
+//! or nothing yet (a namespace created a moment ago, not in the cache). Unknown labels never
+//! deny, nor mutate, what the real labels might not select; policies that do not depend on
+//! labels are unaffected.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use portcullis::engine::{Decision, Effect, FindingKind, NamespaceLabels, Request, evaluate};
+use portcullis::policy::{PolicySet, Timestamp};
+use serde_json::{Value, json};
+
+const POLICIES: &str = r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: prod-owner}
+spec:
+  mode: enforce
+  match:
+    namespaceSelector: {matchLabels: {env: prod}}
+  rules:
+    - requireLabels: {labels: [owner]}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: prod-sidecar}
+spec:
+  mode: enforce
+  match:
+    namespaceSelector:
+      matchExpressions: [{key: env, operator: In, values: [prod]}]
+  rules:
+    - injectSidecar:
+        container:
+          name: proxy
+          image: proxy:1
+          resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 10m, memory: 16Mi}}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: everywhere-team}
+spec:
+  mode: enforce
+  exclude:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}
+  rules:
+    - requireLabels: {labels: [team]}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: not-in-sandboxes}
+spec:
+  mode: enforce
+  exclude:
+    namespaceSelector: {matchLabels: {tier: sandbox}}
+  rules:
+    - requireLabels: {labels: [cost-center]}
+"#;
+
+fn policies() -> PolicySet {
+    portcullis::lint::load_str(Path::new("ns.yaml"), POLICIES).expect("policies load")
+}
+
+fn deployment(namespace: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]}}}})
+}
+
+/// 2026-01-01: after the schedule below switched to enforce, before the exception expires.
+const TIME: Timestamp = Timestamp::from_unix(1_767_225_600);
+
+fn decide(object: &Value, labels: NamespaceLabels<'_>) -> Decision {
+    decide_with(&policies(), object, labels)
+}
+
+fn decide_with(set: &PolicySet, object: &Value, labels: NamespaceLabels<'_>) -> Decision {
+    let mut request = Request::create(object, TIME);
+    request.namespace_labels = labels;
+    evaluate(set, &request)
+}
+
+/// (policy, effect) of every violation.
+fn violations(d: &Decision) -> Vec<(&str, Effect)> {
+    d.violations()
+        .map(|f| (f.policy.as_str(), f.effect))
+        .collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn known_labels_select_and_deny() {
+    let prod = labels(&[("env", "prod")]);
+    let d = decide(&deployment("shop"), NamespaceLabels::Known(&prod));
+    assert_eq!(
+        violations(&d),
+        [
+            ("prod-owner", Effect::Deny),
+            ("everywhere-team", Effect::Deny),
+            ("not-in-sandboxes", Effect::Deny),
+        ]
+    );
+    assert!(
+        d.mutations()
+            .any(|f| f.policy == "prod-sidecar" && f.effect == Effect::Apply)
+    );
+    assert!(d.is_patched());
+    assert!(d.labels_pending.is_empty());
+    let sandbox = labels(&[("tier", "sandbox")]);
+    let d = decide(&deployment("shop"), NamespaceLabels::Known(&sandbox));
+    assert_eq!(violations(&d), [("everywhere-team", Effect::Deny)]);
+    assert!(!d.is_patched());
+}
+
+#[test]
+fn name_only_sees_no_other_label() {
+    let d = decide(&deployment("shop"), NamespaceLabels::NameOnly);
+    assert_eq!(
+        violations(&d),
+        [
+            ("everywhere-team", Effect::Deny),
+            ("not-in-sandboxes", Effect::Deny),
+        ]
+    );
+    assert!(d.labels_pending.is_empty());
+}
+
+/// A namespace whose labels are not known yet: policies whose selection depends on them run
+/// as warn (a `match` on labels, an `exclude` on labels alike), so nothing is denied that the
+/// real labels might admit, and nothing is mutated that they might not select; a selector on
+/// the name alone is still decided; the decision names the policies concerned.
+#[test]
+fn pending_labels_never_deny_nor_mutate_what_they_might_not_select() {
+    let d = decide(&deployment("shop"), NamespaceLabels::Pending);
+    assert_eq!(
+        violations(&d),
+        [
+            ("prod-owner", Effect::Warn),
+            ("everywhere-team", Effect::Deny),
+            ("not-in-sandboxes", Effect::Warn),
+        ]
+    );
+    assert!(!d.allowed, "everywhere-team does not depend on labels");
+    assert!(!d.is_patched(), "{:?}", d.patch);
+    assert!(d.findings.iter().any(|f| f.policy == "prod-sidecar"
+        && f.kind == FindingKind::Mutation
+        && f.effect == Effect::Warn));
+    assert_eq!(
+        d.labels_pending,
+        ["prod-owner", "prod-sidecar", "not-in-sandboxes"]
+    );
+    let warnings = d.warnings();
+    assert!(
+        warnings[0].starts_with(
+            "Deployment shop/web: the labels of its namespace are not known to Portcullis yet"
+        ) && warnings[0].ends_with("prod-owner, prod-sidecar, not-in-sandboxes"),
+        "{warnings:?}"
+    );
+    // Excluded by name even so: kube-system is decided without labels.
+    let d = decide(&deployment("kube-system"), NamespaceLabels::Pending);
+    assert!(!violations(&d).contains(&("everywhere-team", Effect::Deny)));
+}
+
+/// Whether namespace labels can change any decision of a set (the webhook waits for a
+/// namespace missing from its cache only then).
+#[test]
+fn a_set_selects_by_label_unless_only_names_are_used() {
+    assert!(policies().selects_namespaces_by_label());
+    let by_name = portcullis::lint::load_str(
+        Path::new("n.yaml"),
+        "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: n}\nspec:\n  mode: enforce\n  match:\n    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}}\n  rules:\n    - requireLabels: {labels: [team]}\n",
+    )
+    .expect("loads");
+    assert!(!by_name.selects_namespaces_by_label());
+}
+
+/// A schedule that enforces in namespaces selected by label, and an exception that selects
+/// namespaces by label: with the labels known they decide; with labels not known yet the
+/// policies concerned only warn (the real labels might keep the policy in warn, or except the
+/// finding).
+#[test]
+fn pending_labels_cap_schedules_and_exceptions_by_label() {
+    let set = portcullis::lint::load_str(
+        Path::new("sched.yaml"),
+        r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: team-label}
+spec:
+  mode: warn
+  schedule:
+    - from: 2025-06-01
+      mode: enforce
+      namespaceSelector: {matchLabels: {tier: gold}}
+  rules:
+    - requireLabels: {labels: [team]}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: cost-center}
+spec:
+  mode: enforce
+  rules:
+    - requireLabels: {labels: [cost-center]}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: PolicyException
+metadata: {name: sandboxes}
+spec:
+  owner: platform
+  reason: sandboxes are free
+  expires: 2030-01-01
+  policies: [{name: cost-center}]
+  match:
+    namespaceSelector: {matchLabels: {tier: sandbox}}
+"#,
+    )
+    .expect("loads");
+    let gold = labels(&[("tier", "gold")]);
+    let d = decide_with(&set, &deployment("shop"), NamespaceLabels::Known(&gold));
+    assert_eq!(
+        violations(&d),
+        [("team-label", Effect::Deny), ("cost-center", Effect::Deny)]
+    );
+    let sandbox = labels(&[("tier", "sandbox")]);
+    let d = decide_with(&set, &deployment("shop"), NamespaceLabels::Known(&sandbox));
+    assert_eq!(
+        violations(&d),
+        [
+            ("team-label", Effect::Warn),
+            ("cost-center", Effect::Excepted)
+        ]
+    );
+    let d = decide_with(&set, &deployment("shop"), NamespaceLabels::Pending);
+    assert_eq!(
+        violations(&d),
+        [("team-label", Effect::Warn), ("cost-center", Effect::Warn)]
+    );
+    assert!(d.allowed);
+    assert_eq!(d.labels_pending, ["team-label", "cost-center"]);
+    assert!(set.selects_namespaces_by_label());
+}
