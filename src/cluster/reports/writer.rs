@@ -114,12 +114,30 @@ enum Update {
     WatchFailed(String, String),
 }
 
-/// A judged workload.
+/// A judged workload: what it takes to judge it again, and what its results amount to. The
+/// results themselves are not kept (they are several times the object's size): a report is
+/// built by judging its namespace's workloads again, which takes microseconds each.
 struct Tracked {
-    /// The object, compact (no status, no managedFields), to judge again.
-    json: Vec<u8>,
-    /// Its results (passes included).
-    results: WorkloadResults,
+    /// The object, compact (see [`compact`]).
+    json: Box<[u8]>,
+    /// A hash of its results, to tell whether an event changed them.
+    digest: u64,
+    /// Its results by status.
+    summary: content::Summary,
+}
+
+impl Tracked {
+    fn new(json: Box<[u8]>, results: &WorkloadResults) -> Tracked {
+        let mut h = DefaultHasher::new();
+        results.hash(&mut h);
+        let mut summary = content::Summary::default();
+        summary.add(&results.results);
+        Tracked {
+            json,
+            digest: h.finish(),
+            summary,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -214,7 +232,7 @@ impl Writer {
                 () = crate::server::stop_requested(&mut stopped) => return,
             }
         }
-        let (updates, mut incoming) = mpsc::channel::<Update>(1024);
+        let (updates, mut incoming) = mpsc::channel::<Update>(64);
         let mut watches = Vec::new();
         for kind in WorkloadKind::ALL {
             watches.push(tokio::spawn(watch_workloads(
@@ -314,13 +332,14 @@ impl Writer {
             None => self.remove(kind, &namespace, &name),
             Some(results) => {
                 let json = serde_json::to_vec(&value).unwrap_or_default();
+                let tracked = Tracked::new(json.into_boxed_slice(), &results);
                 let state = self.namespaces.entry(namespace.clone()).or_default();
                 state.labels = labels.as_ref().map(hash_labels);
                 let changed = state
                     .workloads
                     .get(&key)
-                    .is_none_or(|t| t.results != results);
-                state.workloads.insert(key, Tracked { json, results });
+                    .is_none_or(|t| t.digest != tracked.digest);
+                state.workloads.insert(key, tracked);
                 if changed {
                     self.dirty.insert(namespace.clone());
                 }
@@ -530,9 +549,11 @@ impl Writer {
             let Ok(object) = serde_json::from_slice::<Value>(&tracked.json) else {
                 continue;
             };
-            let results = self.judge(namespace, &object, labels.as_ref());
-            if results.as_ref() != Some(&tracked.results) {
-                updated.push((key.clone(), results));
+            let fresh = self
+                .judge(namespace, &object, labels.as_ref())
+                .map(|r| Tracked::new(tracked.json.clone(), &r));
+            if fresh.as_ref().map(|t| t.digest) != Some(tracked.digest) {
+                updated.push((key.clone(), fresh));
             }
         }
         let Some(state) = self.namespaces.get_mut(namespace) else {
@@ -542,12 +563,10 @@ impl Writer {
         if updated.is_empty() {
             return;
         }
-        for (key, results) in updated {
-            match results {
-                Some(r) => {
-                    if let Some(t) = state.workloads.get_mut(&key) {
-                        t.results = r;
-                    }
+        for (key, fresh) in updated {
+            match fresh {
+                Some(t) => {
+                    state.workloads.insert(key, t);
                 }
                 None => {
                     state.workloads.remove(&key);
@@ -563,13 +582,12 @@ impl Writer {
         let mut ranked: Vec<(bool, bool, &String)> = self
             .namespaces
             .iter()
-            .filter(|(_, s)| s.workloads.values().any(|t| !t.results.results.is_empty()))
-            .map(|(ns, s)| {
+            .filter_map(|(ns, s)| {
                 let mut summary = content::Summary::default();
                 for t in s.workloads.values() {
-                    summary.add(&t.results.results);
+                    summary.merge(t.summary);
                 }
-                (summary.fail == 0, summary.warn == 0, ns)
+                (summary.total() > 0).then_some((summary.fail == 0, summary.warn == 0, ns))
             })
             .collect();
         ranked.sort();
@@ -582,17 +600,18 @@ impl Writer {
         (wanted, over)
     }
 
+    /// The report of a namespace, its workloads judged again now.
     fn build(&self, namespace: &str) -> (Value, usize) {
-        let empty = BTreeMap::new();
-        let workloads = self
+        let labels = self.labels_of(namespace);
+        let judged: Vec<WorkloadResults> = self
             .namespaces
             .get(namespace)
-            .map_or(&empty, |s| &s.workloads);
-        content::build_report(
-            namespace,
-            workloads.values().map(|t| &t.results),
-            &self.config.limits,
-        )
+            .into_iter()
+            .flat_map(|s| s.workloads.values())
+            .filter_map(|t| serde_json::from_slice::<Value>(&t.json).ok())
+            .filter_map(|object| self.judge(namespace, &object, labels.as_ref()))
+            .collect();
+        content::build_report(namespace, &judged, &self.config.limits)
     }
 
     /// Writes what differs from the cluster: reports to apply, reports to delete.
@@ -711,11 +730,22 @@ impl Writer {
     }
 }
 
-/// The object as JSON with `apiVersion` and `kind`, without `status` and
-/// `metadata.managedFields` (they never change a verdict).
+/// kubectl's copy of the whole applied object, as an annotation: never a policy's concern.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The object as JSON with `apiVersion` and `kind`, without what never changes a verdict and
+/// would double its size in memory: `status`, `metadata.managedFields`, and kubectl's
+/// last-applied-configuration annotation (no policy reads it: it is neither a label nor an
+/// opt-out value).
 fn compact(mut object: DynamicObject, kind: WorkloadKind) -> Value {
     let resource = api_resource(kind);
     object.metadata.managed_fields = None;
+    if let Some(annotations) = object.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            object.metadata.annotations = None;
+        }
+    }
     let mut out = serde_json::Map::new();
     out.insert(
         "apiVersion".to_owned(),
