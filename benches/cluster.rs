@@ -14,7 +14,8 @@
 //! PORTCULLIS_E2E_ASSETS=$PWD/target/e2e-assets cargo bench --bench cluster
 //! ```
 //! Knobs (environment): NAMESPACES=5000, DEPLOYMENTS=10000, RUNS=3, RATE=200 (requests/s),
-//! LOAD_SECONDS=10. Needs GNU time (`/usr/bin/time`) and oha on PATH. Method and figures:
+//! LOAD_SECONDS=3 (each latency window: the writer's first scan of 10,000 Deployments takes
+//! about 2 s of it), LATENCY_RUNS=5. Needs GNU time (`/usr/bin/time`) and oha on PATH. Method and figures:
 //! BENCHMARKS.md, "Cluster scale".
 
 #[path = "../tests/e2e_support/mod.rs"]
@@ -75,7 +76,11 @@ fn serve(cluster: &ControlPlane, args: &[&str], env: &[(&str, &str)]) -> (Portcu
     (p, started.elapsed())
 }
 
-async fn create_all(client: &kube::Client, resource: &ApiResource, objects: Vec<Value>) -> Duration {
+async fn create_all(
+    client: &kube::Client,
+    resource: &ApiResource,
+    objects: Vec<Value>,
+) -> Duration {
     let started = Instant::now();
     let total = objects.len();
     let mut done = 0usize;
@@ -151,18 +156,28 @@ fn timed(args: &[&str]) -> (f64, f64, String) {
         .expect("run /usr/bin/time");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let code = out.status.code();
-    assert!(matches!(code, Some(0 | 1)), "audit failed ({code:?}): {err}");
+    assert!(
+        matches!(code, Some(0 | 1)),
+        "audit failed ({code:?}): {err}"
+    );
     let rss = err
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0);
     let wall = err
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Elapsed (wall clock) time (h:mm:ss or m:ss): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Elapsed (wall clock) time (h:mm:ss or m:ss): ")
+        })
         .map_or(0.0, |t| {
-            t.split(':')
-                .fold(0.0, |acc, part| acc * 60.0 + part.parse::<f64>().unwrap_or(0.0))
+            t.split(':').fold(0.0, |acc, part| {
+                acc * 60.0 + part.parse::<f64>().unwrap_or(0.0)
+            })
         });
     (wall, rss, err)
 }
@@ -171,11 +186,25 @@ fn timed(args: &[&str]) -> (f64, f64, String) {
 fn load(p: &Portcullis, rate: usize, seconds: usize) -> (f64, f64, f64) {
     let body = Path::new(ROOT).join("tests/fixtures/admission/validate-create-deployment.json");
     let out = Command::new("oha")
-        .args(["--no-tui", "--output-format", "json", "--insecure", "-m", "POST"])
+        .args([
+            "--no-tui",
+            "--output-format",
+            "json",
+            "--insecure",
+            "-m",
+            "POST",
+        ])
         .args(["-H", "Content-Type: application/json"])
         .arg("-D")
         .arg(&body)
-        .args(["-q", &rate.to_string(), "-c", "4", "-z", &format!("{seconds}s")])
+        .args([
+            "-q",
+            &rate.to_string(),
+            "-c",
+            "4",
+            "-z",
+            &format!("{seconds}s"),
+        ])
         .arg(p.url("/validate"))
         .output()
         .expect("run oha");
@@ -202,12 +231,17 @@ fn main() -> ExitCode {
     let deployments = knob("DEPLOYMENTS", 10_000);
     let runs = knob("RUNS", 3);
     let rate = knob("RATE", 200);
-    let load_seconds = knob("LOAD_SECONDS", 10);
+    let load_seconds = knob("LOAD_SECONDS", 3);
+    let latency_runs = knob("LATENCY_RUNS", 5);
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "cluster benchmarks: {} CPUs, load average {}",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-        load_avg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load_avg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let cluster = ControlPlane::start(&assets).expect("control plane starts");
     let kubeconfig = cluster.kubeconfig.display().to_string();
@@ -245,7 +279,10 @@ fn main() -> ExitCode {
         })
         .collect();
     let took = runtime.block_on(create_all(&client, &ns_resource, objects));
-    println!("created {namespaces} namespaces in {:.1} s", took.as_secs_f64());
+    println!(
+        "created {namespaces} namespaces in {:.1} s",
+        took.as_secs_f64()
+    );
     let (p, ready) = serve(&cluster, &with_cluster, &[]);
     let many = p.metric("portcullis_namespace_cache_namespaces", &[]);
     let (many_rss, many_hwm) = memory(p.pid().expect("pid"));
@@ -288,10 +325,21 @@ fn main() -> ExitCode {
         let (mut walls, mut rsss) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             let (wall, rss, err) = timed(&[
-                "audit", "--cluster", "--kubeconfig", &kubeconfig, "--policies", &policies,
-                "-o", output, "--stats",
+                "audit",
+                "--cluster",
+                "--kubeconfig",
+                &kubeconfig,
+                "--policies",
+                &policies,
+                "-o",
+                output,
+                "--stats",
             ]);
-            let stats = err.lines().find(|l| l.starts_with("stats:")).unwrap_or("").to_owned();
+            let stats = err
+                .lines()
+                .find(|l| l.starts_with("stats:"))
+                .unwrap_or("")
+                .to_owned();
             println!("  -o {output}: {wall:.2} s, peak RSS {rss:.1} MiB; {stats}");
             walls.push(wall);
             rsss.push(rss);
@@ -317,11 +365,15 @@ fn main() -> ExitCode {
     let expected_reports = deployments.div_ceil(per_namespace) as f64;
     let mut scans = Vec::new();
     for run in 0..runs {
-        let env = [writer_env[0], ("POD_NAME", if run % 2 == 0 { "bench-a" } else { "bench-b" })];
+        let env = [
+            writer_env[0],
+            ("POD_NAME", if run % 2 == 0 { "bench-a" } else { "bench-b" }),
+        ];
         let (p, _) = serve(&cluster, &writer_args, &env);
         let started = Instant::now();
         wait_for("the first full scan", Duration::from_secs(300), || {
-            (p.metric("portcullis_reports_scans_total", &[("trigger", "start")]) >= 1.0).then_some(())
+            (p.metric("portcullis_reports_scans_total", &[("trigger", "start")]) >= 1.0)
+                .then_some(())
         });
         let scanned = started.elapsed();
         wait_for("every report", Duration::from_secs(300), || {
@@ -356,10 +408,13 @@ fn main() -> ExitCode {
         median(scans.iter().map(|s| s.1).collect()),
         median(scans.iter().map(|s| s.2).collect())
     );
-    println!("\n## admission latency during a full scan ({rate} requests/s, {load_seconds} s, 4 connections)");
+    println!(
+        "\n## admission latency during a full scan ({rate} requests/s, {load_seconds} s, 4 connections)"
+    );
     println!("| run | writer | p50 (ms) | p99 (ms) | p99.9 (ms) | scan (s) |");
     println!("|---|---|---:|---:|---:|---:|");
-    for run in 0..runs {
+    let (mut scanning, mut idle) = (Vec::new(), Vec::new());
+    for run in 0..latency_runs {
         let env = [writer_env[0], ("POD_NAME", "bench-load")];
         let (p, _) = serve(&cluster, &writer_args, &env);
         let (b50, b99, b999) = load(&p, rate, load_seconds);
@@ -369,12 +424,28 @@ fn main() -> ExitCode {
             "| {} | scanning (first {:.1} s of the run{}) | {b50:.2} | {b99:.2} | {b999:.2} | {scan:.1} |",
             run + 1,
             scan,
-            if done { "" } else { ", still scanning at the end" }
+            if done {
+                ""
+            } else {
+                ", still scanning at the end"
+            }
         );
         let (i50, i99, i999) = load(&p, rate, load_seconds);
-        println!("| {} | idle | {i50:.2} | {i99:.2} | {i999:.2} | - |", run + 1);
+        println!(
+            "| {} | idle | {i50:.2} | {i99:.2} | {i999:.2} | - |",
+            run + 1
+        );
+        scanning.push((b50, b99));
+        idle.push((i50, i99));
         p.stop();
     }
+    println!(
+        "admission during a full scan: median p50 {:.2} ms, p99 {:.2} ms; idle: p50 {:.2} ms, p99 {:.2} ms",
+        median(scanning.iter().map(|x| x.0).collect()),
+        median(scanning.iter().map(|x| x.1).collect()),
+        median(idle.iter().map(|x| x.0).collect()),
+        median(idle.iter().map(|x| x.1).collect()),
+    );
     cluster.stop(false);
     ExitCode::SUCCESS
 }

@@ -118,7 +118,14 @@ fn reports_need_cluster_access_and_a_bad_kubeconfig_stops_serve() {
     let home = tempfile::tempdir().expect("home");
     let out = run(
         home.path(),
-        &["serve", "--reports", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"],
+        &[
+            "serve",
+            "--reports",
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -153,10 +160,7 @@ fn audit_cluster_without_a_kubeconfig_is_a_usage_error() {
         "{}",
         stderr(&out)
     );
-    let out = run(
-        home.path(),
-        &["audit", "--cluster", "--context", "nowhere"],
-    );
+    let out = run(home.path(), &["audit", "--cluster", "--context", "nowhere"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--context nowhere needs a kubeconfig"));
 }
@@ -164,18 +168,23 @@ fn audit_cluster_without_a_kubeconfig_is_a_usage_error() {
 #[test]
 fn audit_cluster_of_an_unreachable_cluster_exits_3() {
     let home = tempfile::tempdir().expect("home");
-    let config = kubeconfig(
-        home.path(),
-        &format!("https://127.0.0.1:{}", closed_port()),
-    );
+    let config = kubeconfig(home.path(), &format!("https://127.0.0.1:{}", closed_port()));
     let started = Instant::now();
     let out = run(
         home.path(),
-        &["audit", "--cluster", "--kubeconfig", config.to_str().expect("path")],
+        &[
+            "audit",
+            "--cluster",
+            "--kubeconfig",
+            config.to_str().expect("path"),
+        ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("error: cannot reach the cluster at context c of"), "{err}");
+    assert!(
+        err.contains("error: cannot reach the cluster at context c of"),
+        "{err}"
+    );
     assert!(err.to_lowercase().contains("connect"), "{err}");
     assert!(out.stdout.is_empty(), "no report when nothing was audited");
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -197,7 +206,11 @@ fn cluster_flags_need_cluster_and_exclude_paths() {
     assert!(stderr(&out).contains("--cluster"), "{}", stderr(&out));
     let out = run(home.path(), &["audit", "--cluster", manifest]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot be used with"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(home.path(), &["audit"]);
     assert_eq!(out.status.code(), Some(2));
     // mutate has no --cluster.

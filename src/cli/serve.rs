@@ -250,8 +250,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::info!(identity = %config.identity, lease = reports::LEASE_NAME,
                     lease_namespace = %config.lease_namespace, max_results = config.limits.max_results,
                     budget = config.budget, "policy reports on: the holder of the Lease writes them");
-                Some(Reports::start(&cluster, server.state().clone(), config)
-                    .context("cannot start the policy reports")?)
+                Some(Reports::start(&cluster, server.state().clone(), config))
             }
             None => None,
         };

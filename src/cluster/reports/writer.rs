@@ -76,34 +76,69 @@ pub async fn check_crds(client: &kube::Client, metrics: &ReportsMetrics, loud: b
     served
 }
 
-/// A running writer task.
+/// A running writer: a thread of its own at the lowest CPU priority (nice 19), with its own
+/// runtime and API client, so that its watches and judgements take CPU only when admission
+/// leaves some.
 #[derive(Debug)]
 pub struct Running {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Running {
-    /// Starts writing (this replica leads).
-    pub fn start(client: kube::Client, state: AppState, config: ReportsConfig) -> Running {
+    /// Starts writing (this replica leads); `None` (logged) if the thread cannot start.
+    pub fn start(
+        kube_config: kube::Config,
+        state: AppState,
+        config: ReportsConfig,
+    ) -> Option<Running> {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let writer = Writer::new(client, state, config);
-            writer.run(stopped).await;
-        });
-        Running { stop, task }
+        let spawned = std::thread::Builder::new()
+            .name("portcullis-reports".to_owned())
+            .spawn(move || {
+                lowest_priority();
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reports: cannot start a runtime; no reports");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match kube::Client::try_from(kube_config) {
+                        Ok(client) => Writer::new(client, state, config).run(stopped).await,
+                        Err(e) => tracing::error!(error = %e,
+                            "reports: cannot make an API client; no reports"),
+                    }
+                });
+            });
+        match spawned {
+            Ok(thread) => Some(Running { stop, thread }),
+            Err(e) => {
+                tracing::error!(error = %e, "reports: cannot start the writer's thread; no reports");
+                None
+            }
+        }
     }
 
     /// Stops writing: in-flight writes finish (same content either way), nothing new starts.
     pub async fn stop(self) {
         self.stop.send_replace(true);
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .is_err()
-        {
-            abort.abort();
-        }
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+/// Gives the calling thread the lowest CPU priority (nice 19; on Linux `setpriority` with a
+/// thread id applies to that thread only). Lowering one's own priority needs no privilege;
+/// where it fails anyway, the writer runs at normal priority and says so.
+fn lowest_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::warn!(error = %e, "reports: cannot lower the writer's CPU priority");
     }
 }
 
