@@ -69,7 +69,7 @@ fn serve(cluster: &ControlPlane, args: &[&str], env: &[(&str, &str)]) -> (Portcu
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-            policies: Vec::new(),
+            ..PortcullisOptions::default()
         },
     )
     .expect("portcullis starts");

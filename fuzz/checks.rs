@@ -33,11 +33,12 @@ pub fn check_admission_review(data: &[u8]) {
                 .expect("an answer can always be built");
             serde_json::to_vec(&answer.review).expect("the answer serializes");
         }
-        if let (Some(object), false) = (&review.object, decision.patch.0.is_empty()) {
-            let mut patched = object.clone();
+        if let (Some(object), false) = (review.object(), decision.patch.0.is_empty()) {
+            let mut patched = object.to_value();
             json_patch::patch(&mut patched, &decision.patch).expect("the patch applies");
-            let mut again = review.engine_request(portcullis::policy::Timestamp::from_unix(1_767_225_600));
-            again.object = Some(&patched);
+            let mut again =
+                review.engine_request(portcullis::policy::Timestamp::from_unix(1_767_225_600));
+            again.object = Some((&patched).into());
             let second = portcullis::engine::evaluate(set, &again);
             assert!(
                 second.patch.0.is_empty(),

@@ -5,12 +5,13 @@
 use kube::core::admission::{self, AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::response::StatusSummary;
 use kube::core::{DynamicObject, ObjectMeta};
-use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::engine::{self, Decision, FindingKind, NamespaceLabels, Operation, Request};
+use crate::json::{Document, Json};
 use crate::policy::{PolicySet, Timestamp};
 use crate::telemetry::{Endpoint, Outcome};
+use serde::Deserialize as _;
 
 /// The only AdmissionReview version served (the apiserver sends what the webhook configuration's
 /// `admissionReviewVersions` lists first that it supports).
@@ -56,27 +57,38 @@ pub enum ReviewError {
     },
 }
 
-/// A parsed review: the request and its objects as plain JSON, converted once.
+/// A parsed review: the request as kube-core reads it, and its objects as sent.
 #[derive(Debug, Clone)]
 pub struct Review {
     /// The request as kube-core reads it (uid, kind, userInfo, ...). Its `object` and
-    /// `old_object` are `None`: the objects are in [`Review::object`] and
-    /// [`Review::old_object`], read once as plain JSON.
+    /// `old_object` are `None`: the objects are read through [`Review::object`] and
+    /// [`Review::old_object`].
     pub request: AdmissionRequest<DynamicObject>,
-    /// `request.object` as JSON, exactly as sent.
-    pub object: Option<Value>,
-    /// `request.oldObject` as JSON, exactly as sent.
-    pub old_object: Option<Value>,
+    objects: Objects,
+}
+
+/// Where a [`Review`]'s objects are.
+#[derive(Debug, Clone)]
+enum Objects {
+    /// In the body, parsed once as a [`Document`] (`request.object`, `request.oldObject`).
+    Document(Document),
+    /// Read through kube-core's `DynamicObject` (bodies the fast parse refuses).
+    Values {
+        object: Option<Value>,
+        old_object: Option<Value>,
+    },
 }
 
 /// Parses a request body into a [`Review`]. Bodies nested deeper than
 /// [`crate::nesting::MAX_DEPTH`] are refused first, by a byte scan independent of the parser.
 ///
-/// The body is parsed once into JSON; the objects are taken out as they are and only their
-/// `metadata` is checked against kube's `ObjectMeta` (what kube's `DynamicObject` requires);
-/// the rest of the review is read through kube-core's types. Reading the whole review through
-/// `AdmissionReview<DynamicObject>` buffers it twice (serde's `flatten`) and turned each
-/// object into a `DynamicObject` and back.
+/// The body is parsed once into a [`Document`] (simd-json; strings copied once, no map per
+/// object): the engine reads the objects there, as sent. Only what kube-core needs of the rest
+/// is read through its types: the review without its objects as `AdmissionReview`, and each
+/// object's `metadata` as kube's `ObjectMeta` (what kube's `DynamicObject` requires), so every
+/// body is accepted or refused exactly as the typed parse decides. Bodies the fast parse
+/// refuses are read the slow way, whole, through `AdmissionReview<DynamicObject>`: its answer
+/// (usually an error with line and column) is the one given.
 pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ReviewError::Empty);
@@ -84,6 +96,17 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
     // Before any parser runs, whichever it is: deep nesting is refused in one cheap pass
     // (see `crate::nesting`). Keep this call in front of the parse if the parser changes.
     crate::nesting::check_json(body).map_err(ReviewError::TooDeep)?;
+    match parse_document(body) {
+        Some((typed, doc)) => review_of(typed, Objects::Document(doc)),
+        None => parse_review_value(body),
+    }
+}
+
+/// The body parsed into a `serde_json::Value`, the objects taken out as they are, the rest read
+/// through kube-core's types; bodies that fail that are read through
+/// `AdmissionReview<DynamicObject>`. What every body the fast parse refuses goes through, so
+/// its answer (or error, with line and column) is the one it always got.
+fn parse_review_value(body: &[u8]) -> Result<Review, ReviewError> {
     let StrictJson(mut value) = serde_json::from_slice(body).map_err(ReviewError::Json)?;
     let (object, old_object) = match value.get_mut("request").and_then(Value::as_object_mut) {
         Some(request) => (
@@ -101,7 +124,7 @@ pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
         // Rare: the answer (usually an error with line and column) is the typed parse's.
         Err(_) => return parse_review_typed(body),
     };
-    review_of(typed, object, old_object)
+    review_of(typed, Objects::Values { object, old_object })
 }
 
 /// JSON in which no object repeats a key. Parsers disagree on which of two values wins, so a
@@ -185,11 +208,38 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     }
 }
 
+/// Paths of a review's objects, read by the engine rather than by kube-core.
+const OBJECTS: [&[&str]; 2] = [&["request", "object"], &["request", "oldObject"]];
+
+/// The fast parse: the body as a [`Document`] and the review without its objects through
+/// kube-core's types; `None` when any of it fails.
+fn parse_document(body: &[u8]) -> Option<(AdmissionReview<DynamicObject>, Document)> {
+    let doc = Document::parse(body).ok()?;
+    let root = doc.root().doc_value()?;
+    let typed: AdmissionReview<DynamicObject> = root.deserialize(&OBJECTS).ok()?;
+    let request = doc.root().get("request");
+    for key in ["object", "oldObject"] {
+        let Some(object) = request.and_then(|r| r.get(key)).filter(|o| !o.is_null()) else {
+            continue;
+        };
+        // What `DynamicObject` demands of an object: a JSON object whose `metadata`, when
+        // present, reads as `ObjectMeta`. `managedFields[].fieldsV1` is any JSON there (a
+        // `serde_json::Value`) and is never read: it is not looked at.
+        let metadata = object.as_object()?.get("metadata");
+        if let Some(metadata) = metadata {
+            metadata
+                .doc_value()?
+                .deserialize::<ObjectMeta>(&[&["managedFields", "*", "fieldsV1"]])
+                .ok()?;
+        }
+    }
+    Some((typed, doc))
+}
+
 /// Checks version and kind, and puts the request and its objects together.
 fn review_of(
     typed: AdmissionReview<DynamicObject>,
-    object: Option<Value>,
-    old_object: Option<Value>,
+    objects: Objects,
 ) -> Result<Review, ReviewError> {
     if typed.types.api_version != API_VERSION {
         return Err(ReviewError::WrongVersion(typed.types.api_version));
@@ -199,13 +249,10 @@ fn review_of(
     }
     let request: AdmissionRequest<DynamicObject> =
         typed.try_into().map_err(|_| ReviewError::NoRequest)?;
-    check_object_kind(&request, "object", object.as_ref())?;
-    check_object_kind(&request, "oldObject", old_object.as_ref())?;
-    Ok(Review {
-        request,
-        object,
-        old_object,
-    })
+    let review = Review { request, objects };
+    check_object_kind(&review.request, "object", review.object())?;
+    check_object_kind(&review.request, "oldObject", review.old_object())?;
+    Ok(review)
 }
 
 /// Refuses an object whose own `apiVersion`/`kind` differ from `request.kind` (an object
@@ -213,9 +260,9 @@ fn review_of(
 fn check_object_kind(
     request: &AdmissionRequest<DynamicObject>,
     field: &'static str,
-    object: Option<&Value>,
+    object: Option<Json<'_>>,
 ) -> Result<(), ReviewError> {
-    let field_of = |key: &str| object.and_then(|o| o.get(key)).and_then(Value::as_str);
+    let field_of = |key: &str| object.and_then(|o| o.get(key)).and_then(Json::as_str);
     let (Some(api_version), Some(object_kind)) = (field_of("apiVersion"), field_of("kind")) else {
         return Ok(());
     };
@@ -233,25 +280,6 @@ fn check_object_kind(
         declared: format!("{declared_version} {}", kind.kind),
         found: format!("{api_version} {object_kind}"),
     })
-}
-
-/// The whole body read through `AdmissionReview<DynamicObject>`, objects converted back to JSON.
-fn parse_review_typed(body: &[u8]) -> Result<Review, ReviewError> {
-    let mut typed: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(ReviewError::Json)?;
-    let to_json = |o: Option<DynamicObject>| {
-        o.map(serde_json::to_value)
-            .transpose()
-            .map_err(ReviewError::Json)
-    };
-    let (object, old_object) = match typed.request.as_mut() {
-        Some(request) => (
-            to_json(request.object.take())?,
-            to_json(request.old_object.take())?,
-        ),
-        None => (None, None),
-    };
-    review_of(typed, object, old_object)
 }
 
 /// Takes `request[key]` out; `null` is no object.
@@ -275,7 +303,56 @@ fn check_object(object: Option<&Value>) -> Result<(), serde_json::Error> {
     }
 }
 
+/// The whole body read through `AdmissionReview<DynamicObject>`, objects converted back to JSON.
+fn parse_review_typed(body: &[u8]) -> Result<Review, ReviewError> {
+    let mut typed: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(ReviewError::Json)?;
+    let to_json = |o: Option<DynamicObject>| {
+        o.map(serde_json::to_value)
+            .transpose()
+            .map_err(ReviewError::Json)
+    };
+    let (object, old_object) = match typed.request.as_mut() {
+        Some(request) => (
+            to_json(request.object.take())?,
+            to_json(request.old_object.take())?,
+        ),
+        None => (None, None),
+    };
+    review_of(typed, Objects::Values { object, old_object })
+}
+
 impl Review {
+    /// `request.object`, as sent (`None` when absent or `null`).
+    pub fn object(&self) -> Option<Json<'_>> {
+        self.object_at("object")
+    }
+
+    /// `request.oldObject`, as sent (`None` when absent or `null`).
+    pub fn old_object(&self) -> Option<Json<'_>> {
+        self.object_at("oldObject")
+    }
+
+    fn object_at(&self, key: &str) -> Option<Json<'_>> {
+        match &self.objects {
+            Objects::Document(doc) => doc
+                .root()
+                .get("request")
+                .and_then(|r| r.get(key))
+                .filter(|o| !o.is_null()),
+            Objects::Values { object, old_object } => {
+                let object = if key == "object" { object } else { old_object };
+                object.as_ref().map(Json::from)
+            }
+        }
+    }
+
+    /// Whether the objects were read by the fast parse (a [`Document`]) rather than through
+    /// kube-core's `DynamicObject`.
+    pub fn is_fast(&self) -> bool {
+        matches!(self.objects, Objects::Document(_))
+    }
+
     /// The engine's view of this review at `time` (the webhook reads the clock per request),
     /// borrowing from it.
     pub fn engine_request(&self, time: Timestamp) -> Request<'_> {
@@ -292,8 +369,8 @@ impl Review {
             sub_resource: req.sub_resource.as_deref(),
             namespace: req.namespace.as_deref(),
             name: Some(req.name.as_str()).filter(|n| !n.is_empty()),
-            object: self.object.as_ref(),
-            old_object: self.old_object.as_ref(),
+            object: self.object(),
+            old_object: self.old_object(),
             dry_run: req.dry_run,
             username: req.user_info.username.as_deref(),
             // The caller adds them from its namespace cache ([`Review::evaluate_with`]).
@@ -594,14 +671,11 @@ mod tests {
         assert_eq!(r.name, None, "absent request.name is None, not \"\"");
         assert_eq!(r.username, Some("alice"));
         assert!(r.dry_run);
-        assert_eq!(
-            r.object.and_then(|o| o.pointer("/spec/replicas")),
-            Some(&2.into())
-        );
-        assert_eq!(
-            r.old_object.and_then(|o| o.pointer("/spec/replicas")),
-            Some(&1.into())
-        );
+        let replicas =
+            |o: Option<Json<'_>>| o.and_then(|o| o.get("spec")?.get("replicas")?.as_number());
+        assert_eq!(replicas(r.object), Some(2.into()));
+        assert_eq!(replicas(r.old_object), Some(1.into()));
+        assert!(review.is_fast());
     }
 
     #[test]
@@ -666,7 +740,31 @@ mod tests {
             let body = std::fs::read(&path).expect("read");
             let fast = parse_review(&body).expect("parse");
             let typed = parse_review_typed(&body).expect("typed parse");
+            assert!(fast.is_fast(), "{} took the slow path", path.display());
+            assert!(!typed.is_fast());
             assert!(fast.request.object.is_none() && fast.request.old_object.is_none());
+            assert_eq!(
+                serde_json::to_value(&fast.request).expect("request"),
+                serde_json::to_value(&typed.request).expect("request"),
+                "{}",
+                path.display()
+            );
+            // The engine reads the objects exactly as sent.
+            let sent: Value = serde_json::from_slice(&body).expect("json");
+            let as_sent = |key: &str| Some(sent["request"][key].clone()).filter(|o| !o.is_null());
+            let value = |o: Option<Json<'_>>| o.map(Json::to_value);
+            assert_eq!(
+                value(fast.object()),
+                as_sent("object"),
+                "{}",
+                path.display()
+            );
+            assert_eq!(
+                value(fast.old_object()),
+                as_sent("oldObject"),
+                "{}",
+                path.display()
+            );
             for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
                 let answer = |review: &Review| {
                     let decision = review.evaluate(&policies, Timestamp::from_unix(0));
@@ -750,6 +848,147 @@ mod tests {
             .expect("base64");
         let decoded: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch json");
         assert_eq!(decoded, patch);
+    }
+
+    /// A small deterministic generator (xorshift), so the mutations below are the same on
+    /// every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Every path to a value in `v`.
+    fn paths(v: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(at.clone());
+        let children: Vec<(String, &Value)> = match v {
+            Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (k, child) in children {
+            at.push(k);
+            paths(child, at, out);
+            at.pop();
+        }
+    }
+
+    fn value_at<'v>(v: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
+        path.iter().try_fold(v, |v, k| match v {
+            Value::Object(m) => m.get_mut(k),
+            Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+            _ => None,
+        })
+    }
+
+    /// Every body gets the same answer, or the same error, as through the parse before the
+    /// `Document`: captured reviews with one value replaced by a value of another type (the
+    /// typed checks of the envelope and of `metadata`), and with bytes changed (the JSON
+    /// syntax itself).
+    #[test]
+    fn every_body_is_read_as_before() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let policies = crate::lint::load_dir(&root.join("policies")).expect("policies");
+        let replacements = [
+            "null",
+            "true",
+            "0",
+            "-1",
+            "1.5",
+            "1e400",
+            "18446744073709551616",
+            "\"\"",
+            "\"x\"",
+            "\"2026-11-25T05:35:56Z\"",
+            "[]",
+            "[\"a\"]",
+            "{}",
+            "{\"a\":\"b\"}",
+            "{\"a\":1}",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut fast, mut checked) = (0, 0);
+        for name in [
+            "validate-create-deployment.json",
+            "mutate-update-deployment-resources.json",
+            "mutate-create-pod-owned-by-replicaset.json",
+        ] {
+            let body =
+                std::fs::read(root.join("tests/fixtures/admission").join(name)).expect("fixture");
+            let review: Value = serde_json::from_slice(&body).expect("json");
+            let mut all = Vec::new();
+            paths(&review, &mut Vec::new(), &mut all);
+            let mut bodies: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..400 {
+                let mut v = review.clone();
+                let path = &all[rng.below(all.len())];
+                let with: Value = serde_json::from_str(replacements[rng.below(replacements.len())])
+                    .unwrap_or(Value::Null);
+                if let Some(slot) = value_at(&mut v, path) {
+                    *slot = with;
+                }
+                bodies.push(serde_json::to_vec(&v).expect("json"));
+            }
+            for _ in 0..400 {
+                let mut b = body.clone();
+                let at = rng.below(b.len());
+                match rng.below(3) {
+                    0 => {
+                        b.remove(at);
+                    }
+                    1 => b.insert(at, b"{}[]\",:0e-\\u \x01\xff"[rng.below(15)]),
+                    _ => b[at] = b"{}[]\",:0e-\\u \x01\xff"[rng.below(15)],
+                }
+                bodies.push(b);
+            }
+            for b in bodies {
+                checked += 1;
+                let before = parse_review_value(&b);
+                let now = parse_review(&b);
+                if now.as_ref().is_ok_and(Review::is_fast) {
+                    fast += 1;
+                }
+                match (now, before) {
+                    (Ok(now), Ok(before)) => {
+                        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                            let answer = |r: &Review| {
+                                let d = r.evaluate(&policies, Timestamp::from_unix(0));
+                                let a = respond(endpoint, &r.request, &d).expect("respond");
+                                (a.outcome, a.review.to_bytes().expect("bytes"))
+                            };
+                            assert!(
+                                answer(&now) == answer(&before),
+                                "{}",
+                                String::from_utf8_lossy(&b)
+                            );
+                        }
+                    }
+                    (Err(now), Err(before)) => {
+                        assert_eq!(now.to_string(), before.to_string())
+                    }
+                    (now, before) => panic!(
+                        "now {:?} but before {:?}: {}",
+                        now.map(|_| ()),
+                        before.map(|_| ()),
+                        String::from_utf8_lossy(&b)
+                    ),
+                }
+            }
+        }
+        // Most mutations are refused or change what the engine reads; enough pass both ways.
+        assert!(
+            fast > checked / 4,
+            "only {fast} of {checked} bodies took the fast path"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod engine;
+pub mod json;
 pub mod lint;
 pub mod nesting;
 pub mod policy;

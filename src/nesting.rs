@@ -87,7 +87,9 @@ pub fn check_json(bytes: &[u8]) -> Result<usize, TooDeep> {
                 // Skip the string: to the next unescaped quote.
                 i += 1;
                 loop {
-                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    // An escape as the last byte steps past the end: the string is unclosed.
+                    let rest = bytes.get(i..).unwrap_or_default();
+                    match memchr::memchr2(b'"', b'\\', rest) {
                         Some(n) if bytes[i + n] == b'\\' => i += n + 2,
                         Some(n) => {
                             i += n + 1;
@@ -446,6 +448,10 @@ mod tests {
         assert_eq!(check_json(br#"{"a": [1, {"b": []}]}"#), Ok(4));
         assert_eq!(check_json(br#"{"a": "[[[{{{", "b\"[": ["]]]"]}"#), Ok(2));
         assert_eq!(check_json(br#"["\\", ["\\\"["]]"#), Ok(2));
+        // An unclosed string ending in a backslash (found by the fuzz smoke run: it sliced
+        // past the end).
+        assert_eq!(check_json(br#"{"a": ["\"#), Ok(2));
+        assert_eq!(check_json(b"\"\\"), Ok(0));
         assert_eq!(
             check_json(nested("[", "]", MAX_DEPTH).as_bytes()),
             Ok(MAX_DEPTH)

@@ -1,7 +1,7 @@
 //! The workload view: where each kind keeps its PodSpec and pod-template metadata, as JSON
 //! Pointer tokens (for patches) and as dotted paths (for messages).
 
-use serde_json::{Map, Value};
+use crate::json::{Json, Object};
 
 use crate::policy::model::WorkloadKind;
 
@@ -52,7 +52,7 @@ pub struct ContainerRef<'a> {
     /// The container's `name` (empty when absent).
     pub name: &'a str,
     /// The container object.
-    pub value: &'a Map<String, Value>,
+    pub value: Object<'a>,
 }
 
 impl ContainerRef<'_> {
@@ -94,7 +94,7 @@ pub struct MetaAddition<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Additions<'a> {
     /// Containers appended: (`true` for `initContainers`, the container).
-    pub containers: Vec<(bool, &'a Map<String, Value>)>,
+    pub containers: Vec<(bool, Object<'a>)>,
     /// Names of the volumes appended to the PodSpec.
     pub volumes: Vec<&'a str>,
     /// Mounts appended: (index in `containers`, volume name, mount path).
@@ -114,10 +114,10 @@ impl<'a> Additions<'a> {
 }
 
 /// The role of a container in `initContainers` (`in_init`) or `containers`.
-fn role_of(in_init: bool, container: &Map<String, Value>) -> ContainerRole {
+fn role_of(in_init: bool, container: Object<'_>) -> ContainerRole {
     if !in_init {
         ContainerRole::App
-    } else if container.get("restartPolicy").and_then(Value::as_str) == Some("Always") {
+    } else if container.get("restartPolicy").and_then(Json::as_str) == Some("Always") {
         ContainerRole::NativeSidecar
     } else {
         ContainerRole::Init
@@ -130,21 +130,27 @@ pub struct Workload<'a> {
     /// The workload kind.
     pub kind: WorkloadKind,
     /// The whole object.
-    pub object: &'a Map<String, Value>,
-    template: Option<&'a Map<String, Value>>,
-    pod_spec: &'a Map<String, Value>,
+    pub object: Object<'a>,
+    template: Option<Object<'a>>,
+    pod_spec: Object<'a>,
     added: Option<&'a Additions<'a>>,
 }
 
 impl<'a> Workload<'a> {
     /// Views `object` as a workload of `kind`.
-    pub fn new(kind: WorkloadKind, object: &'a Value) -> Result<Workload<'a>, WorkloadError> {
-        let object = object.as_object().ok_or(WorkloadError::NotAnObject)?;
+    pub fn new(
+        kind: WorkloadKind,
+        object: impl Into<Json<'a>>,
+    ) -> Result<Workload<'a>, WorkloadError> {
+        let object = object
+            .into()
+            .as_object()
+            .ok_or(WorkloadError::NotAnObject)?;
         let mut template = object;
         for token in template_tokens(kind) {
             template = template
-                .get(*token)
-                .and_then(Value::as_object)
+                .get(token)
+                .and_then(Json::as_object)
                 .ok_or_else(|| WorkloadError::NoPodSpec {
                     kind,
                     path: Self::spec_path_of(kind).to_owned(),
@@ -152,7 +158,7 @@ impl<'a> Workload<'a> {
         }
         let pod_spec = template
             .get("spec")
-            .and_then(Value::as_object)
+            .and_then(Json::as_object)
             .ok_or_else(|| WorkloadError::NoPodSpec {
                 kind,
                 path: Self::spec_path_of(kind).to_owned(),
@@ -179,7 +185,7 @@ impl<'a> Workload<'a> {
     }
 
     /// The `metadata` map at `location` as written in the object (without additions).
-    pub fn metadata_at(&self, location: MetaLocation) -> Option<&'a Map<String, Value>> {
+    pub fn metadata_at(&self, location: MetaLocation) -> Option<Object<'a>> {
         match location {
             MetaLocation::Object => self.metadata(),
             MetaLocation::Template => self.template_metadata(),
@@ -197,7 +203,7 @@ impl<'a> Workload<'a> {
         let key = if label { "labels" } else { "annotations" };
         self.metadata_at(location)
             .and_then(|m| m.get(key))
-            .is_some_and(Value::is_object)
+            .is_some_and(Json::is_object)
             || self
                 .additions()
                 .iter()
@@ -227,7 +233,7 @@ impl<'a> Workload<'a> {
         let map = if label { "labels" } else { "annotations" };
         self.metadata_at(location)
             .and_then(|m| m.get(map))
-            .and_then(Value::as_object)
+            .and_then(Json::as_object)
             .is_some_and(|m| m.contains_key(key))
             || self
                 .additions()
@@ -238,7 +244,7 @@ impl<'a> Workload<'a> {
     /// Whether the PodSpec has the array `list` (`containers`, `initContainers`, `volumes`),
     /// counting additions.
     pub fn has_list(&self, list: &str) -> bool {
-        self.pod_spec.get(list).is_some_and(Value::is_array)
+        self.pod_spec.get(list).is_some_and(Json::is_array)
             || self.added.is_some_and(|a| match list {
                 "volumes" => !a.volumes.is_empty(),
                 "containers" => a.containers.iter().any(|(init, _)| !init),
@@ -252,8 +258,8 @@ impl<'a> Workload<'a> {
         let init = list == "initContainers";
         self.pod_spec
             .get(list)
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len)
+            .and_then(Json::as_array)
+            .map_or(0, |a| a.len())
             + self.added.map_or(0, |a| {
                 a.containers.iter().filter(|(i, _)| *i == init).count()
             })
@@ -264,18 +270,17 @@ impl<'a> Workload<'a> {
         let base = self
             .pod_spec
             .get("volumes")
-            .and_then(Value::as_array)
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|v| v.get("name").and_then(Value::as_str));
+            .and_then(Json::as_array)
+            .into_iter()
+            .flat_map(|a| a.iter())
+            .filter_map(|v| v.get("name").and_then(Json::as_str));
         let added = self.added.map_or(&[][..], |a| a.volumes.as_slice());
         base.chain(added.iter().copied())
     }
 
     /// Whether an app container has a `volumeMounts` array, counting additions.
     pub fn has_mounts(&self, c: &ContainerRef<'_>) -> bool {
-        c.value.get("volumeMounts").is_some_and(Value::is_array)
+        c.value.get("volumeMounts").is_some_and(Json::is_array)
             || (c.role == ContainerRole::App
                 && self
                     .added
@@ -287,12 +292,11 @@ impl<'a> Workload<'a> {
         let base = c
             .value
             .get("volumeMounts")
-            .and_then(Value::as_array)
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-            .iter()
+            .and_then(Json::as_array)
+            .into_iter()
+            .flat_map(|a| a.iter())
             .map(|m| {
-                let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("");
+                let field = |k: &str| m.get(k).and_then(Json::as_str).unwrap_or("");
                 (field("name"), field("mountPath"))
             });
         let (role, index) = (c.role, c.index);
@@ -346,20 +350,20 @@ impl<'a> Workload<'a> {
     }
 
     /// The object's `metadata`.
-    pub fn metadata(&self) -> Option<&'a Map<String, Value>> {
-        self.object.get("metadata").and_then(Value::as_object)
+    pub fn metadata(&self) -> Option<Object<'a>> {
+        self.object.get("metadata").and_then(Json::as_object)
     }
 
     /// The pod template's `metadata` (the Pod's own for a Pod).
-    pub fn template_metadata(&self) -> Option<&'a Map<String, Value>> {
+    pub fn template_metadata(&self) -> Option<Object<'a>> {
         match self.template {
-            Some(t) => t.get("metadata").and_then(Value::as_object),
+            Some(t) => t.get("metadata").and_then(Json::as_object),
             None => self.metadata(),
         }
     }
 
     /// The PodSpec.
-    pub fn pod_spec(&self) -> &'a Map<String, Value> {
+    pub fn pod_spec(&self) -> Object<'a> {
         self.pod_spec
     }
 
@@ -367,7 +371,7 @@ impl<'a> Workload<'a> {
     fn meta_str(&self, key: &str) -> Option<&'a str> {
         self.metadata()
             .and_then(|m| m.get(key))
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
     }
 
     /// The object's name; for a Pod created with `generateName`, that prefix.
@@ -376,6 +380,11 @@ impl<'a> Workload<'a> {
             .filter(|n| !n.is_empty())
             .or_else(|| self.meta_str("generateName"))
             .unwrap_or("")
+    }
+
+    /// `metadata.generateName` (empty when absent).
+    pub fn generate_name(&self) -> &'a str {
+        self.meta_str("generateName").unwrap_or("")
     }
 
     /// `metadata.name` exactly (empty when the server will generate it).
@@ -389,17 +398,17 @@ impl<'a> Workload<'a> {
     }
 
     /// The object's labels.
-    pub fn labels(&self) -> Option<&'a Map<String, Value>> {
+    pub fn labels(&self) -> Option<Object<'a>> {
         self.metadata()
             .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object)
+            .and_then(Json::as_object)
     }
 
     /// The object's annotations.
-    pub fn annotations(&self) -> Option<&'a Map<String, Value>> {
+    pub fn annotations(&self) -> Option<Object<'a>> {
         self.metadata()
             .and_then(|m| m.get("annotations"))
-            .and_then(Value::as_object)
+            .and_then(Json::as_object)
     }
 
     /// The controller owner reference (`controller: true`), as (kind, name).
@@ -408,12 +417,12 @@ impl<'a> Workload<'a> {
             .get("ownerReferences")?
             .as_array()?
             .iter()
-            .filter_map(Value::as_object)
-            .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+            .filter_map(Json::as_object)
+            .find(|r| r.get("controller").and_then(Json::as_bool) == Some(true))
             .map(|r| {
                 (
-                    r.get("kind").and_then(Value::as_str).unwrap_or(""),
-                    r.get("name").and_then(Value::as_str).unwrap_or(""),
+                    r.get("kind").and_then(Json::as_str).unwrap_or(""),
+                    r.get("name").and_then(Json::as_str).unwrap_or(""),
                 )
             })
     }
@@ -425,7 +434,7 @@ impl<'a> Workload<'a> {
         match self.kind {
             WorkloadKind::Job | WorkloadKind::CronJob => true,
             WorkloadKind::Pod => matches!(
-                self.pod_spec.get("restartPolicy").and_then(Value::as_str),
+                self.pod_spec.get("restartPolicy").and_then(Json::as_str),
                 Some("Never" | "OnFailure")
             ),
             _ => false,
@@ -435,28 +444,23 @@ impl<'a> Workload<'a> {
     /// Whether the Pods use the node's network namespace (`hostNetwork: true`), where every
     /// `containerPort` is also a port of the node (the apiserver defaults `hostPort` to it).
     pub fn host_network(&self) -> bool {
-        self.pod_spec.get("hostNetwork").and_then(Value::as_bool) == Some(true)
+        self.pod_spec.get("hostNetwork").and_then(Json::as_bool) == Some(true)
     }
 
     /// Every container: app containers first, then init containers (native sidecars marked).
     pub fn containers(&self) -> impl Iterator<Item = ContainerRef<'a>> + 'a {
-        let list = |key: &str| {
-            self.pod_spec
-                .get(key)
-                .and_then(Value::as_array)
-                .map(|v| v.as_slice())
-                .unwrap_or(&[])
-        };
+        let list = |key: &str| self.pod_spec.get(key).and_then(Json::as_array);
         let (app, init) = (list("containers"), list("initContainers"));
         let added = self.added.map_or(&[][..], |a| a.containers.as_slice());
         // Each list: what the object holds, then what was appended to it.
-        let entries = |held: &'a [Value], in_init: bool| {
+        let entries = move |held: Option<crate::json::Array<'a>>, in_init: bool| {
             let appended = added
                 .iter()
                 .filter(move |(i, _)| *i == in_init)
                 .map(|(_, c)| *c);
-            held.iter()
-                .map(Value::as_object)
+            held.into_iter()
+                .flat_map(|a| a.iter())
+                .map(Json::as_object)
                 .chain(appended.map(Some))
                 .enumerate()
                 .filter_map(move |(index, value)| {
@@ -464,7 +468,7 @@ impl<'a> Workload<'a> {
                     Some(ContainerRef {
                         role: role_of(in_init, value),
                         index,
-                        name: value.get("name").and_then(Value::as_str).unwrap_or(""),
+                        name: value.get("name").and_then(Json::as_str).unwrap_or(""),
                         value,
                     })
                 })

@@ -506,8 +506,9 @@ fn check_webhooks(dir: &str, r: &Rendered, expect: &Expect) {
             .collect();
         assert_eq!(covered, wanted_rules, "{what}");
 
-        // matchConditions: kubelets (mirror Pods) skipped by both; the validating webhook
-        // also skips controller-owned objects from exactly the controllers the server trusts.
+        // matchConditions: kubelets (mirror Pods) skipped by both; both skip controller-owned
+        // objects from exactly the controllers the server trusts, and the garbage collector
+        // and updates of objects being deleted.
         let conditions = hook["matchConditions"].as_array().expect("matchConditions");
         let expression = |name: &str| {
             conditions
@@ -520,11 +521,7 @@ fn check_webhooks(dir: &str, r: &Rendered, expect: &Expect) {
             Some("!request.userInfo.username.startsWith('system:node:')"),
             "{what}"
         );
-        let condition = if kind == "ValidatingWebhookConfiguration" {
-            "skip-controller-owned-objects"
-        } else {
-            "skip-controller-owned-controllers"
-        };
+        let condition = "skip-controller-owned-objects";
         let cel = expression(condition).unwrap_or_else(|| panic!("{what}: {condition}"));
         let quoted: Vec<&str> = cel
             .split('\'')
@@ -534,11 +531,30 @@ fn check_webhooks(dir: &str, r: &Rendered, expect: &Expect) {
             .collect();
         assert_eq!(quoted, DEFAULT_TRUSTED_CONTROLLERS, "{what}");
         assert!(cel.contains("r.controller == true"), "{cel}");
-        if kind == "MutatingWebhookConfiguration" {
-            // /mutate must see controller-created Pods: policies may inject at Pod level.
-            assert!(cel.starts_with("request.kind.kind == 'Pod' || "), "{cel}");
-        }
+        // Controllers' Pods too (a hung webhook must cost them nothing; Pod-level injection
+        // is the component deploy/components/pod-injection).
+        assert!(!cel.contains("request.kind.kind"), "{cel}");
+        let deletion = expression("skip-deletion-and-garbage-collection")
+            .unwrap_or_else(|| panic!("{what}: skip-deletion-and-garbage-collection"));
+        assert!(
+            deletion.contains(portcullis::engine::GARBAGE_COLLECTOR),
+            "{deletion}"
+        );
+        assert!(deletion.contains("deletionTimestamp"), "{deletion}");
     }
+    // A hung webhook costs a user's write at most 5 s: both timeouts together.
+    let total: u64 = [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ]
+    .iter()
+    .map(|kind| {
+        r.webhook(kind)["timeoutSeconds"]
+            .as_u64()
+            .expect("timeoutSeconds")
+    })
+    .sum();
+    assert!(total <= 5, "{dir}: timeouts add up to {total} s");
 }
 
 /// The Secret and caBundle (or cert-manager's Certificate and annotation).

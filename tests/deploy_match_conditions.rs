@@ -80,9 +80,13 @@ fn decide(review: &Value) -> portcullis::engine::Decision {
     )
 }
 
-/// `true` when Portcullis would skip the request as controller-owned.
+/// `true` when Portcullis would skip the request for a reason the match conditions mirror:
+/// controller-owned, from the garbage collector, or an update of an object being deleted.
 fn server_skips_as_controller_owned(review: &Value) -> bool {
-    matches!(decide(review).skipped, Some(Skip::ControllerOwned { .. }))
+    matches!(
+        decide(review).skipped,
+        Some(Skip::ControllerOwned { .. } | Skip::GarbageCollector | Skip::BeingDeleted)
+    )
 }
 
 /// A review of `object` sent by `username`.
@@ -105,16 +109,15 @@ fn match_conditions_only_cut_what_portcullis_would_skip() {
     assert!(all.len() >= 30, "captured reviews: {}", all.len());
     let mut mutating_cut = 0;
     for (name, review) in &all {
-        // The mutating webhook sees controller-created Pods (Pod-level injection needs them);
-        // it skips only controller-owned ReplicaSets and Jobs, which Portcullis never patches.
+        // Both webhooks skip what the server skips, Pods included (Pod-level injection needs
+        // controllers' Pods: deploy/components/pod-injection, below).
         let skipped = server_skips_as_controller_owned(review);
-        let is_pod = review["request"]["kind"]["kind"] == "Pod";
         assert_eq!(
             calls_webhook(&mutating, review),
-            is_pod || !skipped,
+            !skipped,
             "{name}: mutating"
         );
-        if !is_pod && skipped {
+        if skipped {
             assert!(
                 decide(review).patch.0.is_empty(),
                 "{name}: would be patched"
@@ -204,12 +207,88 @@ fn match_conditions_only_cut_what_portcullis_would_skip() {
         &mutating,
         &forged(replicaset, "alice", object)
     ));
-    // Controller-created Pods reach it.
+    // Controller-created Pods do not reach it: a hung webhook costs them nothing.
     let pod_from_controller = forged(pod, replicaset_controller, owned(json!(true)));
-    assert!(calls_webhook(&mutating, &pod_from_controller));
+    assert!(!calls_webhook(&mutating, &pod_from_controller));
+    assert!(decide(&pod_from_controller).patch.0.is_empty());
+
+    // Deletion and garbage collection: the garbage collector's updates (orphaning removes
+    // the ownerReferences, so nothing else would skip them) and updates of objects being
+    // deleted reach neither webhook, and the server skips them too.
+    let (_, update) = all
+        .iter()
+        .find(|(n, _)| n == "validate-update-deployment-replicas.json")
+        .expect("UPDATE fixture");
+    let collector = forged(
+        update,
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+        update["request"]["object"].clone(),
+    );
+    let mut deleting = update.clone();
+    deleting["request"]["object"]["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+    deleting["request"]["object"]["metadata"]["finalizers"] = json!([]);
+    for (what, review, skip) in [
+        ("garbage collector", &collector, Skip::GarbageCollector),
+        ("being deleted", &deleting, Skip::BeingDeleted),
+    ] {
+        assert!(!calls_webhook(&mutating, review), "{what}: mutating");
+        assert!(!calls_webhook(&validating, review), "{what}: validating");
+        assert_eq!(decide(review).skipped, Some(skip), "{what}: server");
+    }
+    // A CREATE with a deletionTimestamp (the apiserver clears it) is judged as usual.
+    let mut create = pod.clone();
+    create["request"]["object"]["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+    assert!(calls_webhook(&validating, &create));
+    assert!(decide(&create).skipped.is_none());
 
     // Kubelets (mirror Pods) reach neither webhook.
     let kubelet = forged(pod, "system:node:worker-1", owned(Value::Null));
     assert!(!calls_webhook(&mutating, &kubelet));
     assert!(!calls_webhook(&validating, &kubelet));
+}
+
+/// deploy/components/pod-injection lets controllers' Pods through to the mutating webhook
+/// (for `target: pod` policies) and changes nothing else.
+#[test]
+fn pod_injection_component_sends_controller_pods_to_mutate() {
+    let checkout = Checkout::fresh();
+    let overlay = checkout.path().join("pod-injection");
+    std::fs::create_dir_all(&overlay).expect("mkdir");
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "resources: [../deploy/base]\ncomponents: [../deploy/components/pod-injection]\n",
+    )
+    .expect("write kustomization");
+    let rendered = checkout.render("pod-injection");
+    let base = checkout.render(BASE);
+    let mutating = conditions(rendered.webhook("MutatingWebhookConfiguration"));
+    let names: Vec<&str> = mutating.iter().map(|(n, _)| n.as_str()).collect();
+    let base_mutating = conditions(base.webhook("MutatingWebhookConfiguration"));
+    let base_names: Vec<&str> = base_mutating.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, base_names);
+    assert_eq!(
+        rendered.webhook("ValidatingWebhookConfiguration"),
+        base.webhook("ValidatingWebhookConfiguration")
+    );
+    let all = fixtures();
+    let (_, pod) = all
+        .iter()
+        .find(|(n, _)| n == "mutate-create-pod-owned-by-replicaset.json")
+        .expect("controller Pod fixture");
+    assert!(server_skips_as_controller_owned(pod));
+    assert!(
+        calls_webhook(&mutating, pod),
+        "controllers' Pods reach /mutate"
+    );
+    assert!(!calls_webhook(&base_mutating, pod));
+    let (_, replicaset) = all
+        .iter()
+        .find(|(n, _)| n == "mutate-create-replicaset-owned-by-deployment.json")
+        .expect("owned ReplicaSet fixture");
+    if server_skips_as_controller_owned(replicaset) {
+        assert!(
+            !calls_webhook(&mutating, replicaset),
+            "owned ReplicaSets still skip it"
+        );
+    }
 }

@@ -318,6 +318,7 @@ fn patches_are_minimal_and_escaped() {
         paths,
         [
             "/spec/volumes/-",
+            "/spec/volumes/-",
             "/spec/containers/0/volumeMounts/-",
             "/spec/initContainers",
             "/metadata/labels",

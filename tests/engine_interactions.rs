@@ -125,7 +125,12 @@ fn two_sidecars_share_a_volume_and_mount_once() {
     let set = policies(&(policy("a", SIDECAR_A) + &policy("b", SIDECAR_B)));
     let (doc, _) = patched(&set, &deployment(None));
     let spec = &doc["spec"]["template"]["spec"];
-    assert_eq!(spec["volumes"], json!([{"name": "shared", "emptyDir": {}}]));
+    // The empty volume both mount at the API token path (no token for sidecars) is added
+    // once too.
+    assert_eq!(
+        spec["volumes"],
+        json!([{"name": "shared", "emptyDir": {}}, {"name": "portcullis-no-api-token", "emptyDir": {}}])
+    );
     let names: Vec<&str> = spec["containers"]
         .as_array()
         .expect("containers")
@@ -138,10 +143,13 @@ fn two_sidecars_share_a_volume_and_mount_once() {
         json!([{"name": "shared", "mountPath": "/var/shared"}])
     );
     // The regular sidecar the first rule injected is an app container by then: the second
-    // rule mounts the shared volume into it too.
+    // rule mounts the shared volume into it too, beside its own empty API token mount.
     assert_eq!(
         spec["containers"][1]["volumeMounts"],
-        json!([{"name": "shared", "mountPath": "/var/shared"}])
+        json!([
+            {"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "name": "portcullis-no-api-token", "readOnly": true},
+            {"name": "shared", "mountPath": "/var/shared"}
+        ])
     );
 }
 
@@ -172,6 +180,70 @@ fn an_injected_sidecar_is_judged_where_it_will_sit() {
         sidecar[0].field,
         "spec.template.spec.containers[1].livenessProbe"
     );
+}
+
+/// A sidecar gets no API token unless its policy asks: an empty read-only volume at the token
+/// path keeps the ServiceAccount admission plugin from mounting one (and from changing the Pod
+/// after the injection). With `serviceAccountToken: true`, or a template that mounts something
+/// there itself, nothing is added.
+#[test]
+fn a_sidecar_gets_an_api_token_only_when_its_policy_asks() {
+    let token_mounts = |rule: &str| {
+        let set = policies(&policy("inject", rule));
+        let (doc, _) = patched(&set, &deployment(None));
+        let spec = &doc["spec"]["template"]["spec"];
+        let sidecar = spec["containers"]
+            .as_array()
+            .expect("containers")
+            .iter()
+            .find(|c| c["name"] == "shipper")
+            .cloned()
+            .expect("injected");
+        let mounts: Vec<Value> = sidecar["volumeMounts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+            .collect();
+        let volumes: Vec<Value> = spec["volumes"].as_array().cloned().unwrap_or_default();
+        (
+            mounts,
+            volumes,
+            doc["spec"]["template"]["spec"]["containers"][0].clone(),
+        )
+    };
+    let (mounts, volumes, app) =
+        token_mounts("injectSidecar: {container: {name: shipper, image: 'a:1'}}");
+    assert_eq!(
+        mounts,
+        [
+            json!({"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "name": "portcullis-no-api-token", "readOnly": true})
+        ]
+    );
+    assert_eq!(
+        volumes,
+        [json!({"emptyDir": {}, "name": "portcullis-no-api-token"})]
+    );
+    assert!(
+        app.get("volumeMounts").is_none(),
+        "the app keeps its own token: {app}"
+    );
+
+    let (mounts, volumes, _) = token_mounts(
+        "injectSidecar: {serviceAccountToken: true, container: {name: shipper, image: 'a:1'}}",
+    );
+    assert!(
+        mounts.is_empty() && volumes.is_empty(),
+        "{mounts:?} {volumes:?}"
+    );
+
+    let (mounts, volumes, _) = token_mounts(
+        "injectSidecar: {container: {name: shipper, image: 'a:1', volumeMounts: [{name: own, mountPath: /var/run/secrets/kubernetes.io/serviceaccount}]}, volumes: [{name: own, emptyDir: {}}]}",
+    );
+    assert_eq!(mounts.len(), 1);
+    assert_eq!(mounts[0]["name"], "own");
+    assert_eq!(volumes, [json!({"emptyDir": {}, "name": "own"})]);
 }
 
 fn host_network_daemonset() -> Value {

@@ -343,6 +343,10 @@ fn spawn_binary(dir: &std::path::Path, policies: &std::path::Path) -> Binary {
             "0",
             "--shutdown-grace",
             "10",
+            // The drain test holds half-sent requests open across SIGTERM: longer than the
+            // default request timeout.
+            "--request-timeout",
+            "8",
             "--log-format",
             "json",
         ])

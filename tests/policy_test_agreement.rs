@@ -51,7 +51,7 @@ fn review_of(r: &Request<'_>) -> Vec<u8> {
         .object
         .or(r.old_object)
         .and_then(|o| o.get("apiVersion"))
-        .and_then(Value::as_str)
+        .and_then(portcullis::json::Json::as_str)
         .unwrap_or("v1");
     let version = version.rsplit('/').next().unwrap_or("v1");
     let resource = format!("{}s", r.kind.to_ascii_lowercase());
@@ -70,10 +70,10 @@ fn review_of(r: &Request<'_>) -> Vec<u8> {
         request["name"] = json!(name);
     }
     if let Some(o) = r.object {
-        request["object"] = o.clone();
+        request["object"] = o.to_value();
     }
     if let Some(o) = r.old_object {
-        request["oldObject"] = o.clone();
+        request["oldObject"] = o.to_value();
     }
     serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}))
         .expect("review JSON")
@@ -118,7 +118,7 @@ fn agree(set: &PolicySet, case: &Case, request: &Request<'_>) {
     // Namespace labels reach audit as a cluster's (`audit --cluster`) or from Namespace objects.
     let create_as_audit = request.operation.as_str() == "CREATE" && case.spec.user_info.is_none();
     if let (true, Some(object)) = (create_as_audit, request.object) {
-        let text = serde_json::to_string(object).expect("json");
+        let text = serde_json::to_string(&object.to_value()).expect("json");
         let entries = read_str("case.json", &text);
         let mut options = JudgeOptions {
             default_namespace: request.namespace.map(str::to_owned),

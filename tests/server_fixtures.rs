@@ -82,8 +82,9 @@ const VALIDATE: &[(&str, Verdict)] = &[
         AllowedWarned(&["pre-existing", "livenessProbe"]),
     ),
     (
+        // Limits only: the requests default to them (every Pod gets requests = limits).
         "validate-update-deployment-resources.json",
-        AllowedWarned(&["pre-existing", "requests"]),
+        AllowedWarned(&["pre-existing", "livenessProbe"]),
     ),
     (
         "validate-update-deployment-dryrun.json",

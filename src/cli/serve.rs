@@ -55,9 +55,9 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub reload_interval: u64,
-    /// Seconds a request may take, body read included; keep it below the webhook's
-    /// timeoutSeconds.
-    #[arg(long, env = "PORTCULLIS_REQUEST_TIMEOUT", default_value = "4", value_name = "SECONDS",
+    /// Seconds a request may take, body read included; keep it below the webhooks'
+    /// timeoutSeconds (2 for mutating, 3 for validating in deploy/).
+    #[arg(long, env = "PORTCULLIS_REQUEST_TIMEOUT", default_value = "1.5", value_name = "SECONDS",
           value_parser = parse_seconds)]
     pub request_timeout: Duration,
     /// Seconds shutdown (SIGTERM, Ctrl-C) waits for in-flight requests.
@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(a.policies.to_str(), Some("policies"));
         assert_eq!(a.addr.port(), 8443);
         assert_eq!(a.admin_addr.port(), 8080);
-        assert_eq!(a.request_timeout.as_secs(), 4);
+        assert_eq!(a.request_timeout.as_millis(), 1500);
         assert_eq!(a.reload_interval, 5);
         assert!(a.tls_files().expect("none is fine").is_none());
     }

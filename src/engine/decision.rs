@@ -21,6 +21,12 @@ pub enum Skip {
     },
     /// No object in the request.
     NoObject,
+    /// An UPDATE of an object that is being deleted (`deletionTimestamp` set): typically its
+    /// owner removing a finalizer. Judging it could only hold up the deletion.
+    BeingDeleted,
+    /// A request of Kubernetes' garbage collector, which only removes `ownerReferences` and
+    /// finalizers: judging it could only hold up deletion and garbage collection.
+    GarbageCollector,
     /// The object has no usable pod spec; the apiserver's own validation rejects it.
     Malformed(String),
 }
@@ -35,6 +41,12 @@ impl std::fmt::Display for Skip {
                 write!(f, "controller-owned: judged at its owner {owner}")
             }
             Skip::NoObject => f.write_str("no object in the request"),
+            Skip::BeingDeleted => {
+                f.write_str("being deleted: updates of an object being deleted are not judged")
+            }
+            Skip::GarbageCollector => f.write_str(
+                "garbage collector: it only removes ownerReferences and finalizers, never judged",
+            ),
             Skip::Malformed(why) => write!(f, "not judged: {why}"),
         }
     }

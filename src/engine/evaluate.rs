@@ -2,8 +2,8 @@
 //! mutations to a working copy (mutating webhooks run before validating ones), judge the
 //! result, ratchet UPDATEs against the stored object, and assemble the [`Decision`].
 
+use crate::json::Json;
 use json_patch::PatchOperation;
-use serde_json::Value;
 
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::{Operation, Request, images, labels, probes, resources, sidecar};
@@ -29,6 +29,8 @@ pub(super) struct Plan<'p> {
     pub ops: Vec<PatchOperation>,
     pub changes: Vec<Found>,
     pub added: Additions<'p>,
+    /// Changes the rule did not make, and why (reported as notices).
+    pub notices: Vec<Found>,
 }
 
 /// A policy that selected the request, with the mode it runs in at the request's time and in
@@ -105,6 +107,17 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     let Some(object) = req.object else {
         return Decision::skip(fallback_name(), Skip::NoObject);
     };
+    // Deletion never waits for a judgement (the webhook configurations skip these too).
+    if req.username == Some(super::GARBAGE_COLLECTOR) {
+        return Decision::skip(fallback_name(), Skip::GarbageCollector);
+    }
+    if req.operation == Operation::Update
+        && object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+    {
+        return Decision::skip(fallback_name(), Skip::BeingDeleted);
+    }
     let workload = match Workload::new(kind, object) {
         Ok(w) => w,
         Err(e) => return Decision::skip(fallback_name(), Skip::Malformed(e.to_string())),
@@ -293,7 +306,7 @@ impl Target<'_> {
 fn mutate<'p>(
     selected: &[Active<'p>],
     target: &Target<'_>,
-    object: &Value,
+    object: Json<'_>,
     exceptions: &[&CompiledException],
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Additions<'p>, Vec<PatchOperation>) {
@@ -340,26 +353,36 @@ fn mutate<'p>(
                 }
                 _ => None,
             };
-            let Some(plan) = plan.filter(|p| !p.ops.is_empty()) else {
+            let Some(mut plan) = plan else {
                 continue;
             };
-            let exception = if exceptions.is_empty() {
-                None
-            } else {
-                excepting(exceptions, &policy.name, rule.type_name(), None)
-            };
-            if active.mode == Mode::Enforce && exception.is_none() {
-                added.extend(plan.added);
-                ops.extend(plan.ops);
+            let notices = std::mem::take(&mut plan.notices);
+            if !plan.ops.is_empty() {
+                let exception = if exceptions.is_empty() {
+                    None
+                } else {
+                    excepting(exceptions, &policy.name, rule.type_name(), None)
+                };
+                if active.mode == Mode::Enforce && exception.is_none() {
+                    added.extend(plan.added);
+                    ops.extend(plan.ops);
+                }
+                if let Some(out) = findings.as_deref_mut() {
+                    out.extend(plan.changes.into_iter().map(|c| {
+                        let mut f = finding(active, FindingKind::Mutation, c);
+                        if let Some(e) = exception {
+                            except(&mut f, e);
+                        }
+                        f
+                    }));
+                }
             }
             if let Some(out) = findings.as_deref_mut() {
-                out.extend(plan.changes.into_iter().map(|c| {
-                    let mut f = finding(active, FindingKind::Mutation, c);
-                    if let Some(e) = exception {
-                        except(&mut f, e);
-                    }
-                    f
-                }));
+                out.extend(
+                    notices
+                        .into_iter()
+                        .map(|n| finding(active, FindingKind::Notice, n)),
+                );
             }
         }
     }

@@ -1,9 +1,8 @@
 //! `requireImageTag`: every container's image names a pinned version — a tag that is not
 //! forbidden (`latest`), or a digest; optionally a digest is required.
 
-use serde_json::Value;
-
 use super::evaluate::Found;
+use crate::json::Json;
 use crate::policy::model::RequireImageTag;
 use crate::workload::Workload;
 
@@ -45,7 +44,7 @@ pub(super) fn check(rule: &RequireImageTag, w: &Workload<'_>, out: &mut Vec<Foun
         let Some(image) = c
             .value
             .get("image")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .filter(|i| !i.is_empty())
         else {
             continue; // The apiserver rejects a container without an image.

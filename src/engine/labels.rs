@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::evaluate::{Found, Plan};
 use super::patch;
 use crate::policy::CompiledDefaultLabels;
+use crate::policy::compile::{Template, TemplateSegment};
 use crate::policy::model::{DisallowNamespaces, MetadataTarget, RequireLabels, WorkloadKind};
 use crate::policy::select::pattern_matches;
 use crate::workload::{MetaAddition, MetaLocation, Workload};
@@ -60,6 +61,32 @@ fn meta_targets(w: &Workload<'_>, object: bool, pod_template: bool) -> Vec<MetaT
     out
 }
 
+/// What `{{name}}` renders to: `metadata.name`; for an object created with only
+/// `generateName` (the apiserver picks the name after the mutating webhooks ran), the stem
+/// without its trailing separators (`web-` gives `web`), which is what a user expects as the
+/// workload's name.
+fn template_name<'a>(w: &Workload<'a>) -> &'a str {
+    match w.metadata_name() {
+        "" => w
+            .generate_name()
+            .trim_end_matches(|c: char| !c.is_ascii_alphanumeric()),
+        name => name,
+    }
+}
+
+/// Why a label value template could not give a value, for the notice.
+fn why_not_rendered(template: &Template, name: &str, namespace: Option<&str>) -> String {
+    let uses = |seg: fn(&TemplateSegment) -> bool| template.0.iter().any(seg);
+    if name.is_empty() && uses(|s| matches!(s, TemplateSegment::Name)) {
+        "{{name}} has no value: the object has neither a name nor a generateName".to_owned()
+    } else if namespace.is_none() && uses(|s| matches!(s, TemplateSegment::Namespace)) {
+        "{{namespace}} has no value: the object names no namespace (portcullis audit: pass -n)"
+            .to_owned()
+    } else {
+        "a reference has no value".to_owned()
+    }
+}
+
 /// Plans the additions of a `defaultLabels` rule.
 pub(super) fn plan_defaults<'p>(
     rule: &'p CompiledDefaultLabels,
@@ -81,18 +108,41 @@ pub(super) fn plan_defaults<'p>(
                 if w.has_meta_key(target.location, label, k) {
                     continue; // Never overwrite what the user (or an earlier rule) set.
                 }
-                let Some(v) = t.render(w.metadata_name(), namespace, w.kind.as_str()) else {
+                let singular = &key[..key.len() - 1];
+                let field = || [target.path, ".", key, "[\"", k, "\"]"].concat();
+                let name = template_name(w);
+                let Some(v) = t.render(name, namespace, w.kind.as_str()) else {
+                    plan.notices.push(Found {
+                        rule: "defaultLabels",
+                        container: None,
+                        field: field(),
+                        message: format!(
+                            "{singular} {k} not added: {}",
+                            why_not_rendered(t, name, namespace)
+                        ),
+                        hint: format!("set the {singular} {k} yourself"),
+                    });
                     continue;
                 };
-                // A rendered value the apiserver would reject must never be added.
+                // A rendered value the apiserver would reject is never added, but said.
                 if label && !is_label_value(&v) {
+                    plan.notices.push(Found {
+                        rule: "defaultLabels",
+                        container: None,
+                        field: field(),
+                        message: format!(
+                            "label {k} not added: {v:?} is not a valid label value (at most 63 \
+                             letters, digits, '-', '_' or '.', starting and ending with a \
+                             letter or digit)"
+                        ),
+                        hint: format!("set the label {k} yourself, to a shorter value"),
+                    });
                     continue;
                 }
-                let singular = &key[..key.len() - 1];
                 plan.changes.push(Found {
                     rule: "defaultLabels",
                     container: None,
-                    field: [target.path, ".", key, "[\"", k, "\"]"].concat(),
+                    field: field(),
                     message: ["add ", singular, " ", k, "=", &v].concat(),
                     hint: String::new(),
                 });
@@ -261,9 +311,57 @@ mod tests {
         );
         let plan = plan_defaults(&rule, &w, None, true);
         let out = apply(&plan, &obj);
-        // Name too long for a label value, namespace unknown: both skipped; one target only.
+        // Name too long for a label value, namespace unknown: both skipped, and said; one
+        // target only.
         assert_eq!(out["metadata"]["labels"], json!({"k": "v"}));
         assert_eq!(plan.ops.len(), 2);
+        let notices: Vec<(&str, &str)> = plan
+            .notices
+            .iter()
+            .map(|n| (n.field.as_str(), n.message.as_str()))
+            .collect();
+        assert_eq!(notices.len(), 2, "{notices:?}");
+        assert_eq!(notices[0].0, "metadata.labels[\"name\"]");
+        assert!(
+            notices[0].1.starts_with("label name not added: \"nnnn"),
+            "{notices:?}"
+        );
+        assert!(
+            notices[0].1.contains("is not a valid label value"),
+            "{notices:?}"
+        );
+        assert!(
+            notices[1].1.contains("{{namespace}} has no value"),
+            "{notices:?}"
+        );
+    }
+
+    #[test]
+    fn generate_name_gives_its_stem() {
+        let rule = defaults(&[("app.kubernetes.io/name", "{{name}}")], true, true);
+        for (generate_name, want) in [("gen-", "gen"), ("web-7d9c-", "web-7d9c"), ("a.b.", "a.b")] {
+            let obj =
+                json!({"metadata": {"generateName": generate_name}, "spec": {"containers": []}});
+            let w = Workload::new(WorkloadKind::Pod, &obj).expect("w");
+            let plan = plan_defaults(&rule, &w, Some("shop"), true);
+            let out = apply(&plan, &obj);
+            assert_eq!(out["metadata"]["labels"]["app.kubernetes.io/name"], want);
+            assert!(plan.notices.is_empty());
+        }
+        // A name wins; nothing to name the object by is said.
+        let obj = json!({"metadata": {"name": "web", "generateName": "gen-"}, "spec": {"containers": []}});
+        let w = Workload::new(WorkloadKind::Pod, &obj).expect("w");
+        let out = apply(&plan_defaults(&rule, &w, None, true), &obj);
+        assert_eq!(out["metadata"]["labels"]["app.kubernetes.io/name"], "web");
+        let obj = json!({"metadata": {"generateName": "-"}, "spec": {"containers": []}});
+        let w = Workload::new(WorkloadKind::Pod, &obj).expect("w");
+        let plan = plan_defaults(&rule, &w, None, true);
+        assert!(apply(&plan, &obj)["metadata"].get("labels").is_none());
+        assert!(
+            plan.notices[0]
+                .message
+                .contains("neither a name nor a generateName")
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod probes;
 mod resources;
 mod sidecar;
 
-use serde_json::Value;
+use crate::json::Json;
 
 use crate::policy::Timestamp;
 /// What the caller knows of a namespace's labels (see [`Request::namespace_labels`]).
@@ -19,6 +19,11 @@ pub use crate::policy::select::NamespaceLabels;
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
 pub use evaluate::evaluate;
 pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
+
+/// The username of Kubernetes' garbage collector (kube-controller-manager with
+/// `--use-service-account-credentials`). Its requests are never judged: see
+/// [`Skip::GarbageCollector`].
+pub const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
 
 /// The admission operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,9 +66,9 @@ pub struct Request<'a> {
     /// The request's name (may be empty for `generateName` CREATEs).
     pub name: Option<&'a str>,
     /// The object as it would be stored.
-    pub object: Option<&'a Value>,
+    pub object: Option<Json<'a>>,
     /// The stored object, on UPDATE.
-    pub old_object: Option<&'a Value>,
+    pub old_object: Option<Json<'a>>,
     /// Whether this is a dry run (`kubectl apply --dry-run=server`): the verdict is the same.
     pub dry_run: bool,
     /// The requesting user (`userInfo.username`), when known.
@@ -79,18 +84,19 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A CREATE of `object` at `time`, kind and namespace read from the object itself
     /// (offline CLI).
-    pub fn create(object: &'a Value, time: Timestamp) -> Request<'a> {
+    pub fn create(object: impl Into<Json<'a>>, time: Timestamp) -> Request<'a> {
+        let object = object.into();
         let api_version = object
             .get("apiVersion")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .unwrap_or("");
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let meta = object.get("metadata");
-        let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+        let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Json::as_str);
         Request {
             operation: Operation::Create,
             group,
-            kind: object.get("kind").and_then(Value::as_str).unwrap_or(""),
+            kind: object.get("kind").and_then(Json::as_str).unwrap_or(""),
             sub_resource: None,
             namespace: field("namespace"),
             name: field("name"),

@@ -2,9 +2,8 @@
 //! liveness / readiness / startup probes, each with exactly one handler (as the apiserver
 //! demands). Workloads that run to completion are exempt unless the policy includes them.
 
-use serde_json::Value;
-
 use super::evaluate::Found;
+use crate::json::Json;
 use crate::policy::model::RequireProbes;
 use crate::workload::{ContainerRole, Workload};
 
@@ -42,9 +41,9 @@ pub(super) fn check(rule: &RequireProbes, w: &Workload<'_>, out: &mut Vec<Found>
             if !want {
                 continue;
             }
-            let problem = match c.value.get(*field) {
-                None | Some(Value::Null) => Some((["no ", field].concat(), (*hint).to_owned())),
-                Some(probe) => handler_problem(field, probe),
+            let problem = match c.value.get(field) {
+                Some(probe) if !probe.is_null() => handler_problem(field, probe),
+                _ => Some((["no ", field].concat(), (*hint).to_owned())),
             };
             if let Some((message, hint)) = problem {
                 out.push(Found {
@@ -64,7 +63,7 @@ const HANDLERS: [&str; 4] = ["exec", "grpc", "httpGet", "tcpSocket"];
 
 /// What is wrong with a declared probe, as (message, hint): not a mapping, or not exactly one
 /// handler (a handler set to `null` is unset, as the apiserver reads it).
-fn handler_problem(field: &str, probe: &Value) -> Option<(String, String)> {
+fn handler_problem(field: &str, probe: Json<'_>) -> Option<(String, String)> {
     let Some(probe) = probe.as_object() else {
         return Some((
             [field, " is not an object"].concat(),
@@ -74,7 +73,7 @@ fn handler_problem(field: &str, probe: &Value) -> Option<(String, String)> {
     };
     let set: Vec<&str> = HANDLERS
         .into_iter()
-        .filter(|h| probe.get(*h).is_some_and(|v| !v.is_null()))
+        .filter(|h| probe.get(h).is_some_and(|v| !v.is_null()))
         .collect();
     match set.len() {
         1 => None,
@@ -97,7 +96,7 @@ fn handler_problem(field: &str, probe: &Value) -> Option<(String, String)> {
 mod tests {
     use super::*;
     use crate::policy::model::WorkloadKind;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn run(rule: RequireProbes, kind: WorkloadKind, obj: Value) -> Vec<String> {
         let w = Workload::new(kind, &obj).expect("workload");

@@ -1,9 +1,13 @@
 //! `requireResources`: containers must declare the selected requests and limits. Applies to
 //! app containers and, unless the policy says otherwise, to init containers and native sidecars.
-
-use serde_json::Value;
+//!
+//! Judged on what Kubernetes stores: the apiserver gives every Pod container without a request
+//! the request of its limit (Pod defaulting), so a limit alone satisfies the request. A
+//! controller's pod template is not defaulted, but every Pod made from it is: the template is
+//! judged as its Pods will be, and a bare Pod manifest offline as the apiserver will store it.
 
 use super::evaluate::Found;
+use crate::json::Json;
 use crate::policy::model::{RequireResources, ResourceName};
 use crate::workload::{ContainerRole, Workload};
 
@@ -15,12 +19,13 @@ fn example(r: ResourceName) -> &'static str {
     }
 }
 
-fn is_set(section: Option<&Value>, name: &str) -> bool {
-    section.and_then(|s| s.get(name)).is_some_and(|q| match q {
-        Value::String(s) => !s.trim().is_empty(),
-        Value::Number(_) => true,
-        _ => false,
-    })
+fn is_set(section: Option<Json<'_>>, name: &str) -> bool {
+    section
+        .and_then(|s| s.get(name))
+        .is_some_and(|q| match q.as_str() {
+            Some(s) => !s.trim().is_empty(),
+            None => q.is_number(),
+        })
 }
 
 /// Checks every judged container for the requests and limits the rule requires.
@@ -30,6 +35,7 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
             continue;
         }
         let resources = c.value.get("resources");
+        let limits = resources.and_then(|r| r.get("limits"));
         for (section, names, why) in [
             (
                 "requests",
@@ -42,7 +48,11 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
             let values = resources.and_then(|r| r.get(section));
             for name in names {
                 let n = name.as_str();
-                if !is_set(values, n) {
+                // An absent request defaults to the limit of the same resource.
+                let absent = values.and_then(|v| v.get(n)).is_none_or(Json::is_null);
+                let set =
+                    is_set(values, n) || (section == "requests" && absent && is_set(limits, n));
+                if !set {
                     let singular = &section[..section.len() - 1];
                     out.push(Found {
                         rule: "requireResources",
@@ -64,7 +74,7 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
 mod tests {
     use super::*;
     use crate::policy::model::WorkloadKind;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn run(rule: &RequireResources, spec: Value) -> Vec<String> {
         let obj = json!({"spec": spec});
@@ -101,6 +111,28 @@ mod tests {
                 &all,
                 json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "", "memory": "1Mi"}, "limits": {"cpu": "1", "memory": "1Mi"}}}]}),
                 vec!["spec.containers[0].resources.requests.cpu"],
+            ),
+            (
+                "limits only: the requests default to them",
+                &all,
+                json!({"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}],
+                       "initContainers": [{"name": "i", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}),
+                vec![],
+            ),
+            (
+                "a limit of one resource is no request of another; requests are no limits",
+                &all,
+                json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}}}]}),
+                vec!["spec.containers[0].resources.limits.cpu"],
+            ),
+            (
+                "an empty limit is no limit",
+                &all,
+                json!({"containers": [{"name": "a", "resources": {"limits": {"cpu": "", "memory": "1Gi"}}}]}),
+                vec![
+                    "spec.containers[0].resources.requests.cpu",
+                    "spec.containers[0].resources.limits.cpu",
+                ],
             ),
             (
                 "init containers and native sidecars are judged",

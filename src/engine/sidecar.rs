@@ -191,7 +191,7 @@ pub(super) fn plan<'p>(
     );
     plan.added
         .containers
-        .push((rule.native_sidecar, &rule.container));
+        .push((rule.native_sidecar, (&rule.container).into()));
     Ok(plan)
 }
 

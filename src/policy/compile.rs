@@ -10,9 +10,9 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::model::{
-    API_VERSION, DefaultLabels, EXCEPTION_KIND, ExceptionDocument, Exclude, InjectSidecar, KIND,
-    LabelSelector, Match, MetadataTarget, PolicyDocument, Rule, ScheduleStep, SelectorOperator,
-    WorkloadKind,
+    API_TOKEN_PATH, API_VERSION, DefaultLabels, EXCEPTION_KIND, ExceptionDocument, Exclude,
+    InjectSidecar, KIND, LabelSelector, Match, MetadataTarget, NO_API_TOKEN_VOLUME, PolicyDocument,
+    Rule, ScheduleStep, SelectorOperator, WorkloadKind,
 };
 use super::{
     CompiledDefaultLabels, CompiledException, CompiledPolicy, CompiledRule, CompiledSidecar,
@@ -1233,17 +1233,40 @@ fn compile_sidecar(
     if s.native_sidecar {
         rendered.restart_policy = Some("Always".to_owned());
     }
+    let mut volumes: Vec<(String, Value)> = s
+        .volumes
+        .iter()
+        .map(|v| (v.name.clone(), to_json(v)))
+        .collect();
+    // No API token unless the policy asks for one (or the template mounts something there).
+    let mounts_token_path = rendered
+        .volume_mounts
+        .iter()
+        .flatten()
+        .any(|m| m.mount_path.trim_end_matches('/') == API_TOKEN_PATH);
+    if !s.service_account_token && !mounts_token_path {
+        rendered.volume_mounts.get_or_insert_with(Vec::new).push(
+            k8s_openapi::api::core::v1::VolumeMount {
+                name: NO_API_TOKEN_VOLUME.to_owned(),
+                mount_path: API_TOKEN_PATH.to_owned(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        );
+        if !volumes.iter().any(|(name, _)| name == NO_API_TOKEN_VOLUME) {
+            volumes.push((
+                NO_API_TOKEN_VOLUME.to_owned(),
+                serde_json::json!({"emptyDir": {}, "name": NO_API_TOKEN_VOLUME}),
+            ));
+        }
+    }
     CompiledRule::InjectSidecar(Box::new(CompiledSidecar {
         name: container.name.clone(),
         container: match to_json(&rendered) {
             Value::Object(map) => map,
             _ => unreachable!("a Container serializes to a JSON object"),
         },
-        volumes: s
-            .volumes
-            .iter()
-            .map(|v| (v.name.clone(), to_json(v)))
-            .collect(),
+        volumes,
         volume_mounts: s
             .volume_mounts
             .iter()

@@ -591,7 +591,19 @@ pub struct InjectSidecar {
     /// injection). Absent: no opt-out; exceptions belong to the platform team.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_out_annotation: Option<String>,
+    /// Give the sidecar the Pod's Kubernetes API token. Default false: an empty read-only
+    /// volume is mounted at the token path, so the apiserver's ServiceAccount plugin mounts no
+    /// token into it (a log shipper needs no API credentials), and finds nothing to change
+    /// after the injection (no second call to the mutating webhook).
+    #[serde(default)]
+    pub service_account_token: bool,
 }
+
+/// Where the ServiceAccount admission plugin mounts the API token into every container that
+/// mounts nothing there.
+pub const API_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The empty volume a sidecar without `serviceAccountToken` mounts at [`API_TOKEN_PATH`].
+pub const NO_API_TOKEN_VOLUME: &str = "portcullis-no-api-token";
 
 /// Where `defaultLabels` and `requireLabels` look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]

@@ -17,7 +17,7 @@ pub struct Subject<'a> {
     /// The object's name, or its `generateName` prefix when no name is set yet.
     pub name: &'a str,
     /// The object's own labels.
-    pub labels: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub labels: Option<crate::json::Object<'a>>,
     /// What is known of the namespace's labels. `kubernetes.io/metadata.name` is always
     /// implied from [`Subject::namespace`].
     pub namespace_labels: NamespaceLabels<'a>,
@@ -106,9 +106,9 @@ pub trait Labels {
     fn label(&self, key: &str) -> Option<&str>;
 }
 
-impl Labels for serde_json::Map<String, serde_json::Value> {
+impl Labels for crate::json::Object<'_> {
     fn label(&self, key: &str) -> Option<&str> {
-        self.get(key).and_then(|v| v.as_str())
+        self.get(key).and_then(crate::json::Json::as_str)
     }
 }
 
@@ -201,8 +201,8 @@ fn namespace_selector_selects(selector: &LabelSelector, subject: &Subject<'_>) -
     Selection::of(selector_matches(selector, &known))
 }
 
-fn object_labels<'a>(subject: &Subject<'a>) -> &'a dyn Labels {
-    match subject.labels {
+fn object_labels<'s>(subject: &'s Subject<'_>) -> &'s dyn Labels {
+    match &subject.labels {
         Some(l) => l,
         None => &NoLabels,
     }

@@ -82,8 +82,8 @@ impl Case {
                 .as_deref()
                 .or_else(|| str_at(subject, "/metadata/namespace")),
             name: str_at(subject, "/metadata/name"),
-            object,
-            old_object,
+            object: object.map(Into::into),
+            old_object: old_object.map(Into::into),
             dry_run: c.dry_run,
             username: c.user_info.as_ref().map(|u| u.username.as_str()),
             namespace_labels: if c.namespace_labels.is_empty() {
@@ -662,7 +662,7 @@ fn run_case(set: &PolicySet, suite: &Suite, case: &Case, time: Timestamp) -> Cas
         ));
     }
     if let Some(object) = request.object {
-        let mut admitted = object.clone();
+        let mut admitted = object.to_value();
         match json_patch::patch(&mut admitted, &decision.patch) {
             Err(e) => failures.push(format!("the patch does not apply to the object: {e}")),
             Ok(()) => {
@@ -678,7 +678,7 @@ fn run_case(set: &PolicySet, suite: &Suite, case: &Case, time: Timestamp) -> Cas
                     let again = engine::evaluate(
                         set,
                         &Request {
-                            object: Some(&admitted),
+                            object: Some((&admitted).into()),
                             ..request
                         },
                     );

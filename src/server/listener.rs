@@ -62,6 +62,11 @@ pub async fn serve_tls(
             },
             _ = super::stop_requested(&mut shutdown) => break,
         };
+        // Answers go out at once: with Nagle's algorithm a response written in more than one
+        // piece waits for the client's delayed ACK (up to 40 ms on Linux) before its last part.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let builder = builder.clone();
         let service = TowerToHyperService::new(router.clone());

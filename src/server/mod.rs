@@ -38,9 +38,9 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
 /// Default admin address.
 pub const DEFAULT_ADMIN_ADDR: &str = "0.0.0.0:8080";
-/// Default request timeout: below the webhook's `timeoutSeconds` (5 in deploy/), so the
+/// Default request timeout: below the webhooks' `timeoutSeconds` (2 and 3 in deploy/), so the
 /// apiserver gets our answer (503) rather than its own timeout.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Default grace period for draining connections on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -150,14 +150,14 @@ pub struct ServerConfig {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The policy directory does not load.
-    #[error("cannot load policies from {}:\n{source}", dir.display())]
+    /// The policy directory does not load. The message holds every problem; they are not
+    /// also a `source`, or `{:#}` (anyhow's chain) would print them twice.
+    #[error("cannot load policies from {}:\n{problems}", dir.display())]
     Policies {
         /// The directory.
         dir: PathBuf,
         /// Every problem found.
-        #[source]
-        source: crate::policy::LoadError,
+        problems: crate::policy::LoadError,
     },
     /// The TLS material does not load.
     #[error(transparent)]
@@ -230,9 +230,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let set = config
         .policies
         .load()
-        .map_err(|source| StartError::Policies {
+        .map_err(|problems| StartError::Policies {
             dir: config.policies.dir.clone(),
-            source,
+            problems,
         })?;
     let count = set.policies.len();
     log_policy_warnings(&set);

@@ -90,6 +90,7 @@ fn writer(w: &World, name: &str, args: &[&str]) -> Writer {
                 "prod-owner-label.yaml".to_owned(),
                 PROD_OWNER_POLICY.to_owned(),
             )],
+            ..PortcullisOptions::default()
         },
     )
     .expect("a report writer starts");

@@ -169,7 +169,16 @@ impl Watchdog {
         self.write(&pids);
     }
 
+    /// Kills whatever is still registered (a process the run started and did not stop, such
+    /// as a Portcullis a panicking case left behind), then ends the watchdog.
     fn finish(&self) {
+        let left: Vec<u32> = self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for pid in left {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
         self.write(&[]);
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         drop(child.stdin.take());
@@ -242,7 +251,7 @@ pub struct ControlPlane {
     /// kubectl with that kubeconfig.
     pub kubectl: Kubectl,
     /// The watchdog every process of the run is registered with.
-    pub watchdog: Watchdog,
+    pub watchdog: std::sync::Arc<Watchdog>,
     procs: Mutex<Vec<Proc>>,
 }
 
@@ -265,7 +274,7 @@ impl ControlPlane {
             .keep();
         std::fs::write(dir.join("etcd-data-dir"), data.display().to_string())
             .map_err(|e| e.to_string())?;
-        let watchdog = Watchdog::start(&dir, &data)?;
+        let watchdog = std::sync::Arc::new(Watchdog::start(&dir, &data)?);
         let d = dir.as_path();
         let write = |name: &str, text: &str| -> Result<PathBuf, String> {
             let p = d.join(name);
@@ -507,17 +516,22 @@ impl ControlPlane {
     pub fn namespace(&self, name: &str) -> String {
         let ns = format!("e2e-{name}");
         self.kubectl.run(&["create", "namespace", &ns]).ok();
+        self.namespace_ready(&ns);
+        ns
+    }
+
+    /// Waits until namespace `ns` has its `default` ServiceAccount (Pods need it).
+    pub fn namespace_ready(&self, ns: &str) {
         wait_for(
             &format!("ServiceAccount default in {ns}"),
             Duration::from_secs(30),
             || {
                 self.kubectl
-                    .run(&["get", "serviceaccount", "default", "-n", &ns])
+                    .run(&["get", "serviceaccount", "default", "-n", ns])
                     .success
                     .then_some(())
             },
         );
-        ns
     }
 
     /// The apiserver's Prometheus metrics.

@@ -15,6 +15,7 @@
 //!   or panics. If the test binary itself is killed, a watchdog process kills them.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod cluster;
 pub mod http;
 pub mod kubectl;

@@ -25,6 +25,10 @@ pub struct PortcullisOptions {
     pub env: Vec<(String, String)>,
     /// Policy files added to the copy of the default policies: (file name, YAML).
     pub policies: Vec<(String, String)>,
+    /// Another `portcullis` binary than the one Cargo built (a baseline to compare with).
+    pub binary: Option<PathBuf>,
+    /// Another policy directory to copy than the repository's `policies/`.
+    pub policy_source: Option<PathBuf>,
 }
 
 /// A Portcullis webhook process and its files.
@@ -38,6 +42,7 @@ pub struct Portcullis {
     options: PortcullisOptions,
     proc: Option<Proc>,
     paused: bool,
+    watchdog: std::sync::Arc<super::cluster::Watchdog>,
 }
 
 /// Runs `portcullis ARGS` (not `serve`) in `dir`; panics on failure. Returns stdout.
@@ -63,9 +68,11 @@ impl Portcullis {
         let dir = cluster.dir().join(format!("portcullis-{}", free_port()));
         let policies = dir.join("policies");
         std::fs::create_dir_all(&policies).map_err(|e| e.to_string())?;
-        for entry in
-            std::fs::read_dir(Path::new(ROOT).join("policies")).map_err(|e| e.to_string())?
-        {
+        let source = options
+            .policy_source
+            .clone()
+            .unwrap_or_else(|| Path::new(ROOT).join("policies"));
+        for entry in std::fs::read_dir(&source).map_err(|e| e.to_string())? {
             let path = entry.map_err(|e| e.to_string())?.path();
             if path.extension().is_some_and(|e| e == "yaml") {
                 std::fs::copy(&path, policies.join(path.file_name().expect("file name")))
@@ -83,13 +90,14 @@ impl Portcullis {
             options,
             proc: None,
             paused: false,
+            watchdog: std::sync::Arc::clone(&cluster.watchdog),
         };
         p.spawn(cluster)?;
         Ok(p)
     }
 
     fn spawn(&mut self, cluster: &ControlPlane) -> Result<(), String> {
-        let mut cmd = Command::new(BINARY);
+        let mut cmd = Command::new(self.options.binary.as_deref().unwrap_or(Path::new(BINARY)));
         cmd.current_dir(&self.dir)
             .arg("serve")
             .args(["--policies", "policies"])
@@ -152,21 +160,17 @@ impl Portcullis {
 
     /// The caBundle `portcullis certs` computed (its kustomize patch), as deploy/ gets it.
     pub fn ca_bundle(&self) -> String {
-        let text = std::fs::read_to_string(self.certs_dir().join("webhook-ca-bundle.yaml"))
-            .expect("certs/webhook-ca-bundle.yaml");
-        let doc = serde_yaml_ng::Deserializer::from_str(&text)
-            .next()
-            .expect("a document");
-        let v = Value::deserialize(doc).expect("YAML");
-        v["webhooks"][0]["clientConfig"]["caBundle"]
-            .as_str()
-            .expect("caBundle")
-            .to_owned()
+        ca_bundle_of(&self.certs_dir())
     }
 
     /// deploy/base's two webhook configurations (rendered by `kubectl kustomize`), with only
     /// `clientConfig` changed: `url` to this process, `caBundle` from `portcullis certs`.
     pub fn webhook_configurations(&self) -> Vec<Value> {
+        self.webhook_configurations_with(&self.ca_bundle())
+    }
+
+    /// The same with another caBundle (base64 PEM).
+    pub fn webhook_configurations_with(&self, ca_bundle: &str) -> Vec<Value> {
         let out = Command::new("kubectl")
             .arg("kustomize")
             .arg(Path::new(ROOT).join("deploy/base"))
@@ -190,8 +194,7 @@ impl Portcullis {
                     .as_str()
                     .expect("service path")
                     .to_owned();
-                hook["clientConfig"] =
-                    json!({"url": self.url(&path), "caBundle": self.ca_bundle()});
+                hook["clientConfig"] = json!({"url": self.url(&path), "caBundle": ca_bundle});
             }
             configs.push(v);
         }
@@ -206,9 +209,7 @@ impl Portcullis {
     /// Applies [`Portcullis::webhook_configurations`] and waits until the apiserver calls both
     /// webhooks (a dry-run Pod gets the sidecar; one without probes is denied).
     pub fn install_webhooks(&self, cluster: &ControlPlane) {
-        let list =
-            json!({"apiVersion": "v1", "kind": "List", "items": self.webhook_configurations()});
-        cluster.kubectl.with_object(&["apply"], &list).ok();
+        apply_webhooks(cluster, &self.webhook_configurations());
         wait_until_enforced(cluster);
     }
 
@@ -297,6 +298,10 @@ impl Portcullis {
 
     /// Stops it (SIGTERM, graceful).
     pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
         if let Some(mut p) = self.proc.take() {
             if self.paused {
                 p.signal("CONT");
@@ -308,7 +313,14 @@ impl Portcullis {
             }
             let _ = p.child.kill();
             let _ = p.child.wait();
+            self.watchdog.remove(p.pid());
         }
+    }
+}
+
+impl Drop for Portcullis {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 
@@ -335,6 +347,76 @@ pub fn wait_until_enforced(cluster: &ControlPlane) {
         let v: Value = serde_json::from_str(&out.stdout).ok()?;
         super::objects::has_container(&v, "log-shipper").then_some(())
     });
+}
+
+static MARKERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Applies webhook configurations and waits until the apiserver's admission chain uses them.
+/// The apiserver learns of configurations through a watch, per kind, in order: marker
+/// configurations applied after them (a webhook that refuses ConfigMaps carrying a marker
+/// label) are in force only once everything before them is.
+pub fn apply_webhooks(cluster: &ControlPlane, configs: &[Value]) {
+    let n = MARKERS
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        .to_string();
+    let marker = |kind: &str, label: &str| {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind,
+            "metadata": {"name": "e2e-marker"},
+            "webhooks": [{
+                "name": "marker.e2e.portcullis.dev",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 1,
+                "clientConfig": {"url": "https://127.0.0.1:1/marker"},
+                "objectSelector": {"matchLabels": {label: n}},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                           "resources": ["configmaps"], "scope": "Namespaced"}]
+            }]
+        })
+    };
+    let mut items = configs.to_vec();
+    items.push(marker(
+        "MutatingWebhookConfiguration",
+        "e2e-marker-mutating",
+    ));
+    items.push(marker(
+        "ValidatingWebhookConfiguration",
+        "e2e-marker-validating",
+    ));
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    cluster.kubectl.with_object(&["apply"], &list).ok();
+    for label in ["e2e-marker-mutating", "e2e-marker-validating"] {
+        let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "e2e-marker", "labels": {label: n}}});
+        wait_for(
+            "the apiserver to load the webhook configurations",
+            Duration::from_secs(30),
+            || {
+                let out = cluster.kubectl.with_object(
+                    &["create", "-n", "default", "--dry-run=server"],
+                    &config_map,
+                );
+                (!out.success && out.stderr.contains("marker.e2e.portcullis.dev")).then_some(())
+            },
+        );
+    }
+}
+
+/// The caBundle in the `webhook-ca-bundle.yaml` that `portcullis certs` wrote into `dir`.
+pub fn ca_bundle_of(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("webhook-ca-bundle.yaml"))
+        .expect("certs/webhook-ca-bundle.yaml");
+    let doc = serde_yaml_ng::Deserializer::from_str(&text)
+        .next()
+        .expect("a document");
+    let v = Value::deserialize(doc).expect("YAML");
+    v["webhooks"][0]["clientConfig"]["caBundle"]
+        .as_str()
+        .expect("caBundle")
+        .to_owned()
 }
 
 /// Applies deploy/base's Namespace, ServiceAccount and RBAC (rendered by `kubectl kustomize`),

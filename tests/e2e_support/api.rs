@@ -1,0 +1,79 @@
+//! The apiserver's REST API straight from Rust (HTTP/2, the admin client certificate): for
+//! traffic that kubectl, one process per request, cannot make: load during a certificate
+//! rotation, and the benchmark's Pod creates.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::ControlPlane;
+
+/// A client of the test apiserver.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    server: String,
+}
+
+/// One answer of the apiserver.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status (201 Created, 403 Forbidden, 500 when a webhook failed closed, ...).
+    pub status: u16,
+    /// The body (an object, or a Status with the reason).
+    pub body: Value,
+    /// How long the request took.
+    pub took: Duration,
+}
+
+impl Api {
+    /// A client with the cluster's admin certificate. Needs a tokio runtime to run requests.
+    pub fn new(cluster: &ControlPlane) -> Api {
+        let identity = format!("{}{}", cluster.admin.key, cluster.admin.cert);
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(cluster.ca.cert.as_bytes()).expect("CA"),
+            )
+            .identity(reqwest::Identity::from_pem(identity.as_bytes()).expect("identity"))
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Api {
+            client,
+            server: cluster.server.clone(),
+        }
+    }
+
+    /// `POST /api/v1/namespaces/NS/pods` (with `?dryRun=All` when `dry_run`).
+    pub async fn create_pod(&self, namespace: &str, pod: &Value, dry_run: bool) -> Answer {
+        let mut url = format!("{}/api/v1/namespaces/{namespace}/pods", self.server);
+        if dry_run {
+            url.push_str("?dryRun=All");
+        }
+        let start = Instant::now();
+        let response = self.client.post(url).json(pod).send().await;
+        let (status, body) = match response {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+            Err(e) => (0, Value::String(e.to_string())),
+        };
+        Answer {
+            status,
+            body,
+            took: start.elapsed(),
+        }
+    }
+}
+
+/// A current-thread tokio runtime for a test thread.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
