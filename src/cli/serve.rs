@@ -256,10 +256,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         let signal = shutdown_signal().await?;
         tracing::info!(signal, "shutdown requested");
-        if let Some(reports) = reports {
-            reports.stop().await;
-        }
-        server.shutdown().await;
+        // The reports stop (and release their Lease) while in-flight reviews drain; bounded,
+        // each of their calls times out anyway.
+        let stop_reports = async {
+            if let Some(reports) = reports {
+                let stopping = tokio::time::timeout(Duration::from_secs(15), reports.stop());
+                if stopping.await.is_err() {
+                    tracing::warn!("the policy reports did not stop in time");
+                }
+            }
+        };
+        tokio::join!(stop_reports, server.shutdown());
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -64,8 +64,11 @@ impl Reports {
     /// ([`writer::Running`]), so its work never delays admission.
     pub fn start(connection: &Connection, state: AppState, config: ReportsConfig) -> Reports {
         let (stop, stopped) = watch::channel(false);
+        // Its own client, whose calls cannot hang: a renewal that does not answer fails, and the
+        // writer stops, rather than leaving a replica that believes it leads.
+        let client = calls_client(&connection.config).unwrap_or_else(|| connection.client.clone());
         let task = tokio::spawn(elect_and_write(
-            connection.client.clone(),
+            client,
             connection.config.clone(),
             state,
             config,
@@ -78,6 +81,23 @@ impl Reports {
     pub async fn stop(self) {
         self.stop.send_replace(true);
         let _ = self.task.await;
+    }
+}
+
+/// How long one API call of the election or of a report write may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for single calls (no watches) that time out after [`CALL_TIMEOUT`]; `None`
+/// (logged) if it cannot be made. Needs a tokio runtime.
+pub fn calls_client(config: &kube::Config) -> Option<kube::Client> {
+    let mut config = config.clone();
+    config.read_timeout = Some(CALL_TIMEOUT);
+    match kube::Client::try_from(config) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "reports: cannot make a client with timeouts");
+            None
+        }
     }
 }
 
@@ -137,8 +157,12 @@ async fn elect_and_write(
                 () = crate::server::stop_requested(&mut stopped) => {
                     stop_writer(&mut running).await;
                     metrics.leader.set(0);
-                    if let Err(e) = manager.release().await {
-                        tracing::warn!(error = %e, "cannot release the reports Lease: a successor waits for it to expire");
+                    match tokio::time::timeout(CALL_TIMEOUT, manager.release()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e,
+                            "cannot release the reports Lease: a successor waits for it to expire"),
+                        Err(_) => tracing::warn!(
+                            "releasing the reports Lease timed out: a successor waits for it to expire"),
                     }
                     return;
                 }

@@ -108,10 +108,19 @@ impl Running {
                     }
                 };
                 runtime.block_on(async move {
-                    match kube::Client::try_from(kube_config) {
-                        Ok(client) => Writer::new(client, state, config).run(stopped).await,
-                        Err(e) => tracing::error!(error = %e,
+                    // Watches on one client; single calls (writes, the Lease, discovery) on
+                    // another, whose calls time out.
+                    let watches = kube::Client::try_from(kube_config.clone());
+                    let calls = super::calls_client(&kube_config);
+                    match (watches, calls) {
+                        (Ok(watches), Some(calls)) => {
+                            Writer::new(watches, calls, state, config)
+                                .run(stopped)
+                                .await;
+                        }
+                        (Err(e), _) => tracing::error!(error = %e,
                             "reports: cannot make an API client; no reports"),
+                        (_, None) => {}
                     }
                 });
             });
@@ -124,11 +133,18 @@ impl Running {
         }
     }
 
-    /// Stops writing: in-flight writes finish (same content either way), nothing new starts.
+    /// Stops writing: in-flight writes finish (same content either way, and each call times
+    /// out), nothing new starts.
     pub async fn stop(self) {
         self.stop.send_replace(true);
         let thread = self.thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        if tokio::time::timeout(super::CALL_TIMEOUT * 2, joined)
+            .await
+            .is_err()
+        {
+            tracing::warn!("reports: the writer did not stop in time; it ends with its last call");
+        }
     }
 }
 
@@ -184,7 +200,10 @@ struct NamespaceState {
 }
 
 struct Writer {
+    /// For watches.
     client: kube::Client,
+    /// For single calls (they time out).
+    calls: kube::Client,
     state: AppState,
     config: ReportsConfig,
     metrics: ReportsMetrics,
@@ -218,12 +237,18 @@ struct KindSync {
 }
 
 impl Writer {
-    fn new(client: kube::Client, state: AppState, config: ReportsConfig) -> Writer {
+    fn new(
+        client: kube::Client,
+        calls: kube::Client,
+        state: AppState,
+        config: ReportsConfig,
+    ) -> Writer {
         let metrics = state.metrics().reports.clone();
         let generation = state.policies().generation;
         let namespace_changes = state.namespace_cache().map(|c| c.subscribe());
         Writer {
             client,
+            calls,
             state,
             config,
             metrics,
@@ -251,7 +276,7 @@ impl Writer {
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
         // Without the CRDs nothing can be written (nor watched): wait for them.
         loop {
-            self.crds = check_crds(&self.client, &self.metrics, false).await;
+            self.crds = check_crds(&self.calls, &self.metrics, false).await;
             if self.crds {
                 break;
             }
@@ -654,7 +679,7 @@ impl Writer {
         if !self.crds {
             if self.last_crd_check.elapsed() >= CRD_CHECK {
                 self.last_crd_check = Instant::now();
-                self.crds = check_crds(&self.client, &self.metrics, false).await;
+                self.crds = check_crds(&self.calls, &self.metrics, false).await;
             }
             if !self.crds {
                 return;
@@ -695,7 +720,7 @@ impl Writer {
         if applies.is_empty() && deletes.is_empty() {
             return;
         }
-        if !super::still_leading(&self.client, &self.config).await {
+        if !super::still_leading(&self.calls, &self.config).await {
             tracing::warn!("reports: the Lease is no longer ours; not writing");
             // Written by the next leader; here, built again if this replica leads again.
             self.built.clear();
@@ -703,7 +728,7 @@ impl Writer {
         }
         let ar = report_resource();
         for (ns, report) in applies {
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ns, &ar);
+            let api: Api<DynamicObject> = Api::namespaced_with(self.calls.clone(), &ns, &ar);
             let params = PatchParams::apply(FIELD_MANAGER).force();
             match api
                 .patch(REPORT_NAME, &params, &Patch::Apply(&report))
@@ -720,7 +745,7 @@ impl Writer {
             }
         }
         for ns in deletes {
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ns, &ar);
+            let api: Api<DynamicObject> = Api::namespaced_with(self.calls.clone(), &ns, &ar);
             match api.delete(REPORT_NAME, &DeleteParams::default()).await {
                 Ok(_) => {
                     self.count_write("delete");
