@@ -256,17 +256,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::info!(identity = %config.identity, lease = reports::LEASE_NAME,
                     lease_namespace = %config.lease_namespace, max_results = config.limits.max_results,
                     budget = config.budget, "policy reports on: the holder of the Lease writes them");
-                Some(Reports::start(&cluster, server.state().clone(), config)
-                    .context("cannot start the policy reports")?)
+                Some(Reports::start(&cluster, server.state().clone(), config))
             }
             None => None,
         };
         let signal = shutdown_signal().await?;
         tracing::info!(signal, "shutdown requested");
-        if let Some(reports) = reports {
-            reports.stop().await;
-        }
-        server.shutdown().await;
+        // The reports stop (and release their Lease) while in-flight reviews drain; bounded,
+        // each of their calls times out anyway.
+        let stop_reports = async {
+            if let Some(reports) = reports {
+                let stopping = tokio::time::timeout(Duration::from_secs(15), reports.stop());
+                if stopping.await.is_err() {
+                    tracing::warn!("the policy reports did not stop in time");
+                }
+            }
+        };
+        tokio::join!(stop_reports, server.shutdown());
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
