@@ -913,7 +913,6 @@ fn least_privilege(dir: &str, r: &Rendered) {
             "coordination.k8s.io/leases create",
             "coordination.k8s.io/leases[portcullis-reports] get",
             "coordination.k8s.io/leases[portcullis-reports] patch",
-            "coordination.k8s.io/leases[portcullis-reports] watch",
         ],
         "{dir}"
     );

@@ -157,10 +157,10 @@ pub struct AuditArgs {
     pub cluster: bool,
     /// With --cluster: the kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then the
     /// Pod's service account).
-    #[arg(long, value_name = "FILE", requires = "cluster")]
+    #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// With --cluster: the kubeconfig context (default: its current context).
-    #[arg(long, value_name = "NAME", requires = "cluster")]
+    #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t = AuditOutput::Text)]
@@ -174,6 +174,10 @@ pub struct AuditArgs {
 /// unreadable document (or a kind that could not be listed), 2 on usage errors or unloadable
 /// policies, 3 when the cluster cannot be reached ([`EXIT_UNREACHABLE`]).
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    if !args.cluster && (args.kubeconfig.is_some() || args.context.is_some()) {
+        eprintln!("error: --kubeconfig and --context apply to --cluster only");
+        return Ok(ExitCode::from(2));
+    }
     let Some(policies) = args.manifests.load_policies() else {
         return Ok(ExitCode::from(2));
     };

@@ -64,6 +64,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_SHUTDOWN_GRACE", default_value = "20", value_name = "SECONDS",
           value_parser = parse_seconds)]
     pub shutdown_grace: Duration,
+    /// Connections open at once on the webhook port, at most; one beyond is closed at once
+    /// (counted in portcullis_connections_refused_total).
+    #[arg(long, env = "PORTCULLIS_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_max_connections)]
+    pub max_connections: usize,
     /// Usernames trusted to create controller-owned Pods (comma-separated); replaces the
     /// built-in list of Kubernetes' own controllers.
     #[arg(long, env = "PORTCULLIS_TRUSTED_CONTROLLERS", value_delimiter = ',')]
@@ -227,6 +232,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .then(|| Duration::from_secs(args.reload_interval)),
         request_timeout: args.request_timeout,
         shutdown_grace: args.shutdown_grace,
+        max_connections: args.max_connections,
         cluster: None,
     };
     let runtime = server::runtime().context("cannot start the async runtime")?;
@@ -250,20 +256,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::info!(identity = %config.identity, lease = reports::LEASE_NAME,
                     lease_namespace = %config.lease_namespace, max_results = config.limits.max_results,
                     budget = config.budget, "policy reports on: the holder of the Lease writes them");
-                Some(Reports::start(&cluster, server.state().clone(), config)
-                    .context("cannot start the policy reports")?)
+                Some(Reports::start(&cluster, server.state().clone(), config))
             }
             None => None,
         };
         let signal = shutdown_signal().await?;
         tracing::info!(signal, "shutdown requested");
-        if let Some(reports) = reports {
-            reports.stop().await;
-        }
-        server.shutdown().await;
+        // The reports stop (and release their Lease) while in-flight reviews drain; bounded,
+        // each of their calls times out anyway.
+        let stop_reports = async {
+            if let Some(reports) = reports {
+                let stopping = tokio::time::timeout(Duration::from_secs(15), reports.stop());
+                if stopping.await.is_err() {
+                    tracing::warn!("the policy reports did not stop in time");
+                }
+            }
+        };
+        tokio::join!(stop_reports, server.shutdown());
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A positive number of connections.
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Waits for SIGTERM (what the kubelet sends) or Ctrl-C; returns which.

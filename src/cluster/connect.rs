@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
-/// How to reach the cluster, as the command line says.
+/// How to reach the cluster, as the command line says (`serve`'s flags; `audit --cluster`
+/// has its own, without environment variables).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct KubeArgs {
-    /// Kubeconfig file. Without it: $KUBECONFIG (a list of files, merged as kubectl does), then
-    /// (for `audit`) ~/.kube/config, then the Pod's service account when running in a cluster.
+    /// Kubeconfig for cluster access (namespace labels, reports). Without it: $KUBECONFIG (a
+    /// list of files, merged as kubectl does), else the Pod's service account in a cluster;
+    /// ~/.kube/config is never used by itself.
     #[arg(long, env = "PORTCULLIS_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use (default: its current context).

@@ -96,6 +96,7 @@ impl NamespaceCache {
         let stream = watcher(api, watcher::Config::default())
             // Keep only what lookups need: the name (the store's key) and the labels.
             .modify(|ns: &mut NamespaceMeta| {
+                ns.types = None;
                 let labels = ns.metadata.labels.take();
                 let name = ns.metadata.name.take();
                 ns.metadata = kube::core::ObjectMeta {

@@ -137,6 +137,23 @@ fn app(w: &World, namespace: &str, name: &str, owner: Option<&str>) {
         .ok();
 }
 
+/// The nice value of the leader's report writer thread (`portcullis-reports`, 15 characters
+/// of it in `comm`), from /proc.
+fn writer_thread_nice(p: &Writer) -> Option<i64> {
+    let pid = p.pid()?;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        if comm.trim() != "portcullis-repo" {
+            return None;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the parenthesised comm: state is field 3, nice field 19.
+        let rest = stat.rsplit_once(") ")?.1;
+        rest.split_whitespace().nth(16)?.parse().ok()
+    })
+}
+
 fn leader(p: &Writer) -> bool {
     p.metric("portcullis_reports_leader", &[]) == 1.0
 }
@@ -206,6 +223,8 @@ fn reports_appear_within_their_limits_and_follow_policies_and_labels(w: &World) 
     );
     assert_eq!(results[1]["resources"][0]["name"], "b");
     assert!(p.metric("portcullis_reports_results_left_out", &[]) >= 1.0);
+    // The writer's work takes CPU only when admission leaves some.
+    assert_eq!(writer_thread_nice(&p), Some(19));
     let managers: Vec<&str> = r["metadata"]["managedFields"]
         .as_array()
         .into_iter()

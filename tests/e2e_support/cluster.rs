@@ -539,6 +539,17 @@ impl ControlPlane {
         self.kubectl.raw("/metrics").ok()
     }
 
+    /// Stops one of the control plane's processes by name (`kube-controller-manager`): a
+    /// benchmark that creates thousands of workloads does not want controllers creating
+    /// their ReplicaSets and Pods meanwhile.
+    pub fn stop_process(&self, name: &str) {
+        let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = procs.iter().position(|p| p.name == name) {
+            let mut p = procs.remove(i);
+            p.stop(Duration::from_secs(5), &self.watchdog);
+        }
+    }
+
     /// The apiserver's port on 127.0.0.1.
     pub fn apiserver_port(&self) -> u16 {
         self.server

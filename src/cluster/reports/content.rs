@@ -100,7 +100,7 @@ pub struct WorkloadRef {
 }
 
 /// The results about one workload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WorkloadResults {
     /// The workload.
     pub workload: WorkloadRef,
@@ -206,18 +206,32 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
     /// `pass`.
-    pub pass: u64,
+    pub pass: u32,
     /// `fail`.
-    pub fail: u64,
+    pub fail: u32,
     /// `warn`.
-    pub warn: u64,
+    pub warn: u32,
     /// `error`.
-    pub error: u64,
+    pub error: u32,
     /// `skip`.
-    pub skip: u64,
+    pub skip: u32,
 }
 
 impl Summary {
+    /// Adds another summary's counts.
+    pub fn merge(&mut self, other: Summary) {
+        self.pass += other.pass;
+        self.fail += other.fail;
+        self.warn += other.warn;
+        self.error += other.error;
+        self.skip += other.skip;
+    }
+
+    /// Every result counted.
+    pub fn total(&self) -> u32 {
+        self.pass + self.fail + self.warn + self.error + self.skip
+    }
+
     /// Counts `results`.
     pub fn add(&mut self, results: &[ReportResult]) {
         for r in results {

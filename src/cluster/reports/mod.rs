@@ -54,54 +54,50 @@ impl ReportsConfig {
 #[derive(Debug)]
 pub struct Reports {
     stop: watch::Sender<bool>,
-    thread: std::thread::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Reports {
-    /// Starts the reports on a thread of their own (with their own client and runtime, so
-    /// their work never delays admission): joins the leader election; the leader writes.
-    pub fn start(
-        connection: &Connection,
-        state: AppState,
-        config: ReportsConfig,
-    ) -> std::io::Result<Reports> {
+    /// Joins the leader election (a task on the current runtime: renewing the Lease is light
+    /// and must not wait behind the reports' work); while this replica leads, the writer runs
+    /// on a thread of its own, at the lowest CPU priority, with its own runtime and client
+    /// ([`writer::Running`]), so its work never delays admission.
+    pub fn start(connection: &Connection, state: AppState, config: ReportsConfig) -> Reports {
         let (stop, stopped) = watch::channel(false);
-        let kube_config = connection.config.clone();
-        let description = connection.description.clone();
-        let thread = std::thread::Builder::new()
-            .name("portcullis-reports".to_owned())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start the reports' runtime: no reports");
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let client = match kube::Client::try_from(kube_config) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::error!(error = %e, cluster = %description,
-                                "cannot make a client for the reports: no reports");
-                            return;
-                        }
-                    };
-                    elect_and_write(client, state, config, stopped).await;
-                });
-            })?;
-        Ok(Reports { stop, thread })
+        // Its own client, whose calls cannot hang: a renewal that does not answer fails, and the
+        // writer stops, rather than leaving a replica that believes it leads.
+        let client = calls_client(&connection.config).unwrap_or_else(|| connection.client.clone());
+        let task = tokio::spawn(elect_and_write(
+            client,
+            connection.config.clone(),
+            state,
+            config,
+            stopped,
+        ));
+        Reports { stop, task }
     }
 
-    /// Stops writing, gives up the Lease (a successor takes over at once), and waits for the
-    /// thread.
+    /// Stops writing and gives up the Lease (a successor takes over at once).
     pub async fn stop(self) {
         self.stop.send_replace(true);
-        let thread = self.thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        let _ = self.task.await;
+    }
+}
+
+/// How long one API call of the election or of a report write may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for single calls (no watches) that time out after [`CALL_TIMEOUT`]; `None`
+/// (logged) if it cannot be made. Needs a tokio runtime.
+pub fn calls_client(config: &kube::Config) -> Option<kube::Client> {
+    let mut config = config.clone();
+    config.read_timeout = Some(CALL_TIMEOUT);
+    match kube::Client::try_from(config) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "reports: cannot make a client with timeouts");
+            None
+        }
     }
 }
 
@@ -109,6 +105,7 @@ impl Reports {
 /// the Lease (or cannot renew it) stops writing at once and waits, idle, to lead again.
 async fn elect_and_write(
     client: kube::Client,
+    kube_config: kube::Config,
     state: AppState,
     config: ReportsConfig,
     mut stopped: watch::Receiver<bool>,
@@ -142,7 +139,7 @@ async fn elect_and_write(
                         metrics.leader.set(1);
                         tracing::info!(identity = %config.identity, lease = LEASE_NAME,
                             "leading: writing policy reports");
-                        running = Some(writer::Running::start(client.clone(), state.clone(), config.clone()));
+                        running = writer::Running::start(kube_config.clone(), state.clone(), config.clone());
                     }
                     Ok(false) => {
                         stop_writer(&mut running).await;
@@ -160,8 +157,12 @@ async fn elect_and_write(
                 () = crate::server::stop_requested(&mut stopped) => {
                     stop_writer(&mut running).await;
                     metrics.leader.set(0);
-                    if let Err(e) = manager.release().await {
-                        tracing::warn!(error = %e, "cannot release the reports Lease: a successor waits for it to expire");
+                    match tokio::time::timeout(CALL_TIMEOUT, manager.release()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e,
+                            "cannot release the reports Lease: a successor waits for it to expire"),
+                        Err(_) => tracing::warn!(
+                            "releasing the reports Lease timed out: a successor waits for it to expire"),
                     }
                     return;
                 }

@@ -76,34 +76,85 @@ pub async fn check_crds(client: &kube::Client, metrics: &ReportsMetrics, loud: b
     served
 }
 
-/// A running writer task.
+/// A running writer: a thread of its own at the lowest CPU priority (nice 19), with its own
+/// runtime and API client, so that its watches and judgements take CPU only when admission
+/// leaves some.
 #[derive(Debug)]
 pub struct Running {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Running {
-    /// Starts writing (this replica leads).
-    pub fn start(client: kube::Client, state: AppState, config: ReportsConfig) -> Running {
+    /// Starts writing (this replica leads); `None` (logged) if the thread cannot start.
+    pub fn start(
+        kube_config: kube::Config,
+        state: AppState,
+        config: ReportsConfig,
+    ) -> Option<Running> {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let writer = Writer::new(client, state, config);
-            writer.run(stopped).await;
-        });
-        Running { stop, task }
+        let spawned = std::thread::Builder::new()
+            .name("portcullis-reports".to_owned())
+            .spawn(move || {
+                lowest_priority();
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reports: cannot start a runtime; no reports");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    // Watches on one client; single calls (writes, the Lease, discovery) on
+                    // another, whose calls time out.
+                    let watches = kube::Client::try_from(kube_config.clone());
+                    let calls = super::calls_client(&kube_config);
+                    match (watches, calls) {
+                        (Ok(watches), Some(calls)) => {
+                            Writer::new(watches, calls, state, config)
+                                .run(stopped)
+                                .await;
+                        }
+                        (Err(e), _) => tracing::error!(error = %e,
+                            "reports: cannot make an API client; no reports"),
+                        (_, None) => {}
+                    }
+                });
+            });
+        match spawned {
+            Ok(thread) => Some(Running { stop, thread }),
+            Err(e) => {
+                tracing::error!(error = %e, "reports: cannot start the writer's thread; no reports");
+                None
+            }
+        }
     }
 
-    /// Stops writing: in-flight writes finish (same content either way), nothing new starts.
+    /// Stops writing: in-flight writes finish (same content either way, and each call times
+    /// out), nothing new starts.
     pub async fn stop(self) {
         self.stop.send_replace(true);
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(5), self.task)
+        let thread = self.thread;
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        if tokio::time::timeout(super::CALL_TIMEOUT * 2, joined)
             .await
             .is_err()
         {
-            abort.abort();
+            tracing::warn!("reports: the writer did not stop in time; it ends with its last call");
         }
+    }
+}
+
+/// Gives the calling thread the lowest CPU priority (nice 19; on Linux `setpriority` with a
+/// thread id applies to that thread only). Lowering one's own priority needs no privilege;
+/// where it fails anyway, the writer runs at normal priority and says so.
+fn lowest_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::warn!(error = %e, "reports: cannot lower the writer's CPU priority");
     }
 }
 
@@ -114,12 +165,30 @@ enum Update {
     WatchFailed(String, String),
 }
 
-/// A judged workload.
+/// A judged workload: what it takes to judge it again, and what its results amount to. The
+/// results themselves are not kept (they are several times the object's size): a report is
+/// built by judging its namespace's workloads again, which takes microseconds each.
 struct Tracked {
-    /// The object, compact (no status, no managedFields), to judge again.
-    json: Vec<u8>,
-    /// Its results (passes included).
-    results: WorkloadResults,
+    /// The object, compact (see [`compact`]).
+    json: Box<[u8]>,
+    /// A hash of its results, to tell whether an event changed them.
+    digest: u64,
+    /// Its results by status.
+    summary: content::Summary,
+}
+
+impl Tracked {
+    fn new(json: Box<[u8]>, results: &WorkloadResults) -> Tracked {
+        let mut h = DefaultHasher::new();
+        results.hash(&mut h);
+        let mut summary = content::Summary::default();
+        summary.add(&results.results);
+        Tracked {
+            json,
+            digest: h.finish(),
+            summary,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -131,7 +200,10 @@ struct NamespaceState {
 }
 
 struct Writer {
+    /// For watches.
     client: kube::Client,
+    /// For single calls (they time out).
+    calls: kube::Client,
     state: AppState,
     config: ReportsConfig,
     metrics: ReportsMetrics,
@@ -165,12 +237,18 @@ struct KindSync {
 }
 
 impl Writer {
-    fn new(client: kube::Client, state: AppState, config: ReportsConfig) -> Writer {
+    fn new(
+        client: kube::Client,
+        calls: kube::Client,
+        state: AppState,
+        config: ReportsConfig,
+    ) -> Writer {
         let metrics = state.metrics().reports.clone();
         let generation = state.policies().generation;
         let namespace_changes = state.namespace_cache().map(|c| c.subscribe());
         Writer {
             client,
+            calls,
             state,
             config,
             metrics,
@@ -198,7 +276,7 @@ impl Writer {
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
         // Without the CRDs nothing can be written (nor watched): wait for them.
         loop {
-            self.crds = check_crds(&self.client, &self.metrics, false).await;
+            self.crds = check_crds(&self.calls, &self.metrics, false).await;
             if self.crds {
                 break;
             }
@@ -214,7 +292,7 @@ impl Writer {
                 () = crate::server::stop_requested(&mut stopped) => return,
             }
         }
-        let (updates, mut incoming) = mpsc::channel::<Update>(1024);
+        let (updates, mut incoming) = mpsc::channel::<Update>(64);
         let mut watches = Vec::new();
         for kind in WorkloadKind::ALL {
             watches.push(tokio::spawn(watch_workloads(
@@ -314,13 +392,14 @@ impl Writer {
             None => self.remove(kind, &namespace, &name),
             Some(results) => {
                 let json = serde_json::to_vec(&value).unwrap_or_default();
+                let tracked = Tracked::new(json.into_boxed_slice(), &results);
                 let state = self.namespaces.entry(namespace.clone()).or_default();
                 state.labels = labels.as_ref().map(hash_labels);
                 let changed = state
                     .workloads
                     .get(&key)
-                    .is_none_or(|t| t.results != results);
-                state.workloads.insert(key, Tracked { json, results });
+                    .is_none_or(|t| t.digest != tracked.digest);
+                state.workloads.insert(key, tracked);
                 if changed {
                     self.dirty.insert(namespace.clone());
                 }
@@ -530,9 +609,11 @@ impl Writer {
             let Ok(object) = serde_json::from_slice::<Value>(&tracked.json) else {
                 continue;
             };
-            let results = self.judge(namespace, &object, labels.as_ref());
-            if results.as_ref() != Some(&tracked.results) {
-                updated.push((key.clone(), results));
+            let fresh = self
+                .judge(namespace, &object, labels.as_ref())
+                .map(|r| Tracked::new(tracked.json.clone(), &r));
+            if fresh.as_ref().map(|t| t.digest) != Some(tracked.digest) {
+                updated.push((key.clone(), fresh));
             }
         }
         let Some(state) = self.namespaces.get_mut(namespace) else {
@@ -542,12 +623,10 @@ impl Writer {
         if updated.is_empty() {
             return;
         }
-        for (key, results) in updated {
-            match results {
-                Some(r) => {
-                    if let Some(t) = state.workloads.get_mut(&key) {
-                        t.results = r;
-                    }
+        for (key, fresh) in updated {
+            match fresh {
+                Some(t) => {
+                    state.workloads.insert(key, t);
                 }
                 None => {
                     state.workloads.remove(&key);
@@ -563,13 +642,12 @@ impl Writer {
         let mut ranked: Vec<(bool, bool, &String)> = self
             .namespaces
             .iter()
-            .filter(|(_, s)| s.workloads.values().any(|t| !t.results.results.is_empty()))
-            .map(|(ns, s)| {
+            .filter_map(|(ns, s)| {
                 let mut summary = content::Summary::default();
                 for t in s.workloads.values() {
-                    summary.add(&t.results.results);
+                    summary.merge(t.summary);
                 }
-                (summary.fail == 0, summary.warn == 0, ns)
+                (summary.total() > 0).then_some((summary.fail == 0, summary.warn == 0, ns))
             })
             .collect();
         ranked.sort();
@@ -582,17 +660,18 @@ impl Writer {
         (wanted, over)
     }
 
+    /// The report of a namespace, its workloads judged again now.
     fn build(&self, namespace: &str) -> (Value, usize) {
-        let empty = BTreeMap::new();
-        let workloads = self
+        let labels = self.labels_of(namespace);
+        let judged: Vec<WorkloadResults> = self
             .namespaces
             .get(namespace)
-            .map_or(&empty, |s| &s.workloads);
-        content::build_report(
-            namespace,
-            workloads.values().map(|t| &t.results),
-            &self.config.limits,
-        )
+            .into_iter()
+            .flat_map(|s| s.workloads.values())
+            .filter_map(|t| serde_json::from_slice::<Value>(&t.json).ok())
+            .filter_map(|object| self.judge(namespace, &object, labels.as_ref()))
+            .collect();
+        content::build_report(namespace, &judged, &self.config.limits)
     }
 
     /// Writes what differs from the cluster: reports to apply, reports to delete.
@@ -600,7 +679,7 @@ impl Writer {
         if !self.crds {
             if self.last_crd_check.elapsed() >= CRD_CHECK {
                 self.last_crd_check = Instant::now();
-                self.crds = check_crds(&self.client, &self.metrics, false).await;
+                self.crds = check_crds(&self.calls, &self.metrics, false).await;
             }
             if !self.crds {
                 return;
@@ -641,7 +720,7 @@ impl Writer {
         if applies.is_empty() && deletes.is_empty() {
             return;
         }
-        if !super::still_leading(&self.client, &self.config).await {
+        if !super::still_leading(&self.calls, &self.config).await {
             tracing::warn!("reports: the Lease is no longer ours; not writing");
             // Written by the next leader; here, built again if this replica leads again.
             self.built.clear();
@@ -649,7 +728,7 @@ impl Writer {
         }
         let ar = report_resource();
         for (ns, report) in applies {
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ns, &ar);
+            let api: Api<DynamicObject> = Api::namespaced_with(self.calls.clone(), &ns, &ar);
             let params = PatchParams::apply(FIELD_MANAGER).force();
             match api
                 .patch(REPORT_NAME, &params, &Patch::Apply(&report))
@@ -666,7 +745,7 @@ impl Writer {
             }
         }
         for ns in deletes {
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ns, &ar);
+            let api: Api<DynamicObject> = Api::namespaced_with(self.calls.clone(), &ns, &ar);
             match api.delete(REPORT_NAME, &DeleteParams::default()).await {
                 Ok(_) => {
                     self.count_write("delete");
@@ -711,11 +790,22 @@ impl Writer {
     }
 }
 
-/// The object as JSON with `apiVersion` and `kind`, without `status` and
-/// `metadata.managedFields` (they never change a verdict).
+/// kubectl's copy of the whole applied object, as an annotation: never a policy's concern.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The object as JSON with `apiVersion` and `kind`, without what never changes a verdict and
+/// would double its size in memory: `status`, `metadata.managedFields`, and kubectl's
+/// last-applied-configuration annotation (no policy reads it: it is neither a label nor an
+/// opt-out value).
 fn compact(mut object: DynamicObject, kind: WorkloadKind) -> Value {
     let resource = api_resource(kind);
     object.metadata.managed_fields = None;
+    if let Some(annotations) = object.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            object.metadata.annotations = None;
+        }
+    }
     let mut out = serde_json::Map::new();
     out.insert(
         "apiVersion".to_owned(),
