@@ -223,12 +223,18 @@ impl Pointer {
     /// Appends a token, escaped.
     pub fn push(&mut self, token: &str) {
         self.0.push('/');
-        if token.contains(['~', '/']) {
-            self.0
-                .push_str(&token.replace('~', "~0").replace('/', "~1"));
-        } else {
-            self.0.push_str(token);
+        // Escaped in one pass, in place: no copy of the token.
+        let mut rest = token;
+        while let Some(at) = rest.bytes().position(|b| b == b'~' || b == b'/') {
+            self.0.push_str(&rest[..at]);
+            self.0.push_str(if rest.as_bytes()[at] == b'~' {
+                "~0"
+            } else {
+                "~1"
+            });
+            rest = &rest[at + 1..];
         }
+        self.0.push_str(rest);
     }
 
     /// Appends an array index.
@@ -240,7 +246,9 @@ impl Pointer {
 
     /// This pointer with `token` appended.
     pub fn with(&self, token: &str) -> Pointer {
-        let mut p = self.clone();
+        let mut p = String::with_capacity(self.0.len() + token.len() + 8);
+        p.push_str(&self.0);
+        let mut p = Pointer(p);
         p.push(token);
         p
     }
