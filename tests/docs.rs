@@ -814,12 +814,12 @@ fn the_webhook_flag_table_is_the_serve_command() {
             .as_deref()
             .and_then(|d| d.strip_prefix('`'))
             .and_then(|d| d.strip_suffix('`'));
-        if let Some(d) = literal {
-            if default_clap != d {
-                problems.push(format!(
-                    "docs/webhook.md:{line}: --{long}: default `{d}`, clap says `{default_clap}`"
-                ));
-            }
+        if let Some(d) = literal
+            && default_clap != d
+        {
+            problems.push(format!(
+                "docs/webhook.md:{line}: --{long}: default `{d}`, clap says `{default_clap}`"
+            ));
         }
     }
     for (flag, (line, _, _)) in documented {
