@@ -99,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             stop_rx,
             server::DEFAULT_REQUEST_TIMEOUT,
             Duration::from_secs(1),
+            listener::ConnectionLimit::unmetered(server::DEFAULT_MAX_CONNECTIONS),
         ));
         eprintln!("no-op webhook serving on https://{}", args.addr);
         tokio::signal::ctrl_c()

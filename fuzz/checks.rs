@@ -90,3 +90,78 @@ pub fn check_manifests(data: &[u8]) {
         }
     }
 }
+
+/// Bytes → the nesting pre-scans (`src/nesting.rs`) beside the parsers they guard: the JSON
+/// scan gives exactly the depth serde_json finds, and refuses only what serde_json refuses;
+/// the YAML scan never counts more than serde_yaml_ng finds (so it refuses only what the
+/// parser would refuse anyway, just sooner).
+pub fn check_nesting(data: &[u8]) {
+    fn json_depth(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+            serde_json::Value::Object(m) => 1 + m.values().map(json_depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    fn yaml_depth(v: &serde_yaml_ng::Value) -> usize {
+        use serde_yaml_ng::Value as Y;
+        match v {
+            Y::Sequence(s) => 1 + s.iter().map(yaml_depth).max().unwrap_or(0),
+            Y::Mapping(m) => {
+                1 + m.iter().map(|(k, v)| yaml_depth(k).max(yaml_depth(v))).max().unwrap_or(0)
+            }
+            Y::Tagged(t) => yaml_depth(&t.value),
+            _ => 0,
+        }
+    }
+    let scanned = portcullis::nesting::json_depth(data);
+    assert_eq!(
+        portcullis::nesting::check_json(data).is_ok(),
+        scanned.is_ok(),
+        "the quick check and the scan disagree"
+    );
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
+        assert_eq!(scanned, Ok(json_depth(&value)), "JSON depth");
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // What the scan refuses never reaches the parser (which is what makes deep input
+    // cheap): a refused document is deeper than the scan's bound, by the check below on
+    // every document it accepts. Only single documents parse: the scan runs per document, as
+    // the readers split them.
+    if let Ok(found) = portcullis::nesting::yaml_depth_bound(text)
+        && let Ok(value) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+    {
+        let depth = yaml_depth(&value);
+        assert!(found <= depth, "YAML scan counted {found} > {depth}");
+    }
+}
+
+/// Deep inputs of every shape the scans look for, for seeds and regression tests: (name,
+/// bytes). Each would take the YAML parser seconds to minutes without the scans.
+pub fn deep_inputs() -> Vec<(&'static str, Vec<u8>)> {
+    let n = 100_000;
+    let review = |deep: &str| {
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},"operation":"CREATE","userInfo":{{}},"object":{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p"}},"spec":{{"deep":{deep}}}}}}}}}"#
+        )
+    };
+    vec![
+        ("json-arrays", format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes()),
+        ("json-objects", format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n)).into_bytes()),
+        ("yaml-flow-maps", format!("{}1{}", "{a: ".repeat(n), "}".repeat(n)).into_bytes()),
+        ("yaml-compact", format!("{}x\n", "- ".repeat(n)).into_bytes()),
+        ("yaml-complex-keys", format!("{}x\n", "? ".repeat(n)).into_bytes()),
+        (
+            "yaml-in-a-manifest",
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n  k: {}\n",
+                "[".repeat(n)
+            )
+            .into_bytes(),
+        ),
+        ("review", review(&format!("{}{}", "[".repeat(n), "]".repeat(n))).into_bytes()),
+        ("review-at-the-limit", review(&format!("{}{}", "[".repeat(120), "]".repeat(120))).into_bytes()),
+    ]
+}

@@ -216,6 +216,12 @@ pub struct Metrics {
     pub latency: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     /// Requests currently being served on the webhook port.
     pub in_flight: Gauge,
+    /// Connections open on the webhook port (TLS handshakes included).
+    pub connections_open: Gauge,
+    /// The cap on open connections (`--max-connections`).
+    pub connections_max: Gauge,
+    /// Connections closed at once because the cap was reached.
+    pub connections_refused: Counter,
     /// Policy reloads, by result.
     pub policy_reloads: Family<ReloadLabels, Counter>,
     /// Generation of the policy set in force (1 at start-up, +1 per successful reload).
@@ -405,6 +411,24 @@ impl Metrics {
             "Requests being served on the webhook port",
             in_flight.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Connections open on the webhook port, TLS handshakes included",
+            connections_open.clone(),
+        );
+        let connections_max = Gauge::default();
+        registry.register(
+            "connections_max",
+            "The cap on open connections on the webhook port (--max-connections)",
+            connections_max.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections to the webhook port closed at once because the cap was reached",
+            connections_refused.clone(),
+        );
         let policy_reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "policy_reloads",
@@ -475,6 +499,9 @@ impl Metrics {
             mutations,
             latency,
             in_flight,
+            connections_open,
+            connections_max,
+            connections_refused,
             policy_reloads,
             policy_generation,
             policies_loaded,

@@ -68,6 +68,7 @@ async fn the_apiserver_verifies_the_served_certificate_against_the_rendered_ca_b
         reload_interval: None,
         request_timeout: Duration::from_secs(4),
         shutdown_grace: Duration::from_secs(5),
+        max_connections: portcullis::server::DEFAULT_MAX_CONNECTIONS,
         cluster: None,
     })
     .await

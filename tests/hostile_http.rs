@@ -280,6 +280,82 @@ async fn bodies_beyond_the_limit_are_413_with_or_without_a_declared_length() {
     t.server.shutdown().await;
 }
 
+/// A TLS connection to the test server speaking `alpn`.
+async fn raw_tls(
+    t: &TestServer,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(t.server.addr())
+        .await
+        .expect("connect");
+    tls_connector(
+        &t.ca.pem().cert_pem,
+        &[&rustls::version::TLS13],
+        &[alpn],
+        None,
+    )
+    .connect(ServerName::try_from("localhost").expect("name"), tcp)
+    .await
+    .expect("handshake")
+}
+
+#[tokio::test]
+async fn a_declared_oversize_body_is_413_before_it_is_sent() {
+    let t = start(Options::default()).await;
+    let declared = 4 * MAX_BODY_BYTES;
+    // Guards against a hang only: each answer comes as soon as the headers are read.
+    let bounded = Duration::from_secs(10);
+
+    // HTTP/1.1 with `Expect: 100-continue`, the way curl sends large bodies: the answer is
+    // 413, not `100 Continue` (after which the client would send 16 MiB to be reset).
+    // Without it: the 413 comes although no byte of the body was sent.
+    for expect in ["Expect: 100-continue\r\n", ""] {
+        let mut tls = raw_tls(&t, b"http/1.1").await;
+        tls.write_all(
+            format!(
+                "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n{expect}\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("head");
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(bounded, tls.read_to_end(&mut response)).await;
+        let response = String::from_utf8_lossy(&response);
+        assert!(
+            response.starts_with("HTTP/1.1 413"),
+            "{expect:?}: {response:?}"
+        );
+        assert!(
+            response.contains(&format!(
+                "request body of {declared} bytes refused: the limit is {MAX_BODY_BYTES} bytes (4 MiB)"
+            )),
+            "{response:?}"
+        );
+    }
+
+    // HTTP/2: one frame of the body sent, the rest never; the 413 comes anyway.
+    let tls = raw_tls(&t, b"h2").await;
+    let (client, connection) = h2::client::handshake(tls).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let request = axum::http::Request::post(t.url("/validate"))
+        .header("content-type", "application/json")
+        .header("content-length", declared.to_string())
+        .body(())
+        .expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    body.send_data(vec![b' '; 16 * 1024].into(), false)
+        .expect("first frame");
+    let response = tokio::time::timeout(bounded, response)
+        .await
+        .expect("answered before the body is sent")
+        .expect("a response, not a reset");
+    assert_eq!(response.status(), 413);
+    t.assert_still_serving("declared oversize bodies").await;
+    t.server.shutdown().await;
+}
+
 #[tokio::test]
 async fn deep_nesting_is_400_without_a_stack_overflow() {
     let t = start(Options::default()).await;

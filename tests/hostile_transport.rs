@@ -290,3 +290,53 @@ async fn without_a_client_certificate_nothing_is_answered_when_mtls_is_on() {
     }
     t.server.shutdown().await;
 }
+
+/// Waits (bounded) until the metrics text contains `line`.
+async fn metric_reaches(t: &TestServer, line: &str) -> bool {
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    while Instant::now() < deadline {
+        if t.metrics().await.lines().any(|l| l == line) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_at_once_and_counted() {
+    let t = start(Options {
+        // Idle connections stay open for the whole test.
+        request_timeout: Some(Duration::from_secs(60)),
+        max_connections: Some(3),
+        ..Options::default()
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(tls_handshake(&t, &[b"h2"]).await);
+    }
+    assert!(metric_reaches(&t, "portcullis_connections_open 3").await);
+    assert!(metric_reaches(&t, "portcullis_connections_max 3").await);
+    // The fourth is accepted by the kernel and closed at once: no handshake.
+    let tcp = TcpStream::connect(t.server.addr()).await.expect("connect");
+    let refused = tokio::time::timeout(
+        CLOSE_WITHIN,
+        tls_connector(
+            &t.ca.pem().cert_pem,
+            &[&rustls::version::TLS13],
+            &[b"h2"],
+            None,
+        )
+        .connect(ServerName::try_from("localhost").expect("name"), tcp),
+    )
+    .await
+    .expect("closed, not left waiting");
+    assert!(refused.is_err(), "the fourth connection got a TLS session");
+    assert!(metric_reaches(&t, "portcullis_connections_refused_total 1").await);
+    // Once they close, there is room again.
+    drop(open);
+    assert!(metric_reaches(&t, "portcullis_connections_open 0").await);
+    t.assert_still_serving("a full connection table").await;
+    t.server.shutdown().await;
+}

@@ -163,6 +163,7 @@ async fn start_up_fails_fast_on_bad_policies_or_certificates() {
         reload_interval: None,
         request_timeout: Duration::from_secs(4),
         shutdown_grace: Duration::from_secs(1),
+        max_connections: portcullis::server::DEFAULT_MAX_CONNECTIONS,
         cluster: None,
     };
     let err = portcullis::server::start(config(dir.path()))

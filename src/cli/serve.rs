@@ -64,6 +64,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_SHUTDOWN_GRACE", default_value = "20", value_name = "SECONDS",
           value_parser = parse_seconds)]
     pub shutdown_grace: Duration,
+    /// Connections open at once on the webhook port, at most; one beyond is closed at once
+    /// (counted in portcullis_connections_refused_total).
+    #[arg(long, env = "PORTCULLIS_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_max_connections)]
+    pub max_connections: usize,
     /// Usernames trusted to create controller-owned Pods (comma-separated); replaces the
     /// built-in list of Kubernetes' own controllers.
     #[arg(long, env = "PORTCULLIS_TRUSTED_CONTROLLERS", value_delimiter = ',')]
@@ -227,6 +232,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .then(|| Duration::from_secs(args.reload_interval)),
         request_timeout: args.request_timeout,
         shutdown_grace: args.shutdown_grace,
+        max_connections: args.max_connections,
         cluster: None,
     };
     let runtime = server::runtime().context("cannot start the async runtime")?;
@@ -270,6 +276,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A positive number of connections.
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Waits for SIGTERM (what the kubelet sends) or Ctrl-C; returns which.

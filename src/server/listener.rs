@@ -1,6 +1,8 @@
 //! The HTTPS accept loop: TLS handshakes with tokio-rustls, HTTP/1.1 and HTTP/2 (by ALPN)
-//! with hyper-util's auto builder, every connection tracked so shutdown can drain them.
+//! with hyper-util's auto builder, every connection tracked so shutdown can drain them, and
+//! at most [`ConnectionLimit::max`] of them open at once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -8,9 +10,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// HTTP/2 keep-alive pings: an unresponsive peer is dropped after interval + timeout.
@@ -31,8 +35,49 @@ fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecu
     builder
 }
 
+/// The cap on open connections, and where it is counted.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimit {
+    /// Connections open at once, at most (TLS handshakes included). A connection accepted
+    /// beyond it is closed at once, before its handshake.
+    pub max: usize,
+    /// Connections open now.
+    pub open: Gauge,
+    /// Connections closed at once because `max` were open.
+    pub refused: Counter,
+}
+
+impl ConnectionLimit {
+    /// A cap of `max` counted in metrics nobody reads (the no-op benchmark server).
+    pub fn unmetered(max: usize) -> ConnectionLimit {
+        ConnectionLimit {
+            max,
+            open: Gauge::default(),
+            refused: Counter::default(),
+        }
+    }
+}
+
+/// Holds a connection's place under the cap until the connection ends.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    open: Gauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 /// Serves `router` over TLS on `listener` until `shutdown` turns true, then stops accepting and
 /// waits up to `grace` for open connections to finish their in-flight requests.
+///
+/// At most `limit.max` connections are open at once: one accepted beyond that is closed at
+/// once (before its TLS handshake) and counted in `limit.refused`, so a flood of connections
+/// costs a file descriptor for an instant each, not memory. Refusing fast beats queueing: a
+/// client (the apiserver) sees a failed connection at once and applies its `failurePolicy`,
+/// rather than waiting out its timeout, and the connections already open keep being served.
 ///
 /// Slow or idle clients are bounded by `timeout` (the request timeout): the TLS handshake must
 /// complete within it, then the first request bytes must arrive within it, and (HTTP/1.1) the
@@ -46,9 +91,14 @@ pub async fn serve_tls(
     mut shutdown: watch::Receiver<bool>,
     timeout: Duration,
     grace: Duration,
+    limit: ConnectionLimit,
 ) {
     let builder = connection_builder(timeout);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limit.max));
+    // Whether the last connection was refused: the limit is logged when reached, not per
+    // connection.
+    let mut saturated = false;
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -67,11 +117,34 @@ pub async fn serve_tls(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            limit.refused.inc();
+            if !saturated {
+                saturated = true;
+                tracing::warn!(max_connections = limit.max, %peer,
+                    "connection limit reached: refusing new connections until some close");
+            }
+            drop(tcp);
+            continue;
+        };
+        if saturated {
+            saturated = false;
+            tracing::info!(
+                refused_total = limit.refused.get(),
+                "accepting connections again"
+            );
+        }
+        limit.open.inc();
+        let slot = Slot {
+            _permit: permit,
+            open: limit.open.clone(),
+        };
         let acceptor = acceptor.clone();
         let builder = builder.clone();
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {

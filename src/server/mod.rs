@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
@@ -43,6 +43,11 @@ pub const DEFAULT_ADMIN_ADDR: &str = "0.0.0.0:8080";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Default grace period for draining connections on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// Default cap on open connections to the webhook port. The apiservers keep a few connections
+/// each (HTTP/2 carries many requests on one); an idle TLS connection costs about 40 KiB here
+/// (BENCHMARKS.md), so the cap bounds a flood's cost to tens of MiB, well inside the
+/// Deployment's 256 MiB limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// The webhook router: `POST /validate`, `POST /mutate` (any query, e.g. the apiserver's
 /// `?timeout=10s`, is ignored), 405 for other methods, 404 for other paths, bodies capped at
@@ -53,6 +58,7 @@ pub fn build_router(state: AppState) -> Router {
         .route("/mutate", post(handlers::mutate))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_declared_oversize))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             track_in_flight,
@@ -68,6 +74,29 @@ pub fn build_admin_router(state: AppState) -> Router {
         .route("/metrics", get(handlers::metrics))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Answers 413 to a request whose declared length (`Content-Length`, on HTTP/1.1 and HTTP/2
+/// alike) is over [`MAX_BODY_BYTES`], before anything reads its body: an HTTP/1.1 client
+/// waiting for `100 Continue` gets the 413 instead and sends nothing, an HTTP/2 client gets it
+/// at once (the rest of the stream is reset). Bodies without a declared length are cut off at
+/// the limit as they are read ([`DefaultBodyLimit`]).
+async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > MAX_BODY_BYTES as u64 => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {length} bytes refused: the limit is {MAX_BODY_BYTES} bytes (4 MiB)\n"
+            ),
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
@@ -141,6 +170,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Connections open at once on the webhook port, at most ([`listener::serve_tls`]).
+    pub max_connections: usize,
     /// The cluster, when serving with cluster access: namespace labels come from a cache of its
     /// Namespaces, and the webhook is ready only once that cache has synced. `None`: policies
     /// see a namespace's name only.
@@ -300,8 +331,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let grace = config.shutdown_grace;
     let timeout = config.request_timeout;
+    let metrics = state.metrics();
+    metrics
+        .connections_max
+        .set(i64::try_from(config.max_connections).unwrap_or(i64::MAX));
+    let limit = listener::ConnectionLimit {
+        max: config.max_connections,
+        open: metrics.connections_open.clone(),
+        refused: metrics.connections_refused.clone(),
+    };
     let task = tokio::spawn(async move {
-        listener::serve_tls(listener, acceptor, router, shutdown_rx, timeout, grace).await;
+        listener::serve_tls(
+            listener,
+            acceptor,
+            router,
+            shutdown_rx,
+            timeout,
+            grace,
+            limit,
+        )
+        .await;
         // The admin port stays up while draining, so probes see "not ready" rather than
         // "connection refused".
         let _ = admin_stop.send(());

@@ -41,6 +41,8 @@ pub struct Options {
     pub policy_dir: Option<PathBuf>,
     /// Request timeout (default 4 s).
     pub request_timeout: Option<Duration>,
+    /// `--max-connections` (default: the server's).
+    pub max_connections: Option<usize>,
     /// Poll period for reloads (default: none, tests call `check_now`).
     pub reload_interval: Option<Duration>,
     /// The strictest mode any policy runs in (`--max-mode`).
@@ -101,6 +103,9 @@ pub async fn start(options: Options) -> TestServer {
         reload_interval: options.reload_interval,
         request_timeout: options.request_timeout.unwrap_or(Duration::from_secs(4)),
         shutdown_grace: Duration::from_secs(10),
+        max_connections: options
+            .max_connections
+            .unwrap_or(portcullis::server::DEFAULT_MAX_CONNECTIONS),
         cluster: None,
     };
     let server = server::start(config).await.expect("server starts");
