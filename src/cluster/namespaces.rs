@@ -152,10 +152,14 @@ impl NamespaceCache {
         self.shared.metrics.watch_errors.inc();
         let mut since = lock(&self.shared.failing_since);
         match *since {
+            None if !self.is_synced() => {
+                *since = Some(Instant::now());
+                tracing::warn!(error = %error,
+                    "namespace watch failed: the first list of namespaces failed: not ready until it succeeds");
+            }
             None => {
                 *since = Some(Instant::now());
-                tracing::warn!(error = %error, synced = self.is_synced(),
-                    namespaces = self.store.len(),
+                tracing::warn!(error = %error, namespaces = self.store.len(),
                     "namespace watch failed: serving namespace labels from the cache until it recovers");
             }
             Some(start) => tracing::debug!(error = %error,

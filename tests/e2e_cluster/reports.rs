@@ -419,9 +419,11 @@ fn reports_stay_within_their_budget(w: &World) {
     wait_report(w, &failing, "the failing namespace's report", |r| {
         summary(r, "fail") == 1
     });
-    wait_for("the passing namespace to be over budget", Duration::from_secs(30), || {
-        (p.metric("portcullis_reports_namespaces_over_budget", &[]) >= 1.0).then_some(())
-    });
+    wait_for(
+        "the passing namespace to be over budget",
+        Duration::from_secs(30),
+        || (p.metric("portcullis_reports_namespaces_over_budget", &[]) >= 1.0).then_some(()),
+    );
     // Other namespaces of the suite hold workloads too (and earlier writers' reports): the
     // budget is one report in all.
     let reports = || {

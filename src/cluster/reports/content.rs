@@ -582,11 +582,19 @@ mod tests {
         assert_eq!(
             within_budget(namespaces, 3),
             (
-                vec!["c-fails".to_owned(), "e-fails".to_owned(), "b-warns".to_owned()],
+                vec![
+                    "c-fails".to_owned(),
+                    "e-fails".to_owned(),
+                    "b-warns".to_owned()
+                ],
                 1
             )
         );
-        assert_eq!(within_budget(namespaces, 10).0.len(), 4, "nothing to report: no report");
+        assert_eq!(
+            within_budget(namespaces, 10).0.len(),
+            4,
+            "nothing to report: no report"
+        );
     }
 
     #[test]
