@@ -257,17 +257,27 @@ pub fn within_budget<'a>(
     summaries: impl IntoIterator<Item = (&'a str, Summary)>,
     budget: usize,
 ) -> (Vec<String>, usize) {
-    let mut ranked: Vec<(bool, bool, &str)> = summaries
+    // Three groups (with failures; with warnings; the rest), each by name.
+    let mut ranked: Vec<(u8, &str)> = summaries
         .into_iter()
         .filter(|(_, s)| s.total() > 0)
-        .map(|(ns, s)| (s.fail == 0, s.warn == 0, ns))
+        .map(|(ns, s)| {
+            let group = if s.fail > 0 {
+                0
+            } else if s.warn > 0 {
+                1
+            } else {
+                2
+            };
+            (group, ns)
+        })
         .collect();
     ranked.sort_unstable();
     let over = ranked.len().saturating_sub(budget);
     let wanted = ranked
         .into_iter()
         .take(budget)
-        .map(|(_, _, ns)| ns.to_owned())
+        .map(|(_, ns)| ns.to_owned())
         .collect();
     (wanted, over)
 }
