@@ -236,7 +236,7 @@ impl NamespaceCache {
                 tracing::info!(
                     namespace,
                     waited_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "namespace not in the namespace cache: policies selecting namespaces by label only warn"
+                    "namespace not in the namespace cache: policies depending on namespace labels only warn"
                 );
                 Lookup::Missing
             }
