@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::e2e_support::objects::{container, deployment, pod};
 use crate::e2e_support::portcullis::BINARY;
-use crate::e2e_support::{Case, ROOT, World, free_port, wait_for};
+use crate::e2e_support::{Case, ROOT, World, free_port, http, wait_for};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -26,6 +26,10 @@ pub fn cases() -> Vec<Case> {
         Case::shared(
             "audit_cluster_as_a_kubectl_plugin_in_all_namespaces",
             audit_cluster_as_a_kubectl_plugin_in_all_namespaces,
+        ),
+        Case::shared(
+            "audit_cluster_lists_page_by_page",
+            audit_cluster_lists_page_by_page,
         ),
         Case::shared(
             "audit_cluster_takes_the_context_given",
@@ -517,4 +521,69 @@ fn audit_cluster_shows_progress_on_a_terminal_only(w: &World) {
         .unwrap_or_else(|| panic!("{terminal:?}"));
     assert!(cleared < result, "{terminal:?}");
     assert!(terminal.contains(&format!("PASS Deployment {ns}/web (<cluster>)")));
+}
+
+/// More objects of a kind than one page holds (500): every one is listed and judged once.
+fn audit_cluster_lists_page_by_page(w: &World) {
+    let ns = w.namespace("audit-pages");
+    const COUNT: usize = 501;
+    // Suspended CronJobs: no controller works on them.
+    let items: Vec<Value> = (0..COUNT)
+        .map(|i| {
+            json!({"apiVersion": "batch/v1", "kind": "CronJob",
+                "metadata": {"name": format!("job-{i:03}"), "namespace": ns},
+                "spec": {"schedule": "0 3 * * *", "suspend": true, "jobTemplate": {"spec": {
+                    "template": {"spec": {"restartPolicy": "Never",
+                        "containers": [container("job")]}}}}}})
+        })
+        .collect();
+    w.kubectl()
+        .with_object(
+            &["create"],
+            &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+        )
+        .ok();
+    let lists = || {
+        http::metric(
+            &w.cluster.apiserver_metrics(),
+            "apiserver_request_total",
+            &[
+                ("resource", "cronjobs"),
+                ("verb", "LIST"),
+                ("scope", "namespace"),
+            ],
+        )
+    };
+    let lists_before = lists();
+    let dir = w.cluster.dir().to_path_buf();
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let kubeconfig = w.cluster.kubeconfig.display().to_string();
+    let out = portcullis(
+        &dir,
+        &[
+            "audit",
+            "--cluster",
+            "-n",
+            &ns,
+            "-o",
+            "json",
+            "--policies",
+            &policies,
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let got = verdicts(&report);
+    let cronjobs: Vec<&String> = got.keys().filter(|k| k.starts_with("CronJob ")).collect();
+    assert_eq!(cronjobs.len(), COUNT, "each CronJob once");
+    assert_eq!(
+        report["objects"].as_array().map(Vec::len),
+        Some(COUNT),
+        "nothing listed twice"
+    );
+    assert!(lists() >= lists_before + 2.0, "listed in pages");
 }
