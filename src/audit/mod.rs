@@ -200,9 +200,11 @@ const IN_FLIGHT: usize = 256;
 /// run on every core (one reader thread, one worker per core; `sink` runs on the calling
 /// thread).
 ///
-/// Namespace labels (for policies with a `namespaceSelector`) come from the `Namespace`
-/// objects anywhere in the input, as with [`judge`]: when a policy needs them, the input is
-/// read twice (standard input is kept in a temporary file, or in memory if none can be made).
+/// Namespace labels come from the `Namespace` objects anywhere in the input, as with
+/// [`judge`]: when a policy, schedule or exception selects namespaces by a label other than
+/// the name ([`PolicySet::selects_namespaces_by_label`]), the input is read twice (standard
+/// input is kept in a temporary file, or in memory if none can be made); otherwise the labels
+/// cannot change a decision and are not looked for.
 pub fn stream<T: Send>(
     inputs: &[Input],
     policies: &PolicySet,
@@ -212,7 +214,7 @@ pub fn stream<T: Send>(
 ) {
     let mut stdin = None;
     let mut labels = LabelsByNamespace::new();
-    if policies.uses_namespace_labels() {
+    if policies.selects_namespaces_by_label() {
         if inputs.contains(&Input::Stdin) {
             stdin = Some(spool_stdin());
         }
@@ -556,6 +558,57 @@ mod tests {
             assert_eq!(a.0, b.0);
             assert!(a.1 == b.1, "the streamed report differs");
         }
+    }
+
+    /// The verdicts of streaming a Deployment in `shop` followed by the `Namespace` `shop`
+    /// (labelled `tier: prod`), through `policies`, on 2026-01-01.
+    fn stream_with_namespace_last(policies: &str) -> Vec<Option<Verdict>> {
+        let policies =
+            crate::lint::load_str(std::path::Path::new("p.yaml"), policies).expect("policies");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("m.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      containers: [{name: app, image: app:1}]\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {tier: prod}}\n",
+        )
+        .expect("write");
+        let inputs = [Input::Path(file)];
+        let options = JudgeOptions::at(Timestamp::from_unix(1_767_225_600));
+        let mut verdicts = Vec::new();
+        stream(
+            &inputs,
+            &policies,
+            &options,
+            &|o| match o {
+                Outcome::Judged(j) => Some(j.verdict),
+                Outcome::Error(_) => None,
+            },
+            &mut |s| {
+                if let Streamed::Outcome(v) = s {
+                    verdicts.push(v);
+                }
+            },
+        );
+        verdicts
+    }
+
+    #[test]
+    fn streaming_finds_namespace_labels_a_schedule_selects_by() {
+        // Only a schedule step reads the namespace's labels; the Namespace comes last.
+        let verdicts = stream_with_namespace_last(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: probes}\nspec:\n  mode: warn\n  schedule:\n    - from: 2020-01-01\n      mode: enforce\n      namespaceSelector: {matchLabels: {tier: prod}}\n  rules:\n    - requireProbes: {}\n",
+        );
+        assert_eq!(verdicts, [Some(Verdict::Deny), Some(Verdict::NotAWorkload)]);
+    }
+
+    #[test]
+    fn streaming_finds_namespace_labels_an_exception_selects_by() {
+        // Only the exception reads the namespace's labels; the Namespace comes last.
+        let verdicts = stream_with_namespace_last(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: probes}\nspec:\n  mode: enforce\n  rules:\n    - requireProbes: {}\n---\napiVersion: portcullis.dev/v1alpha1\nkind: PolicyException\nmetadata: {name: prod-probes}\nspec:\n  owner: team-shop\n  reason: r\n  expires: 2030-01-01\n  policies: [{name: probes}]\n  match: {namespaceSelector: {matchLabels: {tier: prod}}}\n",
+        );
+        // Excepted: not denied, but an excepted finding still warns.
+        assert_eq!(verdicts, [Some(Verdict::Warn), Some(Verdict::NotAWorkload)]);
     }
 
     #[test]

@@ -132,7 +132,8 @@ impl PolicySet {
     /// Whether namespace labels other than the name (which every namespace carries) can
     /// change a decision: a `match`, `exclude` or schedule step of an active policy, or an
     /// exception, selects namespaces by such a label. Only then does the webhook wait for a
-    /// namespace missing from its cache.
+    /// namespace missing from its cache, and the offline audit read its input twice to find
+    /// the `Namespace` objects in it. A new reader of namespace labels must be counted here.
     pub fn selects_namespaces_by_label(&self) -> bool {
         self.policies.iter().any(|p| {
             p.mode != Mode::Off
@@ -147,20 +148,6 @@ impl PolicySet {
                         .is_some_and(select::selects_by_label)
                     || p.schedule_selects_by_label())
         }) || self.exceptions.iter().any(|e| e.selects_by_label())
-    }
-
-    /// Whether an active policy selects by namespace labels (a `namespaceSelector` in `match`
-    /// or `exclude`): the only use the engine has for [`crate::engine::Request`]'s
-    /// `namespace_labels`, so callers that must work to find them (the offline audit reads its
-    /// input twice) can skip it. A new reader of namespace labels must be counted here.
-    pub fn uses_namespace_labels(&self) -> bool {
-        self.policies.iter().any(|p| {
-            p.mode != Mode::Off
-                && (p.match_.namespace_selector.is_some()
-                    || p.exclude
-                        .as_ref()
-                        .is_some_and(|e| e.namespace_selector.is_some()))
-        })
     }
 
     /// Whether `username` is a trusted controller identity.
