@@ -1260,6 +1260,22 @@ fn dry_run_examples_show_what_the_webhook_answers() {
     std::fs::write(&optional, switched).expect("write");
     let set =
         portcullis::lint::load_dir(dir.path()).expect("policies with require-image-tag in warn");
+    // The README's policy file is that policy, switched to warn.
+    let readme_policy = pages
+        .iter()
+        .find(|p| p.path == Path::new("README.md"))
+        .and_then(|p| p.blocks.iter().find(|b| b.lang == "yaml"))
+        .expect("the README's policy file");
+    let shown: Value = serde_yaml_ng::from_str(&readme_policy.body).expect("yaml");
+    let switched = std::fs::read_to_string(&optional).expect("optional-rules.yaml");
+    let shipped = serde_yaml_ng::Deserializer::from_str(&switched)
+        .next()
+        .expect("a document");
+    let shipped: Value = serde::Deserialize::deserialize(shipped).expect("yaml");
+    assert_eq!(
+        shown, shipped,
+        "README.md's policy is policies/optional-rules.yaml's first, in warn"
+    );
     let manifest =
         std::fs::read_to_string(Path::new(ROOT).join("tests/manifests/apps/shop/web.yaml"))
             .expect("web.yaml");
