@@ -3,6 +3,12 @@
 //! anything (the policies they name are off, or do not select the workloads they name).
 //! `policy validate`, `audit` and `serve` print or log these as warnings; none of them makes a
 //! set invalid, since a set must never become invalid by time passing.
+//!
+//! Whether an exception still matches anything can only be told from what it was used on:
+//! `audit` and the reports count the exceptions the engine's decisions name (an excepted
+//! finding carries its exception) and ask [`unused`] which of those in force excepted nothing.
+
+use std::sync::Arc;
 
 use super::load::Diagnostic;
 use super::model::Mode;
@@ -70,6 +76,34 @@ pub fn review(set: &PolicySet, now: Timestamp) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// The exceptions in force at `now` that excepted no finding of what was judged, in load
+/// order: `used` tells whether the exception of that name excepted one.
+pub fn unused(
+    set: &PolicySet,
+    now: Timestamp,
+    used: impl Fn(&str) -> bool,
+) -> Vec<Arc<CompiledException>> {
+    set.exceptions
+        .iter()
+        .filter(|e| e.in_force(now) && !used(&e.info.name))
+        .cloned()
+        .collect()
+}
+
+/// The warning about an exception in force that excepted no finding of the `count` objects
+/// judged (`what`: `objects audited`, `live workloads`). The same words in `audit` and the
+/// reports.
+pub fn unused_warning(e: &CompiledException, count: usize, what: &str) -> Diagnostic {
+    warning(
+        e,
+        format!(
+            "exception {:?} (owner {}, expires {}) matched nothing among the {count} {what}: it excepted no finding",
+            e.info.name, e.info.owner, e.info.expires
+        ),
+        "if the workloads it was made for are fixed or gone, delete it; a run over only part of what it covers cannot tell",
+    )
 }
 
 /// Why the exception can except no finding of `policy`, when that is certain without seeing a
