@@ -440,3 +440,52 @@ fn audit_reports_exceptions_in_force_that_matched_nothing() {
     );
     assert!(!out.contains("matched nothing"), "{out}");
 }
+
+#[test]
+fn a_running_server_learns_of_exceptions_entering_their_last_days_or_expiring() {
+    // legacy-batch-resources expires 2027-01-15 (its last 14 days start 2027-01-01),
+    // no-sidecar-for-gateway 2027-06-01 (2027-05-18).
+    let set = load_dir(&dir()).expect("set loads");
+    let due = |since: &str, now: &str| -> Vec<String> {
+        exceptions::due_between(&set, at(since), at(now))
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    };
+    assert_eq!(
+        due("2026-12-31T23:50:00Z", "2026-12-31T23:59:59Z"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        due("2026-12-31T23:50:00Z", "2027-01-01T00:00:00Z"),
+        [
+            "exception \"legacy-batch-resources\" (owner team-payments) expires at 2027-01-15, in 14 days"
+        ]
+    );
+    // Already due at the last check: not again.
+    assert_eq!(
+        due("2027-01-01T00:00:00Z", "2027-01-01T00:10:00Z"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        due("2027-01-14T23:55:00Z", "2027-01-15T00:05:00Z"),
+        [
+            "exception \"legacy-batch-resources\" (owner team-payments) expired at 2027-01-15: it has no effect"
+        ]
+    );
+    assert_eq!(
+        due("2027-05-17T23:55:00Z", "2027-05-18T00:05:00Z"),
+        [
+            "exception \"no-sidecar-for-gateway\" (owner team-edge) expires at 2027-06-01, in 13 days"
+        ]
+    );
+    // The review at a load says the same as the checks that follow it.
+    let review: Vec<String> = exceptions::review(&set, at("2027-01-15T00:05:00Z"))
+        .into_iter()
+        .map(|d| d.message)
+        .collect();
+    assert!(
+        review.contains(&due("2027-01-14T23:55:00Z", "2027-01-15T00:05:00Z")[0]),
+        "{review:?}"
+    );
+}
