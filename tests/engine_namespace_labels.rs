@@ -249,3 +249,120 @@ spec:
     assert_eq!(d.labels_pending, ["team-label", "cost-center"]);
     assert!(set.selects_namespaces_by_label());
 }
+
+/// A mutation of a policy selected by label can decide another policy's verdict: here the
+/// production namespaces get a default `team` label that a policy everywhere requires. With the
+/// labels known, the workload in production is admitted (the label is added, then found);
+/// with them not known yet the default is not added, and the requirement must not deny what
+/// the real labels would admit: it only warns, and says why.
+#[test]
+fn pending_labels_never_deny_what_a_mutation_by_label_would_admit() {
+    let set = portcullis::lint::load_str(
+        Path::new("chain.yaml"),
+        r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: prod-team-default}
+spec:
+  mode: enforce
+  match:
+    namespaceSelector: {matchLabels: {env: prod}}
+  rules:
+    - defaultLabels: {labels: {team: platform}}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: team-everywhere}
+spec:
+  mode: enforce
+  rules:
+    - requireLabels: {labels: [team]}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: probes-everywhere}
+spec:
+  mode: warn
+  rules:
+    - requireProbes: {}
+"#,
+    )
+    .expect("loads");
+    let prod = labels(&[("env", "prod")]);
+    let known = decide_with(&set, &deployment("shop"), NamespaceLabels::Known(&prod));
+    assert!(known.allowed, "{:?}", violations(&known));
+    let dev = labels(&[("env", "dev")]);
+    let known = decide_with(&set, &deployment("shop"), NamespaceLabels::Known(&dev));
+    assert_eq!(violations(&known)[0], ("team-everywhere", Effect::Deny));
+
+    let pending = decide_with(&set, &deployment("shop"), NamespaceLabels::Pending);
+    assert!(pending.allowed, "{:?}", violations(&pending));
+    assert!(pending.patch.0.is_empty(), "nothing mutated by label");
+    assert_eq!(violations(&pending)[0], ("team-everywhere", Effect::Warn));
+    assert_eq!(
+        pending.labels_pending,
+        ["prod-team-default", "team-everywhere"]
+    );
+}
+
+/// The rule for labels not known yet, over every label assignment a namespace could have:
+/// whatever a correct cache would admit, the pending decision admits too; and it never
+/// patches what a correct cache would not patch alike.
+#[test]
+fn pending_labels_admit_whatever_some_labels_would_admit() {
+    let mut all = String::from(POLICIES);
+    all.push_str(
+        r#"
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: prod-team-default}
+spec:
+  mode: enforce
+  match:
+    namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [prod]}]}
+  rules:
+    - defaultLabels: {labels: {team: platform, cost-center: shared}}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: no-sandbox-resources}
+spec:
+  mode: enforce
+  match:
+    namespaceSelector: {matchExpressions: [{key: tier, operator: NotIn, values: [sandbox]}]}
+  rules:
+    - requireResources: {requests: [cpu, memory], limits: [cpu, memory]}
+"#,
+    );
+    let set = portcullis::lint::load_str(Path::new("all.yaml"), &all).expect("loads");
+    let mut object = deployment("shop");
+    let mut with_owner = object.clone();
+    with_owner["metadata"]["labels"] = json!({"owner": "a"});
+    let mut sized = with_owner.clone();
+    sized["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}});
+    object["metadata"]["labels"] = json!({});
+    for object in [object, with_owner, sized] {
+        let pending = decide_with(&set, &object, NamespaceLabels::Pending);
+        for env in [None, Some("prod"), Some("dev")] {
+            for tier in [None, Some("sandbox"), Some("gold")] {
+                let mut l = BTreeMap::new();
+                if let Some(e) = env {
+                    l.insert("env".to_owned(), e.to_owned());
+                }
+                if let Some(t) = tier {
+                    l.insert("tier".to_owned(), t.to_owned());
+                }
+                let known = decide_with(&set, &object, NamespaceLabels::Known(&l));
+                if known.allowed {
+                    assert!(
+                        pending.allowed,
+                        "labels {l:?} admit {object}, pending denies: {:?}",
+                        violations(&pending)
+                    );
+                }
+            }
+        }
+    }
+}

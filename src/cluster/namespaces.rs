@@ -152,10 +152,14 @@ impl NamespaceCache {
         self.shared.metrics.watch_errors.inc();
         let mut since = lock(&self.shared.failing_since);
         match *since {
+            None if !self.is_synced() => {
+                *since = Some(Instant::now());
+                tracing::warn!(error = %error,
+                    "namespace watch failed: the first list of namespaces failed: not ready until it succeeds");
+            }
             None => {
                 *since = Some(Instant::now());
-                tracing::warn!(error = %error, synced = self.is_synced(),
-                    namespaces = self.store.len(),
+                tracing::warn!(error = %error, namespaces = self.store.len(),
                     "namespace watch failed: serving namespace labels from the cache until it recovers");
             }
             Some(start) => tracing::debug!(error = %error,
@@ -232,7 +236,7 @@ impl NamespaceCache {
                 tracing::info!(
                     namespace,
                     waited_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "namespace not in the namespace cache: policies selecting namespaces by label only warn"
+                    "namespace not in the namespace cache: policies depending on namespace labels only warn"
                 );
                 Lookup::Missing
             }

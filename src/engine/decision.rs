@@ -178,7 +178,8 @@ pub struct Decision {
     pub policies: Vec<String>,
     /// Policies that ran at most in `warn` mode because whether they select the workload
     /// depends on labels of its namespace that were not known yet
-    /// ([`super::NamespaceLabels::Pending`]).
+    /// ([`super::NamespaceLabels::Pending`]); then those whose violations only warned because
+    /// a mutation of such a policy might have fixed them.
     pub labels_pending: Vec<String>,
 }
 

@@ -216,6 +216,32 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         &exceptions,
         Some(&mut decision.findings),
     );
+    // Policies whose selection waits on the labels would, were they selected, mutate the
+    // object every policy judges (add a default label another policy requires, say): what
+    // they would add, to judge the object with it too (below).
+    let what_if_added = if decision.labels_pending.is_empty() {
+        None
+    } else {
+        let what_if: Vec<Active<'_>> = selected
+            .iter()
+            .map(|a| Active {
+                mode: if decision.labels_pending.contains(&a.policy.name) {
+                    Mode::Enforce
+                } else {
+                    a.mode
+                },
+                ..*a
+            })
+            .collect();
+        let target = Target {
+            kind,
+            namespace,
+            controller_owned: owner.is_some(),
+            operation: req.operation,
+        };
+        let (what_if_added, what_if_ops) = mutate(&what_if, &target, object, &exceptions, None);
+        (what_if_ops != ops).then_some(what_if_added)
+    };
     decision.patch = json_patch::Patch(ops);
     if let Some((owner_kind, owner_name)) = owner {
         decision.skipped = Some(Skip::ControllerOwned {
@@ -226,6 +252,11 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
 
     // Judge the object as mutated: the view shows the planned additions.
     let violations = validate(&selected, &workload.with_additions(&added), namespace);
+    // A violation denies only if it holds with the label-dependent additions too: the real
+    // labels might otherwise have added what it misses.
+    let what_if = what_if_added
+        .as_ref()
+        .map(|a| validate(&selected, &workload.with_additions(a), namespace));
 
     // UPDATE ratchet: only violations the update introduces deny; the others warn.
     let before = match (req.operation, req.old_object) {
@@ -263,7 +294,21 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 found.container.as_deref(),
             )
         };
+        let labels_might_fix = what_if.as_ref().is_some_and(|w| {
+            !w.iter().any(|(p, b)| {
+                p.policy.name == policy.name
+                    && b.rule == found.rule
+                    && b.container == found.container
+                    && b.message == found.message
+            })
+        });
         let mut f = finding(&active, FindingKind::Violation, found);
+        if labels_might_fix && f.effect == Effect::Deny {
+            f.effect = Effect::Warn;
+            if !decision.labels_pending.contains(&f.policy) {
+                decision.labels_pending.push(f.policy.clone());
+            }
+        }
         if pre_existing {
             f.pre_existing = true;
             if f.effect == Effect::Deny {

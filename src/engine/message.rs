@@ -115,7 +115,7 @@ impl Decision {
             truncate(
                 &format!(
                     "{}: the labels of its namespace are not known to Portcullis yet (a new \
-                     namespace), so policies selecting namespaces by label only warn: {}",
+                     namespace), so the policies whose verdict depends on them only warn: {}",
                     self.workload,
                     self.labels_pending.join(", ")
                 ),

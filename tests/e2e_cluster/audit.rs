@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::e2e_support::objects::{container, deployment, pod};
 use crate::e2e_support::portcullis::BINARY;
-use crate::e2e_support::{Case, ROOT, World, wait_for};
+use crate::e2e_support::{Case, ROOT, World, free_port, http, wait_for};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -26,6 +26,18 @@ pub fn cases() -> Vec<Case> {
         Case::shared(
             "audit_cluster_as_a_kubectl_plugin_in_all_namespaces",
             audit_cluster_as_a_kubectl_plugin_in_all_namespaces,
+        ),
+        Case::shared(
+            "audit_cluster_lists_page_by_page",
+            audit_cluster_lists_page_by_page,
+        ),
+        Case::shared(
+            "audit_cluster_takes_the_context_given",
+            audit_cluster_takes_the_context_given,
+        ),
+        Case::shared(
+            "audit_cluster_shows_progress_on_a_terminal_only",
+            audit_cluster_shows_progress_on_a_terminal_only,
         ),
     ]
 }
@@ -366,4 +378,212 @@ fn audit_cluster_as_a_kubectl_plugin_in_all_namespaces(w: &World) {
         o["kind"] == "Deployment" && o["namespace"] == json!(ns) && o["verdict"] == "pass"
     });
     assert!(listed, "{report}");
+}
+
+/// `--context` picks a context of the kubeconfig (`--kubeconfig` or `KUBECONFIG`) over its
+/// current one: here the current context names a cluster nobody listens on (exit 3), `--context
+/// e2e` the test cluster.
+fn audit_cluster_takes_the_context_given(w: &World) {
+    let ns = w.namespace("audit-context");
+    w.kubectl()
+        .with_object(
+            &["create", "-n", &ns],
+            &deployment("web", 0, container("app")),
+        )
+        .ok();
+    let dir = w.cluster.dir().to_path_buf();
+    let kubeconfig = dir.join("two-contexts.kubeconfig");
+    std::fs::copy(&w.cluster.kubeconfig, &kubeconfig).expect("copy the kubeconfig");
+    let nowhere = format!("--server=https://127.0.0.1:{}", free_port());
+    for args in [
+        vec!["set-cluster", "nowhere", nowhere.as_str()],
+        vec!["set-context", "nowhere", "--cluster=nowhere", "--user=e2e"],
+        vec!["use-context", "nowhere"],
+    ] {
+        let out = Command::new("kubectl")
+            .arg("config")
+            .args(&args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .expect("run kubectl config");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let path = kubeconfig.display().to_string();
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let audit = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["audit", "--cluster", "-n", &ns, "--policies", &policies];
+        args.extend_from_slice(extra);
+        portcullis(&dir, &args, None, env)
+    };
+    let current = audit(&["--kubeconfig", &path], &[]);
+    assert_eq!(current.status.code(), Some(3), "{}", text(&current.stderr));
+    assert!(
+        text(&current.stderr).contains(&format!(
+            "error: cannot reach the cluster at context nowhere of {path}"
+        )),
+        "{}",
+        text(&current.stderr)
+    );
+    assert_eq!(text(&current.stdout), "");
+    for (extra, env) in [
+        (
+            vec!["--kubeconfig", path.as_str(), "--context", "e2e"],
+            vec![],
+        ),
+        (
+            vec!["--context", "e2e"],
+            vec![("KUBECONFIG", path.as_str())],
+        ),
+    ] {
+        let out = audit(&extra, &env);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{extra:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "auditing namespace {ns} of the cluster at context e2e of {path}"
+            )),
+            "{stderr}"
+        );
+        assert!(
+            text(&out.stdout).contains(&format!("PASS Deployment {ns}/web (<cluster>)")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
+
+/// On a terminal, a progress line counts the objects listed and is cleared at the end; piped,
+/// stderr has no such line. The terminal is a pseudo-terminal from util-linux' `script`.
+fn audit_cluster_shows_progress_on_a_terminal_only(w: &World) {
+    let ns = w.namespace("audit-progress");
+    w.kubectl()
+        .with_object(
+            &["create", "-n", &ns],
+            &deployment("web", 0, container("app")),
+        )
+        .ok();
+    let dir = w.cluster.dir().to_path_buf();
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let kubeconfig = w.cluster.kubeconfig.display().to_string();
+    let args = [
+        "audit",
+        "--cluster",
+        "-n",
+        &ns,
+        "--policies",
+        &policies,
+        "--kubeconfig",
+        &kubeconfig,
+    ];
+    let piped = portcullis(&dir, &args, None, &[]);
+    assert_eq!(piped.status.code(), Some(0), "{}", text(&piped.stderr));
+    assert!(
+        !text(&piped.stderr).contains("listed and judged"),
+        "{}",
+        text(&piped.stderr)
+    );
+
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let line = std::iter::once(BINARY)
+        .chain(args)
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .current_dir(&dir)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux' script runs (apt-get install bsdutils)");
+    let terminal = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{terminal}{}",
+        text(&out.stderr)
+    );
+    // Shown in place (carriage return, erase line), rewritten as pages arrive, then erased
+    // before the result.
+    assert!(
+        terminal.contains("\r\x1b[2Klisted and judged "),
+        "no progress line: {terminal:?}"
+    );
+    let cleared = terminal.rfind("\r\x1b[2K").expect("shown");
+    assert!(
+        !terminal[cleared..].contains("listed and judged"),
+        "the progress line is not cleared: {terminal:?}"
+    );
+    let result = terminal
+        .find("result: PASS")
+        .unwrap_or_else(|| panic!("{terminal:?}"));
+    assert!(cleared < result, "{terminal:?}");
+    assert!(terminal.contains(&format!("PASS Deployment {ns}/web (<cluster>)")));
+}
+
+/// More objects of a kind than one page holds (500): every one is listed and judged once.
+fn audit_cluster_lists_page_by_page(w: &World) {
+    let ns = w.namespace("audit-pages");
+    const COUNT: usize = 501;
+    // Suspended CronJobs: no controller works on them.
+    let items: Vec<Value> = (0..COUNT)
+        .map(|i| {
+            json!({"apiVersion": "batch/v1", "kind": "CronJob",
+                "metadata": {"name": format!("job-{i:03}"), "namespace": ns},
+                "spec": {"schedule": "0 3 * * *", "suspend": true, "jobTemplate": {"spec": {
+                    "template": {"spec": {"restartPolicy": "Never",
+                        "containers": [container("job")]}}}}}})
+        })
+        .collect();
+    w.kubectl()
+        .with_object(
+            &["create"],
+            &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+        )
+        .ok();
+    let lists = || {
+        http::metric(
+            &w.cluster.apiserver_metrics(),
+            "apiserver_request_total",
+            &[
+                ("resource", "cronjobs"),
+                ("verb", "LIST"),
+                ("scope", "namespace"),
+            ],
+        )
+    };
+    let lists_before = lists();
+    let dir = w.cluster.dir().to_path_buf();
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let kubeconfig = w.cluster.kubeconfig.display().to_string();
+    let out = portcullis(
+        &dir,
+        &[
+            "audit",
+            "--cluster",
+            "-n",
+            &ns,
+            "-o",
+            "json",
+            "--policies",
+            &policies,
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let got = verdicts(&report);
+    let cronjobs: Vec<&String> = got.keys().filter(|k| k.starts_with("CronJob ")).collect();
+    assert_eq!(cronjobs.len(), COUNT, "each CronJob once");
+    assert_eq!(
+        report["objects"].as_array().map(Vec::len),
+        Some(COUNT),
+        "nothing listed twice"
+    );
+    assert!(lists() >= lists_before + 2.0, "listed in pages");
 }

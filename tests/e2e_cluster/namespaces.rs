@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::Suite;
 use crate::e2e_support::objects::{container, deployment};
-use crate::e2e_support::{Case, World, wait_for};
+use crate::e2e_support::proxy::TcpProxy;
+use crate::e2e_support::{Case, Portcullis, PortcullisOptions, World, http, wait_for};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -20,6 +21,10 @@ pub fn cases() -> Vec<Case> {
         Case::shared(
             "a_namespace_created_a_moment_ago_is_judged_by_its_labels",
             a_namespace_created_a_moment_ago_is_judged_by_its_labels,
+        ),
+        Case::shared(
+            "ready_only_once_the_first_list_of_namespaces_is_in",
+            ready_only_once_the_first_list_of_namespaces_is_in,
         ),
         Case::exclusive(
             "cut_off_the_api_server_the_cache_serves_and_new_namespaces_only_warn",
@@ -185,10 +190,66 @@ fn cut_off_the_api_server_the_cache_serves_and_new_namespaces_only_warn(w: &Worl
         Duration::from_secs(60),
         || (stale() == 0.0).then_some(()),
     );
+    // The log says how long the cache was stale.
+    let log = w.portcullis().log();
     assert!(
-        w.portcullis().log().contains("namespace watch recovered"),
+        log.lines()
+            .any(|l| l.contains("namespace watch recovered") && l.contains("\"stale_seconds\":")),
         "{}",
         w.portcullis().log_tail(20)
     );
     wait_verdict(w, &app("api", fresh), true);
+}
+
+/// Ready only after the first sync: a Portcullis started while it cannot reach the API server
+/// is alive but not ready (it would judge without namespace labels, so no review should reach
+/// it), says why in its log and metrics, and turns ready once the first list is in.
+fn ready_only_once_the_first_list_of_namespaces_is_in(w: &World) {
+    let target = format!("127.0.0.1:{}", w.cluster.apiserver_port())
+        .parse()
+        .expect("apiserver address");
+    let proxy = TcpProxy::start(target);
+    proxy.cut();
+    let kubeconfig = w.cluster.service_account_kubeconfig(
+        "portcullis-unsynced",
+        "portcullis-system",
+        "portcullis",
+        &proxy.url(),
+    );
+    let p = Portcullis::start(
+        &w.cluster,
+        PortcullisOptions {
+            args: vec!["--kubeconfig".to_owned(), kubeconfig.display().to_string()],
+            unready: true,
+            ..PortcullisOptions::default()
+        },
+    )
+    .expect("portcullis starts");
+    wait_for(
+        "the first list of namespaces to fail",
+        Duration::from_secs(30),
+        || (p.metric("portcullis_namespace_cache_watch_errors_total", &[]) >= 1.0).then_some(()),
+    );
+    let readyz = || http::get(p.admin, "/readyz").expect("GET /readyz").0;
+    assert_eq!(readyz(), 503, "{}", p.log_tail(20));
+    assert_eq!(p.metric("portcullis_namespace_cache_synced", &[]), 0.0);
+    assert!(
+        p.log()
+            .contains("the first list of namespaces failed: not ready until it succeeds"),
+        "{}",
+        p.log_tail(20)
+    );
+
+    proxy.restore();
+    wait_for("portcullis to turn ready", Duration::from_secs(60), || {
+        p.ready().then_some(())
+    });
+    assert_eq!(p.metric("portcullis_namespace_cache_synced", &[]), 1.0);
+    assert!(p.metric("portcullis_namespace_cache_namespaces", &[]) >= 4.0);
+    assert!(
+        p.log().contains("namespace cache synced"),
+        "{}",
+        p.log_tail(20)
+    );
+    p.stop();
 }

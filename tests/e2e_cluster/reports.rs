@@ -29,6 +29,10 @@ pub fn cases() -> Vec<Case> {
             reports_move_to_the_new_leader_when_the_leader_stops,
         ),
         Case::exclusive(
+            "reports_stay_within_their_budget",
+            reports_stay_within_their_budget,
+        ),
+        Case::exclusive(
             "reports_say_when_the_crds_are_missing_and_start_once_they_are_there",
             reports_say_when_the_crds_are_missing_and_start_once_they_are_there,
         ),
@@ -402,6 +406,48 @@ fn reports_move_to_the_new_leader_when_the_leader_stops(w: &World) {
     for (_, p) in writers {
         p.stop();
     }
+}
+
+/// A budget of one report: the namespace with failures gets it, the one with passes only
+/// does not (counted as over budget); when the failures move, the report moves.
+fn reports_stay_within_their_budget(w: &World) {
+    let k = w.kubectl();
+    // First by name among the suite's namespaces (`e2e-aa...`), so that with failures it is
+    // the one namespace the budget goes to, whatever other cases left behind.
+    let failing = w.namespace("aa-budget-failing");
+    let passing = w.namespace("budget-passing");
+    app(w, &failing, "web", None);
+    k.run(&["label", "namespace", &failing, "env=prod"]).ok();
+    app(w, &passing, "web", None);
+    let p = writer(w, "writer-budget", &["--reports-budget", "1"]);
+    wait_report(w, &failing, "the failing namespace's report", |r| {
+        summary(r, "fail") == 1
+    });
+    wait_for(
+        "the passing namespace to be over budget",
+        Duration::from_secs(30),
+        || (p.metric("portcullis_reports_namespaces_over_budget", &[]) >= 1.0).then_some(()),
+    );
+    // Other namespaces of the suite hold workloads too (and earlier writers' reports): the
+    // budget is one report in all.
+    let reports = || {
+        k.run(&["get", "reports.openreports.io", "-A", "-o", "name"])
+            .ok()
+            .lines()
+            .count()
+    };
+    wait_for("one report in the cluster", Duration::from_secs(30), || {
+        (reports() == 1).then_some(())
+    });
+    assert!(report(w, &passing).is_none());
+    assert!(report(w, &failing).is_some());
+    // The failures move: the report goes to a namespace with failures.
+    k.run(&["label", "namespace", &passing, "env=prod"]).ok();
+    k.run(&["label", "namespace", &failing, "env-"]).ok();
+    wait_for("the budget to move", Duration::from_secs(60), || {
+        (reports() == 1 && report(w, &failing).is_none()).then_some(())
+    });
+    p.stop();
 }
 
 /// Without the OpenReports CRDs, `--reports` says so at start-up (log and metric) and the

@@ -29,6 +29,8 @@ pub struct PortcullisOptions {
     pub binary: Option<PathBuf>,
     /// Another policy directory to copy than the repository's `policies/`.
     pub policy_source: Option<PathBuf>,
+    /// Start without waiting for `/readyz`: only for `/livez` (cases about readiness).
+    pub unready: bool,
 }
 
 /// A Portcullis webhook process and its files.
@@ -119,7 +121,7 @@ impl Portcullis {
         self.paused = false;
         let start = std::time::Instant::now();
         loop {
-            if self.ready() {
+            if self.ready() || (self.options.unready && self.live()) {
                 return Ok(());
             }
             let proc = self.proc.as_mut().expect("started");
@@ -136,6 +138,11 @@ impl Portcullis {
     /// Whether `/readyz` answers 200.
     pub fn ready(&self) -> bool {
         http::get(self.admin, "/readyz").is_ok_and(|(code, _)| code == 200)
+    }
+
+    /// Whether `/livez` answers 200.
+    pub fn live(&self) -> bool {
+        http::get(self.admin, "/livez").is_ok_and(|(code, _)| code == 200)
     }
 
     /// The process id, while it runs.

@@ -704,25 +704,14 @@ impl Writer {
     /// Namespaces that get a report: those with results, failures first, then warnings, then
     /// by name, up to the budget.
     fn wanted(&self) -> (Vec<String>, usize) {
-        let mut ranked: Vec<(bool, bool, &String)> = self
-            .namespaces
-            .iter()
-            .filter_map(|(ns, s)| {
-                let mut summary = content::Summary::default();
-                for t in s.workloads.values() {
-                    summary.merge(t.summary);
-                }
-                (summary.total() > 0).then_some((summary.fail == 0, summary.warn == 0, ns))
-            })
-            .collect();
-        ranked.sort();
-        let over = ranked.len().saturating_sub(self.config.budget);
-        let wanted = ranked
-            .into_iter()
-            .take(self.config.budget)
-            .map(|(_, _, ns)| ns.clone())
-            .collect();
-        (wanted, over)
+        let summaries = self.namespaces.iter().map(|(ns, s)| {
+            let mut summary = content::Summary::default();
+            for t in s.workloads.values() {
+                summary.merge(t.summary);
+            }
+            (ns.as_str(), summary)
+        });
+        content::within_budget(summaries, self.config.budget)
     }
 
     /// The report of a namespace, its workloads judged again now.
