@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::e2e_support::objects::{container, deployment, pod};
 use crate::e2e_support::portcullis::BINARY;
-use crate::e2e_support::{Case, ROOT, World, free_port, http, wait_for};
+use crate::e2e_support::{
+    Case, Portcullis, PortcullisOptions, ROOT, World, free_port, http, wait_for,
+};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -30,6 +32,10 @@ pub fn cases() -> Vec<Case> {
         Case::shared(
             "audit_cluster_lists_page_by_page",
             audit_cluster_lists_page_by_page,
+        ),
+        Case::shared(
+            "in_a_pod_audit_and_serve_use_its_service_account",
+            in_a_pod_audit_and_serve_use_its_service_account,
         ),
         Case::shared(
             "audit_cluster_takes_the_context_given",
@@ -586,4 +592,123 @@ fn audit_cluster_lists_page_by_page(w: &World) {
         "nothing listed twice"
     );
     assert!(lists() >= lists_before + 2.0, "listed in pages");
+}
+
+/// Runs `$PORTCULLIS_BIN` with the script's arguments as in a Pod: a service account's
+/// `token`, `ca.crt` and `namespace` from `$SA_DIR` at their fixed path
+/// (/var/run/secrets/kubernetes.io/serviceaccount), in a mount namespace of its own
+/// (`unshare`, util-linux: the host's files are not touched), without `KUBECONFIG`.
+const IN_A_POD: &str = r#"#!/bin/sh
+unset KUBECONFIG
+exec unshare --user --map-root-user --mount --propagation private sh -c '
+  run=$(readlink -f /var/run) &&
+  mount -t tmpfs none "$run" &&
+  mkdir -p "$run/secrets/kubernetes.io/serviceaccount" &&
+  cp "$0/token" "$0/ca.crt" "$0/namespace" "$run/secrets/kubernetes.io/serviceaccount/" &&
+  exec "$PORTCULLIS_BIN" "$@"' "$SA_DIR" "$@"
+"#;
+
+/// The files of a Pod's service account `namespace/account`, in a directory of the cluster's.
+fn service_account_files(w: &World, namespace: &str, account: &str) -> PathBuf {
+    let dir = w.cluster.dir().join(format!("sa-{namespace}-{account}"));
+    std::fs::create_dir_all(&dir).expect("service account dir");
+    let token = w
+        .kubectl()
+        .run(&["create", "token", account, "-n", namespace, "--duration=1h"])
+        .ok();
+    std::fs::write(dir.join("token"), token.trim()).expect("token");
+    std::fs::write(dir.join("ca.crt"), &w.cluster.ca.cert).expect("ca.crt");
+    std::fs::write(dir.join("namespace"), namespace).expect("namespace");
+    dir
+}
+
+/// In a Pod (no kubeconfig anywhere, `KUBERNETES_SERVICE_HOST` set, the service account's
+/// files mounted), `audit --cluster` and `serve` use the Pod's service account: the audit
+/// judges with the read-only role's grants, the webhook's namespace cache syncs with
+/// deploy/'s grants and it turns ready.
+fn in_a_pod_audit_and_serve_use_its_service_account(w: &World) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let k = w.kubectl();
+    let ns = w.namespace("audit-in-pod");
+    k.with_object(
+        &["create", "-n", &ns],
+        &deployment("web", 0, container("app")),
+    )
+    .ok();
+    let role = Path::new(ROOT).join("deploy/rbac/audit.yaml");
+    k.run(&["apply", "-f", &role.display().to_string()]).ok();
+    k.run(&["create", "serviceaccount", "auditor", "-n", &ns])
+        .ok();
+    k.run(&[
+        "create",
+        "rolebinding",
+        "auditor",
+        "-n",
+        &ns,
+        "--clusterrole=portcullis-audit",
+        &format!("--serviceaccount={ns}:auditor"),
+    ])
+    .ok();
+    let dir = w.cluster.dir().to_path_buf();
+    let wrapper = dir.join("in-a-pod.sh");
+    if !wrapper.exists() {
+        std::fs::write(&wrapper, IN_A_POD).expect("write the wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .expect("make it executable");
+    }
+    let port = w.cluster.apiserver_port().to_string();
+    let home = dir.join("home-without-kubeconfig");
+    std::fs::create_dir_all(&home).expect("home");
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let out = Command::new(&wrapper)
+        .args(["audit", "--cluster", "-n", &ns, "--policies", &policies])
+        .current_dir(&dir)
+        .env("SA_DIR", service_account_files(w, &ns, "auditor"))
+        .env("PORTCULLIS_BIN", BINARY)
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", &port)
+        .env("HOME", &home)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the audit in a Pod's environment");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}{}", text(&out.stdout));
+    assert!(
+        stderr.contains(&format!(
+            "auditing namespace {ns} of the cluster at in-cluster service account (https://127.0.0.1:{port}/)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        text(&out.stdout).contains(&format!("PASS Deployment {ns}/web (<cluster>)")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The webhook: ready only once its namespace cache synced through the service account.
+    let sa = service_account_files(w, "portcullis-system", "portcullis");
+    let p = Portcullis::start(
+        &w.cluster,
+        PortcullisOptions {
+            binary: Some(wrapper.clone()),
+            env: vec![
+                ("SA_DIR".to_owned(), sa.display().to_string()),
+                ("PORTCULLIS_BIN".to_owned(), BINARY.to_owned()),
+                ("KUBERNETES_SERVICE_HOST".to_owned(), "127.0.0.1".to_owned()),
+                ("KUBERNETES_SERVICE_PORT".to_owned(), port.clone()),
+            ],
+            ..PortcullisOptions::default()
+        },
+    )
+    .expect("portcullis serves in a Pod's environment");
+    let log = p.log();
+    assert!(
+        log.contains(&format!(
+            "\"cluster\":\"in-cluster service account (https://127.0.0.1:{port}/)\""
+        )),
+        "{log}"
+    );
+    assert!(log.contains("namespace cache synced"), "{log}");
+    assert_eq!(p.metric("portcullis_namespace_cache_synced", &[]), 1.0);
+    p.stop();
 }
