@@ -1,5 +1,5 @@
-//! Inputs the fuzzers (fuzz/, see README "Fuzzing") found crashes with, replayed through the
-//! same checks as the fuzz targets (fuzz/checks.rs). Each input lives in
+//! Inputs the fuzzers (fuzz/, see docs/development.md, "Fuzzing") found crashes with, replayed
+//! through the same checks as the fuzz targets (fuzz/checks.rs). Each input lives in
 //! tests/fuzz_regressions/<target>/ (`seed-*` files are fixtures that keep the harness itself
 //! exercised); a catch-all test replays every stored input so none is forgotten.
 

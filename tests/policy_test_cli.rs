@@ -1,6 +1,6 @@
 //! `portcullis test` as a real process: the shipped tests of the default policies pass with
 //! full coverage, sabotaged policies make them fail (and say why), and the exit codes and
-//! report formats are what the README promises.
+//! report formats are what docs/cli.md and docs/policy-tests-exceptions-schedules.md promise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -138,7 +138,7 @@ pub enum ColorChoice {
 pub enum AuditOutput {
     /// A readable report grouped by object.
     Text,
-    /// The JSON report (schemaVersion 1, see README).
+    /// The JSON report (schemaVersion 1, see docs/cli.md).
     Json,
 }
 

@@ -211,6 +211,8 @@ impl Printer {
                 _ => "\n  ]\n}\n".to_owned(),
             },
             Output::Diff(_) => {
+                // The diffs first, then the count: stdout is buffered, stderr is not.
+                out.flush().context("writing to standard output")?;
                 eprintln!(
                     "{} of {} object{} would change",
                     self.changed,

@@ -19,8 +19,8 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The README's example: a Deployment without probes or resources is refused with every
-/// violation and its fix, exactly as documented.
+/// The example of docs/deploying.md ("Dry-run audits"): a Deployment without probes or
+/// resources is refused with every violation and its fix, exactly as documented.
 fn denial_lists_every_violation(w: &World) {
     let ns = w.namespace("denial");
     let mut app = deployment("web", 1, json!({"name": "nginx", "image": "nginx:1.27"}));
