@@ -866,10 +866,10 @@ fn grants(role: &Value) -> Vec<String> {
     out
 }
 
-/// Exactly the grants README and rbac.yaml describe, each bound to Portcullis' ServiceAccount
-/// only: the webhook's namespace watch can only list and watch namespaces; the reports read
-/// workloads and write only reports; the Lease is the only namespaced grant. No Secrets, no
-/// wildcards, nothing that writes a workload.
+/// Exactly the grants docs/deploying.md and rbac.yaml describe, each bound to Portcullis'
+/// ServiceAccount only: the webhook's namespace watch can only list and watch namespaces; the
+/// reports read workloads and write only reports; the Lease is the only namespaced grant. No
+/// Secrets, no wildcards, nothing that writes a workload.
 fn least_privilege(dir: &str, r: &Rendered) {
     let role = |kind: &str, name: &str| -> Value {
         r.objects

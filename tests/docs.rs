@@ -1126,3 +1126,153 @@ fn output_matching_allows_gaps_only_where_shown() {
     assert!(!glob_lines(&["a", "d"], &["a", "b", "d"]));
     assert!(!glob_lines(&["a", "..."], &["b"]));
 }
+
+// ---------------------------------------------------------------------------------------------
+// What kubectl prints on a dry run: the webhook's own words
+
+/// The answers of both endpoints for `object` (CREATE in its namespace), judged as the webhook
+/// judges it: `(warnings of /mutate, then of /validate; the denial message, if any)`.
+fn dry_run(
+    policies: &portcullis::policy::PolicySet,
+    object: &Value,
+) -> (Vec<String>, Option<String>) {
+    use portcullis::telemetry::Endpoint;
+    let namespace = object["metadata"]["namespace"].clone();
+    let mut answers = Vec::new();
+    for (endpoint, fixture) in [
+        (Endpoint::Mutate, "mutate-create-deployment.json"),
+        (Endpoint::Validate, "validate-create-deployment.json"),
+    ] {
+        let path = Path::new(ROOT)
+            .join("tests/fixtures/admission")
+            .join(fixture);
+        let mut review: Value =
+            serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+        review["request"]["object"] = object.clone();
+        review["request"]["namespace"] = namespace.clone();
+        review["request"]["name"] = object["metadata"]["name"].clone();
+        let body = serde_json::to_vec(&review).expect("encode");
+        let handled = portcullis::admission::handle(
+            endpoint,
+            policies,
+            &body,
+            portcullis::policy::Timestamp::now(),
+        )
+        .expect("answered");
+        answers.push(serde_json::from_slice::<Value>(&handled.body).expect("answer"));
+    }
+    let warnings = answers
+        .iter()
+        .flat_map(|a| {
+            a["response"]["warnings"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|w| w.as_str().unwrap_or_default().to_owned())
+        .collect();
+    let denial = answers[1]["response"]["status"]["message"]
+        .as_str()
+        .filter(|_| answers[1]["response"]["allowed"] == false)
+        .map(str::to_owned);
+    (warnings, denial)
+}
+
+fn console_block<'a>(pages: &'a [Page], path: &str, starts_with: &str) -> &'a str {
+    let page = pages
+        .iter()
+        .find(|p| p.path == Path::new(path))
+        .expect(path);
+    &page
+        .blocks
+        .iter()
+        .find(|b| b.lang == "console" && b.body.starts_with(starts_with))
+        .unwrap_or_else(|| panic!("{path}: no console block starting with {starts_with:?}"))
+        .body
+}
+
+fn warning_lines(block: &str) -> Vec<String> {
+    block
+        .lines()
+        .filter_map(|l| l.strip_prefix("Warning: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `kubectl create deployment web --image=nginx:1.27 -n shop --dry-run=client -o yaml`.
+fn created_deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"labels": {"app": "web"}, "name": "web", "namespace": "shop"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"image": "nginx:1.27", "name": "nginx", "resources": {}}]},
+            },
+        },
+    })
+}
+
+/// docs/deploying.md's dry runs (the default policies deny; under the audit-first overlay's
+/// `--max-mode warn` both webhooks warn) and the README's (`require-image-tag` in `warn`) show
+/// the webhook's own words, in kubectl's order (mutating webhook first).
+#[test]
+fn dry_run_examples_show_what_the_webhook_answers() {
+    let pages = documentation();
+    let defaults = portcullis::lint::load_dir(&Path::new(ROOT).join("policies")).expect("defaults");
+
+    let denied = console_block(&pages, "docs/deploying.md", "Error from server (Forbidden)");
+    let (_, denial) = dry_run(&defaults, &created_deployment());
+    let denial = denial.expect("the default policies deny it");
+    let shown = denied
+        .split_once("denied the request: ")
+        .map(|(_, m)| m.trim_end())
+        .expect("the denial message");
+    assert_eq!(shown, denial);
+
+    let warned = console_block(&pages, "docs/deploying.md", "Warning: would apply");
+    let audit_first = defaults
+        .clone()
+        .with_max_mode(portcullis::policy::model::Mode::Warn);
+    let (warnings, denial) = dry_run(&audit_first, &created_deployment());
+    assert_eq!(denial, None);
+    assert_eq!(warning_lines(warned), warnings);
+    assert!(
+        warned
+            .trim_end()
+            .ends_with("deployment.apps/web created (server dry run)")
+    );
+
+    // The README: policies/optional-rules.yaml's require-image-tag switched to warn, and a
+    // Deployment with probes and resources (tests/manifests/apps/shop/web.yaml) on nginx:latest.
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&Path::new(ROOT).join("policies"), dir.path());
+    let optional = dir.path().join("optional-rules.yaml");
+    let text = std::fs::read_to_string(&optional).expect("optional-rules.yaml");
+    let switched = text.replacen("mode: \"off\"", "mode: warn", 1);
+    assert!(switched.find("mode: warn") < switched.find("name: disallow-default-namespace"));
+    std::fs::write(&optional, switched).expect("write");
+    let set =
+        portcullis::lint::load_dir(dir.path()).expect("policies with require-image-tag in warn");
+    let manifest =
+        std::fs::read_to_string(Path::new(ROOT).join("tests/manifests/apps/shop/web.yaml"))
+            .expect("web.yaml");
+    let first = serde_yaml_ng::Deserializer::from_str(&manifest)
+        .next()
+        .expect("a document");
+    let mut web: Value = serde::Deserialize::deserialize(first).expect("yaml");
+    web["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:latest");
+    let readme = console_block(&pages, "README.md", "$ kubectl apply --dry-run=server");
+    let (warnings, denial) = dry_run(&set, &web);
+    assert_eq!(denial, None);
+    assert_eq!(warning_lines(readme), warnings);
+    assert!(
+        readme
+            .trim_end()
+            .ends_with("deployment.apps/web created (server dry run)")
+    );
+}
