@@ -10,6 +10,8 @@
 //!   docs/webhook.md lists exactly the flags of `serve`, with their environment and defaults;
 //! - the README's two commands are the ones .ci/run and this suite run, and `portcullis serve`
 //!   with no flags answers the README's curl as the README shows;
+//! - every `PORTCULLIS_*` variable named is read by the binary or the harnesses;
+//! - the kubectl dry runs shown are what the webhook answers for that object;
 //! - console blocks marked `<!-- docs: output -->` print what they show when run.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1258,6 +1260,22 @@ fn dry_run_examples_show_what_the_webhook_answers() {
     std::fs::write(&optional, switched).expect("write");
     let set =
         portcullis::lint::load_dir(dir.path()).expect("policies with require-image-tag in warn");
+    // The README's policy file is that policy, switched to warn.
+    let readme_policy = pages
+        .iter()
+        .find(|p| p.path == Path::new("README.md"))
+        .and_then(|p| p.blocks.iter().find(|b| b.lang == "yaml"))
+        .expect("the README's policy file");
+    let shown: Value = serde_yaml_ng::from_str(&readme_policy.body).expect("yaml");
+    let switched = std::fs::read_to_string(&optional).expect("optional-rules.yaml");
+    let shipped = serde_yaml_ng::Deserializer::from_str(&switched)
+        .next()
+        .expect("a document");
+    let shipped: Value = serde::Deserialize::deserialize(shipped).expect("yaml");
+    assert_eq!(
+        shown, shipped,
+        "README.md's policy is policies/optional-rules.yaml's first, in warn"
+    );
     let manifest =
         std::fs::read_to_string(Path::new(ROOT).join("tests/manifests/apps/shop/web.yaml"))
             .expect("web.yaml");
@@ -1275,4 +1293,60 @@ fn dry_run_examples_show_what_the_webhook_answers() {
             .trim_end()
             .ends_with("deployment.apps/web created (server dry run)")
     );
+}
+
+/// Every `PORTCULLIS_*` variable the pages name is read by the binary (clap's `env` of some
+/// flag) or by the test and benchmark harnesses (tests/, benches/, .ci/run).
+#[test]
+fn every_environment_variable_named_exists() {
+    fn envs(cmd: &clap::Command, out: &mut BTreeSet<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            envs(sub, out);
+        }
+    }
+    let mut known = BTreeSet::new();
+    envs(&cli(), &mut known);
+    let mut harness = String::new();
+    fn read_all(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry"))
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                read_all(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs" || e == "sh")
+                && !path.ends_with("tests/docs.rs")
+            {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    for dir in ["tests", "benches"] {
+        read_all(&Path::new(ROOT).join(dir), &mut harness);
+    }
+    harness.push_str(&std::fs::read_to_string(Path::new(ROOT).join(".ci/run")).expect(".ci/run"));
+    let mut problems = Vec::new();
+    for page in documentation() {
+        let text = std::fs::read_to_string(Path::new(ROOT).join(&page.path)).expect("page");
+        for (i, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(at) = rest.find("PORTCULLIS_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                if !known.contains(&name) && !harness.contains(&name) {
+                    problems.push(format!("{}: {name} is read by nothing", page.whence(i + 1)));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
