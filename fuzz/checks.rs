@@ -35,7 +35,7 @@ pub fn check_admission_review(data: &[u8]) {
         }
         if let (Some(object), false) = (review.object(), decision.patch.0.is_empty()) {
             let mut patched = object.to_value();
-            json_patch::patch(&mut patched, &decision.patch).expect("the patch applies");
+            json_patch::patch(&mut patched, &decision.patch.to_json_patch()).expect("the patch applies");
             let mut again =
                 review.engine_request(portcullis::policy::Timestamp::from_unix(1_767_225_600));
             again.object = Some((&patched).into());

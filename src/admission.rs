@@ -514,7 +514,7 @@ pub fn respond(
             // kube-core's builder sets `patchType` and takes the patch by value; the patch
             // itself is serialized from the decision rather than cloned for it.
             response = response.with_patch(json_patch::Patch::default())?;
-            response.patch = Some(serde_json::to_vec(&decision.patch).map_err(RespondError::Json)?);
+            response.patch = Some(decision.patch.to_json().map_err(RespondError::Json)?);
             Outcome::Patched
         }
         Endpoint::Mutate => Outcome::Allowed,
@@ -814,10 +814,10 @@ mod tests {
     #[test]
     fn mutate_allows_with_patch_and_only_mutation_warnings() {
         let review = parse_review(BODY.as_bytes()).expect("parse");
-        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-            {"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}
-        ]))
-        .expect("patch");
+        let patch = crate::engine::Patch(vec![crate::engine::patch::PatchOp {
+            path: "/metadata/labels".into(),
+            value: crate::engine::patch::PatchValue::Owned(serde_json::json!({"a": "b"})),
+        }]);
         let decision = Decision {
             workload: "Deployment demo/web".into(),
             allowed: false,

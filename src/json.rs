@@ -693,6 +693,72 @@ impl<'a> Array<'a> {
     }
 }
 
+/// A JSON value of the policy set that the engine's patches add as it is (a sidecar
+/// container, a volume): shared with each patch, not copied, serialized once, and parsed once
+/// into a [`Document`] for the engine's reads.
+#[derive(Clone)]
+pub struct SharedValue(std::sync::Arc<Shared>);
+
+struct Shared {
+    value: Value,
+    json: String,
+    /// `None` only for a value nested too deep for a [`Document`].
+    doc: Option<Document>,
+}
+
+impl SharedValue {
+    /// Shares `value`, serialized and parsed once.
+    pub fn new(value: Value) -> SharedValue {
+        let json = value.to_string();
+        let doc = Document::parse(json.as_bytes()).ok();
+        SharedValue(std::sync::Arc::new(Shared { value, json, doc }))
+    }
+
+    /// The value.
+    pub fn value(&self) -> &Value {
+        &self.0.value
+    }
+
+    /// The value as compact JSON, as serde_json writes it.
+    pub fn json(&self) -> &str {
+        &self.0.json
+    }
+
+    /// The value to read (from its [`Document`]: lookups without hashing).
+    pub fn view(&self) -> Json<'_> {
+        match &self.0.doc {
+            Some(doc) => doc.root(),
+            None => Json::Value(&self.0.value),
+        }
+    }
+}
+
+impl std::ops::Deref for SharedValue {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl std::fmt::Debug for SharedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value().fmt(f)
+    }
+}
+
+impl serde::Serialize for SharedValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(serializer)
+    }
+}
+
+impl PartialEq for SharedValue {
+    fn eq(&self, other: &SharedValue) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.value() == other.value()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,10 @@ use prometheus_client::registry::Registry;
 
 use crate::policy::Timestamp;
 
+mod json_lines;
+pub use json_lines::{JsonLines, JsonSpanFields};
+use tracing_subscriber::fmt::time::SystemTime;
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -53,11 +57,11 @@ pub fn init_tracing(format: LogFormat, filter: &str) -> Result<(), TelemetryErro
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let installed = match format {
+        // What tracing-subscriber's `json()` format writes with the current span, no span
+        // list and the event's fields flattened, byte for byte, at a fraction of the cost.
         LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .flatten_event(true)
+            .fmt_fields(JsonSpanFields)
+            .event_format(JsonLines::<SystemTime>::default())
             .try_init(),
         LogFormat::Plain => builder.try_init(),
     };

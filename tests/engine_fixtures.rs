@@ -23,7 +23,8 @@ fn denied_fields(d: &Decision) -> Vec<String> {
 
 fn apply(review: &Value, d: &Decision) -> Value {
     let mut obj = review["request"]["object"].clone();
-    json_patch::patch(&mut obj, &d.patch).expect("patch applies to the captured object");
+    json_patch::patch(&mut obj, &d.patch.to_json_patch())
+        .expect("patch applies to the captured object");
     obj
 }
 
@@ -398,4 +399,55 @@ fn updates_never_patch_immutable_pod_specs() {
     // A Deployment's template is mutable: UPDATE may inject (rolling the Pods).
     let d = decide("mutate-update-deployment-replicas.json");
     assert!(d.mutations().any(|m| m.rule == "injectSidecar"));
+}
+
+/// The patch the webhook sends (`Patch::to_json`, written by the engine without json-patch's
+/// types) is RFC 6902 as json-patch reads it: the same bytes serde_json writes for json-patch's
+/// operations, parsed back to the same operations, and applied to the same object as the
+/// engine's own application of it. Over every captured review, with the test policies (label
+/// keys and values that need escaping) and the default policies (the sidecar).
+#[test]
+fn the_patch_is_what_json_patch_reads_and_applies_alike() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/admission");
+    let defaults = portcullis::lint::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+    )
+    .expect("default policies load");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    let mut patched = 0;
+    for set in [test_policies(), defaults] {
+        for name in &names {
+            let r = review(name);
+            let d = evaluate(&set, &request_of(&r));
+            let ours = d.patch.to_json().expect("the patch serializes");
+            let theirs = d.patch.to_json_patch();
+            assert_eq!(
+                String::from_utf8(ours.clone()).expect("utf-8"),
+                serde_json::to_string(&theirs).expect("json-patch's serializes"),
+                "{name}"
+            );
+            let read: json_patch::Patch =
+                serde_json::from_slice(&ours).expect("json-patch reads the patch");
+            assert_eq!(read, theirs, "{name}");
+            if d.patch.is_empty() {
+                continue;
+            }
+            patched += 1;
+            let mut by_json_patch = r["request"]["object"].clone();
+            json_patch::patch(&mut by_json_patch, &read).expect("the patch applies");
+            let mut by_engine = r["request"]["object"].clone();
+            d.patch.apply(&mut by_engine).expect("the patch applies");
+            assert_eq!(by_json_patch, by_engine, "{name}");
+            assert_ne!(
+                by_engine, r["request"]["object"],
+                "{name}: the patch changes nothing"
+            );
+        }
+    }
+    assert!(patched >= 10, "only {patched} patched objects");
 }

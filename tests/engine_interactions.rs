@@ -31,7 +31,7 @@ fn patched(set: &PolicySet, object: &Value) -> (Value, portcullis::engine::Decis
         ),
     );
     let mut doc = object.clone();
-    json_patch::patch(&mut doc, &decision.patch).expect("the patch applies");
+    json_patch::patch(&mut doc, &decision.patch.to_json_patch()).expect("the patch applies");
     let again = evaluate(
         set,
         &Request::create(

@@ -130,7 +130,7 @@ proptest! {
         let set = common::test_policies();
         let first = evaluate(&set, &Request::create(&obj, portcullis::policy::Timestamp::from_unix(1_767_225_600)));
         let mut patched = obj.clone();
-        prop_assert!(json_patch::patch(&mut patched, &first.patch).is_ok(), "patch {:?} failed", first.patch);
+        prop_assert!(json_patch::patch(&mut patched, &first.patch.to_json_patch()).is_ok(), "patch {:?} failed", first.patch);
         // Patch JSON round-trips as the apiserver reads it.
         let text = serde_json::to_string(&first.patch).expect("serialize");
         let reparsed: json_patch::Patch = serde_json::from_str(&text).expect("parse");

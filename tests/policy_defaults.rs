@@ -105,7 +105,8 @@ fn the_injected_sidecar_passes_the_other_defaults() {
     );
     // Re-evaluating the mutated object yields no further patch (idempotent defaults).
     let mut mutated = r.clone();
-    json_patch::patch(&mut mutated["request"]["object"], &d.patch).expect("patch applies");
+    json_patch::patch(&mut mutated["request"]["object"], &d.patch.to_json_patch())
+        .expect("patch applies");
     let again = evaluate(&set, &request_of(&mutated));
     assert!(again.patch.0.is_empty(), "{:?}", again.patch);
 }

@@ -112,7 +112,7 @@ impl Judged {
     /// The object with the decision's patch applied.
     pub fn admitted(&self) -> Result<Value, json_patch::PatchError> {
         let mut object = self.object.clone();
-        json_patch::patch(&mut object, &self.decision.patch)?;
+        self.decision.patch.apply(&mut object)?;
         Ok(object)
     }
 }

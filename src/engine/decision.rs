@@ -173,7 +173,7 @@ pub struct Decision {
     /// violations; each group in policy order.
     pub findings: Vec<Finding>,
     /// The JSON Patch to apply (empty: no change). Only `enforce` mutations contribute.
-    pub patch: json_patch::Patch,
+    pub patch: super::patch::Patch,
     /// Names of the policies that selected the workload.
     pub policies: Vec<String>,
     /// Policies that ran at most in `warn` mode because whether they select the workload
@@ -217,6 +217,6 @@ impl Decision {
 
     /// Whether the decision carries a patch.
     pub fn is_patched(&self) -> bool {
-        !self.patch.0.is_empty()
+        !self.patch.is_empty()
     }
 }

@@ -3,9 +3,9 @@
 //! result, ratchet UPDATEs against the stored object, and assemble the [`Decision`].
 
 use crate::json::Json;
-use json_patch::PatchOperation;
 
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
+use super::patch::{Patch, PatchOp};
 use super::{Operation, Request, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::{NamespaceLabels, Selection, Subject};
@@ -26,7 +26,7 @@ pub(super) struct Found {
 /// they add (for the view later rules and validation judge).
 #[derive(Debug, Default)]
 pub(super) struct Plan<'p> {
-    pub ops: Vec<PatchOperation>,
+    pub ops: Vec<PatchOp>,
     pub changes: Vec<Found>,
     pub added: Additions<'p>,
     /// Changes the rule did not make, and why (reported as notices).
@@ -242,7 +242,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         let (what_if_added, what_if_ops) = mutate(&what_if, &target, object, &exceptions, None);
         (what_if_ops != ops).then_some(what_if_added)
     };
-    decision.patch = json_patch::Patch(ops);
+    decision.patch = Patch(ops);
     if let Some((owner_kind, owner_name)) = owner {
         decision.skipped = Some(Skip::ControllerOwned {
             owner: format!("{owner_kind} {owner_name}"),
@@ -354,7 +354,7 @@ fn mutate<'p>(
     object: Json<'_>,
     exceptions: &[&CompiledException],
     mut findings: Option<&mut Vec<Finding>>,
-) -> (Additions<'p>, Vec<PatchOperation>) {
+) -> (Additions<'p>, Vec<PatchOp>) {
     let Target {
         kind,
         namespace,

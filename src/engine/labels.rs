@@ -1,11 +1,10 @@
 //! Metadata rules: `defaultLabels` (add absent labels and annotations, never overwrite),
 //! `requireLabels` (label keys must be present) and `disallowNamespaces`.
 
-use json_patch::jsonptr::Token;
 use serde_json::Value;
 
 use super::evaluate::{Found, Plan};
-use super::patch;
+use super::patch::{self, PatchValue, Pointer};
 use crate::policy::CompiledDefaultLabels;
 use crate::policy::compile::{Template, TemplateSegment};
 use crate::policy::model::{DisallowNamespaces, MetadataTarget, RequireLabels, WorkloadKind};
@@ -96,7 +95,7 @@ pub(super) fn plan_defaults<'p>(
 ) -> Plan<'p> {
     let mut plan = Plan::default();
     for target in meta_targets(w, rule.object, rule.pod_template && template_mutable) {
-        let tokens: Vec<Token<'static>> = target.tokens.iter().copied().map(Token::new).collect();
+        let pointer = Pointer::of(target.tokens);
         let meta_exists = w.has_metadata_at(target.location);
         let mut absent_parent = serde_json::Map::new();
         for (key, templates, label) in [
@@ -159,7 +158,7 @@ pub(super) fn plan_defaults<'p>(
             }
             if meta_exists {
                 let exists = w.has_meta_map(target.location, label);
-                patch::insert_all(&mut plan.ops, exists, &tokens, key, entries);
+                patch::insert_all(&mut plan.ops, exists, &pointer, key, entries);
             } else {
                 absent_parent.insert(key.to_owned(), Value::Object(entries.into_iter().collect()));
             }
@@ -167,8 +166,8 @@ pub(super) fn plan_defaults<'p>(
         // `metadata` itself is absent (possible in a pod template): create it in one step.
         if !absent_parent.is_empty() {
             plan.ops.push(patch::add(
-                patch::pointer(tokens),
-                Value::Object(absent_parent),
+                pointer,
+                PatchValue::Owned(Value::Object(absent_parent)),
             ));
         }
     }
@@ -243,7 +242,9 @@ mod tests {
 
     fn apply(plan: &Plan, obj: &Value) -> Value {
         let mut doc = obj.clone();
-        json_patch::patch(&mut doc, &plan.ops).expect("patch applies");
+        super::patch::Patch(plan.ops.clone())
+            .apply(&mut doc)
+            .expect("patch applies");
         doc
     }
 

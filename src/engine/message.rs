@@ -11,15 +11,49 @@ pub const MAX_WARNINGS_TOTAL: usize = 4096;
 impl Finding {
     /// `[require-probes] container "nginx": no livenessProbe (spec.template.spec.containers[0].livenessProbe)`.
     pub fn summary(&self) -> String {
-        let mut s = format!("[{}] ", self.policy);
-        if let Some(c) = &self.container {
-            s.push_str(&format!("container \"{c}\": "));
-        }
-        s.push_str(&self.message);
-        if !self.field.is_empty() {
-            s.push_str(&format!(" ({})", self.field));
-        }
+        let mut s = String::with_capacity(self.summary_len());
+        self.push_summary(&mut s);
         s
+    }
+
+    /// The length of [`Finding::summary`].
+    fn summary_len(&self) -> usize {
+        self.policy.len()
+            + 3
+            + self.container.as_ref().map_or(0, |c| c.len() + 14)
+            + self.message.len()
+            + if self.field.is_empty() {
+                0
+            } else {
+                self.field.len() + 3
+            }
+    }
+
+    /// Appends [`Finding::summary`] to `out`.
+    fn push_summary(&self, out: &mut String) {
+        out.push('[');
+        out.push_str(&self.policy);
+        out.push_str("] ");
+        if let Some(c) = &self.container {
+            out.push_str("container \"");
+            out.push_str(c);
+            out.push_str("\": ");
+        }
+        out.push_str(&self.message);
+        if !self.field.is_empty() {
+            out.push_str(" (");
+            out.push_str(&self.field);
+            out.push(')');
+        }
+    }
+
+    /// Appends [`Finding::full_text`] to `out`.
+    fn push_full_text(&self, out: &mut String) {
+        self.push_summary(out);
+        if !self.hint.is_empty() {
+            out.push_str("; fix: ");
+            out.push_str(&self.hint);
+        }
     }
 
     /// What a warning (and a policy report) says before the workload and the finding: the
@@ -27,6 +61,12 @@ impl Finding {
     /// finding does (`would apply: `, `denied from 2027-01-15: `, ...).
     pub fn warning_prefix(&self) -> String {
         let mut prefix = String::new();
+        self.push_warning_prefix(&mut prefix);
+        prefix
+    }
+
+    /// Appends [`Finding::warning_prefix`] to `prefix`.
+    fn push_warning_prefix(&self, prefix: &mut String) {
         if let Some(e) = &self.exception {
             prefix.push_str("excepted by ");
             prefix.push_str(&e.name);
@@ -48,20 +88,30 @@ impl Finding {
             | (FindingKind::Violation, _, None)
             | (FindingKind::Notice, _, _) => {}
             (FindingKind::Mutation, Effect::Excepted, _) => prefix.push_str("not applied: "),
-            (FindingKind::Violation, _, Some(t)) => prefix.push_str(&format!("denied from {t}: ")),
+            (FindingKind::Violation, _, Some(t)) => {
+                prefix.push_str("denied from ");
+                prefix.push_str(&t.to_string());
+                prefix.push_str(": ");
+            }
             (FindingKind::Mutation, _, None) => prefix.push_str("would apply: "),
-            (FindingKind::Mutation, _, Some(t)) => prefix.push_str(&format!("applied from {t}: ")),
+            (FindingKind::Mutation, _, Some(t)) => {
+                prefix.push_str("applied from ");
+                prefix.push_str(&t.to_string());
+                prefix.push_str(": ");
+            }
         }
-        prefix
     }
 
     /// The summary followed by the fix hint.
     pub fn full_text(&self) -> String {
-        if self.hint.is_empty() {
-            self.summary()
+        let hint = if self.hint.is_empty() {
+            0
         } else {
-            format!("{}; fix: {}", self.summary(), self.hint)
-        }
+            self.hint.len() + 7
+        };
+        let mut s = String::with_capacity(self.summary_len() + hint);
+        self.push_full_text(&mut s);
+        s
     }
 }
 
@@ -80,22 +130,32 @@ pub fn truncate(s: &str, max: usize) -> String {
 impl Decision {
     /// The message a denied request carries: every denying violation, numbered, with its fix.
     pub fn denial_message(&self) -> Option<String> {
-        let denying: Vec<&Finding> = self
-            .findings
-            .iter()
-            .filter(|f| f.kind == FindingKind::Violation && f.effect == Effect::Deny)
-            .collect();
-        if denying.is_empty() {
+        use std::fmt::Write as _;
+        let denying = || {
+            self.findings
+                .iter()
+                .filter(|f| f.kind == FindingKind::Violation && f.effect == Effect::Deny)
+        };
+        let count = denying().count();
+        if count == 0 {
             return None;
         }
-        let mut msg = format!(
-            "Portcullis denied {}: {} violation{}",
-            self.workload,
-            denying.len(),
-            if denying.len() == 1 { "" } else { "s" }
+        let mut msg = String::with_capacity(
+            64 + self.workload.len()
+                + denying()
+                    .map(|f| f.summary_len() + f.hint.len() + 16)
+                    .sum::<usize>(),
         );
-        for (i, f) in denying.iter().enumerate() {
-            msg.push_str(&format!("\n{}. {}", i + 1, f.full_text()));
+        msg.push_str("Portcullis denied ");
+        msg.push_str(&self.workload);
+        // Writing to a String cannot fail.
+        let _ = write!(msg, ": {count} violation");
+        if count != 1 {
+            msg.push('s');
+        }
+        for (i, f) in denying().enumerate() {
+            let _ = write!(msg, "\n{}. ", i + 1);
+            f.push_full_text(&mut msg);
         }
         Some(msg)
     }
@@ -123,33 +183,37 @@ impl Decision {
             )
         });
         let findings = warn.chain(excepted).map(|f| {
-            let prefix = f.warning_prefix();
-            // The fix hint goes first when the whole text does not fit.
-            let full = format!("{prefix}{}: {}", self.workload, f.full_text());
-            if full.len() <= MAX_WARNING_LEN {
-                full
+            let mut text = String::with_capacity(MAX_WARNING_LEN);
+            f.push_warning_prefix(&mut text);
+            text.push_str(&self.workload);
+            text.push_str(": ");
+            let start = text.len();
+            f.push_full_text(&mut text);
+            if text.len() <= MAX_WARNING_LEN {
+                text
             } else {
-                truncate(
-                    &format!("{prefix}{}: {}", self.workload, f.summary()),
-                    MAX_WARNING_LEN,
-                )
+                // The fix hint goes first when the whole text does not fit.
+                text.truncate(start);
+                f.push_summary(&mut text);
+                truncate(&text, MAX_WARNING_LEN)
             }
         });
         let texts: Vec<String> = pending.into_iter().chain(findings).collect();
         // Room for the final "N more" line.
         const RESERVE: usize = 64;
-        let mut out = Vec::new();
+        let count = texts.len();
+        let mut out = Vec::with_capacity(count);
         let mut total = 0;
-        for (i, t) in texts.iter().enumerate() {
+        for (i, t) in texts.into_iter().enumerate() {
             if total + t.len() > MAX_WARNINGS_TOTAL - RESERVE {
                 out.push(format!(
                     "... and {} more Portcullis warnings (see `portcullis audit` or the webhook logs)",
-                    texts.len() - i
+                    count - i
                 ));
                 break;
             }
             total += t.len();
-            out.push(t.clone());
+            out.push(t);
         }
         out
     }

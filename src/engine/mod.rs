@@ -6,7 +6,7 @@ mod evaluate;
 mod images;
 mod labels;
 mod message;
-mod patch;
+pub mod patch;
 mod probes;
 mod resources;
 mod sidecar;
@@ -19,6 +19,7 @@ pub use crate::policy::select::NamespaceLabels;
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
 pub use evaluate::evaluate;
 pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
+pub use patch::Patch;
 
 /// The username of Kubernetes' garbage collector (kube-controller-manager with
 /// `--use-service-account-credentials`). Its requests are never judged: see

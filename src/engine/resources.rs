@@ -20,12 +20,14 @@ fn example(r: ResourceName) -> &'static str {
 }
 
 fn is_set(section: Option<Json<'_>>, name: &str) -> bool {
-    section
-        .and_then(|s| s.get(name))
-        .is_some_and(|q| match q.as_str() {
-            Some(s) => !s.trim().is_empty(),
-            None => q.is_number(),
-        })
+    is_quantity(section.and_then(|s| s.get(name)))
+}
+
+fn is_quantity(value: Option<Json<'_>>) -> bool {
+    value.is_some_and(|q| match q.as_str() {
+        Some(s) => !s.trim().is_empty(),
+        None => q.is_number(),
+    })
 }
 
 /// Checks every judged container for the requests and limits the rule requires.
@@ -49,9 +51,11 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
             for name in names {
                 let n = name.as_str();
                 // An absent request defaults to the limit of the same resource.
-                let absent = values.and_then(|v| v.get(n)).is_none_or(Json::is_null);
-                let set =
-                    is_set(values, n) || (section == "requests" && absent && is_set(limits, n));
+                let value = values.and_then(|v| v.get(n));
+                let set = is_quantity(value)
+                    || (section == "requests"
+                        && value.is_none_or(Json::is_null)
+                        && is_set(limits, n));
                 if !set {
                     let singular = &section[..section.len() - 1];
                     out.push(Found {

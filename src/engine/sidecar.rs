@@ -2,11 +2,10 @@
 //! the app containers. Skipped when a container of that name exists, so it is idempotent, and
 //! in host-network Pods when the sidecar declares a port (which would become a host port).
 
-use json_patch::jsonptr::Token;
 use serde_json::Value;
 
 use super::evaluate::{Found, Plan};
-use super::patch;
+use super::patch::{self, Pointer, SharedValue};
 use crate::policy::CompiledSidecar;
 use crate::workload::{ContainerRole, MetaLocation, Workload};
 
@@ -93,21 +92,16 @@ pub(super) fn plan<'p>(
     // In the host network a containerPort is a port of the node (the apiserver defaults
     // hostPort to it), so two host-network workloads would collide on every node.
     if w.host_network()
-        && let Some(port) = declared_port(&rule.container)
+        && let Some(port) = rule.container.as_object().and_then(declared_port)
     {
         return Err(NotInjected::HostNetwork { port });
     }
-    let spec_tokens: Vec<Token<'static>> = w
-        .pod_spec_tokens()
-        .iter()
-        .copied()
-        .map(Token::new)
-        .collect();
+    let spec_pointer = Pointer::of(w.pod_spec_tokens());
     let spec_path = w.pod_spec_path();
     let mut plan = Plan::default();
 
     // Volumes, unless one of that name exists.
-    let volumes: Vec<Value> = rule
+    let volumes: Vec<SharedValue> = rule
         .volumes
         .iter()
         .filter(|(name, _)| !w.volume_names().any(|v| v == name))
@@ -126,14 +120,14 @@ pub(super) fn plan<'p>(
     patch::append_all(
         &mut plan.ops,
         w.has_list("volumes"),
-        &spec_tokens,
+        &spec_pointer,
         "volumes",
         volumes,
     );
 
     // Mounts into every app container, unless it already mounts that volume or path.
     for c in w.containers().filter(|c| c.role == ContainerRole::App) {
-        let new: Vec<Value> = rule
+        let new: Vec<SharedValue> = rule
             .volume_mounts
             .iter()
             .filter(|(name, path, _)| {
@@ -152,9 +146,8 @@ pub(super) fn plan<'p>(
                 m.clone()
             })
             .collect();
-        let mut base = spec_tokens.clone();
-        base.push(Token::new("containers"));
-        base.push(Token::from(c.index));
+        let mut base = spec_pointer.with("containers");
+        base.push_index(c.index);
         patch::append_all(&mut plan.ops, w.has_mounts(&c), &base, "volumeMounts", new);
     }
 
@@ -185,13 +178,13 @@ pub(super) fn plan<'p>(
     patch::append_all(
         &mut plan.ops,
         w.has_list(list),
-        &spec_tokens,
+        &spec_pointer,
         list,
-        vec![Value::Object(rule.container.clone())],
+        vec![rule.container.clone()],
     );
-    plan.added
-        .containers
-        .push((rule.native_sidecar, (&rule.container).into()));
+    if let Some(container) = rule.container.view().as_object() {
+        plan.added.containers.push((rule.native_sidecar, container));
+    }
     Ok(plan)
 }
 
@@ -204,18 +197,17 @@ mod tests {
     fn sidecar(native: bool, opt_out: Option<&str>) -> CompiledSidecar {
         CompiledSidecar {
             name: "log-shipper".into(),
-            container: json!({"name": "log-shipper", "image": "fluent/fluent-bit:3.2.4"})
-                .as_object()
-                .cloned()
-                .expect("object"),
+            container: SharedValue::new(
+                json!({"name": "log-shipper", "image": "fluent/fluent-bit:3.2.4"}),
+            ),
             volumes: vec![(
                 "app-logs".into(),
-                json!({"name": "app-logs", "emptyDir": {}}),
+                SharedValue::new(json!({"name": "app-logs", "emptyDir": {}})),
             )],
             volume_mounts: vec![(
                 "app-logs".into(),
                 "/var/log/app".into(),
-                json!({"name": "app-logs", "mountPath": "/var/log/app"}),
+                SharedValue::new(json!({"name": "app-logs", "mountPath": "/var/log/app"})),
             )],
             native_sidecar: native,
             target: InjectionTarget::Template,
@@ -227,7 +219,9 @@ mod tests {
         let w = Workload::new(kind, obj).expect("workload");
         let plan = plan(rule, &w)?;
         let mut doc = obj.clone();
-        json_patch::patch(&mut doc, &plan.ops).expect("patch applies");
+        super::patch::Patch(plan.ops)
+            .apply(&mut doc)
+            .expect("patch applies");
         // Idempotent: the result needs nothing more.
         let w2 = Workload::new(kind, &doc).expect("workload");
         assert_eq!(

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
 use serde_json::Value;
 
+use crate::json::SharedValue;
+
 use std::sync::Arc;
 
 use super::model::{
@@ -1262,15 +1264,22 @@ fn compile_sidecar(
     }
     CompiledRule::InjectSidecar(Box::new(CompiledSidecar {
         name: container.name.clone(),
-        container: match to_json(&rendered) {
-            Value::Object(map) => map,
-            _ => unreachable!("a Container serializes to a JSON object"),
-        },
-        volumes,
+        // A Container serializes to a JSON object.
+        container: SharedValue::new(to_json(&rendered)),
+        volumes: volumes
+            .into_iter()
+            .map(|(name, v)| (name, SharedValue::new(v)))
+            .collect(),
         volume_mounts: s
             .volume_mounts
             .iter()
-            .map(|m| (m.name.clone(), m.mount_path.clone(), to_json(m)))
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.mount_path.clone(),
+                    SharedValue::new(to_json(m)),
+                )
+            })
             .collect(),
         native_sidecar: s.native_sidecar,
         target: s.target,

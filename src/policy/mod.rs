@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::Value;
+use crate::json::SharedValue;
 
 pub use compile::{Template, TemplateSegment};
 pub use load::LoadError;
@@ -427,12 +427,12 @@ impl CompiledRule {
 pub struct CompiledSidecar {
     /// The container's name.
     pub name: String,
-    /// The container as JSON (with `restartPolicy: Always` when native).
-    pub container: serde_json::Map<String, Value>,
+    /// The container as a JSON object (with `restartPolicy: Always` when native).
+    pub container: SharedValue,
     /// Volumes to add, by name.
-    pub volumes: Vec<(String, Value)>,
+    pub volumes: Vec<(String, SharedValue)>,
     /// Mounts to add to each app container: (volume name, mount path, mount JSON).
-    pub volume_mounts: Vec<(String, String, Value)>,
+    pub volume_mounts: Vec<(String, String, SharedValue)>,
     /// Inject into `initContainers` as a native sidecar.
     pub native_sidecar: bool,
     /// Where the injection lands.

@@ -663,7 +663,7 @@ fn run_case(set: &PolicySet, suite: &Suite, case: &Case, time: Timestamp) -> Cas
     }
     if let Some(object) = request.object {
         let mut admitted = object.to_value();
-        match json_patch::patch(&mut admitted, &decision.patch) {
+        match decision.patch.apply(&mut admitted) {
             Err(e) => failures.push(format!("the patch does not apply to the object: {e}")),
             Ok(()) => {
                 if let Some(want) = &case.expected_object
