@@ -289,6 +289,9 @@ pub struct ReportsMetrics {
     pub scans: Family<ScanLabels, Counter>,
     /// Duration of the last full judgement of every workload.
     pub scan_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// 1 for each exception in force that excepted no finding of any live workload at the
+    /// last full judgement (the leader only).
+    pub exceptions_unused: Family<ExceptionOwnerLabels, Gauge>,
 }
 
 impl ReportsMetrics {
@@ -348,6 +351,11 @@ impl ReportsMetrics {
             "Duration of the last full judgement of every workload",
             prometheus_client::registry::Unit::Seconds,
             self.scan_seconds.clone(),
+        );
+        registry.register(
+            "policy_exception_unused",
+            "1 for each PolicyException in force that excepted no finding of any live workload at the reports' last full judgement (leader only)",
+            self.exceptions_unused.clone(),
         );
         for operation in ["apply", "delete"] {
             drop(self.writes.get_or_create(&WriteLabels {

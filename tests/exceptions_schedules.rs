@@ -325,3 +325,167 @@ fn audit_at_previews_a_date_and_validate_prints_schedules_and_exceptions() {
         assert!(out.contains(want), "{want:?} in\n{out}");
     }
 }
+
+#[test]
+fn audit_reports_exceptions_in_force_that_matched_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let batch = tmp.path().join("batch.yaml");
+    std::fs::write(
+        &batch,
+        serde_yaml_ng::to_string(&pod("payments", "legacy-batch", true, false)).expect("yaml"),
+    )
+    .expect("write");
+    let gateway = tmp.path().join("gateway.yaml");
+    std::fs::write(
+        &gateway,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gateway, namespace: edge}\nspec:\n  template:\n    spec:\n      containers:\n        - name: gw\n          image: 'gw:1.0'\n          resources: {requests: {cpu: 1m, memory: 1Mi}, limits: {cpu: 1m, memory: 1Mi}}\n",
+    )
+    .expect("write");
+    let policies = dir().display().to_string();
+    let (b, g) = (batch.display().to_string(), gateway.display().to_string());
+    let unused_gateway = "exceptions.yaml:17: exception \"no-sidecar-for-gateway\" (owner team-edge, expires 2027-06-01) matched nothing among the 1 object audited: it excepted no finding";
+
+    // Only the batch Pod: the gateway's exception excepted nothing.
+    let (code, out, err) = bin(&["audit", "--policies", &policies, "--at", "2027-01-10", &b]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("exception: legacy-batch-resources"), "{out}");
+    assert!(
+        out.contains(&format!("warning: {policies}/{unused_gateway}")),
+        "{out}"
+    );
+    assert!(out.contains(unused_gateway), "{out}");
+    assert!(
+        out.contains("hint: if the workloads it was made for are fixed or gone, delete it"),
+        "{out}"
+    );
+    assert!(!out.contains("\"legacy-batch-resources\" (owner"), "{out}");
+    // The warning comes after the objects, before the summary.
+    let warned = out.find(unused_gateway).expect("warning");
+    assert!(
+        out.find("WARN Pod payments/legacy-batch").expect("pod") < warned,
+        "{out}"
+    );
+    assert!(warned < out.find("1 object: ").expect("summary"), "{out}");
+
+    let (_, json, err) = bin(&[
+        "audit",
+        "--policies",
+        &policies,
+        "--at",
+        "2027-01-10",
+        "-o",
+        "json",
+        &b,
+    ]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    let unused = report["unusedExceptions"]
+        .as_array()
+        .expect("unusedExceptions");
+    assert_eq!(unused.len(), 1, "{json}");
+    assert_eq!(unused[0]["name"], "no-sidecar-for-gateway");
+    assert_eq!(unused[0]["owner"], "team-edge");
+    assert_eq!(unused[0]["expires"], "2027-06-01");
+    assert_eq!(unused[0]["line"], 17);
+    assert!(
+        unused[0]["file"]
+            .as_str()
+            .expect("file")
+            .ends_with("exceptions.yaml")
+    );
+    assert!(
+        unused[0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("matched nothing among the 1 object audited")
+    );
+    assert!(err.contains(unused_gateway), "{err}");
+
+    // Both objects: both exceptions excepted something, nothing to say.
+    let (code, out, _) = bin(&[
+        "audit",
+        "--policies",
+        &policies,
+        "--at",
+        "2027-01-10",
+        &b,
+        &g,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("exception: no-sidecar-for-gateway"), "{out}");
+    assert!(!out.contains("matched nothing"), "{out}");
+    let (_, json, err) = bin(&[
+        "audit",
+        "--policies",
+        &policies,
+        "--at",
+        "2027-01-10",
+        "-o",
+        "json",
+        &b,
+        &g,
+    ]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(report["unusedExceptions"], json!([]), "{json}");
+    assert!(!err.contains("matched nothing"), "{err}");
+
+    // An expired exception has no effect: it is reported as expired, not as unused.
+    let (_, out, err) = bin(&["audit", "--policies", &policies, "--at", "2027-02-01", &g]);
+    assert!(
+        err.contains("\"legacy-batch-resources\" (owner team-payments) expired at 2027-01-15"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("legacy-batch-resources\" (owner team-payments, expires"),
+        "{out}"
+    );
+    assert!(!out.contains("matched nothing"), "{out}");
+}
+
+#[test]
+fn a_running_server_learns_of_exceptions_entering_their_last_days_or_expiring() {
+    // legacy-batch-resources expires 2027-01-15 (its last 14 days start 2027-01-01),
+    // no-sidecar-for-gateway 2027-06-01 (2027-05-18).
+    let set = load_dir(&dir()).expect("set loads");
+    let due = |since: &str, now: &str| -> Vec<String> {
+        exceptions::due_between(&set, at(since), at(now))
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    };
+    assert_eq!(
+        due("2026-12-31T23:50:00Z", "2026-12-31T23:59:59Z"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        due("2026-12-31T23:50:00Z", "2027-01-01T00:00:00Z"),
+        [
+            "exception \"legacy-batch-resources\" (owner team-payments) expires at 2027-01-15, in 14 days"
+        ]
+    );
+    // Already due at the last check: not again.
+    assert_eq!(
+        due("2027-01-01T00:00:00Z", "2027-01-01T00:10:00Z"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        due("2027-01-14T23:55:00Z", "2027-01-15T00:05:00Z"),
+        [
+            "exception \"legacy-batch-resources\" (owner team-payments) expired at 2027-01-15: it has no effect"
+        ]
+    );
+    assert_eq!(
+        due("2027-05-17T23:55:00Z", "2027-05-18T00:05:00Z"),
+        [
+            "exception \"no-sidecar-for-gateway\" (owner team-edge) expires at 2027-06-01, in 13 days"
+        ]
+    );
+    // The review at a load says the same as the checks that follow it.
+    let review: Vec<String> = exceptions::review(&set, at("2027-01-15T00:05:00Z"))
+        .into_iter()
+        .map(|d| d.message)
+        .collect();
+    assert!(
+        review.contains(&due("2027-01-14T23:55:00Z", "2027-01-15T00:05:00Z")[0]),
+        "{review:?}"
+    );
+}

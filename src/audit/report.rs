@@ -1,13 +1,17 @@
 //! Audit reports: the stable JSON schema (`schemaVersion: 1`) and the human-readable text
 //! report, grouped by object, coloured on a terminal.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{Judged, Outcome, Verdict};
 use crate::engine::{Effect, Finding, FindingKind};
+use crate::policy::load::Diagnostic;
+use crate::policy::{CompiledException, exceptions};
 
 /// The version of the JSON report schema. Bumped only on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -24,6 +28,9 @@ pub struct JsonReport {
     pub summary: Summary,
     /// Every unreadable input (also listed in `objects` with verdict `error`).
     pub errors: Vec<JsonError>,
+    /// Every exception in force that excepted no finding of the objects audited (empty when no
+    /// object was read).
+    pub unused_exceptions: Vec<JsonUnusedException>,
 }
 
 /// One object (or unreadable document) of the JSON report.
@@ -106,6 +113,28 @@ pub struct JsonException {
     pub expires: String,
     /// Its ticket, or null.
     pub ticket: Option<String>,
+}
+
+/// An exception in force that excepted no finding of the objects audited.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonUnusedException {
+    /// The exception's name.
+    pub name: String,
+    /// Who owns it.
+    pub owner: String,
+    /// Why it exists.
+    pub reason: String,
+    /// When it ends (a date means 00:00 UTC of that day).
+    pub expires: String,
+    /// Its ticket, or null.
+    pub ticket: Option<String>,
+    /// The policy file it is in.
+    pub file: String,
+    /// 1-based line where its document starts.
+    pub line: usize,
+    /// The warning, as the text report prints it (without the hint).
+    pub message: String,
 }
 
 /// One unreadable input.
@@ -254,6 +283,8 @@ pub enum Format {
 pub struct Piece {
     verdict: Verdict,
     mutated: bool,
+    /// The exceptions that excepted a finding of the outcome.
+    exceptions: Vec<String>,
     body: PieceBody,
 }
 
@@ -273,6 +304,19 @@ pub fn piece(format: Format, outcome: &Outcome) -> Piece {
         Outcome::Error(_) => (Verdict::Error, false),
         Outcome::Judged(j) => (j.verdict, j.decision.is_patched()),
     };
+    let mut exceptions: Vec<String> = Vec::new();
+    if let Outcome::Judged(j) = outcome {
+        for e in j
+            .decision
+            .findings
+            .iter()
+            .filter_map(|f| f.exception.as_ref())
+        {
+            if !exceptions.contains(&e.name) {
+                exceptions.push(e.name.clone());
+            }
+        }
+    }
     let body = match format {
         Format::Text(style) => match outcome {
             Outcome::Error(e) => {
@@ -298,6 +342,7 @@ pub fn piece(format: Format, outcome: &Outcome) -> Piece {
     Piece {
         verdict,
         mutated,
+        exceptions,
         body,
     }
 }
@@ -332,6 +377,10 @@ pub struct ReportWriter<W: std::io::Write> {
     /// JSON: the unreadable inputs, and how many objects were written.
     errors: Vec<JsonError>,
     written: usize,
+    /// The exceptions checked for use ([`ReportWriter::check_exceptions`]), and the names of
+    /// those that excepted a finding so far.
+    checked: Vec<Arc<CompiledException>>,
+    used: HashSet<String>,
 }
 
 impl<W: std::io::Write> ReportWriter<W> {
@@ -351,12 +400,44 @@ impl<W: std::io::Write> ReportWriter<W> {
             others_count: 0,
             errors: Vec::new(),
             written: 0,
+            checked: Vec::new(),
+            used: HashSet::new(),
         })
+    }
+
+    /// Reports, at the end, each of `exceptions` (those in force: see
+    /// [`exceptions::unused`]) that excepted no finding of the objects pushed.
+    pub fn check_exceptions(&mut self, exceptions: Vec<Arc<CompiledException>>) {
+        self.checked = exceptions;
+    }
+
+    /// The exceptions checked that excepted no finding of the objects pushed so far, as
+    /// warnings (none when no object was read: nothing was audited).
+    pub fn unused_exceptions(&self) -> Vec<(Arc<CompiledException>, Diagnostic)> {
+        if self.summary.objects == 0 {
+            return Vec::new();
+        }
+        let what = if self.summary.objects == 1 {
+            "object audited"
+        } else {
+            "objects audited"
+        };
+        self.checked
+            .iter()
+            .filter(|e| !self.used.contains(&e.info.name))
+            .map(|e| {
+                let warning = exceptions::unused_warning(e, self.summary.objects, what);
+                (Arc::clone(e), warning)
+            })
+            .collect()
     }
 
     /// Counts the next outcome and writes its part of the report.
     pub fn push(&mut self, piece: Piece) -> std::io::Result<()> {
         self.summary.count(piece.verdict, piece.mutated);
+        if !self.checked.is_empty() {
+            self.used.extend(piece.exceptions);
+        }
         match piece.body {
             PieceBody::Block(text) => self.out.write_all(text.as_bytes())?,
             PieceBody::Other(title) => {
@@ -380,8 +461,12 @@ impl<W: std::io::Write> ReportWriter<W> {
     /// returns the counts and the output.
     pub fn finish(mut self) -> std::io::Result<(Summary, W)> {
         let summary = self.summary.finished();
+        let unused = self.unused_exceptions();
         match self.format {
             Format::Text(style) => {
+                for (_, warning) in &unused {
+                    writeln!(self.out, "{} {warning}\n", style.yellow("warning:"))?;
+                }
                 if self.others_count > 0 {
                     let mut listed = self.others.join(", ");
                     if self.others_count > OTHER_LISTED {
@@ -409,11 +494,16 @@ impl<W: std::io::Write> ReportWriter<W> {
             Format::Json => {
                 let objects_end: &[u8] = if self.written == 0 { b"[]" } else { b"\n  ]" };
                 self.out.write_all(objects_end)?;
+                let unused: Vec<JsonUnusedException> = unused
+                    .iter()
+                    .map(|(e, warning)| json_unused_exception(e, warning))
+                    .collect();
                 write!(
                     self.out,
-                    ",\n  \"summary\": {},\n  \"errors\": {}\n}}\n",
+                    ",\n  \"summary\": {},\n  \"errors\": {},\n  \"unusedExceptions\": {}\n}}\n",
                     indented(&pretty(&summary), "  ", false),
-                    indented(&pretty(&self.errors), "  ", false)
+                    indented(&pretty(&self.errors), "  ", false),
+                    indented(&pretty(&unused), "  ", false)
                 )?;
             }
         }
@@ -446,6 +536,20 @@ pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
         objects,
         summary: Summary::of(outcomes),
         errors,
+        unused_exceptions: Vec::new(),
+    }
+}
+
+fn json_unused_exception(e: &CompiledException, warning: &Diagnostic) -> JsonUnusedException {
+    JsonUnusedException {
+        name: e.info.name.clone(),
+        owner: e.info.owner.clone(),
+        reason: e.info.reason.clone(),
+        expires: e.info.expires.to_string(),
+        ticket: e.info.ticket.clone(),
+        file: e.source.file.display().to_string(),
+        line: e.source.line,
+        message: warning.message.clone(),
     }
 }
 

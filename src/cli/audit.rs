@@ -188,6 +188,12 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     };
     let mut writer =
         ReportWriter::new(format, Stdout::new()).context("writing to standard output")?;
+    // Exceptions in force that no object of the run uses are reported after it.
+    writer.check_exceptions(crate::policy::exceptions::unused(
+        &policies,
+        args.manifests.time(),
+        |_| false,
+    ));
     let mut failed = None;
     let mut push = |piece| {
         if failed.is_none()
@@ -209,6 +215,12 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(e) = failed {
         return Err(e).context("writing to standard output");
+    }
+    if format == Format::Json {
+        // The text report prints them; the JSON report lists them (`unusedExceptions`).
+        for (_, warning) in writer.unused_exceptions() {
+            eprintln!("warning: {warning}");
+        }
     }
     let (summary, _) = writer.finish().context("writing to standard output")?;
     let elapsed = started.elapsed();

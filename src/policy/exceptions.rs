@@ -3,6 +3,12 @@
 //! anything (the policies they name are off, or do not select the workloads they name).
 //! `policy validate`, `audit` and `serve` print or log these as warnings; none of them makes a
 //! set invalid, since a set must never become invalid by time passing.
+//!
+//! Whether an exception still matches anything can only be told from what it was used on:
+//! `audit` and the reports count the exceptions the engine's decisions name (an excepted
+//! finding carries its exception) and ask [`unused`] which of those in force excepted nothing.
+
+use std::sync::Arc;
 
 use super::load::Diagnostic;
 use super::model::Mode;
@@ -25,33 +31,9 @@ fn warning(e: &CompiledException, message: String, hint: &str) -> Diagnostic {
 pub fn review(set: &PolicySet, now: Timestamp) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for e in &set.exceptions {
-        let info = &e.info;
+        out.extend(expiry_warning(e, now));
         if !e.in_force(now) {
-            out.push(warning(
-                e,
-                format!(
-                    "exception {:?} (owner {}) expired at {}: it has no effect",
-                    info.name, info.owner, info.expires
-                ),
-                "delete it, or agree a new `expires` with its owner; the findings it excepted deny or warn again",
-            ));
             continue;
-        }
-        if info.expires <= now.plus_days(EXPIRY_WARNING_DAYS) {
-            let hours = (info.expires.unix() - now.unix()) / 3600;
-            let left = if hours >= 48 {
-                format!("{} days", hours / 24)
-            } else {
-                format!("{hours} hours")
-            };
-            out.push(warning(
-                e,
-                format!(
-                    "exception {:?} (owner {}) expires at {}, in {left}",
-                    info.name, info.owner, info.expires
-                ),
-                "from then on the findings it excepts deny or warn again: fix the workloads, or agree a new `expires` with the owner",
-            ));
         }
         for target in &e.policies {
             let Some(policy) = set.get(&target.name) else {
@@ -62,7 +44,7 @@ pub fn review(set: &PolicySet, now: Timestamp) -> Vec<Diagnostic> {
                     e,
                     format!(
                         "exception {:?} can never apply to policy {:?}: {why}",
-                        info.name, policy.name
+                        e.info.name, policy.name
                     ),
                     "delete the exception (or that entry of spec.policies), or fix its match",
                 ));
@@ -70,6 +52,81 @@ pub fn review(set: &PolicySet, now: Timestamp) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// The warnings of [`review`] that fell due after `since`, up to `now`: exceptions that
+/// entered their last [`EXPIRY_WARNING_DAYS`] or expired in between. A server that runs for
+/// weeks logs these as time passes (a load logs the whole review).
+pub fn due_between(set: &PolicySet, since: Timestamp, now: Timestamp) -> Vec<Diagnostic> {
+    let between = |t: Timestamp| since < t && t <= now;
+    set.exceptions
+        .iter()
+        .filter(|e| {
+            between(e.info.expires) || between(e.info.expires.plus_days(-EXPIRY_WARNING_DAYS))
+        })
+        .filter_map(|e| expiry_warning(e, now))
+        .collect()
+}
+
+/// The warning about an exception that has expired at `now`, or expires within
+/// [`EXPIRY_WARNING_DAYS`].
+fn expiry_warning(e: &CompiledException, now: Timestamp) -> Option<Diagnostic> {
+    let info = &e.info;
+    if !e.in_force(now) {
+        return Some(warning(
+            e,
+            format!(
+                "exception {:?} (owner {}) expired at {}: it has no effect",
+                info.name, info.owner, info.expires
+            ),
+            "delete it, or agree a new `expires` with its owner; the findings it excepted deny or warn again",
+        ));
+    }
+    if info.expires > now.plus_days(EXPIRY_WARNING_DAYS) {
+        return None;
+    }
+    let hours = (info.expires.unix() - now.unix()) / 3600;
+    let left = if hours >= 48 {
+        format!("{} days", hours / 24)
+    } else {
+        format!("{hours} hours")
+    };
+    Some(warning(
+        e,
+        format!(
+            "exception {:?} (owner {}) expires at {}, in {left}",
+            info.name, info.owner, info.expires
+        ),
+        "from then on the findings it excepts deny or warn again: fix the workloads, or agree a new `expires` with the owner",
+    ))
+}
+
+/// The exceptions in force at `now` that excepted no finding of what was judged, in load
+/// order: `used` tells whether the exception of that name excepted one.
+pub fn unused(
+    set: &PolicySet,
+    now: Timestamp,
+    used: impl Fn(&str) -> bool,
+) -> Vec<Arc<CompiledException>> {
+    set.exceptions
+        .iter()
+        .filter(|e| e.in_force(now) && !used(&e.info.name))
+        .cloned()
+        .collect()
+}
+
+/// The warning about an exception in force that excepted no finding of the `count` objects
+/// judged (`what`: `objects audited`, `live workloads`). The same words in `audit` and the
+/// reports.
+pub fn unused_warning(e: &CompiledException, count: usize, what: &str) -> Diagnostic {
+    warning(
+        e,
+        format!(
+            "exception {:?} (owner {}, expires {}) matched nothing among the {count} {what}: it excepted no finding",
+            e.info.name, e.info.owner, e.info.expires
+        ),
+        "if the workloads it was made for are fixed or gone, delete it; a run over only part of what it covers cannot tell",
+    )
 }
 
 /// Why the exception can except no finding of `policy`, when that is certain without seeing a

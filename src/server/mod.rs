@@ -135,6 +135,36 @@ pub(crate) fn log_policy_warnings(set: &crate::policy::PolicySet) {
     }
 }
 
+/// How often a running server looks for exceptions that entered their last 14 days or expired.
+const EXCEPTION_EXPIRY_CHECK: Duration = Duration::from_secs(600);
+
+/// Exceptions expire while the server runs: every [`EXCEPTION_EXPIRY_CHECK`], logs those that
+/// entered their last 14 days or expired since the last check, as a load does for all of them
+/// ([`log_policy_warnings`]; a reload in between has logged them already).
+async fn log_exception_expiry(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(EXCEPTION_EXPIRY_CHECK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // Immediate: the set was just loaded, and its warnings logged.
+    let mut generation = state.policies().generation;
+    let mut since = crate::policy::Timestamp::now();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop_requested(&mut shutdown) => return,
+        }
+        let now = crate::policy::Timestamp::now();
+        let policies = state.policies();
+        if policies.generation == generation {
+            for w in crate::policy::exceptions::due_between(&policies.set, since, now) {
+                tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
+                    hint = %w.hint, "policy exception warning");
+            }
+        }
+        generation = policies.generation;
+        since = now;
+    }
+}
+
 /// Resolves once `shutdown` is true (or its sender is gone).
 pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
@@ -319,6 +349,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if let Some(period) = config.reload_interval {
         tokio::spawn(reloader.clone().poll(period, shutdown_rx.clone()));
     }
+    tokio::spawn(log_exception_expiry(state.clone(), shutdown_rx.clone()));
     let (admin_stop, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let admin = axum::serve(admin_listener, build_admin_router(state.clone()))
         .with_graceful_shutdown(async {

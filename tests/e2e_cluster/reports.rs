@@ -36,6 +36,10 @@ pub fn cases() -> Vec<Case> {
             "reports_say_when_the_crds_are_missing_and_start_once_they_are_there",
             reports_say_when_the_crds_are_missing_and_start_once_they_are_there,
         ),
+        Case::exclusive(
+            "reports_tell_which_exceptions_matched_no_live_workload",
+            reports_tell_which_exceptions_matched_no_live_workload,
+        ),
     ]
 }
 
@@ -477,5 +481,69 @@ fn reports_say_when_the_crds_are_missing_and_start_once_they_are_there(w: &World
         summary(r, "fail") == 1
     });
     assert_eq!(p.metric("portcullis_reports_crds_installed", &[]), 1.0);
+    p.stop();
+}
+
+/// After each full judgement the leader tells which exceptions in force excepted no finding of
+/// any live workload: a warning in its log and `portcullis_policy_exception_unused`, which
+/// follows the workloads (an exception that excepts something again leaves it).
+fn reports_tell_which_exceptions_matched_no_live_workload(w: &World) {
+    let k = w.kubectl();
+    let ns = w.namespace("reports-unused");
+    app(w, &ns, "a", None);
+    k.run(&["label", "namespace", &ns, "env=prod"]).ok();
+    let p = writer(w, "writer-unused", &["--reports-interval", "1"]);
+    let exception = |name: &str, workload: &str| {
+        format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: PolicyException\nmetadata: {{name: {name}}}\nspec:\n  owner: team-{name}\n  reason: e2e\n  expires: 2099-01-01\n  policies: [{{name: prod-owner-label}}]\n  match: {{namespaces: [{ns}], names: [{workload}]}}\n"
+        )
+    };
+    std::fs::write(
+        p.policy_dir().join("exceptions.yaml"),
+        format!(
+            "{}---\n{}",
+            exception("used", "a"),
+            exception("unused", "b")
+        ),
+    )
+    .expect("write the exceptions");
+    let unused = |name: &str| {
+        p.metric(
+            "portcullis_policy_exception_unused",
+            &[("exception", name), ("owner", &format!("team-{name}"))],
+        )
+    };
+    wait_for(
+        "the unused exception's metric",
+        Duration::from_secs(60),
+        || (unused("unused") == 1.0).then_some(()),
+    );
+    assert_eq!(unused("used"), 0.0, "{}", p.metrics());
+    let r = wait_report(w, &ns, "the excepted finding", |r| summary(r, "skip") == 1);
+    assert_eq!(summary(&r, "fail"), 0, "{r}");
+    let log = p.log();
+    assert!(
+        log.contains("exception \\\"unused\\\" (owner team-unused, expires 2099-01-01) matched nothing among the")
+            && log.contains("policy exception unused"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("exception \\\"used\\\" (owner team-used"),
+        "{log}"
+    );
+
+    // A workload it excepts appears (created while the namespace is not prod, or the webhook
+    // would refuse it): at the next full judgement the exception is no longer unused.
+    k.run(&["label", "namespace", &ns, "env-"]).ok();
+    app(w, &ns, "b", None);
+    k.run(&["label", "namespace", &ns, "env=prod"]).ok();
+    wait_for(
+        "the metric to follow the workloads",
+        Duration::from_secs(60),
+        || (unused("unused") == 0.0).then_some(()),
+    );
+    wait_report(w, &ns, "both findings excepted", |r| {
+        summary(r, "skip") == 2
+    });
     p.stop();
 }

@@ -71,6 +71,9 @@ impl std::str::FromStr for Status {
     }
 }
 
+/// The property of a result that names the exception that excepts it (status `skip`).
+pub const EXCEPTION_PROPERTY: &str = "exception";
+
 /// One result about one workload.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ReportResult {
@@ -165,7 +168,7 @@ fn finding_result(f: &Finding) -> ReportResult {
         properties.insert("enforcedFrom".to_owned(), t.to_string());
     }
     if let Some(e) = &f.exception {
-        properties.insert("exception".to_owned(), e.name.clone());
+        properties.insert(EXCEPTION_PROPERTY.to_owned(), e.name.clone());
         properties.insert("exceptionOwner".to_owned(), e.owner.clone());
         properties.insert("exceptionExpires".to_owned(), e.expires.to_string());
         properties.insert("exceptionReason".to_owned(), e.reason.clone());

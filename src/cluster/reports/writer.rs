@@ -27,10 +27,10 @@ use crate::cluster::connect::describe_error;
 use crate::cluster::list::{api_resource, resource_name};
 use crate::cluster::namespaces::Lookup;
 use crate::engine::NamespaceLabels;
-use crate::policy::Timestamp;
 use crate::policy::model::WorkloadKind;
+use crate::policy::{Timestamp, exceptions};
 use crate::server::AppState;
-use crate::telemetry::{ReportsMetrics, ScanLabels, WriteLabels};
+use crate::telemetry::{ExceptionOwnerLabels, ReportsMetrics, ScanLabels, WriteLabels};
 
 /// The field manager of every report write.
 pub const FIELD_MANAGER: &str = "portcullis";
@@ -175,6 +175,8 @@ struct Tracked {
     digest: u64,
     /// Its results by status.
     summary: content::Summary,
+    /// The exceptions that excepted one of its findings.
+    exceptions: Box<[String]>,
 }
 
 impl Tracked {
@@ -183,10 +185,21 @@ impl Tracked {
         results.hash(&mut h);
         let mut summary = content::Summary::default();
         summary.add(&results.results);
+        let mut exceptions: Vec<String> = Vec::new();
+        for name in results
+            .results
+            .iter()
+            .filter_map(|r| r.properties.get(content::EXCEPTION_PROPERTY))
+        {
+            if !exceptions.contains(name) {
+                exceptions.push(name.clone());
+            }
+        }
         Tracked {
             json,
             digest: h.finish(),
             summary,
+            exceptions: exceptions.into_boxed_slice(),
         }
     }
 }
@@ -228,6 +241,8 @@ struct Writer {
     last_crd_check: Instant,
     first_scan_logged: bool,
     started: Instant,
+    /// The exceptions found unused at the last full judgement ([`Writer::review_exceptions`]).
+    unused_exceptions: Vec<ExceptionOwnerLabels>,
 }
 
 #[derive(Default)]
@@ -270,6 +285,7 @@ impl Writer {
             last_crd_check: Instant::now(),
             first_scan_logged: false,
             started: Instant::now(),
+            unused_exceptions: Vec::new(),
         }
     }
 
@@ -318,6 +334,7 @@ impl Writer {
             w.abort();
         }
         self.metrics.workloads.set(0);
+        self.metrics.exceptions_unused.clear();
     }
 
     fn apply(&mut self, update: Update) {
@@ -513,7 +530,8 @@ impl Writer {
         if !self.synced() {
             return;
         }
-        if !self.first_scan_logged {
+        let first_scan = !self.first_scan_logged;
+        if first_scan {
             self.first_scan_logged = true;
             let elapsed = self.started.elapsed();
             self.metrics.scan_seconds.set(elapsed.as_secs_f64());
@@ -531,6 +549,9 @@ impl Writer {
             self.judge_all("policy").await;
         } else if self.last_full.elapsed() >= self.config.interval {
             self.judge_all("periodic").await;
+        } else if first_scan {
+            // Only now: judged with the policies in force (a reload since is judged above).
+            self.review_exceptions("start");
         }
         if self
             .namespace_changes
@@ -582,6 +603,50 @@ impl Writer {
             seconds = started.elapsed().as_secs_f64(),
             "reports: every workload judged again"
         );
+        self.review_exceptions(trigger);
+    }
+
+    /// After a full judgement: the exceptions in force that excepted no finding of any live
+    /// workload, as `portcullis_policy_exception_unused`, and logged (as `audit` words it)
+    /// when they were not unused at the last judgement, or the policies changed.
+    fn review_exceptions(&mut self, trigger: &str) {
+        let policies = self.state.policies();
+        let used: HashSet<&str> = self
+            .namespaces
+            .values()
+            .flat_map(|n| n.workloads.values())
+            .flat_map(|t| t.exceptions.iter().map(String::as_str))
+            .collect();
+        let unused =
+            exceptions::unused(&policies.set, Timestamp::now(), |name| used.contains(name));
+        let workloads = self.workload_count();
+        let what = if workloads == 1 {
+            "live workload"
+        } else {
+            "live workloads"
+        };
+        let mut now_unused = Vec::with_capacity(unused.len());
+        for e in &unused {
+            let labels = ExceptionOwnerLabels {
+                exception: e.info.name.clone(),
+                owner: e.info.owner.clone(),
+            };
+            if trigger != "periodic" || !self.unused_exceptions.contains(&labels) {
+                let w = exceptions::unused_warning(e, workloads, what);
+                tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
+                    hint = %w.hint, "policy exception unused");
+            }
+            self.metrics.exceptions_unused.get_or_create(&labels).set(1);
+            now_unused.push(labels);
+        }
+        for gone in self
+            .unused_exceptions
+            .iter()
+            .filter(|l| !now_unused.contains(l))
+        {
+            self.metrics.exceptions_unused.remove(gone);
+        }
+        self.unused_exceptions = now_unused;
     }
 
     /// Judges again the workloads of namespaces whose labels changed.
