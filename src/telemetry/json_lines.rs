@@ -297,6 +297,23 @@ mod tests {
         later.record("a", "second");
         tracing::debug!("filtered out");
         tracing::info!(message = "explicit message field", "ignored?");
+        // A record of the `log` crate (rustls logs through it), as tracing-log hands it on:
+        // level and target from the record, its `log.*` fields as the event's.
+        log_record(tracing_log::log::Level::Warn, "a \"log\" record");
+        log_record(tracing_log::log::Level::Debug, "filtered out");
+    }
+
+    fn log_record(level: tracing_log::log::Level, text: &str) {
+        let _ = tracing_log::format_trace(
+            &tracing_log::log::Record::builder()
+                .level(level)
+                .target("rustls::conn")
+                .module_path_static(Some("rustls::conn"))
+                .file_static(Some("src/conn.rs"))
+                .line(Some(42))
+                .args(format_args!("{text}"))
+                .build(),
+        );
     }
 
     fn lines_of(subscriber: impl Subscriber + Send + Sync + 'static, out: &Captured) -> String {
@@ -327,7 +344,11 @@ mod tests {
             .finish();
         let expected = lines_of(reference, &theirs);
         let got = lines_of(fast, &ours);
-        assert_eq!(expected.lines().count(), 10, "{expected}");
+        assert_eq!(expected.lines().count(), 11, "{expected}");
+        assert!(
+            expected.contains(r#""level":"WARN","message":"a \"log\" record""#),
+            "{expected}"
+        );
         for (want, have) in expected.lines().zip(got.lines()) {
             assert_eq!(have, want);
         }
