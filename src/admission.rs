@@ -13,6 +13,8 @@ use crate::policy::{PolicySet, Timestamp};
 use crate::telemetry::{Endpoint, Outcome};
 use serde::Deserialize as _;
 
+mod envelope;
+
 /// The only AdmissionReview version served (the apiserver sends what the webhook configuration's
 /// `admissionReviewVersions` lists first that it supports).
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -83,10 +85,12 @@ enum Objects {
 /// [`crate::nesting::MAX_DEPTH`] are refused first, by a byte scan independent of the parser.
 ///
 /// The body is parsed once into a [`Document`] (simd-json; strings copied once, no map per
-/// object): the engine reads the objects there, as sent. Only what kube-core needs of the rest
-/// is read through its types: the review without its objects as `AdmissionReview`, and each
-/// object's `metadata` as kube's `ObjectMeta` (what kube's `DynamicObject` requires), so every
-/// body is accepted or refused exactly as the typed parse decides. Bodies the fast parse
+/// object): the engine reads the objects there, as sent. The rest is read from the document
+/// too, into kube-core's types (`envelope`): the review without its objects as
+/// `AdmissionReview`, and each object's `metadata` checked as kube's `ObjectMeta` would read it
+/// (what kube's `DynamicObject` requires). Where that reading is not certain (anything but the
+/// shapes the apiserver sends), kube-core's own `Deserialize` reads the document instead, so
+/// every body is accepted or refused exactly as the typed parse decides. Bodies the fast parse
 /// refuses are read the slow way, whole, through `AdmissionReview<DynamicObject>`: its answer
 /// (usually an error with line and column) is the one given.
 pub fn parse_review(body: &[u8]) -> Result<Review, ReviewError> {
@@ -211,12 +215,15 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 /// Paths of a review's objects, read by the engine rather than by kube-core.
 const OBJECTS: [&[&str]; 2] = [&["request", "object"], &["request", "oldObject"]];
 
-/// The fast parse: the body as a [`Document`] and the review without its objects through
-/// kube-core's types; `None` when any of it fails.
+/// The fast parse: the body as a [`Document`] and the review without its objects in kube-core's
+/// types, read from the document (`envelope`) or, when that is not certain, through kube-core's
+/// `Deserialize`; `None` when any of it fails.
 fn parse_document(body: &[u8]) -> Option<(AdmissionReview<DynamicObject>, Document)> {
     let doc = Document::parse(body).ok()?;
-    let root = doc.root().doc_value()?;
-    let typed: AdmissionReview<DynamicObject> = root.deserialize(&OBJECTS).ok()?;
+    let typed = match envelope::review(doc.root()) {
+        Some(typed) => typed,
+        None => doc.root().doc_value()?.deserialize(&OBJECTS).ok()?,
+    };
     let request = doc.root().get("request");
     for key in ["object", "oldObject"] {
         let Some(object) = request.and_then(|r| r.get(key)).filter(|o| !o.is_null()) else {
@@ -226,7 +233,9 @@ fn parse_document(body: &[u8]) -> Option<(AdmissionReview<DynamicObject>, Docume
         // present, reads as `ObjectMeta`. `managedFields[].fieldsV1` is any JSON there (a
         // `serde_json::Value`) and is never read: it is not looked at.
         let metadata = object.as_object()?.get("metadata");
-        if let Some(metadata) = metadata {
+        if let Some(metadata) = metadata
+            && !envelope::metadata_reads(metadata)
+        {
             metadata
                 .doc_value()?
                 .deserialize::<ObjectMeta>(&[&["managedFields", "*", "fieldsV1"]])
@@ -890,6 +899,173 @@ mod tests {
         })
     }
 
+    /// Asserts that `body` gets the same answer (both endpoints), or the same error, as through
+    /// the parse before the `Document`; whether it took the fast path.
+    fn same_as_before(body: &[u8], policies: &PolicySet) -> bool {
+        let before = parse_review_value(body);
+        let now = parse_review(body);
+        let fast = now.as_ref().is_ok_and(Review::is_fast);
+        match (now, before) {
+            (Ok(now), Ok(before)) => {
+                assert_eq!(
+                    serde_json::to_value(&now.request).expect("request"),
+                    serde_json::to_value(&before.request).expect("request"),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+                for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                    let answer = |r: &Review| {
+                        let d = r.evaluate(policies, Timestamp::from_unix(0));
+                        let a = respond(endpoint, &r.request, &d).expect("respond");
+                        (a.outcome, a.review.to_bytes().expect("bytes"))
+                    };
+                    assert!(
+                        answer(&now) == answer(&before),
+                        "{}",
+                        String::from_utf8_lossy(body)
+                    );
+                }
+            }
+            (Err(now), Err(before)) => assert_eq!(now.to_string(), before.to_string()),
+            (now, before) => panic!(
+                "now {:?} but before {:?}: {}",
+                now.map(|_| ()),
+                before.map(|_| ()),
+                String::from_utf8_lossy(body)
+            ),
+        }
+        fast
+    }
+
+    /// What the envelope reader and the `metadata` check accept, kube-core's typed read
+    /// accepts, and reads the same: every value of the envelope and of the objects' `metadata`
+    /// of four captured reviews replaced in turn by each of 27 values, or removed, and a
+    /// `response` added. Each body is also answered as before (`same_as_before`).
+    #[test]
+    fn the_envelope_and_metadata_read_from_the_document_as_kube_core_reads_them() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let policies = crate::lint::load_dir(&root.join("policies")).expect("policies");
+        let replacements = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "-1",
+            "7",
+            "1.5",
+            "1.0",
+            "9223372036854775808",
+            "\"\"",
+            "\"x\"",
+            "\"CREATE\"",
+            "\"CONNECT\"",
+            "\"2026-11-25T05:35:56Z\"",
+            "\"2026-02-30T05:35:56Z\"",
+            "\"2026-11-25T05:35:56.123+01:00\"",
+            "[]",
+            "[\"a\"]",
+            "[null]",
+            "{}",
+            "{\"a\":\"b\"}",
+            "{\"a\":[\"b\"]}",
+            "{\"a\":null}",
+            "{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\",\"resource\":\"pods\"}",
+            "{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\",\"apiVersion\":\"v1\"}",
+            "[{\"apiVersion\":\"v1\",\"kind\":\"X\",\"name\":\"n\",\"uid\":\"u\",\"controller\":null}]",
+        ];
+        let replacements: Vec<Value> = replacements
+            .iter()
+            .map(|r| serde_json::from_str(r).expect(r))
+            .collect();
+        // Under the objects only `metadata` is read by kube-core; `fieldsV1` is any JSON.
+        let read_by_kube = |path: &[String]| match path {
+            [r, o, rest @ ..] if r == "request" && (o == "object" || o == "oldObject") => {
+                match rest {
+                    [] => true,
+                    [m, rest @ ..] if m == "metadata" => {
+                        !(rest.len() > 3 && rest[0] == "managedFields" && rest[2] == "fieldsV1")
+                    }
+                    _ => false,
+                }
+            }
+            _ => true,
+        };
+        let (mut bodies, mut read_here, mut metadata_here) = (0, 0, 0);
+        for name in [
+            "validate-create-deployment.json",
+            "mutate-update-deployment-resources.json",
+            "mutate-create-pod-owned-by-replicaset.json",
+            "mutate-create-deployment-dryrun.json",
+        ] {
+            let body =
+                std::fs::read(root.join("tests/fixtures/admission").join(name)).expect("fixture");
+            let review: Value = serde_json::from_slice(&body).expect("json");
+            let mut all = Vec::new();
+            paths(&review, &mut Vec::new(), &mut all);
+            let mut variants = vec![review.clone()];
+            let mut with_response = review.clone();
+            with_response["response"] = serde_json::json!({"uid": "u", "allowed": true});
+            variants.push(with_response);
+            for path in all.iter().filter(|p| read_by_kube(p)) {
+                for with in &replacements {
+                    let mut v = review.clone();
+                    if let Some(slot) = value_at(&mut v, path) {
+                        *slot = with.clone();
+                    }
+                    variants.push(v);
+                }
+                if let Some((last, parent)) = path.split_last() {
+                    let mut v = review.clone();
+                    match value_at(&mut v, parent) {
+                        Some(Value::Object(m)) => {
+                            m.shift_remove(last);
+                        }
+                        Some(Value::Array(a)) => {
+                            a.remove(last.parse::<usize>().expect("index"));
+                        }
+                        _ => {}
+                    }
+                    variants.push(v);
+                }
+            }
+            for v in variants {
+                let b = serde_json::to_vec(&v).expect("json");
+                bodies += 1;
+                let doc = Document::parse(&b).expect("parses");
+                let typed = doc
+                    .root()
+                    .doc_value()
+                    .expect("doc")
+                    .deserialize::<AdmissionReview<DynamicObject>>(&OBJECTS);
+                if let Some(read) = envelope::review(doc.root()) {
+                    read_here += 1;
+                    let typed = typed.expect("kube-core reads what the envelope reader reads");
+                    assert_eq!(
+                        serde_json::to_value(&read).expect("json"),
+                        serde_json::to_value(&typed).expect("json"),
+                        "{v}"
+                    );
+                }
+                for key in ["object", "oldObject"] {
+                    let Some(metadata) = doc.root().pointer(&format!("/request/{key}/metadata"))
+                    else {
+                        continue;
+                    };
+                    if envelope::metadata_reads(metadata) {
+                        metadata_here += 1;
+                        ObjectMeta::deserialize(&metadata.to_value())
+                            .expect("kube-core reads what the metadata check passes");
+                    }
+                }
+                same_as_before(&b, &policies);
+            }
+        }
+        assert!(bodies > 3000, "only {bodies} bodies");
+        assert!(read_here > bodies / 2, "{read_here} of {bodies}");
+        assert!(metadata_here > bodies / 2, "{metadata_here} of {bodies}");
+    }
+
     /// Every body gets the same answer, or the same error, as through the parse before the
     /// `Document`: captured reviews with one value replaced by a value of another type (the
     /// typed checks of the envelope and of `metadata`), and with bytes changed (the JSON
@@ -952,35 +1128,8 @@ mod tests {
             }
             for b in bodies {
                 checked += 1;
-                let before = parse_review_value(&b);
-                let now = parse_review(&b);
-                if now.as_ref().is_ok_and(Review::is_fast) {
+                if same_as_before(&b, &policies) {
                     fast += 1;
-                }
-                match (now, before) {
-                    (Ok(now), Ok(before)) => {
-                        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
-                            let answer = |r: &Review| {
-                                let d = r.evaluate(&policies, Timestamp::from_unix(0));
-                                let a = respond(endpoint, &r.request, &d).expect("respond");
-                                (a.outcome, a.review.to_bytes().expect("bytes"))
-                            };
-                            assert!(
-                                answer(&now) == answer(&before),
-                                "{}",
-                                String::from_utf8_lossy(&b)
-                            );
-                        }
-                    }
-                    (Err(now), Err(before)) => {
-                        assert_eq!(now.to_string(), before.to_string())
-                    }
-                    (now, before) => panic!(
-                        "now {:?} but before {:?}: {}",
-                        now.map(|_| ()),
-                        before.map(|_| ()),
-                        String::from_utf8_lossy(&b)
-                    ),
                 }
             }
         }
