@@ -45,6 +45,10 @@ pub fn cases() -> Vec<Case> {
             "audit_cluster_shows_progress_on_a_terminal_only",
             audit_cluster_shows_progress_on_a_terminal_only,
         ),
+        Case::shared(
+            "audit_cluster_reports_exceptions_that_matched_nothing",
+            audit_cluster_reports_exceptions_that_matched_nothing,
+        ),
     ]
 }
 
@@ -711,4 +715,98 @@ fn in_a_pod_audit_and_serve_use_its_service_account(w: &World) {
     assert!(log.contains("namespace cache synced"), "{log}");
     assert_eq!(p.metric("portcullis_namespace_cache_synced", &[]), 1.0);
     p.stop();
+}
+
+/// After listing, `audit --cluster` reports each exception in force that excepted no finding
+/// of what it listed (JSON `unusedExceptions` and stderr; the text report), as file audit does.
+fn audit_cluster_reports_exceptions_that_matched_nothing(w: &World) {
+    let k = w.kubectl();
+    let ns = w.namespace("audit-unused");
+    let mut web = deployment("web", 0, container("app"));
+    web["metadata"]["namespace"] = json!(ns);
+    k.with_object(&["create"], &web).ok();
+    // Labelled after the fact (the webhook would refuse `web` in a prod namespace).
+    k.run(&["label", "namespace", &ns, "env=prod"]).ok();
+
+    // The webhook's policies and two exceptions, in a directory of the case's own.
+    let policies = w.cluster.dir().join("audit-unused-policies");
+    copy_policy_dir(&w.portcullis().policy_dir(), &policies);
+    let exception = |name: &str, workload: &str| {
+        format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: PolicyException\nmetadata: {{name: {name}}}\nspec:\n  owner: team-{name}\n  reason: e2e\n  expires: 2099-01-01\n  policies: [{{name: prod-owner-label}}]\n  match: {{namespaces: [{ns}], names: [{workload}]}}\n"
+        )
+    };
+    std::fs::write(
+        policies.join("exceptions.yaml"),
+        format!(
+            "{}---\n{}",
+            exception("web-owner", "web"),
+            exception("gone-owner", "gone")
+        ),
+    )
+    .expect("write the exceptions");
+
+    let dir = w.cluster.dir().to_path_buf();
+    let kubeconfig = w.cluster.kubeconfig.display().to_string();
+    let policies = policies.display().to_string();
+    let args = |output: &'static str| {
+        [
+            "audit",
+            "--cluster",
+            "-n",
+            &ns,
+            "-o",
+            output,
+            "--policies",
+            &policies,
+            "--kubeconfig",
+            &kubeconfig,
+        ]
+        .map(str::to_owned)
+    };
+    let json_args = args("json");
+    let out = portcullis(&dir, &json_args.each_ref().map(String::as_str), None, &[]);
+    let stderr = text(&out.stderr);
+    // web's finding is excepted: nothing denied.
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let unused = report["unusedExceptions"]
+        .as_array()
+        .expect("unusedExceptions");
+    let names: Vec<&Value> = unused.iter().map(|e| &e["name"]).collect();
+    assert_eq!(names, [&json!("gone-owner")], "{report:#}");
+    assert_eq!(unused[0]["owner"], "team-gone-owner");
+    let message = unused[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("matched nothing among the") && message.contains("objects audited"),
+        "{message}"
+    );
+    assert!(stderr.contains(message), "{stderr}");
+    let web = verdicts(&report)[&format!("Deployment {ns}/web")].clone();
+    assert!(web.to_string().contains("excepted"), "{web}");
+
+    let text_args = args("text");
+    let out = portcullis(&dir, &text_args.each_ref().map(String::as_str), None, &[]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "warning: {policies}/exceptions.yaml:11: {message}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("\"web-owner\" (owner team-web-owner, expires"),
+        "{stdout}"
+    );
+}
+
+/// Copies the policy files of `from` (not its subdirectories) into a new directory `to`.
+fn copy_policy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("policy dir");
+    for entry in std::fs::read_dir(from).expect("read policies").flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy a policy");
+        }
+    }
 }
