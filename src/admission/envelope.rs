@@ -1,6 +1,6 @@
 //! The review's envelope (`apiVersion`, `kind`, `request` without its objects) and its objects'
-//! `metadata`, read straight from the parsed [`Document`] instead of through kube-core's serde
-//! types.
+//! `metadata`, read straight from the parsed [`Document`](crate::json::Document) instead of
+//! through kube-core's serde types.
 //!
 //! Each reader here is *conservative*: it answers only for values whose typed reading is
 //! certain (the shapes the apiserver sends), and builds exactly what kube-core's `Deserialize`
