@@ -124,6 +124,21 @@ fn role_of(in_init: bool, container: Object<'_>) -> ContainerRole {
     }
 }
 
+/// Appends `n` in decimal (without the formatting machinery: paths are built per finding).
+pub(crate) fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 /// A Pod or pod controller seen through its pod template, with the additions planned so far.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload<'a> {
@@ -338,15 +353,26 @@ impl<'a> Workload<'a> {
 
     /// Dotted path of a container for messages (`spec.template.spec.containers[0]`).
     pub fn container_path(&self, c: &ContainerRef<'_>) -> String {
-        [
-            self.pod_spec_path(),
-            ".",
-            c.list(),
-            "[",
-            &c.index.to_string(),
-            "]",
-        ]
-        .concat()
+        self.container_field(c, &[])
+    }
+
+    /// Dotted path of a field of a container, `suffix` appended to the container's path
+    /// (`spec.template.spec.containers[0]` + `.volumeMounts`), written in one allocation.
+    pub fn container_field(&self, c: &ContainerRef<'_>, suffix: &[&str]) -> String {
+        let (spec, list) = (self.pod_spec_path(), c.list());
+        let mut out = String::with_capacity(
+            spec.len() + list.len() + 24 + suffix.iter().map(|s| s.len()).sum::<usize>(),
+        );
+        out.push_str(spec);
+        out.push('.');
+        out.push_str(list);
+        out.push('[');
+        push_decimal(&mut out, c.index);
+        out.push(']');
+        for s in suffix {
+            out.push_str(s);
+        }
+        out
     }
 
     /// The object's `metadata`.
@@ -491,6 +517,15 @@ impl<'a> Workload<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn decimals_are_written_as_to_string_writes_them() {
+        for n in [0, 7, 9, 10, 99, 100, 123_456, usize::MAX] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn pod_spec_location_per_kind() {

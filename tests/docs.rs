@@ -956,6 +956,30 @@ fn serve_without_flags_answers_the_readme_curl() {
                 assert!(Instant::now() < deadline, "never ready");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            // Every metric the server exposes is in docs/webhook.md's table (counters are
+            // documented with their `_total` samples).
+            let metrics = client
+                .get(format!("http://{admin}/metrics"))
+                .send()
+                .await
+                .expect("/metrics")
+                .text()
+                .await
+                .expect("text");
+            let documented = documented_metrics();
+            for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+                let mut parts = line.split_whitespace().skip(2);
+                let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let name = if kind == "counter" {
+                    format!("{name}_total")
+                } else {
+                    name.to_owned()
+                };
+                assert!(
+                    documented.contains(&name),
+                    "{name} is not in docs/webhook.md's metric table"
+                );
+            }
             let body = std::fs::read(
                 Path::new(ROOT).join("tests/fixtures/admission/validate-create-pod-bare.json"),
             )
@@ -1347,6 +1371,68 @@ fn every_environment_variable_named_exists() {
                 }
             }
         }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+/// The metric names of docs/webhook.md's table (`portcullis_...`).
+fn documented_metrics() -> BTreeSet<String> {
+    let pages = documentation();
+    let page = pages
+        .iter()
+        .find(|p| p.path == Path::new("docs/webhook.md"))
+        .expect("docs/webhook.md");
+    page.paragraphs
+        .iter()
+        .filter_map(|(_, row)| row.trim().strip_prefix("| `portcullis_"))
+        .map(|rest| format!("portcullis_{}", rest.split('`').next().unwrap_or("")))
+        .collect()
+}
+
+/// The metric table of docs/webhook.md names exactly the metrics src/telemetry.rs registers
+/// (counters with `_total`, metrics registered with a unit with `_seconds`).
+#[test]
+fn the_metric_table_is_what_the_server_registers() {
+    let source =
+        std::fs::read_to_string(Path::new(ROOT).join("src/telemetry.rs")).expect("telemetry.rs");
+    let mut registered = BTreeSet::new();
+    for call in [".register(", ".register_with_unit("] {
+        for (at, _) in source.match_indices(call) {
+            let rest = &source[at + call.len()..];
+            let name = rest
+                .split('"')
+                .nth(1)
+                .expect("a metric name after register(");
+            registered.insert((name.to_owned(), call.contains("unit")));
+        }
+    }
+    assert!(registered.len() >= 30, "{registered:?}");
+    let mut documented = documented_metrics();
+    let mut problems = Vec::new();
+    for (name, unit) in &registered {
+        let base = format!("portcullis_{name}");
+        let candidates = if *unit {
+            vec![format!("{base}_seconds")]
+        } else {
+            vec![format!("{base}_total"), base]
+        };
+        match candidates.iter().find(|c| documented.contains(*c)) {
+            Some(found) => {
+                documented.remove(&found.clone());
+            }
+            None => problems.push(format!(
+                "{} is not in docs/webhook.md's metric table",
+                candidates.join(" or ")
+            )),
+        }
+    }
+    for name in documented {
+        problems.push(format!(
+            "docs/webhook.md names {name}, which src/telemetry.rs does not register"
+        ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -74,7 +74,7 @@ pub(super) fn check(rule: &RequireImageTag, w: &Workload<'_>, out: &mut Vec<Foun
             out.push(Found {
                 rule: "requireImageTag",
                 container: Some(c.name.to_owned()),
-                field: format!("{}.image", w.container_path(&c)),
+                field: w.container_field(&c, &[".image"]),
                 message,
                 hint,
             });

@@ -239,9 +239,8 @@ impl Pointer {
 
     /// Appends an array index.
     pub fn push_index(&mut self, index: usize) {
-        use std::fmt::Write as _;
-        // Writing to a String cannot fail.
-        let _ = write!(self.0, "/{index}");
+        self.0.push('/');
+        crate::workload::push_decimal(&mut self.0, index);
     }
 
     /// This pointer with `token` appended.

@@ -49,7 +49,7 @@ pub(super) fn check(rule: &RequireProbes, w: &Workload<'_>, out: &mut Vec<Found>
                 out.push(Found {
                     rule: "requireProbes",
                     container: Some(c.name.to_owned()),
-                    field: [&w.container_path(&c), ".", field].concat(),
+                    field: w.container_field(&c, &[".", field]),
                     message,
                     hint,
                 });

@@ -61,7 +61,7 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
                     out.push(Found {
                         rule: "requireResources",
                         container: Some(c.name.to_owned()),
-                        field: [&w.container_path(&c), ".resources.", section, ".", n].concat(),
+                        field: w.container_field(&c, &[".resources.", section, ".", n]),
                         message: ["no ", n, " ", singular].concat(),
                         hint: format!(
                             "set resources.{section}.{n} (e.g. {}) {why}",

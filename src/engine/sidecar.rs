@@ -138,7 +138,7 @@ pub(super) fn plan<'p>(
                 plan.changes.push(Found {
                     rule: "injectSidecar",
                     container: Some(c.name.to_owned()),
-                    field: [&w.container_path(&c), ".volumeMounts"].concat(),
+                    field: w.container_field(&c, &[".volumeMounts"]),
                     message: ["mount volume ", name, " at ", path].concat(),
                     hint: String::new(),
                 });
