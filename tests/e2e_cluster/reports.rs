@@ -263,8 +263,19 @@ fn reports_appear_within_their_limits_and_follow_policies_and_labels(w: &World) 
         |r| summary(r, "warn") == 0 && r["results"] == json!([]),
     );
 
-    // Workloads gone, report gone.
+    // Workloads gone, report gone, and the writer counts the delete. It counts it once the
+    // apiserver's answer is in, on its own thread at nice 19: the report can be seen gone
+    // before the count goes up (on a busy machine, seconds before), so the count is waited
+    // for. (The stale reports earlier cases left were deleted, and counted, in the writer's
+    // first write, over before the reports above were rewritten.)
     assert!(report(w, &other).is_some());
+    let deletes = || {
+        p.metric(
+            "portcullis_reports_writes_total",
+            &[("operation", "delete")],
+        )
+    };
+    let before = deletes();
     k.run(&["delete", "deployment", "lonely", "-n", &other])
         .ok();
     wait_for(
@@ -272,11 +283,10 @@ fn reports_appear_within_their_limits_and_follow_policies_and_labels(w: &World) 
         Duration::from_secs(60),
         || report(w, &other).is_none().then_some(()),
     );
-    assert!(
-        p.metric(
-            "portcullis_reports_writes_total",
-            &[("operation", "delete")]
-        ) >= 1.0
+    wait_for(
+        "the writer to count its delete",
+        Duration::from_secs(30),
+        || (deletes() > before).then_some(()),
     );
     p.stop();
 }
