@@ -169,6 +169,10 @@ struct YamlScan {
     /// The previous line ended in a plain scalar, at this indentation: more indented lines
     /// continue it (and may start with any character, `[` included).
     plain_at: Option<usize>,
+    /// The previous line ended in a plain scalar that is the document's root node: every line
+    /// up to the next document marker continues it, at any indentation (its parent's
+    /// indentation is -1).
+    plain_root: bool,
     deepest: usize,
 }
 
@@ -222,10 +226,16 @@ impl YamlScan {
                 self.plain_at = None;
             }
             // Document markers: what follows `--- ` on the line is a node.
-            if indent == 0
+            let marker = indent == 0
                 && (content.starts_with(b"---") || content.starts_with(b"..."))
-                && content.get(3).is_none_or(|b| *b == b' ' || *b == b'\t')
-            {
+                && content.get(3).is_none_or(|b| *b == b' ' || *b == b'\t');
+            if self.plain_root {
+                if !marker {
+                    return Ok(());
+                }
+                self.plain_root = false;
+            }
+            if marker {
                 i = 3;
             } else {
                 i = indent;
@@ -269,6 +279,8 @@ impl YamlScan {
         mut owner: usize,
         compact: usize,
     ) -> Result<usize, TooDeep> {
+        // Whether a key came before the node on this line (its value is then the node).
+        let mut keyed = false;
         loop {
             i = skip_properties(content, i);
             match content.get(i) {
@@ -313,6 +325,7 @@ impl YamlScan {
                         Some(b':') => {
                             i += 1;
                             owner = key_at;
+                            keyed = true;
                         }
                         _ => return Ok(content.len()),
                     }
@@ -323,6 +336,13 @@ impl YamlScan {
                         Some(value) => {
                             owner = i;
                             i = value;
+                            keyed = true;
+                        }
+                        None if owner == 0 && compact == 0 && !keyed => {
+                            // At indentation 0 and neither a key's value nor an item: the
+                            // document's root node.
+                            self.plain_root = true;
+                            return Ok(content.len());
                         }
                         None => {
                             self.plain_at = Some(owner);
@@ -567,12 +587,21 @@ mod tests {
             "a: 'multi\n  [[[ line'\nb: \"multi\n  {{{ line\"\n",
             "a: [it's, \"x]\", 'y]', z] # ]]]\n",
             "# [[[[\n- x # - - -\n",
+            // The document's root is a plain scalar: its next lines continue it, even at
+            // indentation 0 (found by the fuzzer: the quote and the brace were counted).
+            "apiVersion v1\n\":{\\\"labels\\\":x\":{},\"f\":{\"g:]?\n",
+            "--- root text\n[[[[ still [[ the root\n",
         ];
         for text in cases {
             let depth = yaml_depth_bound(text).expect("not deep");
             let real: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).expect("valid YAML");
             assert!(depth <= yaml_depth(&real), "{text:?}: {depth}");
         }
+        // A document marker ends the root scalar: the next document's nesting counts.
+        assert_eq!(
+            yaml_depth_bound("root\n  [[ text\n[[ text\n---\n[[x]]\n"),
+            Ok(2)
+        );
     }
 
     fn json_value_depth(v: &serde_json::Value) -> usize {
