@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
+use portcullis::policy::model::Rule;
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -27,15 +28,7 @@ const PORTCULLIS: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// The rule types of the policy format: a yaml list of single-key maps naming one of these is a
 /// rule snippet, checked inside a policy.
-const RULE_TYPES: &[&str] = &[
-    "requireProbes",
-    "requireResources",
-    "injectSidecar",
-    "defaultLabels",
-    "requireImageTag",
-    "disallowNamespaces",
-    "requireLabels",
-];
+const RULE_TYPES: &[&str] = &Rule::TYPE_NAMES;
 
 // ---------------------------------------------------------------------------------------------
 // Reading the pages

@@ -52,6 +52,29 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
+/// `portcullis audit --cluster -n NS -o json` with the suite's policies and kubeconfig.
+fn audit_namespace_json(w: &World, ns: &str) -> Output {
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let kubeconfig = w.cluster.kubeconfig.display().to_string();
+    portcullis(
+        w.cluster.dir(),
+        &[
+            "audit",
+            "--cluster",
+            "-n",
+            ns,
+            "-o",
+            "json",
+            "--policies",
+            &policies,
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        None,
+        &[],
+    )
+}
+
 /// Runs `portcullis ARGS` with `stdin`, colour off, in `dir`.
 pub fn portcullis(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     use std::io::Write as _;
@@ -141,26 +164,9 @@ fn audit_cluster_gives_the_verdicts_of_file_audit(w: &World) {
     // Labelled after the fact: running workloads the policy would now deny.
     k.run(&["label", "namespace", &ns, "env=prod"]).ok();
 
+    let cluster = audit_namespace_json(w, &ns);
     let dir = w.cluster.dir().to_path_buf();
     let policies = w.portcullis().policy_dir().display().to_string();
-    let kubeconfig = w.cluster.kubeconfig.display().to_string();
-    let cluster = portcullis(
-        &dir,
-        &[
-            "audit",
-            "--cluster",
-            "-n",
-            &ns,
-            "-o",
-            "json",
-            "--policies",
-            &policies,
-            "--kubeconfig",
-            &kubeconfig,
-        ],
-        None,
-        &[],
-    );
     let ns_yaml = k.run(&["get", "namespace", &ns, "-o", "yaml"]).ok();
     let objects = k
         .run(&["get", "pods,replicationcontrollers,deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs",
@@ -565,26 +571,7 @@ fn audit_cluster_lists_page_by_page(w: &World) {
         )
     };
     let lists_before = lists();
-    let dir = w.cluster.dir().to_path_buf();
-    let policies = w.portcullis().policy_dir().display().to_string();
-    let kubeconfig = w.cluster.kubeconfig.display().to_string();
-    let out = portcullis(
-        &dir,
-        &[
-            "audit",
-            "--cluster",
-            "-n",
-            &ns,
-            "-o",
-            "json",
-            "--policies",
-            &policies,
-            "--kubeconfig",
-            &kubeconfig,
-        ],
-        None,
-        &[],
-    );
+    let out = audit_namespace_json(w, &ns);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let got = verdicts(&report);
