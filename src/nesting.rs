@@ -166,18 +166,20 @@ struct YamlScan {
     quote: Option<Quote>,
     /// Inside a block scalar (`|`, `>`): lines indented more than this are its content.
     block_scalar: Option<usize>,
-    /// The previous line ended in a plain scalar, at this indentation: more indented lines
-    /// continue it (and may start with any character, `[` included).
-    plain_at: Option<usize>,
-    /// The previous line ended in a plain scalar that is the document's root node: every line
-    /// up to the next document marker continues it, at any indentation (its parent's
-    /// indentation is -1).
-    plain_root: bool,
+    /// The previous line ended in a plain scalar: lines indented at least this much continue
+    /// it (and may start with any character, `[` included), up to a document marker. That is
+    /// one more than its parent's indentation: the key's or the compact indicator's before it
+    /// on its line, or, for a scalar alone on its line, at most its own indentation (its parent
+    /// is on an earlier, less indented line; the document's root has -1).
+    plain_from: Option<usize>,
+    /// No node of the current document seen yet: the next one is its root.
+    before_root: bool,
     deepest: usize,
 }
 
 impl YamlScan {
     fn run(mut self, text: &[u8]) -> Result<usize, TooDeep> {
+        self.before_root = true;
         let mut offset = 0;
         for line in text.split_inclusive(|b| *b == b'\n') {
             self.line(text, offset, line)?;
@@ -219,23 +221,18 @@ impl YamlScan {
             if blank || content[indent] == b'#' {
                 return Ok(());
             }
-            if let Some(at) = self.plain_at {
-                if indent > at {
-                    return Ok(());
-                }
-                self.plain_at = None;
-            }
             // Document markers: what follows `--- ` on the line is a node.
             let marker = indent == 0
                 && (content.starts_with(b"---") || content.starts_with(b"..."))
                 && content.get(3).is_none_or(|b| *b == b' ' || *b == b'\t');
-            if self.plain_root {
-                if !marker {
+            if let Some(from) = self.plain_from.take() {
+                if indent >= from && !marker {
+                    self.plain_from = Some(from);
                     return Ok(());
                 }
-                self.plain_root = false;
             }
             if marker {
+                self.before_root = true;
                 i = 3;
             } else {
                 i = indent;
@@ -281,6 +278,14 @@ impl YamlScan {
     ) -> Result<usize, TooDeep> {
         // Whether a key came before the node on this line (its value is then the node).
         let mut keyed = false;
+        // Whether this node is the document's root (nothing before it on its line either).
+        let node = content
+            .get(skip_spaces(content, i))
+            .is_some_and(|b| *b != b'#');
+        let root = self.before_root && node && compact == 0;
+        if node || compact > 0 {
+            self.before_root = false;
+        }
         loop {
             i = skip_properties(content, i);
             match content.get(i) {
@@ -338,14 +343,14 @@ impl YamlScan {
                             i = value;
                             keyed = true;
                         }
-                        None if owner == 0 && compact == 0 && !keyed => {
-                            // At indentation 0 and neither a key's value nor an item: the
-                            // document's root node.
-                            self.plain_root = true;
-                            return Ok(content.len());
-                        }
                         None => {
-                            self.plain_at = Some(owner);
+                            self.plain_from = Some(if root && !keyed {
+                                0
+                            } else if compact == 0 && !keyed {
+                                owner
+                            } else {
+                                owner + 1
+                            });
                             return Ok(content.len());
                         }
                     }
@@ -591,6 +596,11 @@ mod tests {
             // indentation 0 (found by the fuzzer: the quote and the brace were counted).
             "apiVersion v1\n\":{\\\"labels\\\":x\":{},\"f\":{\"g:]?\n",
             "--- root text\n[[[[ still [[ the root\n",
+            // A scalar alone on its line continues at its own indentation (its parent is less
+            // indented), the root's at any.
+            "# c\n  root text\n  [ text\n [ text}\n",
+            "a:\n  b\n  [c\n  - d\n",
+            "- \n  b\n  [c\n",
         ];
         for text in cases {
             let depth = yaml_depth_bound(text).expect("not deep");
