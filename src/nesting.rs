@@ -225,11 +225,12 @@ impl YamlScan {
             let marker = indent == 0
                 && (content.starts_with(b"---") || content.starts_with(b"..."))
                 && content.get(3).is_none_or(|b| *b == b' ' || *b == b'\t');
-            if let Some(from) = self.plain_from.take() {
-                if indent >= from && !marker {
-                    self.plain_from = Some(from);
-                    return Ok(());
-                }
+            if let Some(from) = self.plain_from.take()
+                && indent >= from
+                && !marker
+            {
+                self.plain_from = Some(from);
+                return Ok(());
             }
             if marker {
                 self.before_root = true;
