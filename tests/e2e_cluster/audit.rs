@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::e2e_support::objects::{container, deployment, pod};
 use crate::e2e_support::portcullis::BINARY;
 use crate::e2e_support::{
-    Case, Portcullis, PortcullisOptions, ROOT, World, free_port, http, wait_for,
+    Case, Kubectl, Portcullis, PortcullisOptions, ROOT, World, free_port, http, wait_for,
 };
 
 pub fn cases() -> Vec<Case> {
@@ -50,6 +50,25 @@ pub fn cases() -> Vec<Case> {
             audit_cluster_reports_exceptions_that_matched_nothing,
         ),
     ]
+}
+
+/// The documented read-only role (deploy/rbac/audit.yaml) bound in `ns` to its service
+/// account `auditor`.
+fn grant_audit_role(k: &Kubectl, ns: &str) {
+    let role = Path::new(ROOT).join("deploy/rbac/audit.yaml");
+    k.run(&["apply", "-f", &role.display().to_string()]).ok();
+    k.run(&["create", "serviceaccount", "auditor", "-n", ns])
+        .ok();
+    k.run(&[
+        "create",
+        "rolebinding",
+        "auditor",
+        "-n",
+        ns,
+        "--clusterrole=portcullis-audit",
+        &format!("--serviceaccount={ns}:auditor"),
+    ])
+    .ok();
 }
 
 /// `portcullis audit --cluster -n NS -o json` with the suite's policies and kubeconfig.
@@ -291,20 +310,7 @@ fn audit_cluster_reports_what_it_cannot_list_and_judges_the_rest(w: &World) {
     );
 
     // The documented role: read-only, everything an audit lists.
-    let role = Path::new(ROOT).join("deploy/rbac/audit.yaml");
-    k.run(&["apply", "-f", &role.display().to_string()]).ok();
-    k.run(&["create", "serviceaccount", "auditor", "-n", &ns])
-        .ok();
-    k.run(&[
-        "create",
-        "rolebinding",
-        "auditor",
-        "-n",
-        &ns,
-        "--clusterrole=portcullis-audit",
-        &format!("--serviceaccount={ns}:auditor"),
-    ])
-    .ok();
+    grant_audit_role(k, &ns);
     let auditor = w.cluster.service_account_kubeconfig(
         &format!("{ns}-auditor"),
         &ns,
@@ -626,20 +632,7 @@ fn in_a_pod_audit_and_serve_use_its_service_account(w: &World) {
         &deployment("web", 0, container("app")),
     )
     .ok();
-    let role = Path::new(ROOT).join("deploy/rbac/audit.yaml");
-    k.run(&["apply", "-f", &role.display().to_string()]).ok();
-    k.run(&["create", "serviceaccount", "auditor", "-n", &ns])
-        .ok();
-    k.run(&[
-        "create",
-        "rolebinding",
-        "auditor",
-        "-n",
-        &ns,
-        "--clusterrole=portcullis-audit",
-        &format!("--serviceaccount={ns}:auditor"),
-    ])
-    .ok();
+    grant_audit_role(k, &ns);
     let dir = w.cluster.dir().to_path_buf();
     let wrapper = dir.join("in-a-pod.sh");
     if !wrapper.exists() {
