@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod engine;
 pub mod json;
 pub mod lint;
+pub mod native;
 pub mod nesting;
 pub mod policy;
 pub mod policytest;
