@@ -249,30 +249,25 @@ fn sidecar_patches(rule: &CompiledSidecar, spec: &str, pointer: &str) -> String 
 
 /// The JSON Patch expression of an `injectSidecar` rule.
 fn inject_sidecar(rule: &CompiledSidecar, set: &PolicySet, skip: &str) -> String {
-    let spec = "variables.spec";
-    let name = cel::string(&rule.name);
-    let mut skips = vec![skip.to_owned()];
-    skips.push(match rule.target {
+    let mut common = vec![skip.to_owned()];
+    common.push(match rule.target {
         InjectionTarget::Template => scope::controller_owned(set),
         InjectionTarget::Pod => "request.kind.kind != 'Pod'".to_owned(),
     });
     // Pod specs and a Job's pod template are immutable after creation.
-    skips.push("request.operation == 'UPDATE' && request.kind.kind in ['Pod', 'Job']".to_owned());
-    skips.push(format!(
-        "(has({spec}.containers) && {spec}.containers.exists(c, c.name == {name})) || (has({spec}.initContainers) && {spec}.initContainers.exists(c, c.name == {name}))"
-    ));
+    common.push("request.operation == 'UPDATE' && request.kind.kind in ['Pod', 'Job']".to_owned());
     if let Some(key) = &rule.opt_out_annotation {
         let template_meta = "(request.kind.kind == 'Pod' ? object.metadata : request.kind.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.metadata : object.spec.template.metadata)";
-        skips.push(format!(
+        common.push(format!(
             "{} || (has({template_meta}) && {})",
             opted_out("object.metadata", key),
             opted_out(template_meta, key)
         ));
     }
     if !rule.native_sidecar {
-        skips.push(format!(
-            "request.kind.kind in ['Job', 'CronJob'] || (request.kind.kind == 'Pod' && has({spec}.restartPolicy) && {spec}.restartPolicy in ['Never', 'OnFailure'])"
-        ));
+        common.push(
+            "request.kind.kind in ['Job', 'CronJob'] || (request.kind.kind == 'Pod' && has(object.spec.restartPolicy) && object.spec.restartPolicy in ['Never', 'OnFailure'])".to_owned(),
+        );
     }
     let declares_port = rule
         .container
@@ -286,15 +281,30 @@ fn inject_sidecar(rule: &CompiledSidecar, set: &PolicySet, skip: &str) -> String
                     .any(|k| p.get(k).is_some_and(|v| !v.is_null()))
             })
         });
-    if declares_port {
-        skips.push(format!("has({spec}.hostNetwork) && {spec}.hostNetwork"));
-    }
-    let skip = cel::or(&skips);
-    let pod = sidecar_patches(rule, spec, "/spec");
-    let cronjob = sidecar_patches(rule, spec, "/spec/jobTemplate/spec/template/spec");
-    let template = sidecar_patches(rule, spec, "/spec/template/spec");
+    let name = cel::string(&rule.name);
+    // Per kind, the pod spec at its own path (no shared variable: each branch reads its own).
+    let branch = |spec: &str, pointer: &str| {
+        let mut skips = vec![format!(
+            "(has({spec}.containers) && {spec}.containers.exists(c, c.name == {name})) || (has({spec}.initContainers) && {spec}.initContainers.exists(c, c.name == {name}))"
+        )];
+        if declares_port {
+            skips.push(format!("has({spec}.hostNetwork) && {spec}.hostNetwork"));
+        }
+        format!(
+            "({}) ? [] : ({})",
+            cel::or(&skips),
+            sidecar_patches(rule, spec, pointer)
+        )
+    };
     format!(
-        "{skip} ? [] : request.kind.kind == 'Pod' ? ({pod}) : request.kind.kind == 'CronJob' ? ({cronjob}) : ({template})"
+        "({}) ? [] : request.kind.kind == 'Pod' ? ({}) : request.kind.kind == 'CronJob' ? ({}) : ({})",
+        cel::or(&common),
+        branch("object.spec", "/spec"),
+        branch(
+            "object.spec.jobTemplate.spec.template.spec",
+            "/spec/jobTemplate/spec/template/spec"
+        ),
+        branch("object.spec.template.spec", "/spec/template/spec"),
     )
 }
 
