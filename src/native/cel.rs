@@ -273,6 +273,99 @@ mod tests {
         assert_eq!(string("\"x\""), "'\"x\"'");
     }
 
+    /// Evaluates a boolean CEL expression with the `cel` crate (the same language the API
+    /// server speaks for these standard functions).
+    fn eval(expression: &str, vars: &[(&str, serde_json::Value)]) -> bool {
+        let mut context = ::cel::Context::default();
+        for (name, value) in vars {
+            context.add_variable_from_value(*name, ::cel::to_value(value).expect("CEL value"));
+        }
+        let program = ::cel::Program::compile(expression)
+            .unwrap_or_else(|e| panic!("{expression} does not compile: {e:?}"));
+        match program.execute(&context) {
+            Ok(::cel::Value::Bool(b)) => b,
+            other => panic!("{expression}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn patterns_match_what_the_engine_matches() {
+        use crate::policy::select::pattern_matches;
+        let patterns = ["team-*", "*-prod", "a*b*c", "exact", "*", "x.y*", "we(ird)*"];
+        let values = [
+            "team-a", "team-", "team", "shop-prod", "prod", "abc", "aXbYc", "acb", "exact",
+            "exactly", "", "x.yz", "xayz", "we(ird)s", "weird",
+        ];
+        for p in patterns {
+            for v in values {
+                let want = pattern_matches(p, v);
+                let got = eval(
+                    &any_pattern("value", &[p.to_owned()]),
+                    &[("value", serde_json::json!(v))],
+                );
+                assert_eq!(got, want, "pattern {p:?} on {v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn selectors_match_what_the_engine_matches() {
+        use crate::policy::model::LabelSelectorRequirement;
+        use crate::policy::select::selector_matches;
+        use std::collections::BTreeMap;
+        let req = |key: &str, operator, values: &[&str]| LabelSelectorRequirement {
+            key: key.to_owned(),
+            operator,
+            values: values.iter().map(|v| (*v).to_owned()).collect(),
+        };
+        let selectors = [
+            LabelSelector {
+                match_labels: BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
+                match_expressions: vec![],
+            },
+            LabelSelector {
+                match_labels: BTreeMap::new(),
+                match_expressions: vec![
+                    req("tier", SelectorOperator::NotIn, &["batch", "jobs"]),
+                    req("team", SelectorOperator::Exists, &[]),
+                ],
+            },
+            LabelSelector {
+                match_labels: BTreeMap::new(),
+                match_expressions: vec![
+                    req("env", SelectorOperator::In, &["prod", "staging"]),
+                    req("legacy", SelectorOperator::DoesNotExist, &[]),
+                ],
+            },
+            LabelSelector::default(),
+        ];
+        let label_sets: Vec<BTreeMap<String, String>> = [
+            vec![],
+            vec![("env", "prod")],
+            vec![("env", "dev"), ("team", "a")],
+            vec![("tier", "batch"), ("team", "a")],
+            vec![("tier", "web"), ("team", "a"), ("env", "staging")],
+            vec![("env", "prod"), ("legacy", "")],
+        ]
+        .into_iter()
+        .map(|l| {
+            l.into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect();
+        for sel in &selectors {
+            for labels in &label_sets {
+                let want = selector_matches(sel, labels);
+                let got = eval(
+                    &selector("labels", sel),
+                    &[("labels", serde_json::json!(labels))],
+                );
+                assert_eq!(got, want, "{sel:?} on {labels:?}");
+            }
+        }
+    }
+
     #[test]
     fn patterns_become_anchored_regexes() {
         assert_eq!(pattern_regex("team-*"), "^team-.*$");

@@ -257,11 +257,13 @@ fn inject_sidecar(rule: &CompiledSidecar, set: &PolicySet, skip: &str) -> String
     // Pod specs and a Job's pod template are immutable after creation.
     common.push("request.operation == 'UPDATE' && request.kind.kind in ['Pod', 'Job']".to_owned());
     if let Some(key) = &rule.opt_out_annotation {
-        let template_meta = "(request.kind.kind == 'Pod' ? object.metadata : request.kind.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.metadata : object.spec.template.metadata)";
+        let cronjob = "object.spec.jobTemplate.spec.template.metadata";
+        let template = "object.spec.template.metadata";
         common.push(format!(
-            "{} || (has({template_meta}) && {})",
+            "{} || (request.kind.kind == 'CronJob' ? has({cronjob}) && {} : request.kind.kind != 'Pod' && has({template}) && {})",
             opted_out("object.metadata", key),
-            opted_out(template_meta, key)
+            opted_out(cronjob, key),
+            opted_out(template, key)
         ));
     }
     if !rule.native_sidecar {
