@@ -188,7 +188,10 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
             "webhook"
         } else if out.stderr.contains("portcullis-equivalent") {
             "vap"
-        } else if out.stderr.contains("ValidatingAdmissionPolicy 'portcullis-require-") {
+        } else if out
+            .stderr
+            .contains("ValidatingAdmissionPolicy 'portcullis-require-")
+        {
             "native"
         } else {
             "other"
@@ -205,7 +208,10 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
         // The mutating policies too: a compliant Pod gets the log shipper.
         if mode == "native+mutate" {
             let ok = pod("probe-ok", container("app"));
-            let out = k.with_object(&["create", "-n", "default", "--dry-run=server", "-o", "json"], &ok);
+            let out = k.with_object(
+                &["create", "-n", "default", "--dry-run=server", "-o", "json"],
+                &ok,
+            );
             let v: Value = serde_json::from_str(&out.stdout).ok()?;
             return e2e_support::objects::has_container(&v, "log-shipper").then_some(());
         }
@@ -530,10 +536,7 @@ fn main() {
     println!("|---|---|---|---|---|");
     let mut medians = BTreeMap::new();
     for &mode in modes.iter().filter(|m| **m != "none") {
-        let mut per: Vec<f64> = round_p50
-            .iter()
-            .map(|r| r[mode] - r["none"])
-            .collect();
+        let mut per: Vec<f64> = round_p50.iter().map(|r| r[mode] - r["none"]).collect();
         let text: Vec<String> = per.iter().map(|o| format!("{o:+.2}")).collect();
         per.sort_by(f64::total_cmp);
         let median = per[per.len() / 2];

@@ -88,8 +88,7 @@ fn the_native_overlay_fails_open_at_the_webhook_and_closed_at_the_api_server() {
             .unwrap_or_else(|| panic!("a binding of {name}"));
         assert_eq!(binding["spec"]["validationActions"][0], "Deny");
         assert_eq!(
-            binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]
-                ["values"],
+            binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"],
             serde_json::json!([
                 "kube-system",
                 "kube-public",
@@ -172,7 +171,9 @@ fn a_schedule_gives_the_bindings_of_its_current_step_and_exceptions_their_time()
     );
     let binding = |name: &str| {
         docs.iter()
-            .find(|d| d["kind"] == "ValidatingAdmissionPolicyBinding" && d["metadata"]["name"] == name)
+            .find(|d| {
+                d["kind"] == "ValidatingAdmissionPolicyBinding" && d["metadata"]["name"] == name
+            })
             .unwrap_or_else(|| panic!("binding {name}"))
             .clone()
     };
@@ -193,7 +194,11 @@ fn a_schedule_gives_the_bindings_of_its_current_step_and_exceptions_their_time()
             .as_array()
             .expect("variables")
             .iter()
-            .filter(|v| v["name"].as_str().is_some_and(|n| n.starts_with("exception")))
+            .filter(|v| {
+                v["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("exception"))
+            })
             .count()
     };
     assert_eq!(exception_variables(&docs, "portcullis-resources-eph"), 1);
@@ -202,11 +207,17 @@ fn a_schedule_gives_the_bindings_of_its_current_step_and_exceptions_their_time()
     // From September on: enforce everywhere, one object.
     let (out, _) = ok(&[set, "--at", "2026-10-01"]);
     let vaps = names(&documents(&out), "ValidatingAdmissionPolicy");
-    assert!(vaps.contains(&"portcullis-scheduled-probes".to_owned()), "{vaps:?}");
+    assert!(
+        vaps.contains(&"portcullis-scheduled-probes".to_owned()),
+        "{vaps:?}"
+    );
     assert!(!vaps.iter().any(|v| v.ends_with("-warn")), "{vaps:?}");
     // After the exceptions expire: nothing of them is left.
     let (out, _) = ok(&[set, "--at", "2027-02-01"]);
-    assert!(!out.contains("web-legacy") && !out.contains("tools"), "{out}");
+    assert!(
+        !out.contains("web-legacy") && !out.contains("tools"),
+        "{out}"
+    );
     assert_eq!(
         exception_variables(&documents(&out), "portcullis-resources-eph"),
         0
@@ -226,7 +237,9 @@ fn warn_mode_mutations_stay_with_the_webhook() {
     let path = dir.path().display().to_string();
     let (out, stderr) = ok(&[&path, "--mutating-api-version", "v1beta1"]);
     assert!(
-        stderr.contains("not exported: soft-labels defaultLabels: in warn mode the mutation is only described"),
+        stderr.contains(
+            "not exported: soft-labels defaultLabels: in warn mode the mutation is only described"
+        ),
         "{stderr}"
     );
     assert!(documents(&out).is_empty(), "{out}");

@@ -291,10 +291,25 @@ mod tests {
     #[test]
     fn patterns_match_what_the_engine_matches() {
         use crate::policy::select::pattern_matches;
-        let patterns = ["team-*", "*-prod", "a*b*c", "exact", "*", "x.y*", "we(ird)*"];
+        let patterns = [
+            "team-*", "*-prod", "a*b*c", "exact", "*", "x.y*", "we(ird)*",
+        ];
         let values = [
-            "team-a", "team-", "team", "shop-prod", "prod", "abc", "aXbYc", "acb", "exact",
-            "exactly", "", "x.yz", "xayz", "we(ird)s", "weird",
+            "team-a",
+            "team-",
+            "team",
+            "shop-prod",
+            "prod",
+            "abc",
+            "aXbYc",
+            "acb",
+            "exact",
+            "exactly",
+            "",
+            "x.yz",
+            "xayz",
+            "we(ird)s",
+            "weird",
         ];
         for p in patterns {
             for v in values {

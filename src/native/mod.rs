@@ -349,3 +349,137 @@ pub fn to_yaml(objects: &[Value]) -> Result<String, serde_yaml_ng::Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SET: &str = r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: probes}
+spec:
+  mode: warn
+  schedule:
+    - {from: 2026-03-01, mode: enforce, namespaces: {include: [team-a]}}
+    - {from: 2026-09-01, mode: enforce}
+  rules: [{requireProbes: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: quiet}
+spec:
+  mode: "off"
+  rules: [{requireResources: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: labels}
+spec:
+  mode: enforce
+  rules: [{defaultLabels: {labels: {team: platform}}}]
+"#;
+
+    fn set() -> PolicySet {
+        crate::policy::load::compile_str(std::path::Path::new("set.yaml"), SET).expect("set")
+    }
+
+    fn at(date: &str) -> Options {
+        Options {
+            time: date.parse().expect("date"),
+            mutating: Some(MutatingVersion::V1beta1),
+            excluded_namespaces: vec!["kube-system".to_owned()],
+        }
+    }
+
+    fn names(e: &Export) -> Vec<(String, String)> {
+        e.objects
+            .iter()
+            .map(|o| {
+                (
+                    o["kind"].as_str().unwrap_or("").to_owned(),
+                    o["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_schedule_exports_its_current_step() {
+        let set = set();
+        let before = export(&set, &at("2026-01-01"));
+        assert_eq!(
+            names(&before)[..2],
+            [
+                (
+                    "ValidatingAdmissionPolicy".to_owned(),
+                    "portcullis-probes".to_owned()
+                ),
+                (
+                    "ValidatingAdmissionPolicyBinding".to_owned(),
+                    "portcullis-probes".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(before.objects[1]["spec"]["validationActions"][0], "Warn");
+        assert_eq!(
+            before.next_change,
+            Some("2026-03-01".parse().expect("date"))
+        );
+        let during = export(&set, &at("2026-06-01"));
+        let vaps: Vec<String> = names(&during)
+            .into_iter()
+            .filter(|(k, _)| k == "ValidatingAdmissionPolicy")
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(
+            vaps,
+            ["portcullis-probes-enforce", "portcullis-probes-warn"]
+        );
+        let enforce = &during.objects[0]["spec"]["matchConditions"];
+        let last = &enforce[enforce.as_array().expect("conditions").len() - 1];
+        assert_eq!(last["name"], "policy-mode-in-force");
+        assert_eq!(last["expression"], "request.namespace in ['team-a']");
+        let after = export(&set, &at("2026-10-01"));
+        assert_eq!(after.objects[1]["spec"]["validationActions"][0], "Deny");
+        assert_eq!(after.next_change, None);
+    }
+
+    #[test]
+    fn off_policies_export_nothing_and_the_rest_is_accounted_for() {
+        let e = export(&set(), &at("2026-10-01"));
+        assert!(!names(&e).iter().any(|(_, n)| n.contains("quiet")));
+        let exported: Vec<(&str, &str)> = e
+            .exported
+            .iter()
+            .map(|x| (x.policy.as_str(), x.rule_type))
+            .collect();
+        assert_eq!(
+            exported,
+            [("probes", "requireProbes"), ("labels", "defaultLabels")]
+        );
+        assert!(e.not_exported.is_empty(), "{:?}", e.not_exported);
+        let mutating = &e.objects[2];
+        assert_eq!(mutating["kind"], "MutatingAdmissionPolicy");
+        assert_eq!(
+            mutating["apiVersion"],
+            "admissionregistration.k8s.io/v1beta1"
+        );
+        // Deterministic.
+        assert_eq!(
+            to_yaml(&e.objects).expect("yaml"),
+            to_yaml(&export(&set(), &at("2026-10-01")).objects).expect("yaml")
+        );
+    }
+
+    #[test]
+    fn mutations_without_a_version_are_listed_not_dropped() {
+        let mut options = at("2026-10-01");
+        options.mutating = None;
+        let e = export(&set(), &options);
+        assert_eq!(e.not_exported.len(), 1);
+        assert_eq!(e.not_exported[0].policy, "labels");
+        assert_eq!(e.not_exported[0].rule, Some("defaultLabels"));
+        assert!(!names(&e).iter().any(|(k, _)| k.starts_with("Mutating")));
+    }
+}
