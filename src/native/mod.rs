@@ -191,12 +191,7 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
     let kinds: Vec<WorkloadKind> = selected_kinds(&policy.match_);
     let several = regions.len() > 1;
     let binding_resources = scope::binding_match_resources(&options.excluded_namespaces);
-    let mut common_conditions = scope::never_judged();
-    let owned = scope::condition(
-        "skip-controller-owned-objects",
-        format!("!({})", scope::controller_owned(set)),
-    );
-    common_conditions.extend(scope::selection_conditions(policy));
+    let selection = scope::selection_conditions(policy);
 
     let validation_rules: Vec<(usize, &CompiledRule)> = policy
         .rules
@@ -211,8 +206,8 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
             break;
         };
         let name = object_name(&policy.name, *mode, several);
-        let mut conditions = common_conditions.clone();
-        conditions.insert(1, owned.clone());
+        let mut conditions = vec![scope::never_judged(set, true)];
+        conditions.extend(selection.iter().cloned());
         if let Some(r) = region {
             conditions.push(scope::condition("policy-mode-in-force", r.clone()));
         }
@@ -301,7 +296,9 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
         return;
     };
     let name = object_name(&policy.name, Mode::Enforce, false);
-    let mut conditions = common_conditions;
+    // Controller-owned objects are skipped per rule (a `target: pod` sidecar wants them).
+    let mut conditions = vec![scope::never_judged(set, false)];
+    conditions.extend(selection);
     if let Some(r) = enforce_region {
         conditions.push(scope::condition("policy-mode-in-force", r.clone()));
     }

@@ -100,22 +100,23 @@ pub fn condition(name: &str, expression: String) -> Value {
 }
 
 /// The requests Portcullis (and deploy/'s webhook configurations) never judge nor mutate:
-/// mirror Pods from kubelets, and deletion (the garbage collector's updates, updates of an
-/// object already being deleted).
-pub fn never_judged() -> Vec<Value> {
-    vec![
-        condition(
-            "skip-kubelet-mirror-pods",
-            "!request.userInfo.username.startsWith('system:node:')".to_owned(),
+/// mirror Pods from kubelets, deletion (the garbage collector's updates, updates of an object
+/// already being deleted), and, unless `owned` is false, objects a trusted controller writes
+/// under a controller `ownerReference` (judged, and mutated, at their owner). One condition:
+/// the API server runs each condition as its own program.
+pub fn never_judged(set: &PolicySet, owned: bool) -> Value {
+    let mut skips = vec![
+        "request.userInfo.username.startsWith('system:node:')".to_owned(),
+        format!(
+            "request.userInfo.username == {}",
+            cel::string(GARBAGE_COLLECTOR)
         ),
-        condition(
-            "skip-deletion-and-garbage-collection",
-            format!(
-                "request.userInfo.username != {} && !(request.operation == 'UPDATE' && has(object.metadata.deletionTimestamp))",
-                cel::string(GARBAGE_COLLECTOR)
-            ),
-        ),
-    ]
+        "request.operation == 'UPDATE' && has(object.metadata.deletionTimestamp)".to_owned(),
+    ];
+    if owned {
+        skips.push(controller_owned(set));
+    }
+    condition("portcullis-judges", format!("!({})", cel::or(&skips)))
 }
 
 /// Objects a trusted controller writes under a controller `ownerReference`: judged (and

@@ -179,12 +179,15 @@ fn per_container(
     filter: Option<&str>,
     checks: &[Check],
 ) -> String {
-    let source = match filter {
-        Some(f) => format!("{list_expr}.filter(c, {f})"),
-        None => list_expr.to_owned(),
+    // Only containers with a failing check build their texts: a compliant container costs
+    // its checks' conditions, nothing more.
+    let any_fails = cel::or(&checks.iter().map(|c| c.fails.clone()).collect::<Vec<_>>());
+    let keep = match filter {
+        Some(f) => format!("({f}) && ({any_fails})"),
+        None => any_fails,
     };
     format!(
-        "{source}.map(c, {}).filter(g, size(g) > 0)",
+        "{list_expr}.filter(c, {keep}).map(c, {}).filter(g, size(g) > 0)",
         ctx.group(side, Some("c.name"), checks)
     )
 }
@@ -232,8 +235,12 @@ fn probe_checks(rule: &RequireProbes, side: Side, list_name: &str) -> Vec<Check>
         .filter(|(_, want)| *want)
         .map(|((field, _, hint), _)| {
             let handlers = format!("['exec', 'grpc', 'httpGet', 'tcpSocket'].filter(h, h in c.{field})");
+            // How many handlers are set, without a comprehension (the common, passing case).
+            let count = ["exec", "grpc", "httpGet", "tcpSocket"]
+                .map(|h| format!("(has(c.{field}.{h}) ? 1 : 0)"))
+                .join(" + ");
             Check {
-                fails: format!("!has(c.{field}) || size({handlers}) != 1"),
+                fails: format!("!has(c.{field}) || {count} != 1"),
                 message: format!(
                     "!has(c.{field}) ? 'no {field}' : size({handlers}) == 0 ? '{field} has no handler' : '{field} has ' + string(size({handlers})) + ' handlers (' + {handlers}.join(', ') + ')'"
                 ),
