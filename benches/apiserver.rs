@@ -205,6 +205,21 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
         if denied_by != want {
             return None;
         }
+        // Measured in steady state: the API server's status controller has type-checked every
+        // policy (against the schema of each kind it matches, on the same cores).
+        if matches!(mode, "vap" | "native" | "native+mutate") {
+            let policies = k
+                .run(&["get", "validatingadmissionpolicies", "-o", "json"])
+                .json();
+            let checked = policies["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .all(|p| p["status"]["observedGeneration"] == p["metadata"]["generation"])
+            });
+            if !checked {
+                return None;
+            }
+        }
         // The mutating policies too: a compliant Pod gets the log shipper.
         if mode == "native+mutate" {
             let ok = pod("probe-ok", container("app"));

@@ -6,7 +6,6 @@
 //! failure.
 
 #[path = "deploy_support/mod.rs"]
-#[allow(dead_code)]
 mod deploy_support;
 mod e2e_support;
 
