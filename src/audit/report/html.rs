@@ -401,7 +401,29 @@ impl<'a> Page<'a> {
     fn readiness_section(&mut self) {
         self.out.push_str("<section id=\"readiness\" aria-labelledby=\"readiness-h\">\n<h2 id=\"readiness-h\">Readiness per policy</h2>\n<p>If the policy were <code>enforce</code> today, everywhere, these workloads would be denied: those with a violation of it that no exception covers (as judged at the audit's time; mutations of <code>enforce</code> policies applied first).</p>\n");
         self.out.push_str("<table class=\"sortable\" id=\"readiness-table\">\n<thead><tr><th scope=\"col\">Policy</th><th scope=\"col\">Mode now</th><th scope=\"col\" class=\"n\">Workloads selected</th><th scope=\"col\" class=\"n\">Would be denied if enforced today</th><th scope=\"col\" class=\"n\">Excepted</th><th scope=\"col\">Ready</th></tr></thead>\n<tbody>\n");
-        let policies = self.context.policies.policies.clone();
+        let mut policies = self.context.policies.policies.clone();
+        // Policies that can deny first (most workloads they would deny first), then those
+        // that only mutate, then those that are off.
+        let would_deny = |p: &crate::policy::CompiledPolicy| {
+            self.workloads()
+                .filter(|o| {
+                    o.findings.iter().any(|f| {
+                        !f.notice && f.effect != Effect::Excepted && self.s(f.policy) == p.name
+                    })
+                })
+                .count()
+        };
+        let rank = |p: &crate::policy::CompiledPolicy| {
+            let class = if p.strictest_mode() == Mode::Off {
+                2
+            } else if p.rules.iter().all(|r| r.is_mutation()) {
+                1
+            } else {
+                0
+            };
+            (class, std::cmp::Reverse(would_deny(p)))
+        };
+        policies.sort_by_cached_key(|p| rank(p));
         for p in &policies {
             let name = p.name.as_str();
             let mut selected = 0;
@@ -600,6 +622,13 @@ impl<'a> Page<'a> {
                 if !seen.insert(rule) {
                     continue;
                 }
+                if p.strictest_mode() == Mode::Off {
+                    let _ = writeln!(
+                        self.out,
+                        "<tr><th scope=\"row\"><code>{rule}</code></th><td class=\"n\">-</td><td class=\"n\">-</td><td>off: not evaluated</td></tr>"
+                    );
+                    continue;
+                }
                 if r.is_mutation() {
                     let _ = writeln!(
                         self.out,
@@ -715,8 +744,10 @@ impl<'a> Page<'a> {
                 };
                 let _ = writeln!(
                     self.out,
-                    "<tr class=\"{}\"><td><time datetime=\"{}\">{}</time> <span class=\"dim\">(in {})</span></td><td>{}</td><td><code>{}</code></td><td class=\"n\" data-k=\"denied\">{}</td><td>{which}</td></tr>",
+                    "<tr class=\"{}\" data-policy=\"{}\" data-from=\"{}\"><td><time datetime=\"{}\">{}</time> <span class=\"dim\">(in {})</span></td><td>{}</td><td><code>{}</code></td><td class=\"n\" data-k=\"denied\">{}</td><td>{which}</td></tr>",
                     if denied.is_empty() { "ok" } else { "fails" },
+                    esc(&p.name),
+                    step.from,
                     step.from,
                     step.from,
                     esc(&days),
@@ -775,7 +806,7 @@ impl<'a> Page<'a> {
             let left = (info.expires.unix() - time.unix()).div_euclid(86_400);
             let _ = writeln!(
                 self.out,
-                "<tr class=\"{class}\" data-exception=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td><time datetime=\"{}\">{}</time></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                "<tr class=\"{class}\" data-exception=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td><time datetime=\"{}\">{}</time></td><td class=\"n\" data-k=\"days\">{}</td><td class=\"n\" data-k=\"workloads\">{}</td><td class=\"n\" data-k=\"findings\">{}</td><td>{}</td></tr>",
                 esc(&info.name),
                 esc(&info.name),
                 esc(&info.owner),
@@ -1402,7 +1433,7 @@ const SCRIPT: &str = r##"
       b.title = "Sort by " + th.textContent;
       th.textContent = "";
       th.appendChild(b);
-      var desc = false;
+      var desc = true;
       b.addEventListener("click", function () {
         desc = !desc;
         var body = table.tBodies[0];
