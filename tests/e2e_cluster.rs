@@ -6,6 +6,7 @@
 //! ignored, and `CI=true` makes that a failure.
 
 mod e2e_support;
+mod browser_support;
 
 #[path = "e2e_cluster/audit.rs"]
 mod audit;

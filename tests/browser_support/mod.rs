@@ -254,6 +254,12 @@ impl Browser {
     /// CSS pixels of it).
     pub fn screenshot(&mut self, page: &Page, full: bool, max_height: f64) -> Result<Vec<u8>, String> {
         let mut params = json!({"format": "png"});
+        // Sections a browser renders only when scrolled to (`content-visibility: auto`) are
+        // rendered for the picture, from the top.
+        self.eval(
+            page,
+            "document.querySelectorAll('section.ns').forEach(s => s.style.contentVisibility = 'visible'); window.scrollTo(0, 0)",
+        )?;
         if full {
             let metrics = self.call(Some(&page.session), "Page.getLayoutMetrics", json!({}))?;
             let size = &metrics["cssContentSize"];

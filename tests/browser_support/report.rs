@@ -332,8 +332,6 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-screenshots");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    // Back to the top, unsorted order does not matter for the picture.
-    b.eval(&p, "window.scrollTo(0, 0)")?;
     let png = b.screenshot(&p, true, 4000.0)?;
     let screenshot = dir.join(format!("{name}.png"));
     std::fs::write(&screenshot, png).map_err(|e| e.to_string())?;
