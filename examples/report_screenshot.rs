@@ -6,7 +6,7 @@
 //! new screenshot).
 //!
 //! ```sh
-//! cargo build --release && cargo run --release --example report_screenshot
+//! cargo build && cargo run --example report_screenshot
 //! ```
 
 #[path = "../tests/browser_support/mod.rs"]
@@ -49,7 +49,7 @@ fn run() -> Result<(), String> {
         .and_then(Path::parent)
         .map(|d| d.join("portcullis"))
         .filter(|b| b.is_file())
-        .ok_or("the portcullis binary is not built beside this example: run `cargo build --release` first")?;
+        .ok_or("the portcullis binary is not built beside this example: run `cargo build` first")?;
     let out = Command::new(&binary)
         .args(ARGS)
         .current_dir(root)
@@ -57,7 +57,11 @@ fn run() -> Result<(), String> {
         .output()
         .map_err(|e| format!("{}: {e}", binary.display()))?;
     if !matches!(out.status.code(), Some(0 | 1)) {
-        return Err(format!("portcullis {}: {}", ARGS.join(" "), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "portcullis {}: {}",
+            ARGS.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let html = dir.path().join("report.html");
@@ -73,14 +77,17 @@ fn run() -> Result<(), String> {
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let note = format!(
         "# docs/images/report.png is the page this command prints, in headless Chromium (1400 px\n\
-         # wide, its first 1800 px), made by `cargo build --release && cargo run --release\n\
-         # --example report_screenshot`. tests/docs.rs renders the page again: when its SHA-256\n\
-         # differs, the screenshot is out of date.\n\
+         # wide, its first 1800 px), made by `cargo build && cargo run --example\n\
+         # report_screenshot`. tests/docs.rs renders the page again: when its SHA-256 differs,\n\
+         # the screenshot is out of date.\n\
          command: portcullis {}\n\
          sha256: {hex}\n",
         ARGS.join(" ")
     );
     std::fs::write(images.join("report.png.txt"), note).map_err(|e| e.to_string())?;
-    println!("wrote docs/images/report.png ({} bytes of HTML, sha256 {hex})", out.stdout.len());
+    println!(
+        "wrote docs/images/report.png ({} bytes of HTML, sha256 {hex})",
+        out.stdout.len()
+    );
     Ok(())
 }

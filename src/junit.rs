@@ -185,7 +185,10 @@ mod tests {
 
     #[test]
     fn escaping_covers_markup_and_drops_forbidden_control_characters() {
-        assert_eq!(escape("a<b>&\"c'\u{1}\td"), "a&lt;b&gt;&amp;&quot;c&apos;\td");
+        assert_eq!(
+            escape("a<b>&\"c'\u{1}\td"),
+            "a&lt;b&gt;&amp;&quot;c&apos;\td"
+        );
     }
 
     #[test]

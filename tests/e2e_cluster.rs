@@ -5,8 +5,8 @@
 //! `PORTCULLIS_E2E_ASSETS` (see tests/e2e_support/); without it the cases are listed as
 //! ignored, and `CI=true` makes that a failure.
 
-mod e2e_support;
 mod browser_support;
+mod e2e_support;
 
 #[path = "e2e_cluster/audit.rs"]
 mod audit;

@@ -41,7 +41,10 @@ fn audit(args: &[&str]) -> Result<Vec<u8>, Failed> {
 }
 
 /// The HTML report of `args` (in a temporary directory) and the JSON report of the same.
-fn reports(args: &[&str], html_args: &[&str]) -> Result<(tempfile::TempDir, std::path::PathBuf, Value), Failed> {
+fn reports(
+    args: &[&str],
+    html_args: &[&str],
+) -> Result<(tempfile::TempDir, std::path::PathBuf, Value), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let html = dir.path().join("report.html");
     let mut with_html = vec!["-o", "html"];
@@ -55,7 +58,13 @@ fn reports(args: &[&str], html_args: &[&str]) -> Result<(tempfile::TempDir, std:
 }
 
 fn shipped_fixtures() -> Result<(), Failed> {
-    let args = ["--policies", "policies", "--at", "2026-12-01", "tests/manifests"];
+    let args = [
+        "--policies",
+        "policies",
+        "--at",
+        "2026-12-01",
+        "tests/manifests",
+    ];
     let (_dir, html, json) = reports(&args, &["--group-by", "team"])?;
     let teams = BTreeMap::from([("shop".to_owned(), "shop".to_owned())]);
     let checked = check_report(
@@ -140,7 +149,8 @@ fn main() -> ExitCode {
             .iter()
             .map(|(name, _)| {
                 let why = why.clone();
-                Trial::test(*name, move || Err(format!("not run: {why}").into())).with_ignored_flag(true)
+                Trial::test(*name, move || Err(format!("not run: {why}").into()))
+                    .with_ignored_flag(true)
             })
             .collect();
         return libtest_mimic::run(&args, trials).exit_code();

@@ -39,13 +39,18 @@ fn json_of(bytes: &[u8]) -> Value {
 }
 
 fn sarif_schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("tests/schemas/sarif-schema-2.1.0.json"))
-        .expect("the SARIF schema");
+    let text =
+        std::fs::read_to_string(Path::new(ROOT).join("tests/schemas/sarif-schema-2.1.0.json"))
+            .expect("the SARIF schema");
     // The schema's pattern for languages (`run.language`, `translationMetadata`) has a lone `]`, a literal in ECMAScript's
     // legacy syntax (Annex B) that the validator, which checks patterns in Unicode mode,
     // refuses; escaped, it is the same pattern. Nothing else is touched.
     let bad = r#""^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$""#;
-    assert_eq!(text.matches(bad).count(), 2, "the schema's pattern as published");
+    assert_eq!(
+        text.matches(bad).count(),
+        2,
+        "the schema's pattern as published"
+    );
     let text = text.replace(bad, r#""^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}\\]?$""#);
     let schema: Value = serde_json::from_str(&text).expect("JSON");
     jsonschema::draft7::new(&schema).expect("a valid schema")
@@ -83,7 +88,10 @@ fn sarif_is_valid_and_has_a_result_per_violation_and_notice() {
     for (policies, input) in [
         ("policies", "tests/manifests"),
         ("tests/policies", "tests/manifests"),
-        ("tests/fixtures/report/policies", "tests/fixtures/report/manifests.yaml"),
+        (
+            "tests/fixtures/report/policies",
+            "tests/fixtures/report/manifests.yaml",
+        ),
     ] {
         let args = ["--policies", policies, "--at", "2026-12-01", input];
         let sarif = json_of(&audit(&[&["-o", "sarif"][..], &args].concat()));
@@ -103,16 +111,27 @@ fn sarif_is_valid_and_has_a_result_per_violation_and_notice() {
             })
             .sum();
         let run = &sarif["runs"][0];
-        assert_eq!(run["results"].as_array().expect("results").len(), want, "{policies} {input}");
+        assert_eq!(
+            run["results"].as_array().expect("results").len(),
+            want,
+            "{policies} {input}"
+        );
         // One rule per rule of a policy, each with its help text.
         let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
         let set = portcullis::lint::load_dir(&Path::new(ROOT).join(policies)).expect("policies");
         let want: BTreeSet<String> = set
             .policies
             .iter()
-            .flat_map(|p| p.rules.iter().map(move |r| format!("{}/{}", p.name, r.type_name())))
+            .flat_map(|p| {
+                p.rules
+                    .iter()
+                    .map(move |r| format!("{}/{}", p.name, r.type_name()))
+            })
             .collect();
-        let ids: BTreeSet<String> = rules.iter().map(|r| r["id"].as_str().expect("id").to_owned()).collect();
+        let ids: BTreeSet<String> = rules
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_owned())
+            .collect();
         assert_eq!(ids, want);
         for r in rules {
             assert!(!r["help"]["text"].as_str().expect("help").is_empty(), "{r}");
@@ -123,7 +142,9 @@ fn sarif_is_valid_and_has_a_result_per_violation_and_notice() {
         }
         // Unreadable documents are notifications, at their line.
         let errors = json["summary"]["errors"].as_u64().expect("errors");
-        let notes = run["invocations"][0]["toolExecutionNotifications"].as_array().expect("notifications");
+        let notes = run["invocations"][0]["toolExecutionNotifications"]
+            .as_array()
+            .expect("notifications");
         assert_eq!(notes.len() as u64, errors);
     }
 }
@@ -150,22 +171,61 @@ fn sarif_locates_the_offending_field_in_real_files() {
             .unwrap_or_else(|| panic!("no result for {uri} {field}: {found:#?}"))
     };
     // A field that is there: its key (`image: "nginx:latest"` on line 73, column 11).
-    assert_eq!(at("tests/manifests/helm-rendered.yaml", "spec.template.spec.containers[0].image"), (73, 11));
-    assert_eq!(at("tests/manifests/helm-rendered.yaml", "metadata.namespace"), (44, 3));
-    assert_eq!(at("tests/manifests/apps/shop/frontend.yaml", "spec.template.spec.containers[1].image"), (36, 9));
+    assert_eq!(
+        at(
+            "tests/manifests/helm-rendered.yaml",
+            "spec.template.spec.containers[0].image"
+        ),
+        (73, 11)
+    );
+    assert_eq!(
+        at("tests/manifests/helm-rendered.yaml", "metadata.namespace"),
+        (44, 3)
+    );
+    assert_eq!(
+        at(
+            "tests/manifests/apps/shop/frontend.yaml",
+            "spec.template.spec.containers[1].image"
+        ),
+        (36, 9)
+    );
     // A field that is missing: the deepest node on its path that is there (the second
     // container, its `limits`, the init container, the StatefulSet's container).
-    assert_eq!(at("tests/manifests/apps/shop/frontend.yaml", "spec.template.spec.containers[1].livenessProbe"), (35, 9));
     assert_eq!(
-        at("tests/manifests/apps/shop/frontend.yaml", "spec.template.spec.containers[1].resources.limits.memory"),
+        at(
+            "tests/manifests/apps/shop/frontend.yaml",
+            "spec.template.spec.containers[1].livenessProbe"
+        ),
+        (35, 9)
+    );
+    assert_eq!(
+        at(
+            "tests/manifests/apps/shop/frontend.yaml",
+            "spec.template.spec.containers[1].resources.limits.memory"
+        ),
         (41, 11)
     );
     assert_eq!(
-        at("tests/manifests/apps/shop/frontend.yaml", "spec.template.spec.initContainers[0].resources.limits.cpu"),
+        at(
+            "tests/manifests/apps/shop/frontend.yaml",
+            "spec.template.spec.initContainers[0].resources.limits.cpu"
+        ),
         (20, 9)
     );
-    assert_eq!(at("tests/manifests/apps/db-statefulset.yaml", "spec.template.spec.containers[0].readinessProbe"), (16, 9));
-    assert_eq!(at("tests/manifests/pods/bare-pod.yaml", "spec.containers[0].livenessProbe"), (10, 5));
+    assert_eq!(
+        at(
+            "tests/manifests/apps/db-statefulset.yaml",
+            "spec.template.spec.containers[0].readinessProbe"
+        ),
+        (16, 9)
+    );
+    assert_eq!(
+        at(
+            "tests/manifests/pods/bare-pod.yaml",
+            "spec.containers[0].livenessProbe"
+        ),
+        (10, 5)
+    );
 }
 
 #[test]
@@ -201,22 +261,41 @@ fn sarif_locates_fields_in_json_files_and_list_items() {
             .find(|r| r["properties"]["workload"] == workload && r["properties"]["field"] == field)
             .map(|r| {
                 let p = &r["locations"][0]["physicalLocation"];
-                assert!(p["artifactLocation"]["uri"].as_str().expect("uri").ends_with(&*file.file_name().expect("name").to_string_lossy()));
-                (p["region"]["startLine"].as_u64().expect("line"), p["region"]["startColumn"].as_u64().expect("column"))
+                assert!(
+                    p["artifactLocation"]["uri"]
+                        .as_str()
+                        .expect("uri")
+                        .ends_with(&*file.file_name().expect("name").to_string_lossy())
+                );
+                (
+                    p["region"]["startLine"].as_u64().expect("line"),
+                    p["region"]["startColumn"].as_u64().expect("column"),
+                )
             })
             .unwrap_or_else(|| panic!("{workload} {field}: {found:#?}"))
     };
     // A flow mapping (and JSON): the container is where its `{` is.
-    assert_eq!(at(&list, "Pod x/a", "spec.containers[0].livenessProbe"), (8, 18));
-    assert_eq!(at(&list, "Pod x/b", "spec.containers[0].livenessProbe"), (14, 7));
-    assert_eq!(at(&json, "Pod x/j", "spec.containers[0].livenessProbe"), (7, 7));
+    assert_eq!(
+        at(&list, "Pod x/a", "spec.containers[0].livenessProbe"),
+        (8, 18)
+    );
+    assert_eq!(
+        at(&list, "Pod x/b", "spec.containers[0].livenessProbe"),
+        (14, 7)
+    );
+    assert_eq!(
+        at(&json, "Pod x/j", "spec.containers[0].livenessProbe"),
+        (7, 7)
+    );
 }
 
 #[test]
 fn sarif_fingerprints_survive_runs_and_unrelated_edits() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("app.yaml");
-    let text = std::fs::read_to_string(Path::new(ROOT).join("tests/manifests/apps/shop/frontend.yaml")).expect("read");
+    let text =
+        std::fs::read_to_string(Path::new(ROOT).join("tests/manifests/apps/shop/frontend.yaml"))
+            .expect("read");
     std::fs::write(&file, &text).expect("write");
     let run = |file: &Path| {
         json_of(&audit(&[
@@ -234,10 +313,15 @@ fn sarif_fingerprints_survive_runs_and_unrelated_edits() {
             .iter()
             .map(|r| {
                 (
-                    r["partialFingerprints"]["portcullisFinding/v1"].as_str().expect("fingerprint").to_owned(),
+                    r["partialFingerprints"]["portcullisFinding/v1"]
+                        .as_str()
+                        .expect("fingerprint")
+                        .to_owned(),
                     (
                         r["properties"]["field"].as_str().expect("field").to_owned(),
-                        r["locations"][0]["physicalLocation"]["region"]["startLine"].as_u64().expect("line"),
+                        r["locations"][0]["physicalLocation"]["region"]["startLine"]
+                            .as_u64()
+                            .expect("line"),
                     ),
                 )
             })
@@ -245,21 +329,46 @@ fn sarif_fingerprints_survive_runs_and_unrelated_edits() {
     };
     let first = prints(&run(&file));
     assert_eq!(first.len(), 8, "one fingerprint per finding: {first:#?}");
-    assert_eq!(prints(&run(&file)), first, "the same run, the same fingerprints");
+    assert_eq!(
+        prints(&run(&file)),
+        first,
+        "the same run, the same fingerprints"
+    );
     // Unrelated edits: a comment and a label above everything; the lines move, the
     // fingerprints do not.
-    std::fs::write(&file, format!("# moved\n# down\n{}", text.replacen("  labels:\n", "  labels:\n    tier: web\n", 1))).expect("write");
+    std::fs::write(
+        &file,
+        format!(
+            "# moved\n# down\n{}",
+            text.replacen("  labels:\n", "  labels:\n    tier: web\n", 1)
+        ),
+    )
+    .expect("write");
     let moved = prints(&run(&file));
-    assert_eq!(moved.keys().collect::<Vec<_>>(), first.keys().collect::<Vec<_>>());
+    assert_eq!(
+        moved.keys().collect::<Vec<_>>(),
+        first.keys().collect::<Vec<_>>()
+    );
     for (k, (field, line)) in &moved {
-        assert!(*line > first[k].1, "{field}: line {line} was {}", first[k].1);
+        assert!(
+            *line > first[k].1,
+            "{field}: line {line} was {}",
+            first[k].1
+        );
     }
     // Fixing one finding closes exactly its fingerprint.
-    std::fs::write(&file, text.replace("limits: {cpu: 50m}", "limits: {cpu: 50m, memory: 64Mi}")).expect("write");
+    std::fs::write(
+        &file,
+        text.replace("limits: {cpu: 50m}", "limits: {cpu: 50m, memory: 64Mi}"),
+    )
+    .expect("write");
     let fixed = prints(&run(&file));
     let gone: Vec<&String> = first.keys().filter(|k| !fixed.contains_key(*k)).collect();
     assert_eq!(gone.len(), 1);
-    assert_eq!(first[gone[0]].0, "spec.template.spec.containers[1].resources.limits.memory");
+    assert_eq!(
+        first[gone[0]].0,
+        "spec.template.spec.containers[1].resources.limits.memory"
+    );
 }
 
 #[test]
@@ -274,13 +383,24 @@ fn sarif_marks_excepted_findings_as_suppressed_and_names_no_file_for_stdin() {
         "tests/fixtures/report/manifests.yaml",
     ]));
     let results = sarif["runs"][0]["results"].as_array().expect("results");
-    let suppressed: Vec<&Value> = results.iter().filter(|r| r.get("suppressions").is_some()).collect();
+    let suppressed: Vec<&Value> = results
+        .iter()
+        .filter(|r| r.get("suppressions").is_some())
+        .collect();
     assert_eq!(suppressed.len(), 4, "legacy-batch's four resource findings");
     for r in &suppressed {
         assert_eq!(r["properties"]["effect"], "excepted");
-        assert_eq!(r["level"], "error", "an enforce finding, held back by the exception");
-        let why = r["suppressions"][0]["justification"].as_str().expect("justification");
-        assert!(why.contains("legacy-batch-resources") && why.contains("PAY-1234"), "{why}");
+        assert_eq!(
+            r["level"], "error",
+            "an enforce finding, held back by the exception"
+        );
+        let why = r["suppressions"][0]["justification"]
+            .as_str()
+            .expect("justification");
+        assert!(
+            why.contains("legacy-batch-resources") && why.contains("PAY-1234"),
+            "{why}"
+        );
     }
     let config = &sarif["runs"][0]["invocations"][0]["toolConfigurationNotifications"];
     assert!(config.to_string().contains("gateway-probes"), "{config}");
@@ -298,28 +418,53 @@ fn sarif_marks_excepted_findings_as_suppressed_and_names_no_file_for_stdin() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(&std::fs::read(Path::new(ROOT).join("tests/manifests/pods/bare-pod.yaml")).expect("read"))
+        .write_all(
+            &std::fs::read(Path::new(ROOT).join("tests/manifests/pods/bare-pod.yaml"))
+                .expect("read"),
+        )
         .expect("write");
     let out = child.wait_with_output().expect("wait");
     let sarif = json_of(&out.stdout);
     assert_valid_sarif(&sarif);
     let r = &sarif["runs"][0]["results"][0];
     assert!(r["locations"][0].get("physicalLocation").is_none(), "{r}");
-    assert_eq!(r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"], "Pod shop/debug");
+    assert_eq!(
+        r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"],
+        "Pod shop/debug"
+    );
 }
 
 #[test]
 fn junit_has_a_test_case_per_workload() {
-    let xml = String::from_utf8(audit(&["-o", "junit", "--policies", "tests/policies", "tests/manifests"])).expect("UTF-8");
-    let json = json_of(&audit(&["-o", "json", "--policies", "tests/policies", "tests/manifests"]));
+    let xml = String::from_utf8(audit(&[
+        "-o",
+        "junit",
+        "--policies",
+        "tests/policies",
+        "tests/manifests",
+    ]))
+    .expect("UTF-8");
+    let json = json_of(&audit(&[
+        "-o",
+        "json",
+        "--policies",
+        "tests/policies",
+        "tests/manifests",
+    ]));
     let s = &json["summary"];
     let count = |needle: &str| xml.matches(needle).count() as u64;
     let workloads = s["judged"].as_u64().expect("judged") + s["skipped"].as_u64().expect("skipped");
-    assert_eq!(count("<testcase "), workloads + s["errors"].as_u64().expect("errors"), "{xml}");
+    assert_eq!(
+        count("<testcase "),
+        workloads + s["errors"].as_u64().expect("errors"),
+        "{xml}"
+    );
     assert_eq!(count("<failure "), s["denied"].as_u64().expect("denied"));
     assert_eq!(count("<skipped "), s["skipped"].as_u64().expect("skipped"));
     assert_eq!(count("<error "), s["errors"].as_u64().expect("errors"));
-    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"portcullis audit\">\n"));
+    assert!(xml.starts_with(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"portcullis audit\">\n"
+    ));
     assert!(xml.ends_with("</testsuites>\n"));
     assert_eq!(count("<testsuite "), count("</testsuite>"));
     assert!(
@@ -343,13 +488,24 @@ fn html_is_self_contained() {
     ]))
     .expect("UTF-8");
     assert!(html.starts_with("<!DOCTYPE html>"));
-    for pattern in ["src=", "<link", "@import", "url(", "http://", "https://", "<iframe", "<img"] {
-        assert!(!html.contains(pattern), "the page refers elsewhere ({pattern})");
+    for pattern in [
+        "src=", "<link", "@import", "url(", "http://", "https://", "<iframe", "<img",
+    ] {
+        assert!(
+            !html.contains(pattern),
+            "the page refers elsewhere ({pattern})"
+        );
     }
     // The same words as the other reports.
     assert!(html.contains("no livenessProbe"), "a finding");
-    assert!(html.contains("add a livenessProbe (httpGet, tcpSocket, grpc or exec)"), "its fix");
-    assert!(html.contains("legacy-batch-resources") && html.contains("PAY-1234"), "an exception");
+    assert!(
+        html.contains("add a livenessProbe (httpGet, tcpSocket, grpc or exec)"),
+        "its fix"
+    );
+    assert!(
+        html.contains("legacy-batch-resources") && html.contains("PAY-1234"),
+        "an exception"
+    );
 }
 
 #[test]
@@ -366,27 +522,74 @@ fn html_stays_under_5_mb_and_says_what_it_cut() {
     }
     std::fs::write(&file, text).expect("write");
     let path = file.display().to_string();
-    let html = audit(&["-o", "html", "--policies", "policies", "--at", "2026-12-01", &path]);
+    let html = audit(&[
+        "-o",
+        "html",
+        "--policies",
+        "policies",
+        "--at",
+        "2026-12-01",
+        &path,
+    ]);
     assert!(html.len() < 5_000_000, "{} bytes", html.len());
     let html = String::from_utf8(html).expect("UTF-8");
-    assert!(html.contains("id=\"cut\""), "the page says what it did not show in full");
+    assert!(
+        html.contains("id=\"cut\""),
+        "the page says what it did not show in full"
+    );
     assert!(html.contains("Not shown in full, to keep this page under 5 MB"));
-    assert!(html.contains("data-count=\"judged\">12,000<"), "the counts are whole");
+    assert!(
+        html.contains("data-count=\"judged\">12,000<"),
+        "the counts are whole"
+    );
     // Every namespace is in the table.
-    assert_eq!(html.matches("<tr class=\"fails\" data-name=\"ns-").count(), 120);
+    assert_eq!(
+        html.matches("<tr class=\"fails\" data-name=\"ns-").count(),
+        120
+    );
 }
 
 #[test]
 fn report_flags_are_checked() {
-    let out = portcullis(&["audit", "-o", "json", "--group-by", "team", "tests/manifests"]);
+    let out = portcullis(&[
+        "audit",
+        "-o",
+        "json",
+        "--group-by",
+        "team",
+        "tests/manifests",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--group-by and --baseline apply to -o html only"));
-    let out = portcullis(&["audit", "-o", "html", "--baseline", "no-such-report.json", "tests/manifests"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--group-by and --baseline apply to -o html only")
+    );
+    let out = portcullis(&[
+        "audit",
+        "-o",
+        "html",
+        "--baseline",
+        "no-such-report.json",
+        "tests/manifests",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read the baseline no-such-report.json"), "{err}");
-    let out = portcullis(&["audit", "-o", "html", "--baseline", "tests/manifests/redis.json", "tests/manifests"]);
+    assert!(
+        err.contains("cannot read the baseline no-such-report.json"),
+        "{err}"
+    );
+    let out = portcullis(&[
+        "audit",
+        "-o",
+        "html",
+        "--baseline",
+        "tests/manifests/redis.json",
+        "tests/manifests",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is not a JSON report of `portcullis audit -o json`"), "{err}");
+    assert!(
+        err.contains("is not a JSON report of `portcullis audit -o json`"),
+        "{err}"
+    );
 }

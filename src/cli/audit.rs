@@ -244,7 +244,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     // Exceptions in force that no object of the run uses are reported after it.
     output
         .writer
-        .check_exceptions(crate::policy::exceptions::unused(&policies, time, |_| false));
+        .check_exceptions(crate::policy::exceptions::unused(&policies, time, |_| {
+            false
+        }));
     if args.cluster {
         if let Err(code) = cluster::judge(&args, &policies, format, &mut output) {
             return Ok(code);

@@ -135,7 +135,12 @@ impl Browser {
     }
 
     /// Sends a command (to `session`, or the browser) and waits for its answer's `result`.
-    pub fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Result<Value, String> {
+    pub fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, String> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
@@ -205,9 +210,17 @@ impl Browser {
             "Target.attachToTarget",
             json!({"targetId": target_id, "flatten": true}),
         )?;
-        let session = attached["sessionId"].as_str().ok_or("no sessionId")?.to_owned();
+        let session = attached["sessionId"]
+            .as_str()
+            .ok_or("no sessionId")?
+            .to_owned();
         let s = Some(session.as_str());
-        for domain in ["Network.enable", "Runtime.enable", "Log.enable", "Page.enable"] {
+        for domain in [
+            "Network.enable",
+            "Runtime.enable",
+            "Log.enable",
+            "Page.enable",
+        ] {
             self.call(s, domain, json!({}))?;
         }
         self.call(
@@ -216,7 +229,11 @@ impl Browser {
             json!({"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
         )?;
         if !javascript {
-            self.call(s, "Emulation.setScriptExecutionDisabled", json!({"value": true}))?;
+            self.call(
+                s,
+                "Emulation.setScriptExecutionDisabled",
+                json!({"value": true}),
+            )?;
         }
         Ok(Page { session })
     }
@@ -252,7 +269,12 @@ impl Browser {
 
     /// A PNG of the page: the viewport, or the whole page when `full` (at most `max_height`
     /// CSS pixels of it).
-    pub fn screenshot(&mut self, page: &Page, full: bool, max_height: f64) -> Result<Vec<u8>, String> {
+    pub fn screenshot(
+        &mut self,
+        page: &Page,
+        full: bool,
+        max_height: f64,
+    ) -> Result<Vec<u8>, String> {
         let mut params = json!({"format": "png"});
         // Sections a browser renders only when scrolled to (`content-visibility: auto`) are
         // rendered for the picture, from the top.

@@ -140,7 +140,12 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 
 /// Opens `html` in a new browser, checks it against `json` (and `expect`), with JavaScript on
 /// and off, and keeps a screenshot as `target/report-screenshots/NAME.png`.
-pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) -> Result<Checked, String> {
+pub fn check_report(
+    html: &Path,
+    json: &Value,
+    name: &str,
+    expect: &Expect<'_>,
+) -> Result<Checked, String> {
     let mut b = Browser::start()?;
     let p = b.page(true)?;
     let url = b.open(&p, html)?;
@@ -149,7 +154,10 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
         || "the page's script did not run to its end".to_owned(),
     )?;
     let usable_ms = b
-        .eval(&p, "performance.getEntriesByName('portcullis-usable')[0].startTime")?
+        .eval(
+            &p,
+            "performance.getEntriesByName('portcullis-usable')[0].startTime",
+        )?
         .as_f64()
         .ok_or("no portcullis-usable mark")?;
 
@@ -159,44 +167,68 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
         "Object.fromEntries([...document.querySelectorAll('#summary [data-count]')].map(e => [e.dataset.count, e.textContent]))",
     )?;
     let s = &json["summary"];
-    for key in ["judged", "denied", "warned", "passed", "skipped", "other", "errors"] {
+    for key in [
+        "judged", "denied", "warned", "passed", "skipped", "other", "errors",
+    ] {
         let shown = n(&cards[key])?;
         let want = s[key].as_u64().unwrap_or(u64::MAX) as usize;
-        ensure(shown == want, || format!("summary {key}: the page shows {shown}, the JSON says {want}"))?;
+        ensure(shown == want, || {
+            format!("summary {key}: the page shows {shown}, the JSON says {want}")
+        })?;
     }
     let objects: Vec<&Value> = json["objects"].as_array().into_iter().flatten().collect();
     let want_excepted = objects.iter().filter(|o| judged(o) && excepted(o)).count();
     ensure(n(&cards["excepted"])? == want_excepted, || {
-        format!("summary excepted: the page shows {}, the JSON says {want_excepted}", cards["excepted"])
+        format!(
+            "summary excepted: the page shows {}, the JSON says {want_excepted}",
+            cards["excepted"]
+        )
     })?;
     let result = b.eval(&p, "document.getElementById('result').textContent")?;
     let fails = s["denied"].as_u64() > Some(0) || s["errors"].as_u64() > Some(0);
-    ensure(result.as_str().is_some_and(|r| r.starts_with(if fails { "result: FAIL" } else { "result: PASS" })), || {
-        format!("result line {result}")
-    })?;
+    ensure(
+        result.as_str().is_some_and(|r| {
+            r.starts_with(if fails {
+                "result: FAIL"
+            } else {
+                "result: PASS"
+            })
+        }),
+        || format!("result line {result}"),
+    )?;
 
     // Namespaces, worst first.
     let want = tallies(json);
     let shown = table(&mut b, &p, "namespace-table")?;
     let shown_map: BTreeMap<String, [usize; 6]> = shown.iter().cloned().collect();
-    ensure(shown_map == want, || format!("namespaces: the page shows {shown_map:?}, the JSON says {want:?}"))?;
+    ensure(shown_map == want, || {
+        format!("namespaces: the page shows {shown_map:?}, the JSON says {want:?}")
+    })?;
     let order: Vec<(usize, usize)> = shown.iter().map(|(_, t)| (t[1], t[2])).collect();
     let mut sorted = order.clone();
     sorted.sort_by(|a, b| b.cmp(a));
-    ensure(order == sorted, || format!("namespaces are not worst first: {shown:?}"))?;
+    ensure(order == sorted, || {
+        format!("namespaces are not worst first: {shown:?}")
+    })?;
 
     // Groups by a namespace label.
     if let Some((label, values)) = &expect.groups {
         let mut want: BTreeMap<String, [usize; 6]> = BTreeMap::new();
         for (ns, t) in &tallies(json) {
-            let g = values.get(ns).cloned().unwrap_or_else(|| format!("(no {label} label)"));
+            let g = values
+                .get(ns)
+                .cloned()
+                .unwrap_or_else(|| format!("(no {label} label)"));
             let e = want.entry(g).or_default();
             for i in 0..6 {
                 e[i] += t[i];
             }
         }
-        let shown: BTreeMap<String, [usize; 6]> = table(&mut b, &p, "group-table")?.into_iter().collect();
-        ensure(shown == want, || format!("groups by {label}: the page shows {shown:?}, expected {want:?}"))?;
+        let shown: BTreeMap<String, [usize; 6]> =
+            table(&mut b, &p, "group-table")?.into_iter().collect();
+        ensure(shown == want, || {
+            format!("groups by {label}: the page shows {shown:?}, expected {want:?}")
+        })?;
     }
 
     // Readiness: what enforce would deny today, per policy.
@@ -211,9 +243,14 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
         };
         let want = objects
             .iter()
-            .filter(|o| judged(o) && violations(o).any(|f| f["policy"] == policy && f["effect"] != "excepted"))
+            .filter(|o| {
+                judged(o)
+                    && violations(o).any(|f| f["policy"] == policy && f["effect"] != "excepted")
+            })
             .count();
-        ensure(shown == want.to_string(), || format!("readiness of {policy}: the page shows {shown}, the JSON says {want}"))?;
+        ensure(shown == want.to_string(), || {
+            format!("readiness of {policy}: the page shows {shown}, the JSON says {want}")
+        })?;
     }
 
     // Coming schedule steps: the workloads each will deny.
@@ -235,7 +272,12 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
                     })
             })
             .count();
-        ensure(n(&r[2])? == want, || format!("schedule step {policy} from {from}: the page shows {}, the JSON says {want}", r[2]))?;
+        ensure(n(&r[2])? == want, || {
+            format!(
+                "schedule step {policy} from {from}: the page shows {}, the JSON says {want}",
+                r[2]
+            )
+        })?;
     }
 
     // Exceptions: what each excepted, and which matched nothing.
@@ -252,15 +294,43 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
     for r in rows.as_array().into_iter().flatten() {
         let name = r[0].as_str().unwrap_or("");
         let of = |f: &&Value| f["exception"]["name"] == name;
-        let workloads = objects.iter().filter(|o| o["findings"].as_array().into_iter().flatten().any(|f| of(&f))).count();
-        let findings: usize = objects.iter().map(|o| o["findings"].as_array().into_iter().flatten().filter(|f| of(f)).count()).sum();
+        let workloads = objects
+            .iter()
+            .filter(|o| {
+                o["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|f| of(&f))
+            })
+            .count();
+        let findings: usize = objects
+            .iter()
+            .map(|o| {
+                o["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|f| of(f))
+                    .count()
+            })
+            .sum();
         ensure(n(&r[1])? == workloads && n(&r[2])? == findings, || {
-            format!("exception {name}: the page shows {} workloads, {} findings; the JSON says {workloads}, {findings}", r[1], r[2])
+            format!(
+                "exception {name}: the page shows {} workloads, {} findings; the JSON says {workloads}, {findings}",
+                r[1], r[2]
+            )
         })?;
         let status = r[3].as_str().unwrap_or("");
-        ensure(unused.contains(name) == status.contains("matched nothing"), || {
-            format!("exception {name}: status {status:?}, unused in the JSON: {}", unused.contains(name))
-        })?;
+        ensure(
+            unused.contains(name) == status.contains("matched nothing"),
+            || {
+                format!(
+                    "exception {name}: status {status:?}, unused in the JSON: {}",
+                    unused.contains(name)
+                )
+            },
+        )?;
     }
 
     // Since the baseline.
@@ -272,41 +342,76 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
         )?;
         let (new, fixed) = (now.difference(&then).count(), then.difference(&now).count());
         ensure(n(&shown[0])? == new && n(&shown[1])? == fixed, || {
-            format!("since the baseline: the page shows {shown}, the JSON reports say {new} new and {fixed} fixed")
+            format!(
+                "since the baseline: the page shows {shown}, the JSON reports say {new} new and {fixed} fixed"
+            )
         })?;
     }
 
     // Every violation and notice is shown, under its workload (unless the page says it cut).
     let cut = b.eval(&p, "document.getElementById('cut') !== null")? == true;
     if !cut {
-        let shown = b.eval(&p, "document.querySelectorAll('#findings ul.findings > li').length")?;
+        let shown = b.eval(
+            &p,
+            "document.querySelectorAll('#findings ul.findings > li').length",
+        )?;
         let want: usize = objects
             .iter()
-            .map(|o| o["findings"].as_array().into_iter().flatten().filter(|f| f["kind"] != "mutation").count())
+            .map(|o| {
+                o["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|f| f["kind"] != "mutation")
+                    .count()
+            })
             .sum();
-        ensure(shown.as_u64() == Some(want as u64), || format!("findings shown: {shown}, in the JSON: {want}"))?;
+        ensure(shown.as_u64() == Some(want as u64), || {
+            format!("findings shown: {shown}, in the JSON: {want}")
+        })?;
     }
 
     // Filtering to what fails (CSS), and back.
     let visible_rows = "[...document.querySelectorAll('#namespace-table tbody tr')].filter(r => r.checkVisibility()).map(r => r.dataset.name)";
     b.eval(&p, "document.getElementById('only-failing').click()")?;
-    let failing: Vec<String> = tallies(json).into_iter().filter(|(_, t)| t[1] > 0).map(|(n, _)| n).collect();
-    let mut shown: Vec<String> = serde_json::from_value(b.eval(&p, visible_rows)?).map_err(|e| e.to_string())?;
+    let failing: Vec<String> = tallies(json)
+        .into_iter()
+        .filter(|(_, t)| t[1] > 0)
+        .map(|(n, _)| n)
+        .collect();
+    let mut shown: Vec<String> =
+        serde_json::from_value(b.eval(&p, visible_rows)?).map_err(|e| e.to_string())?;
     shown.sort();
-    ensure(shown == failing, || format!("only what fails: namespaces shown {shown:?}, failing {failing:?}"))?;
+    ensure(shown == failing, || {
+        format!("only what fails: namespaces shown {shown:?}, failing {failing:?}")
+    })?;
     let articles = b.eval(
         &p,
         "[...document.querySelectorAll('#findings article.w')].filter(a => a.checkVisibility()).map(a => a.dataset.verdict)",
     )?;
-    let verdicts: Vec<&str> = articles.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    ensure(verdicts.iter().all(|v| *v == "deny"), || format!("only what fails shows workloads {verdicts:?}"))?;
+    let verdicts: Vec<&str> = articles
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    ensure(verdicts.iter().all(|v| *v == "deny"), || {
+        format!("only what fails shows workloads {verdicts:?}")
+    })?;
     if !cut {
         let denied = s["denied"].as_u64().unwrap_or(0) as usize;
-        ensure(verdicts.len() == denied, || format!("only what fails shows {} workloads, {denied} were denied", verdicts.len()))?;
+        ensure(verdicts.len() == denied, || {
+            format!(
+                "only what fails shows {} workloads, {denied} were denied",
+                verdicts.len()
+            )
+        })?;
     }
     b.eval(&p, "document.getElementById('only-failing').click()")?;
     let all = b.eval(&p, visible_rows)?;
-    ensure(all.as_array().map(Vec::len) == Some(want.len()), || format!("after unfiltering: {all}"))?;
+    ensure(all.as_array().map(Vec::len) == Some(want.len()), || {
+        format!("after unfiltering: {all}")
+    })?;
 
     // The filter by name (script).
     // (The worst namespace: it has workloads with findings, if any has.)
@@ -316,8 +421,16 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
             &p,
             &format!("(() => {{ const i = document.getElementById('name-filter'); i.value = {q}; i.dispatchEvent(new Event('input')); return [...document.querySelectorAll('#findings .w')].filter(a => a.checkVisibility()).map(a => a.dataset.name); }})()"),
         )?;
-        let names: Vec<&str> = names.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        ensure(!names.is_empty() && names.iter().all(|n| n.contains(ns.as_str())), || format!("filter by {ns}: {names:?}"))?;
+        let names: Vec<&str> = names
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        ensure(
+            !names.is_empty() && names.iter().all(|n| n.contains(ns.as_str())),
+            || format!("filter by {ns}: {names:?}"),
+        )?;
         b.eval(&p, "(() => { const i = document.getElementById('name-filter'); i.value = ''; i.dispatchEvent(new Event('input')); })()")?;
     }
 
@@ -326,9 +439,10 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
         &p,
         "(() => { document.querySelector('#namespace-table thead th button').click(); const n = [...document.querySelectorAll('#namespace-table tbody tr')].map(r => r.dataset.name); return [n.length, n.every((x, i) => i == 0 || n[i - 1].localeCompare(x) <= 0)]; })()",
     )?;
-    ensure(sorted[0].as_u64() == Some(want.len() as u64) && sorted[1] == true, || {
-        format!("sorting by namespace: {sorted}")
-    })?;
+    ensure(
+        sorted[0].as_u64() == Some(want.len() as u64) && sorted[1] == true,
+        || format!("sorting by namespace: {sorted}"),
+    )?;
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-screenshots");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -340,15 +454,31 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
     let q = b.page(false)?;
     b.open(&q, html)?;
     let ready = b.eval(&q, "document.documentElement.dataset.ready ?? null")?;
-    ensure(ready.is_null(), || "the page's script ran with JavaScript off".to_owned())?;
-    let judged_text = b.eval(&q, "document.querySelector('[data-count=judged]').textContent")?;
-    ensure(n(&judged_text)? == s["judged"].as_u64().unwrap_or(0) as usize, || format!("JavaScript off: judged {judged_text}"))?;
-    let rows = b.eval(&q, "document.querySelectorAll('#namespace-table tbody tr').length")?;
-    ensure(rows.as_u64() == Some(want.len() as u64), || format!("JavaScript off: {rows} namespace rows"))?;
+    ensure(ready.is_null(), || {
+        "the page's script ran with JavaScript off".to_owned()
+    })?;
+    let judged_text = b.eval(
+        &q,
+        "document.querySelector('[data-count=judged]').textContent",
+    )?;
+    ensure(
+        n(&judged_text)? == s["judged"].as_u64().unwrap_or(0) as usize,
+        || format!("JavaScript off: judged {judged_text}"),
+    )?;
+    let rows = b.eval(
+        &q,
+        "document.querySelectorAll('#namespace-table tbody tr').length",
+    )?;
+    ensure(rows.as_u64() == Some(want.len() as u64), || {
+        format!("JavaScript off: {rows} namespace rows")
+    })?;
     b.eval(&q, "document.getElementById('only-failing').click()")?;
-    let mut shown: Vec<String> = serde_json::from_value(b.eval(&q, visible_rows)?).map_err(|e| e.to_string())?;
+    let mut shown: Vec<String> =
+        serde_json::from_value(b.eval(&q, visible_rows)?).map_err(|e| e.to_string())?;
     shown.sort();
-    ensure(shown == failing, || format!("JavaScript off, only what fails: {shown:?}, failing {failing:?}"))?;
+    ensure(shown == failing, || {
+        format!("JavaScript off, only what fails: {shown:?}, failing {failing:?}")
+    })?;
 
     // No request but the file itself, nothing logged as an error.
     let requests: Vec<String> = b
@@ -356,9 +486,13 @@ pub fn check_report(html: &Path, json: &Value, name: &str, expect: &Expect<'_>) 
         .into_iter()
         .filter(|r| r != &url && !r.starts_with("data:") && r != "about:blank")
         .collect();
-    ensure(requests.is_empty(), || format!("the page made network requests: {requests:?}"))?;
+    ensure(requests.is_empty(), || {
+        format!("the page made network requests: {requests:?}")
+    })?;
     let errors = b.errors();
-    ensure(errors.is_empty(), || format!("the page logged errors: {errors:?}"))?;
+    ensure(errors.is_empty(), || {
+        format!("the page logged errors: {errors:?}")
+    })?;
     Ok(Checked {
         usable_ms,
         screenshot,

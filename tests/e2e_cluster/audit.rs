@@ -67,7 +67,11 @@ fn audit_cluster_html_report_in_a_browser(w: &World) {
     let mut ok = container("app");
     ok["livenessProbe"] = json!({"httpGet": {"path": "/", "port": 8080}});
     ok["readinessProbe"] = json!({"httpGet": {"path": "/", "port": 8080}});
-    for (name, c) in [("web", container("app")), ("api", container("app")), ("ok", ok)] {
+    for (name, c) in [
+        ("web", container("app")),
+        ("api", container("app")),
+        ("ok", ok),
+    ] {
         let mut d = deployment(name, 1, c);
         d["metadata"]["namespace"] = json!(ns);
         k.with_object(&["create"], &d).ok();
@@ -76,12 +80,24 @@ fn audit_cluster_html_report_in_a_browser(w: &World) {
     let kubeconfig = w.cluster.kubeconfig.display().to_string();
     let run = |format: &str, extra: &[&str]| {
         let mut args = vec![
-            "audit", "--cluster", "-n", &ns, "-o", format, "--policies", &policies,
-            "--kubeconfig", &kubeconfig,
+            "audit",
+            "--cluster",
+            "-n",
+            &ns,
+            "-o",
+            format,
+            "--policies",
+            &policies,
+            "--kubeconfig",
+            &kubeconfig,
         ];
         args.extend(extra);
         let out = portcullis(w.cluster.dir(), &args, None, &[]);
-        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out.stderr));
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            text(&out.stderr)
+        );
         out.stdout
     };
     let html = run("html", &["--group-by", "team"]);
@@ -93,14 +109,20 @@ fn audit_cluster_html_report_in_a_browser(w: &World) {
         &json,
         "cluster-audit",
         &crate::browser_support::report::Expect {
-            groups: Some(("team", BTreeMap::from([(ns.clone(), "storefront".to_owned())]))),
+            groups: Some((
+                "team",
+                BTreeMap::from([(ns.clone(), "storefront".to_owned())]),
+            )),
             baseline: None,
         },
     )
     .unwrap_or_else(|e| panic!("the cluster audit's page: {e}"));
     // The page names what it audited, and the workloads as the cluster's objects.
     let html = text(&html);
-    assert!(html.contains(&format!("namespace {ns} of the cluster at")), "{html}");
+    assert!(
+        html.contains(&format!("namespace {ns} of the cluster at")),
+        "{html}"
+    );
     assert_eq!(json["summary"]["judged"], 3, "{json}");
     println!(
         "cluster audit page: usable {:.0} ms after navigation start; screenshot {}",

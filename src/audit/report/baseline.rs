@@ -105,8 +105,8 @@ impl Baseline {
             source,
         })?;
         let report: Report =
-            serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader))
-                .map_err(|e| {
+            serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader)).map_err(
+                |e| {
                     if e.is_io() {
                         BaselineError::Read {
                             file: file.clone(),
@@ -118,7 +118,8 @@ impl Baseline {
                             message: e.to_string(),
                         }
                     }
-                })?;
+                },
+            )?;
         Baseline::of(file, report)
     }
 
@@ -196,8 +197,11 @@ mod tests {
         let f = b.findings.values().next().expect("one");
         assert_eq!(f.workload, "Deployment shop/web");
         assert_eq!(b.judged, 1);
-        let err = Baseline::from_str("b.json", r#"{"schemaVersion": 2, "objects": [], "summary": {"judged": 0}}"#)
-            .expect_err("another schema");
+        let err = Baseline::from_str(
+            "b.json",
+            r#"{"schemaVersion": 2, "objects": [], "summary": {"judged": 0}}"#,
+        )
+        .expect_err("another schema");
         assert!(err.to_string().contains("schemaVersion is 2"), "{err}");
         let err = Baseline::from_str("b.json", "{}").expect_err("not a report");
         assert!(err.to_string().contains("not a JSON report"), "{err}");

@@ -231,10 +231,7 @@ impl Tally {
 
     /// Worst first: most denied, then most warned.
     fn badness(&self) -> (std::cmp::Reverse<usize>, std::cmp::Reverse<usize>) {
-        (
-            std::cmp::Reverse(self.deny),
-            std::cmp::Reverse(self.warn),
-        )
+        (std::cmp::Reverse(self.deny), std::cmp::Reverse(self.warn))
     }
 }
 
@@ -358,9 +355,11 @@ impl<'a> Page<'a> {
         }
         self.out.push_str(" <a href=\"#policies\">Policies and rules</a> <a href=\"#schedules\">Schedules</a> <a href=\"#exceptions\">Exceptions</a>");
         if self.context.baseline.is_some() {
-            self.out.push_str(" <a href=\"#baseline\">Since the baseline</a>");
+            self.out
+                .push_str(" <a href=\"#baseline\">Since the baseline</a>");
         }
-        self.out.push_str(" <a href=\"#findings\">Findings</a></nav>\n");
+        self.out
+            .push_str(" <a href=\"#findings\">Findings</a></nav>\n");
         self.out.push_str("<p class=\"controls\"><label><input type=\"checkbox\" id=\"only-failing\"> Show only what fails (denied workloads, and the namespaces and groups that have them)</label></p>\n</header>\n<main>\n");
     }
 
@@ -373,10 +372,15 @@ impl<'a> Page<'a> {
             ("denied", "Denied", s.denied, "deny"),
             ("warned", "Warned", s.warned, "warn"),
             ("passed", "Passed", s.passed, "pass"),
-            ("excepted", "Excepted (a finding excepted)", excepted, "exc"),
-            ("skipped", "Skipped (judged at their owner)", s.skipped, ""),
+            ("excepted", "Excepted", excepted, "exc"),
+            ("skipped", "Skipped", s.skipped, ""),
             ("other", "Not workloads", s.other, ""),
-            ("errors", "Unreadable documents", s.errors, if s.errors > 0 { "deny" } else { "" }),
+            (
+                "errors",
+                "Unreadable",
+                s.errors,
+                if s.errors > 0 { "deny" } else { "" },
+            ),
         ];
         for (key, label, n, class) in cards {
             let _ = writeln!(
@@ -385,7 +389,7 @@ impl<'a> Page<'a> {
                 thousands(n)
             );
         }
-        self.out.push_str("</dl>\n");
+        self.out.push_str("</dl>\n<p class=\"dim legend\">Excepted: workloads with a finding an exception excepts (also counted by their verdict). Skipped: objects judged at their owner (a Deployment's ReplicaSets and Pods). Unreadable: documents that could not be read.</p>\n");
         if s.judged > 0 {
             self.out.push_str(&bar(&[
                 ("denied", s.denied, "deny"),
@@ -435,7 +439,11 @@ impl<'a> Page<'a> {
                     continue;
                 }
                 selected += 1;
-                let mine = || o.findings.iter().filter(|f| !f.notice && self.s(f.policy) == name);
+                let mine = || {
+                    o.findings
+                        .iter()
+                        .filter(|f| !f.notice && self.s(f.policy) == name)
+                };
                 if mine().any(|f| f.effect != Effect::Excepted) {
                     violating += 1;
                 } else if mine().next().is_some() {
@@ -463,7 +471,11 @@ impl<'a> Page<'a> {
                 self.out,
                 "<tr data-policy=\"{}\"{}><th scope=\"row\"><a href=\"#policy-{}\">{}</a></th><td>{}</td>",
                 esc(name),
-                if fails { " class=\"fails\"" } else { " class=\"ok\"" },
+                if fails {
+                    " class=\"fails\""
+                } else {
+                    " class=\"ok\""
+                },
                 slug(name),
                 esc(name),
                 esc(&mode_text)
@@ -519,7 +531,11 @@ impl<'a> Page<'a> {
                 thousands(t.pass),
                 thousands(t.excepted),
                 thousands(t.skipped),
-                bar(&[("deny", t.deny, "deny"), ("warn", t.warn, "warn"), ("pass", t.pass, "pass")])
+                bar(&[
+                    ("deny", t.deny, "deny"),
+                    ("warn", t.warn, "warn"),
+                    ("pass", t.pass, "pass")
+                ])
             );
         }
         self.out.push_str("</tbody>\n</table>\n");
@@ -572,7 +588,8 @@ impl<'a> Page<'a> {
             esc(&label)
         );
         self.tally_table("group-table", &esc(&label), &rows);
-        self.out.push_str("<details><summary>Which namespaces are in each group</summary>\n<ul>\n");
+        self.out
+            .push_str("<details><summary>Which namespaces are in each group</summary>\n<ul>\n");
         for (v, (_, members)) in &groups {
             let _ = writeln!(
                 self.out,
@@ -637,7 +654,12 @@ impl<'a> Page<'a> {
                     continue;
                 }
                 let key = (
-                    self.c.strings.index.get(p.name.as_str()).copied().unwrap_or(Sym::MAX),
+                    self.c
+                        .strings
+                        .index
+                        .get(p.name.as_str())
+                        .copied()
+                        .unwrap_or(Sym::MAX),
                     self.c.strings.index.get(rule).copied().unwrap_or(Sym::MAX),
                 );
                 let (workloads, findings, hints) = per_rule
@@ -786,7 +808,11 @@ impl<'a> Page<'a> {
                 u.1 += 1;
             }
         }
-        let unused: HashSet<&str> = self.unused.iter().map(|(e, _)| e.info.name.as_str()).collect();
+        let unused: HashSet<&str> = self
+            .unused
+            .iter()
+            .map(|(e, _)| e.info.name.as_str())
+            .collect();
         self.out.push_str("<table class=\"sortable\" id=\"exception-table\">\n<thead><tr><th scope=\"col\">Exception</th><th scope=\"col\">Owner</th><th scope=\"col\">Reason</th><th scope=\"col\">Ticket</th><th scope=\"col\">Expires</th><th scope=\"col\" class=\"n\">Days left</th><th scope=\"col\" class=\"n\">Workloads</th><th scope=\"col\" class=\"n\">Findings</th><th scope=\"col\">Status</th></tr></thead>\n<tbody>\n");
         let time = self.context.time;
         for e in set.iter() {
@@ -814,7 +840,11 @@ impl<'a> Page<'a> {
                 esc(info.ticket.as_deref().unwrap_or("-")),
                 info.expires,
                 info.expires,
-                if in_force { left.to_string() } else { "-".to_owned() },
+                if in_force {
+                    left.to_string()
+                } else {
+                    "-".to_owned()
+                },
                 thousands(workloads),
                 thousands(findings),
                 esc(&status)
@@ -844,7 +874,10 @@ impl<'a> Page<'a> {
                     (f.container != 0).then(|| self.s(f.container)),
                     self.s(f.field),
                 );
-                now.insert(key, (self.namespace_of(o), self.s(f.policy).to_owned(), i, f));
+                now.insert(
+                    key,
+                    (self.namespace_of(o), self.s(f.policy).to_owned(), i, f),
+                );
             }
         }
         // namespace -> (new, fixed); policy -> (new, fixed)
@@ -947,7 +980,7 @@ impl<'a> Page<'a> {
     }
 
     fn findings_section(&mut self) -> Option<String> {
-        self.out.push_str("<section id=\"findings\" aria-labelledby=\"findings-h\">\n<h2 id=\"findings-h\">Findings by workload</h2>\n");
+        self.out.push_str("<section id=\"findings\" aria-labelledby=\"findings-h\">\n<h2 id=\"findings-h\">Findings by workload</h2>\n<p>By namespace, worst first; in each, denied workloads first. Each violation and notice: effect, policy, container, what is wrong, the field (and its line in the file), the fix. Mutations are counted (<code>portcullis mutate --diff</code> shows them).</p>\n");
         // Fix texts inline when the page has room for them; else by their number (F3).
         let mut estimate = self.out.len();
         let mut hints = 0;
@@ -1042,7 +1075,7 @@ impl<'a> Page<'a> {
         }
         let cut = (brief > 0 || counted > 0).then(|| {
             format!(
-                "Not shown in full, to keep this page under 5 MB: the findings of {} workload{} are only listed by name and count, and {} more workload{} only counted in the tables. portcullis audit -o json has every finding; -n NAMESPACE makes a page per namespace.",
+                "Not shown in full, to keep this page under 5 MB: workloads are listed worst namespace first, and past that size the findings of {} workload{} are only listed by name and count, and {} more workload{} only counted in the tables above. portcullis audit -o json has every finding; -n NAMESPACE makes a page per namespace.",
                 thousands(brief),
                 plural(brief),
                 thousands(counted),
@@ -1059,7 +1092,9 @@ impl<'a> Page<'a> {
             .filter(|o| o.verdict == Verdict::Error)
             .collect();
         if !errors.is_empty() {
-            self.out.push_str("<h3 id=\"unreadable\">Unreadable documents</h3>\n<ul class=\"plain\">\n");
+            self.out.push_str(
+                "<h3 id=\"unreadable\">Unreadable documents</h3>\n<ul class=\"plain\">\n",
+            );
             for o in errors {
                 let _ = writeln!(
                     self.out,
@@ -1118,7 +1153,7 @@ impl<'a> Page<'a> {
         let from_file = !self.s(o.file).starts_with('<');
         let _ = write!(
             self.out,
-            "<article class=\"w {class}\" data-name=\"{}\" data-verdict=\"{}\"><h4><span class=\"badge {class}\">{text}</span> {} {}",
+            "<article class=\"w {class}\" data-name=\"{}\" data-verdict={}><h4><b class=\"badge {class}\">{text}</b> {} {}",
             esc(&self.title_of(o)),
             o.verdict.as_str(),
             esc(self.s(o.kind)),
@@ -1132,7 +1167,7 @@ impl<'a> Page<'a> {
             let _ = writeln!(self.out, "<p class=\"dim\">{}</p>", esc(self.s(o.reason)));
         }
         if !o.findings.is_empty() {
-            self.out.push_str("<ul class=\"findings\">\n");
+            self.out.push_str("<ul class=findings>\n");
             for f in o.findings.iter() {
                 let (effect, eclass) = if f.notice {
                     ("note", "note")
@@ -1146,12 +1181,11 @@ impl<'a> Page<'a> {
                 };
                 let _ = write!(
                     self.out,
-                    "<li class=\"{eclass}\"><b class=\"e\">{effect}</b> {} <span class=\"dim\">{}</span>",
-                    esc(self.s(f.policy)),
-                    esc(self.s(f.rule))
+                    "<li class={eclass}><b class=e>{effect}</b> {}",
+                    esc(self.s(f.policy))
                 );
                 if f.container != 0 {
-                    let _ = write!(self.out, " container <b>{}</b>", esc(self.s(f.container)));
+                    let _ = write!(self.out, " · <b>{}</b>", esc(self.s(f.container)));
                 }
                 let _ = write!(
                     self.out,
@@ -1180,7 +1214,7 @@ impl<'a> Page<'a> {
                             );
                         }
                         (false, Some(n)) => {
-                            let _ = write!(self.out, " <a class=\"fix\" href=\"#fix-{n}\">fix F{n}</a>");
+                            let _ = write!(self.out, " <a href=#fix-{n}>F{n}</a>");
                         }
                         (false, None) => {
                             let _ = write!(self.out, " fix: {}", esc(self.s(f.hint)));
@@ -1212,7 +1246,7 @@ impl<'a> Page<'a> {
         if o.mutations > 0 {
             let _ = writeln!(
                 self.out,
-                "<p class=\"dim\">{} mutation{} by {} (<code>portcullis mutate --diff</code> shows them)</p>",
+                "<p class=dim>{} mutation{}: {}</p>",
                 o.mutations,
                 plural(o.mutations as usize),
                 esc(&o
@@ -1283,11 +1317,7 @@ fn thousands(n: usize) -> String {
 }
 
 fn percent(part: usize, whole: usize) -> usize {
-    if whole == 0 {
-        100
-    } else {
-        part * 100 / whole
-    }
+    if whole == 0 { 100 } else { part * 100 / whole }
 }
 
 /// `in 45 days`, `in 10 hours`.
@@ -1306,14 +1336,12 @@ fn list_capped(names: &[String]) -> String {
     if names.is_empty() {
         return "<span class=\"dim\">none</span>".to_owned();
     }
-    let mut out = esc(
-        &names
-            .iter()
-            .take(LISTED)
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
+    let mut out = esc(&names
+        .iter()
+        .take(LISTED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", "));
     if names.len() > LISTED {
         let _ = write!(out, " and {} more", thousands(names.len() - LISTED));
     }
@@ -1372,7 +1400,8 @@ a{color:#1849a9}
 nav a{margin-right:12px;font-size:14px}
 .controls{margin:8px 0 0;font-size:14px}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:0 0 12px}
-.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:10px 16px;min-width:150px}
+.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:10px 16px;min-width:128px}
+.legend{font-size:13px;margin:0 0 10px}
 .card dt{font-size:13px;color:var(--dim)}
 .card dd{margin:0;font-size:26px;font-weight:700}
 .card.deny dd{color:var(--deny)}.card.warn dd{color:var(--warn)}.card.pass dd{color:var(--pass)}.card.exc dd{color:var(--exc)}
@@ -1401,7 +1430,7 @@ article.w{background:#fff;border:1px solid var(--line);border-radius:6px;padding
 article.w.deny{border-left:4px solid var(--deny)}article.w.warn{border-left:4px solid var(--warn)}article.w.pass{border-left:4px solid var(--pass)}
 ul.findings{margin:4px 0;padding-left:18px;font-size:14px}
 ul.findings li{margin:3px 0}
-li .e{font-size:12px;text-transform:uppercase}
+li .e{font-size:12px;text-transform:uppercase;margin-right:4px}
 li.deny .e{color:var(--deny)}li.warn .e{color:var(--warn)}li.exc .e{color:var(--exc)}li.audit .e,li.note .e{color:var(--dim)}
 .fix{color:#344054}
 .note{background:var(--warn-bg);border:1px solid #fedf89;padding:6px 10px;border-radius:4px}
@@ -1477,7 +1506,10 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(10_000), "10,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(slug("team-a"), "team-a");
         assert_ne!(slug("a.b"), slug("a_b"));
         assert_eq!(percent(1, 3), 33);

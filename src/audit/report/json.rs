@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Summary, skip_reason};
-use crate::audit::{Judged, Outcome, Verdict};
 use crate::audit::read::ReadError;
+use crate::audit::{Judged, Outcome, Verdict};
 use crate::engine::{Finding, FindingKind};
 use crate::policy::CompiledException;
 use crate::policy::load::Diagnostic;
@@ -151,8 +151,6 @@ pub struct JsonError {
     pub message: String,
 }
 
-
-
 /// Builds the JSON report.
 pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
     let mut objects = Vec::with_capacity(outcomes.len());
@@ -176,7 +174,10 @@ pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
     }
 }
 
-pub(super) fn json_unused_exception(e: &CompiledException, warning: &Diagnostic) -> JsonUnusedException {
+pub(super) fn json_unused_exception(
+    e: &CompiledException,
+    warning: &Diagnostic,
+) -> JsonUnusedException {
     JsonUnusedException {
         name: e.info.name.clone(),
         owner: e.info.owner.clone(),

@@ -85,10 +85,12 @@ impl FieldPositions for FileFieldPositions {
             return *answer;
         }
         let start = *lines.starts.get(line.checked_sub(1)?)?;
-        let answer = position_in_document(&lines.text[start..], location.item_index, field)
-            .map(|p| Position {
-                line: p.line + line - 1,
-                column: p.column,
+        let answer =
+            position_in_document(&lines.text[start..], location.item_index, field).map(|p| {
+                Position {
+                    line: p.line + line - 1,
+                    column: p.column,
+                }
             });
         self.answered.insert(key, answer);
         answer
@@ -142,20 +144,22 @@ pub fn position_in_document(text: &str, item: Option<usize>, field: &str) -> Opt
     path.extend(steps(field)?);
     // Only the events of nodes and their ends: not the stream's and document's starts, nor
     // presentation (anchors, comments).
-    let mut events = Parser::new_from_str(text).map_while(Result::ok).filter(|(e, _)| {
-        matches!(
-            e,
-            Event::Scalar(..)
-                | Event::SequenceStart(..)
-                | Event::SequenceEnd
-                | Event::MappingStart(..)
-                | Event::MappingEnd
-                | Event::Alias(..)
-                | Event::UnresolvedAlias(..)
-                | Event::DocumentEnd
-                | Event::StreamEnd
-        )
-    });
+    let mut events = Parser::new_from_str(text)
+        .map_while(Result::ok)
+        .filter(|(e, _)| {
+            matches!(
+                e,
+                Event::Scalar(..)
+                    | Event::SequenceStart(..)
+                    | Event::SequenceEnd
+                    | Event::MappingStart(..)
+                    | Event::MappingEnd
+                    | Event::Alias(..)
+                    | Event::UnresolvedAlias(..)
+                    | Event::DocumentEnd
+                    | Event::StreamEnd
+            )
+        });
     let (root, span) = events.next()?;
     let mut walk = Walk {
         events: &mut events,
@@ -296,7 +300,10 @@ mod tests {
         let doc = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n  - name: a\n    image: a:1\n  - name: b\n    image: b\n    resources:\n      limits: {cpu: 1}\n";
         assert_eq!(at(doc, None, "metadata.name"), (4, 3));
         assert_eq!(at(doc, None, "spec.containers[1].image"), (10, 5));
-        assert_eq!(at(doc, None, "spec.containers[1].resources.limits.cpu"), (12, 17));
+        assert_eq!(
+            at(doc, None, "spec.containers[1].resources.limits.cpu"),
+            (12, 17)
+        );
     }
 
     #[test]
@@ -304,7 +311,10 @@ mod tests {
         let doc = "kind: Pod\nspec:\n  containers:\n  - name: a\n    image: a:1\n";
         // The container exists, its probe does not: the container's first key.
         assert_eq!(at(doc, None, "spec.containers[0].livenessProbe"), (4, 5));
-        assert_eq!(at(doc, None, "spec.containers[0].resources.limits.cpu"), (4, 5));
+        assert_eq!(
+            at(doc, None, "spec.containers[0].resources.limits.cpu"),
+            (4, 5)
+        );
         assert_eq!(at(doc, None, "metadata.labels[\"team\"]"), (1, 1));
         assert_eq!(at(doc, None, "spec.containers[3]"), (3, 3));
     }

@@ -49,10 +49,7 @@ pub(super) struct SarifWriter {
 
 impl SarifWriter {
     /// A writer for the rules of `policies`; writes the report's start to `out`.
-    pub(super) fn new(
-        policies: &PolicySet,
-        out: &mut dyn Write,
-    ) -> std::io::Result<SarifWriter> {
+    pub(super) fn new(policies: &PolicySet, out: &mut dyn Write) -> std::io::Result<SarifWriter> {
         let mut w = SarifWriter {
             rules: Vec::new(),
             index: HashMap::new(),
@@ -61,7 +58,12 @@ impl SarifWriter {
         };
         for p in &policies.policies {
             for r in &p.rules {
-                w.rule_index(&p.name, r.type_name(), p.description.clone(), p.strictest_mode());
+                w.rule_index(
+                    &p.name,
+                    r.type_name(),
+                    p.description.clone(),
+                    p.strictest_mode(),
+                );
             }
         }
         write!(
@@ -167,7 +169,11 @@ impl SarifWriter {
             "toolExecutionNotifications": self.notifications,
             "toolConfigurationNotifications": configuration,
         }]);
-        let end: &[u8] = if self.written == 0 { b"]" } else { b"\n      ]" };
+        let end: &[u8] = if self.written == 0 {
+            b"]"
+        } else {
+            b"\n      ]"
+        };
         out.write_all(end)?;
         write!(
             out,
@@ -229,9 +235,7 @@ fn result(row: &Row, title: &str, f: &Finding, rule: usize, at: Option<Position>
     if let Some(from) = f.enforced_from
         && f.effect != Effect::Excepted
     {
-        text.push_str(&format!(
-            " (the policy's schedule enforces it from {from})"
-        ));
+        text.push_str(&format!(" (the policy's schedule enforces it from {from})"));
     }
     let mut location = json!({
         "logicalLocations": [{

@@ -48,7 +48,6 @@ impl Style {
     }
 }
 
-
 pub(super) fn write_error(out: &mut String, e: &ReadError, style: Style) {
     let mut loc = e.location.to_string();
     if let Some(line) = e.location.line {
@@ -180,4 +179,3 @@ fn write_finding_notes(out: &mut String, f: &Finding, style: Style) {
         );
     }
 }
-
