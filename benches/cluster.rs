@@ -27,7 +27,6 @@
 mod e2e_support;
 
 #[path = "../tests/browser_support/mod.rs"]
-#[allow(dead_code)]
 mod browser_support;
 
 use std::path::Path;

@@ -10,7 +10,6 @@
 //! ```
 
 #[path = "../tests/browser_support/mod.rs"]
-#[allow(dead_code)]
 mod browser_support;
 
 use std::path::Path;

@@ -10,7 +10,6 @@
 mod browser_support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -129,16 +128,18 @@ fn schedules_exceptions_and_a_baseline() -> Result<(), Failed> {
     Ok(())
 }
 
+/// One case: its body.
+type Case = fn() -> Result<(), Failed>;
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let cases: [(&str, fn() -> Result<(), Failed>); 2] = [
+    let cases: [(&str, Case); 2] = [
         ("html_report_of_the_shipped_fixtures", shipped_fixtures),
         (
             "html_report_with_schedules_exceptions_and_a_baseline",
             schedules_exceptions_and_a_baseline,
         ),
     ];
-    let _ = Path::new(ROOT);
     if let Some(why) = browser_support::unavailable() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             eprintln!("error: the browser tests cannot run under CI=true: {why}");

@@ -621,9 +621,9 @@ impl<'a> Page<'a> {
         let mut next_fix = 1;
         let policies = self.context.policies.policies.clone();
         for p in &policies {
-            let _ = write!(
+            let _ = writeln!(
                 self.out,
-                "<h3 id=\"policy-{}\">{} <span class=\"mode m-{}\">{}</span></h3>\n",
+                "<h3 id=\"policy-{}\">{} <span class=\"mode m-{}\">{}</span></h3>",
                 slug(&p.name),
                 esc(&p.name),
                 p.mode.as_str(),
@@ -1308,7 +1308,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -1317,7 +1317,7 @@ fn thousands(n: usize) -> String {
 }
 
 fn percent(part: usize, whole: usize) -> usize {
-    if whole == 0 { 100 } else { part * 100 / whole }
+    (part * 100).checked_div(whole).unwrap_or(100)
 }
 
 /// `in 45 days`, `in 10 hours`.

@@ -558,7 +558,7 @@ fn render(format: Format, outcomes: &[Outcome]) -> String {
 mod tests {
     use super::*;
     use crate::audit::read::{Location, ReadError};
-    use crate::engine::Decision;
+    use crate::engine::{Decision, Effect, Finding, FindingKind};
     use crate::policy::model::Mode;
 
     fn judged(kind: &str, verdict: Verdict, findings: Vec<Finding>) -> Outcome {
