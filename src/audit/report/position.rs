@@ -324,7 +324,8 @@ mod tests {
         let list = "apiVersion: v1\nkind: List\nitems:\n- kind: Pod\n  metadata: {name: a}\n- kind: Pod\n  metadata:\n    name: b\n";
         assert_eq!(at(list, Some(1), "metadata.name"), (8, 5));
         let json = "{\n  \"kind\": \"Pod\",\n  \"spec\": {\"containers\": [{\"name\": \"a\"}]}\n}\n{\"kind\": \"Pod\"}\n";
-        assert_eq!(at(json, None, "spec.containers[0].image"), (3, 28));
+        // The container's `{` (its `image` is missing).
+        assert_eq!(at(json, None, "spec.containers[0].image"), (3, 27));
     }
 
     #[test]
