@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(at(doc, None, "spec.containers[1].image"), (10, 5));
         assert_eq!(
             at(doc, None, "spec.containers[1].resources.limits.cpu"),
-            (12, 17)
+            (12, 16)
         );
     }
 
