@@ -8,19 +8,26 @@
 //! 3. the report writer (`serve --reports`) on the same cluster: time to the first complete
 //!    set of reports, peak and steady RSS;
 //! 4. admission latency (oha at a fixed rate against `/validate`) while the report writer
-//!    lists and judges the whole cluster, and when it is idle.
+//!    lists and judges the whole cluster, and when it is idle;
+//! 5. the HTML report of that cluster (`audit --cluster -o html --group-by team`): its size,
+//!    the audit's wall time and peak RSS, and the time from navigation start until the page is
+//!    usable in headless Chromium (its script has run: the `portcullis-usable` mark).
 //!
 //! ```sh
 //! PORTCULLIS_E2E_ASSETS=$PWD/target/e2e-assets cargo bench --bench cluster
 //! ```
 //! Knobs (environment): NAMESPACES=5000, DEPLOYMENTS=10000, RUNS=3, RATE=200 (requests/s),
 //! LOAD_SECONDS=3 (each latency window: the writer's first scan of 10,000 Deployments takes
-//! about 2 s of it), LATENCY_RUNS=5. Needs GNU time (`/usr/bin/time`) and oha on PATH. Method and figures:
+//! about 2 s of it), LATENCY_RUNS=5, PHASES=cache,audit,writer,latency,html (which to run; the
+//! Deployments are created whenever audit, writer, latency or html runs). Needs GNU time (`/usr/bin/time`) and oha on PATH. Method and figures:
 //! BENCHMARKS.md, "Cluster scale".
 
 #[path = "../tests/e2e_support/mod.rs"]
 #[allow(unused_imports)]
 mod e2e_support;
+
+#[path = "../tests/browser_support/mod.rs"]
+mod browser_support;
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -213,6 +220,87 @@ fn load(p: &Portcullis, rate: usize, seconds: usize) -> (f64, f64, f64) {
     (pct("p50"), pct("p99"), pct("p99.9"))
 }
 
+/// Phase 5: `audit --cluster -o html` of the cluster: size, wall time, peak RSS, and the time
+/// until the page is usable in headless Chromium, `runs` times.
+fn html_report(kubeconfig: &str, policies: &str, runs: usize) {
+    println!("\n## the HTML report of the cluster");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = dir.path().join("report.html");
+    let (mut walls, mut rsss, mut usable) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let out = std::fs::File::create(&page).expect("page file");
+        let status = Command::new("/usr/bin/time")
+            .arg("-v")
+            .arg(BINARY)
+            .args([
+                "audit",
+                "--cluster",
+                "--kubeconfig",
+                kubeconfig,
+                "--policies",
+                policies,
+            ])
+            .args(["-o", "html", "--group-by", "team"])
+            .current_dir(ROOT)
+            .stdout(out)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run /usr/bin/time");
+        let err = String::from_utf8_lossy(&status.stderr).into_owned();
+        let field = |name: &str| {
+            err.lines()
+                .find_map(|l| l.trim().strip_prefix(name).map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let rss = field("Maximum resident set size (kbytes): ")
+            .parse::<f64>()
+            .unwrap_or(0.0)
+            / 1024.0;
+        let wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss): ")
+            .split(':')
+            .fold(0.0, |acc, part| {
+                acc * 60.0 + part.parse::<f64>().unwrap_or(0.0)
+            });
+        let size = std::fs::metadata(&page).map(|m| m.len()).unwrap_or(0);
+        let mut b = browser_support::Browser::start().expect("chromium starts");
+        let p = b.page(true).expect("a page");
+        let opened = Instant::now();
+        b.open(&p, &page).expect("the page opens");
+        let loaded = opened.elapsed().as_secs_f64() * 1000.0;
+        let mark = b
+            .eval(
+                &p,
+                "performance.getEntriesByName('portcullis-usable')[0].startTime",
+            )
+            .expect("the mark")
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        let shown = b
+            .eval(
+                &p,
+                "document.querySelector('[data-count=judged]').textContent",
+            )
+            .expect("the summary");
+        let cut = b
+            .eval(&p, "document.getElementById('cut') !== null")
+            .expect("cut");
+        let requests = b.requests().len();
+        println!(
+            "  {size} bytes ({:.2} MB), audit {wall:.2} s, peak RSS {rss:.1} MiB; usable {mark:.0} ms after navigation start (load event seen after {loaded:.0} ms); judged shown {shown}, cut {cut}, {requests} request(s)",
+            size as f64 / 1e6
+        );
+        walls.push(wall);
+        rsss.push(rss);
+        usable.push(mark);
+    }
+    println!(
+        "HTML report: median audit {:.2} s, peak RSS {:.1} MiB, usable after {:.0} ms (targets: under 5 MB, usable within 2 s)",
+        median(walls),
+        median(rsss),
+        median(usable)
+    );
+}
+
 fn main() -> ExitCode {
     if rustls::crypto::ring::default_provider()
         .install_default()
@@ -233,6 +321,9 @@ fn main() -> ExitCode {
     let rate = knob("RATE", 200);
     let load_seconds = knob("LOAD_SECONDS", 3);
     let latency_runs = knob("LATENCY_RUNS", 5);
+    let phases =
+        std::env::var("PHASES").unwrap_or_else(|_| "cache,audit,writer,latency,html".to_owned());
+    let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "cluster benchmarks: {} CPUs, load average {}",
@@ -259,13 +350,16 @@ fn main() -> ExitCode {
 
     // 1. The namespace cache.
     println!("\n## namespace cache ({namespaces} namespaces)");
-    let (p, _) = serve(&cluster, &[], &[]);
-    let (base_rss, _) = memory(p.pid().expect("pid"));
-    p.stop();
-    let (p, _) = serve(&cluster, &with_cluster, &[]);
-    let few = p.metric("portcullis_namespace_cache_namespaces", &[]);
-    let (small_rss, _) = memory(p.pid().expect("pid"));
-    p.stop();
+    let (mut base_rss, mut few, mut small_rss) = (0.0, 0.0, 0.0);
+    if phase("cache") {
+        let (p, _) = serve(&cluster, &[], &[]);
+        base_rss = memory(p.pid().expect("pid")).0;
+        p.stop();
+        let (p, _) = serve(&cluster, &with_cluster, &[]);
+        few = p.metric("portcullis_namespace_cache_namespaces", &[]);
+        small_rss = memory(p.pid().expect("pid")).0;
+        p.stop();
+    }
     // Dropped controllers from here on: the controller manager would also create a
     // ServiceAccount and a ConfigMap per namespace, and ReplicaSets and Pods per Deployment
     // (at its default 20 requests/s, for many minutes).
@@ -283,24 +377,26 @@ fn main() -> ExitCode {
         "created {namespaces} namespaces in {:.1} s",
         took.as_secs_f64()
     );
-    let (p, ready) = serve(&cluster, &with_cluster, &[]);
-    let many = p.metric("portcullis_namespace_cache_namespaces", &[]);
-    let (many_rss, many_hwm) = memory(p.pid().expect("pid"));
-    p.stop();
-    println!("| serve | namespaces in the cache | RSS when ready (MiB) |");
-    println!("|---|---:|---:|");
-    println!("| without cluster access | - | {base_rss:.1} |");
-    println!("| with cluster access | {few} | {small_rss:.1} |");
-    println!(
-        "| with cluster access | {many} | {many_rss:.1} (peak {many_hwm:.1}; ready in {:.2} s) |",
-        ready.as_secs_f64()
-    );
-    println!(
-        "namespace cache: {:.1} MiB for {} more namespaces ({:.0} bytes each)",
-        many_rss - small_rss,
-        many - few,
-        (many_rss - small_rss) * 1024.0 * 1024.0 / (many - few).max(1.0)
-    );
+    if phase("cache") {
+        let (p, ready) = serve(&cluster, &with_cluster, &[]);
+        let many = p.metric("portcullis_namespace_cache_namespaces", &[]);
+        let (many_rss, many_hwm) = memory(p.pid().expect("pid"));
+        p.stop();
+        println!("| serve | namespaces in the cache | RSS when ready (MiB) |");
+        println!("|---|---:|---:|");
+        println!("| without cluster access | - | {base_rss:.1} |");
+        println!("| with cluster access | {few} | {small_rss:.1} |");
+        println!(
+            "| with cluster access | {many} | {many_rss:.1} (peak {many_hwm:.1}; ready in {:.2} s) |",
+            ready.as_secs_f64()
+        );
+        println!(
+            "namespace cache: {:.1} MiB for {} more namespaces ({:.0} bytes each)",
+            many_rss - small_rss,
+            many - few,
+            (many_rss - small_rss) * 1024.0 * 1024.0 / (many - few).max(1.0)
+        );
+    }
 
     // 2. audit --cluster of the Deployments.
     println!("\n## audit --cluster of {deployments} Deployments");
@@ -321,7 +417,12 @@ fn main() -> ExitCode {
         deployments as f64 / took.as_secs_f64()
     );
     let policies = Path::new(ROOT).join("policies").display().to_string();
-    for output in ["text", "json"] {
+    let outputs: &[&str] = if phase("audit") {
+        &["text", "json"]
+    } else {
+        &[]
+    };
+    for &output in outputs {
         let (mut walls, mut rsss) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             let (wall, rss, err) = timed(&[
@@ -351,7 +452,16 @@ fn main() -> ExitCode {
         );
     }
 
+    // 5. The HTML report of the cluster, in a browser.
+    if phase("html") {
+        html_report(&kubeconfig, &policies, runs);
+    }
+
     // 3. The report writer on the same cluster.
+    if !phase("writer") && !phase("latency") {
+        cluster.stop(false);
+        return ExitCode::SUCCESS;
+    }
     println!("\n## report writer (serve --reports) on the same cluster");
     install_report_crds(&cluster);
     let writer_args = [

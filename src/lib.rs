@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod engine;
 pub mod json;
+pub mod junit;
 pub mod lint;
 pub mod native;
 pub mod nesting;

@@ -1429,3 +1429,64 @@ fn the_metric_table_is_what_the_server_registers() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The README's screenshot of the HTML report
+
+/// `docs/images/report.png` is a screenshot of the page `docs/images/report.png.txt`'s command
+/// prints, made by the command the README gives: the page rendered now must have the SHA-256
+/// recorded when the screenshot was taken, so any change to what the page shows needs a new
+/// screenshot.
+#[test]
+fn the_readme_screenshot_is_of_the_current_report() {
+    const REMAKE: &str = "cargo build && cargo run --example report_screenshot";
+    let note = std::fs::read_to_string(Path::new(ROOT).join("docs/images/report.png.txt"))
+        .expect("docs/images/report.png.txt");
+    let field = |name: &str| {
+        note.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("docs/images/report.png.txt has no {name:?} line"))
+            .trim()
+            .to_owned()
+    };
+    let command = field("command: portcullis ");
+    let recorded = field("sha256: ");
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let out = Command::new(PORTCULLIS)
+        .args(&args)
+        .current_dir(ROOT)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run portcullis");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "portcullis {command}: {out:?}"
+    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, &out.stdout);
+    let now: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        now, recorded,
+        "the HTML report of `portcullis {command}` changed since docs/images/report.png was taken: run `{REMAKE}` and commit the new picture"
+    );
+    let png = std::fs::read(Path::new(ROOT).join("docs/images/report.png")).expect("the PNG");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "docs/images/report.png is not a PNG"
+    );
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README");
+    assert!(
+        readme.contains("docs/images/report.png"),
+        "the README shows the screenshot"
+    );
+    assert!(
+        readme.contains(REMAKE),
+        "the README says how the screenshot is made"
+    );
+    let example = std::fs::read_to_string(Path::new(ROOT).join("examples/report_screenshot.rs"))
+        .expect("the example");
+    let listed = args.iter().all(|a| example.contains(&format!("\"{a}\"")));
+    assert!(
+        listed,
+        "examples/report_screenshot.rs renders `portcullis {command}`"
+    );
+}

@@ -5,6 +5,7 @@
 //! `PORTCULLIS_E2E_ASSETS` (see tests/e2e_support/); without it the cases are listed as
 //! ignored, and `CI=true` makes that a failure.
 
+mod browser_support;
 mod e2e_support;
 
 #[path = "e2e_cluster/audit.rs"]

@@ -454,32 +454,34 @@ pub fn has_controller_owner(object: &Value) -> bool {
 
 /// Records the labels of `o` when it is a `v1 Namespace` (a later one of the same name wins).
 fn add_namespace_labels(out: &mut LabelsByNamespace, o: &Value) {
-    {
-        if o.get("apiVersion").and_then(Value::as_str) != Some("v1")
-            || o.get("kind").and_then(Value::as_str) != Some("Namespace")
-        {
-            return;
-        }
-        let Some(name) = metadata_str(o, "name") else {
-            return;
-        };
-        let labels: BTreeMap<String, String> = o
-            .get("metadata")
-            .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object)
-            .map(|l| {
-                l.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // Kubernetes sets this label on every namespace.
-        let mut labels = labels;
-        labels
-            .entry("kubernetes.io/metadata.name".to_owned())
-            .or_insert_with(|| name.to_owned());
-        out.insert(name.to_owned(), labels);
+    if let Some((name, labels)) = namespace_labels_of(o) {
+        out.insert(name, labels);
     }
+}
+
+/// The name and labels of `o` when it is a `v1 Namespace`, with the label
+/// `kubernetes.io/metadata.name` Kubernetes sets on every namespace.
+pub(crate) fn namespace_labels_of(o: &Value) -> Option<(String, BTreeMap<String, String>)> {
+    if o.get("apiVersion").and_then(Value::as_str) != Some("v1")
+        || o.get("kind").and_then(Value::as_str) != Some("Namespace")
+    {
+        return None;
+    }
+    let name = metadata_str(o, "name")?;
+    let mut labels: BTreeMap<String, String> = o
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .map(|l| {
+            l.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels
+        .entry("kubernetes.io/metadata.name".to_owned())
+        .or_insert_with(|| name.to_owned());
+    Some((name.to_owned(), labels))
 }
 
 #[cfg(test)]

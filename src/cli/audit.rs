@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::audit::read::Input;
-use crate::audit::report::{self, Format, ReportWriter, Style};
+use crate::audit::report::baseline::Baseline;
+use crate::audit::report::{self, Format, ReportWriter, RunContext, Style};
 use crate::audit::{self, JudgeOptions, Outcome, Streamed};
 use crate::policy::{PolicySet, Timestamp};
 
@@ -140,6 +141,13 @@ pub enum AuditOutput {
     Text,
     /// The JSON report (schemaVersion 1, see docs/cli.md).
     Json,
+    /// One self-contained HTML page: summary, readiness per policy, namespaces, schedules,
+    /// exceptions, every finding.
+    Html,
+    /// SARIF 2.1.0, for code scanning.
+    Sarif,
+    /// JUnit XML, one test case per workload.
+    Junit,
 }
 
 /// Arguments of `portcullis audit`.
@@ -165,6 +173,13 @@ pub struct AuditArgs {
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t = AuditOutput::Text)]
     pub output: AuditOutput,
+    /// With -o html: also group namespaces by the value of this namespace label (e.g. team).
+    #[arg(long, value_name = "LABEL")]
+    pub group_by: Option<String>,
+    /// With -o html: an earlier JSON report (`-o json`) to show what is new and what was fixed
+    /// since.
+    #[arg(long, value_name = "REPORT.json")]
+    pub baseline: Option<PathBuf>,
     /// Also print the elapsed time and objects per second (to stderr).
     #[arg(long)]
     pub stats: bool,
@@ -185,39 +200,70 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let format = match args.output {
         AuditOutput::Text => Format::Text(args.manifests.style()),
         AuditOutput::Json => Format::Json,
+        AuditOutput::Html => Format::Html,
+        AuditOutput::Sarif => Format::Sarif,
+        AuditOutput::Junit => Format::Junit,
     };
-    let mut writer =
-        ReportWriter::new(format, Stdout::new()).context("writing to standard output")?;
-    // Exceptions in force that no object of the run uses are reported after it.
-    writer.check_exceptions(crate::policy::exceptions::unused(
-        &policies,
-        args.manifests.time(),
-        |_| false,
-    ));
-    let mut failed = None;
-    let mut push = |piece| {
-        if failed.is_none()
-            && let Err(e) = writer.push(piece)
-        {
-            failed = Some(e);
+    if format != Format::Html && (args.group_by.is_some() || args.baseline.is_some()) {
+        eprintln!("error: --group-by and --baseline apply to -o html only");
+        return Ok(ExitCode::from(2));
+    }
+    let time = args.manifests.time();
+    let mut context = RunContext::new(policies.clone(), time);
+    context.default_namespace = args.manifests.namespace.clone();
+    context.group_by = args.group_by.clone();
+    context.policy_source = args.manifests.policies.display().to_string();
+    context.scope = if args.cluster {
+        "the cluster".to_owned()
+    } else {
+        args.manifests
+            .inputs()
+            .iter()
+            .map(|i| match i {
+                Input::Stdin => "standard input".to_owned(),
+                Input::Path(p) => p.display().to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(path) = &args.baseline {
+        match Baseline::read(path) {
+            Ok(b) => context.baseline = Some(b),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
         }
+    }
+    let writer = ReportWriter::for_run(format, Stdout::new(), context)
+        .context("writing to standard output")?;
+    let mut output = Output {
+        writer,
+        failed: None,
     };
+    // Exceptions in force that no object of the run uses are reported after it.
+    output
+        .writer
+        .check_exceptions(crate::policy::exceptions::unused(&policies, time, |_| {
+            false
+        }));
     if args.cluster {
-        if let Err(code) = cluster::judge(&args, &policies, format, &mut push) {
+        if let Err(code) = cluster::judge(&args, &policies, format, &mut output) {
             return Ok(code);
         }
     } else {
         args.manifests.judge_streaming(
             &policies,
             &|outcome| report::piece(format, &outcome),
-            &mut push,
+            &mut |piece| output.push(piece),
         );
     }
+    let Output { writer, failed } = output;
     if let Some(e) = failed {
         return Err(e).context("writing to standard output");
     }
-    if format == Format::Json {
-        // The text report prints them; the JSON report lists them (`unusedExceptions`).
+    if !matches!(format, Format::Text(_)) {
+        // The text report prints them; the others list them (JSON: `unusedExceptions`).
         for (_, warning) in writer.unused_exceptions() {
             eprintln!("warning: {warning}");
         }
@@ -246,6 +292,26 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The report being written, and the first error writing it (the run goes on; the error is
+/// reported at the end).
+pub struct Output {
+    /// The report.
+    pub writer: ReportWriter<Stdout>,
+    /// The first write error.
+    pub failed: Option<std::io::Error>,
+}
+
+impl Output {
+    /// Writes one outcome's part of the report (nothing more after a write error).
+    pub fn push(&mut self, piece: report::Piece) {
+        if self.failed.is_none()
+            && let Err(e) = self.writer.push(piece)
+        {
+            self.failed = Some(e);
+        }
+    }
 }
 
 /// The exit code of `audit --cluster` when the API server cannot be reached or refuses the
@@ -318,9 +384,9 @@ mod cluster {
     use std::process::ExitCode;
     use std::time::{Duration, Instant};
 
-    use super::{AuditArgs, EXIT_UNREACHABLE};
+    use super::{AuditArgs, EXIT_UNREACHABLE, Output};
     use crate::audit::read::{Entry, Location, Manifest, ReadError};
-    use crate::audit::report::{self, Format, Piece};
+    use crate::audit::report::{self, Format};
     use crate::audit::{self, JudgeOptions, Outcome};
     use crate::cluster::KubeArgs;
     use crate::cluster::connect::{self, Discovery};
@@ -346,13 +412,13 @@ mod cluster {
         })
     }
 
-    /// Lists, judges and hands each outcome's report piece to `push`; the exit code when
-    /// nothing could be audited.
+    /// Lists, judges and writes each outcome's part of the report to `output`; the exit code
+    /// when nothing could be audited.
     pub fn judge(
         args: &AuditArgs,
         policies: &PolicySet,
         format: Format,
-        push: &mut dyn FnMut(Piece),
+        output: &mut Output,
     ) -> Result<(), ExitCode> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -361,14 +427,14 @@ mod cluster {
                 eprintln!("error: cannot start the async runtime: {e}");
                 ExitCode::from(2)
             })?;
-        runtime.block_on(judge_async(args, policies, format, push))
+        runtime.block_on(judge_async(args, policies, format, output))
     }
 
     async fn judge_async(
         args: &AuditArgs,
         policies: &PolicySet,
         format: Format,
-        push: &mut dyn FnMut(Piece),
+        output: &mut Output,
     ) -> Result<(), ExitCode> {
         let kube = KubeArgs {
             kubeconfig: args.kubeconfig.clone(),
@@ -396,14 +462,19 @@ mod cluster {
             }
         };
         let namespace = args.manifests.namespace.as_deref();
-        eprintln!(
-            "auditing {} of the cluster at {} (Kubernetes {version})",
+        let scope = format!(
+            "{} of the cluster at {} (Kubernetes {version})",
             namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}")),
             connection.description
         );
+        eprintln!("auditing {scope}");
+        output.writer.set_scope(scope);
         let mut options = JudgeOptions::at(args.manifests.time());
         match list::namespace_labels(&connection, namespace).await {
-            Ok(labels) => options.namespace_labels = labels,
+            Ok(labels) => {
+                output.writer.add_namespace_labels(&labels);
+                options.namespace_labels = labels;
+            }
             Err(e) if e.code == Some(404) && namespace.is_some() => {
                 eprintln!(
                     "error: namespace {:?} not found in the cluster",
@@ -412,7 +483,7 @@ mod cluster {
                 return Err(ExitCode::from(2));
             }
             // Judged anyway, with namespace names only; reported, so the run fails.
-            Err(e) => push(report::piece(
+            Err(e) => output.push(report::piece(
                 format,
                 &unlisted(format!(
                     "{e} (namespace selectors saw namespace names only)"
@@ -434,11 +505,11 @@ mod cluster {
                     })
                     .collect();
                 for outcome in audit::judge(policies, entries, &options) {
-                    push(report::piece(format, &outcome));
+                    output.push(report::piece(format, &outcome));
                 }
                 progress.show(&format!("listed and judged {listed} objects"));
             }
-            Progress::Failed(e) => push(report::piece(format, &unlisted(e.to_string()))),
+            Progress::Failed(e) => output.push(report::piece(format, &unlisted(e.to_string()))),
             Progress::Done { resource, count } => {
                 progress.show(&format!(
                     "listed and judged {listed} objects ({count} {resource})"

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{RuleCoverage, SuiteResult};
 use crate::audit::report::{JsonFinding, Style, json_finding};
+use crate::junit::{self, Case, CaseResult, Counts};
 use crate::policy::load::Diagnostic;
 
 /// Everything a run produced.
@@ -293,24 +294,6 @@ pub fn json(run: &Run) -> JsonRun {
     }
 }
 
-/// Escapes text for XML attributes and content.
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows no other control characters.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The JUnit XML report: a `<testsuite>` per test document (a `<testcase>` per case), one for
 /// unreadable files (`<error>`), and one for coverage (a `<testcase>` per rule, failing when
 /// not covered under `--require-coverage`, skipped otherwise).
@@ -321,86 +304,126 @@ pub fn junit(run: &Run) -> String {
     } else {
         0
     };
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"portcullis test\" tests=\"{}\" failures=\"{}\" errors=\"{}\">",
-        s.cases + s.errors + s.rules,
-        s.failed + coverage_failures,
-        s.errors
+    let mut out = String::from(junit::DECLARATION);
+    junit::open_testsuites(
+        &mut out,
+        "portcullis test",
+        &Counts {
+            tests: s.cases + s.errors + s.rules,
+            failures: s.failed + coverage_failures,
+            errors: s.errors,
+            skipped: None,
+        },
     );
     for suite in &run.suites {
-        let failed = suite.cases.iter().filter(|c| !c.passed()).count();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" file=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\">",
-            xml(&suite.name),
-            xml(&suite.file.display().to_string()),
-            suite.cases.len()
+        let file = suite.file.display().to_string();
+        junit::open_testsuite(
+            &mut out,
+            &suite.name,
+            Some(&file),
+            &Counts {
+                tests: suite.cases.len(),
+                failures: suite.cases.iter().filter(|c| !c.passed()).count(),
+                ..Counts::default()
+            },
         );
         for case in &suite.cases {
-            let _ = write!(
-                out,
-                "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\"",
-                xml(&case.name),
-                xml(&suite.name),
-                xml(&suite.file.display().to_string()),
-                case.line
+            let failures = case.failures.join("\n");
+            let message = case
+                .failures
+                .first()
+                .and_then(|f| f.lines().next())
+                .unwrap_or("");
+            junit::write_case(
+                &mut out,
+                &Case {
+                    name: &case.name,
+                    classname: &suite.name,
+                    file: Some(&file),
+                    line: Some(case.line),
+                    result: if case.passed() {
+                        CaseResult::Passed
+                    } else {
+                        CaseResult::Failed {
+                            message,
+                            kind: "PolicyTestFailure",
+                            text: &failures,
+                        }
+                    },
+                    system_out: None,
+                },
             );
-            if case.passed() {
-                out.push_str("/>\n");
-            } else {
-                let _ = writeln!(
-                    out,
-                    ">\n      <failure message=\"{}\" type=\"PolicyTestFailure\">{}</failure>\n    </testcase>",
-                    xml(case.failures[0].lines().next().unwrap_or("")),
-                    xml(&case.failures.join("\n"))
-                );
-            }
         }
-        out.push_str("  </testsuite>\n");
+        out.push_str(junit::CLOSE_TESTSUITE);
     }
     if !run.errors.is_empty() {
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"unreadable tests\" tests=\"{0}\" failures=\"0\" errors=\"{0}\">",
-            run.errors.len()
+        junit::open_testsuite(
+            &mut out,
+            "unreadable tests",
+            None,
+            &Counts {
+                tests: run.errors.len(),
+                errors: run.errors.len(),
+                ..Counts::default()
+            },
         );
         for e in &run.errors {
-            let _ = writeln!(
-                out,
-                "    <testcase name=\"{}\" classname=\"unreadable tests\">\n      <error message=\"{}\" type=\"UnreadableTest\">{}</error>\n    </testcase>",
-                xml(&format!("{}:{}", e.file.display(), e.line)),
-                xml(&e.message),
-                xml(&e.to_string())
+            let name = format!("{}:{}", e.file.display(), e.line);
+            let text = e.to_string();
+            junit::write_case(
+                &mut out,
+                &Case {
+                    name: &name,
+                    classname: "unreadable tests",
+                    file: None,
+                    line: None,
+                    result: CaseResult::Error {
+                        message: &e.message,
+                        kind: "UnreadableTest",
+                        text: &text,
+                    },
+                    system_out: None,
+                },
             );
         }
-        out.push_str("  </testsuite>\n");
+        out.push_str(junit::CLOSE_TESTSUITE);
     }
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"coverage\" tests=\"{}\" failures=\"{coverage_failures}\" errors=\"0\">",
-        s.rules
+    junit::open_testsuite(
+        &mut out,
+        "coverage",
+        None,
+        &Counts {
+            tests: s.rules,
+            failures: coverage_failures,
+            ..Counts::default()
+        },
     );
     for c in &run.coverage {
-        let name = xml(&format!("{}/{}", c.policy, c.rule));
-        let _ = write!(out, "    <testcase name=\"{name}\" classname=\"coverage\"");
-        if c.covered() {
-            out.push_str("/>\n");
-        } else if run.require_coverage {
-            let _ = writeln!(
-                out,
-                ">\n      <failure message=\"{0}\" type=\"MissingCoverage\">{0}</failure>\n    </testcase>",
-                xml(&coverage_gap(c))
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                xml(&coverage_gap(c))
-            );
-        }
+        let name = format!("{}/{}", c.policy, c.rule);
+        let gap = coverage_gap(c);
+        junit::write_case(
+            &mut out,
+            &Case {
+                name: &name,
+                classname: "coverage",
+                file: None,
+                line: None,
+                result: if c.covered() {
+                    CaseResult::Passed
+                } else if run.require_coverage {
+                    CaseResult::Failed {
+                        message: &gap,
+                        kind: "MissingCoverage",
+                        text: &gap,
+                    }
+                } else {
+                    CaseResult::Skipped { message: &gap }
+                },
+                system_out: None,
+            },
+        );
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
+    out.push_str(junit::CLOSE_TESTSUITE);
+    out.push_str(junit::CLOSE_TESTSUITES);
     out
 }

@@ -49,7 +49,86 @@ pub fn cases() -> Vec<Case> {
             "audit_cluster_reports_exceptions_that_matched_nothing",
             audit_cluster_reports_exceptions_that_matched_nothing,
         ),
+        Case::shared(
+            "audit_cluster_html_report_in_a_browser",
+            audit_cluster_html_report_in_a_browser,
+        )
+        .requires(crate::browser_support::unavailable),
     ]
+}
+
+/// `audit --cluster -o html` opened in headless Chromium: the numbers the page shows are the
+/// JSON report's of the same audit, grouped by the namespace's `team` label from the cluster;
+/// filtering works; no network request, no error (tests/browser_support/report.rs).
+fn audit_cluster_html_report_in_a_browser(w: &World) {
+    let k = w.kubectl();
+    let ns = w.namespace("audit-html");
+    k.run(&["label", "namespace", &ns, "team=storefront"]).ok();
+    let mut ok = container("app");
+    ok["livenessProbe"] = json!({"httpGet": {"path": "/", "port": 8080}});
+    ok["readinessProbe"] = json!({"httpGet": {"path": "/", "port": 8080}});
+    for (name, c) in [
+        ("web", container("app")),
+        ("api", container("app")),
+        ("ok", ok),
+    ] {
+        let mut d = deployment(name, 1, c);
+        d["metadata"]["namespace"] = json!(ns);
+        k.with_object(&["create"], &d).ok();
+    }
+    let policies = w.portcullis().policy_dir().display().to_string();
+    let kubeconfig = w.cluster.kubeconfig.display().to_string();
+    let run = |format: &str, extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "--cluster",
+            "-n",
+            &ns,
+            "-o",
+            format,
+            "--policies",
+            &policies,
+            "--kubeconfig",
+            &kubeconfig,
+        ];
+        args.extend(extra);
+        let out = portcullis(w.cluster.dir(), &args, None, &[]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            text(&out.stderr)
+        );
+        out.stdout
+    };
+    let html = run("html", &["--group-by", "team"]);
+    let json: Value = serde_json::from_slice(&run("json", &[])).expect("JSON report");
+    let page = w.cluster.dir().join("audit-cluster-report.html");
+    std::fs::write(&page, &html).expect("write the page");
+    let checked = crate::browser_support::report::check_report(
+        &page,
+        &json,
+        "cluster-audit",
+        &crate::browser_support::report::Expect {
+            groups: Some((
+                "team",
+                BTreeMap::from([(ns.clone(), "storefront".to_owned())]),
+            )),
+            baseline: None,
+        },
+    )
+    .unwrap_or_else(|e| panic!("the cluster audit's page: {e}"));
+    // The page names what it audited, and the workloads as the cluster's objects.
+    let html = text(&html);
+    assert!(
+        html.contains(&format!("namespace {ns} of the cluster at")),
+        "{html}"
+    );
+    assert_eq!(json["summary"]["judged"], 3, "{json}");
+    println!(
+        "cluster audit page: usable {:.0} ms after navigation start; screenshot {}",
+        checked.usable_ms,
+        checked.screenshot.display()
+    );
 }
 
 /// The documented read-only role (deploy/rbac/audit.yaml) bound in `ns` to its service

@@ -172,6 +172,9 @@ pub struct Case {
     pub exclusive: bool,
     /// The case.
     pub run: fn(&World),
+    /// What else it needs besides the control plane: `Some(why)` when that is missing (the
+    /// case is then listed as ignored, and fails under `CI=true`).
+    pub requires: Option<fn() -> Option<String>>,
 }
 
 impl Case {
@@ -181,7 +184,14 @@ impl Case {
             name,
             exclusive: false,
             run,
+            requires: None,
         }
+    }
+
+    /// The case, needing what `missing` checks (`Some(why)` when it is missing).
+    pub const fn requires(mut self, missing: fn() -> Option<String>) -> Case {
+        self.requires = Some(missing);
+        self
     }
 
     /// A case that runs alone.
@@ -190,6 +200,7 @@ impl Case {
             name,
             exclusive: true,
             run,
+            requires: None,
         }
     }
 }
@@ -264,6 +275,15 @@ pub fn run_suite(cases: Vec<Case>, options: SuiteOptions) -> ExitCode {
     let trials = cases
         .into_iter()
         .map(|case| {
+            let missing = case.requires.and_then(|f| f());
+            if let Some(why) = missing {
+                // Never a pass: ignored (its body fails if run anyway), a failure under CI.
+                println!("SKIPPED {}: {why}", case.name);
+                return libtest_mimic::Trial::test(case.name, move || {
+                    Err(format!("not run: {why}").into())
+                })
+                .with_ignored_flag(!ci);
+            }
             let world = Arc::clone(&world);
             libtest_mimic::Trial::test(case.name, move || {
                 let _guard = if case.exclusive {

@@ -1,157 +1,35 @@
-//! Audit reports: the stable JSON schema (`schemaVersion: 1`) and the human-readable text
-//! report, grouped by object, coloured on a terminal.
+//! Audit reports, one module per format: the human-readable text report ([`text`]), the stable
+//! JSON report (`schemaVersion: 1`, [`json`]), the HTML report a platform team opens
+//! ([`html`]), SARIF for code scanning ([`sarif`]) and JUnit XML for CI systems ([`junit`]).
+//! Every report is rendered from the engine's decisions as outcomes stream in
+//! ([`ReportWriter`]): text and JSON from each outcome's own [`Piece`], the others from its
+//! [`row::Row`].
+
+pub mod baseline;
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod position;
+pub mod row;
+pub mod sarif;
+pub mod text;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use super::{Judged, Outcome, Verdict};
-use crate::engine::{Effect, Finding, FindingKind};
+use super::{Judged, LabelsByNamespace, Outcome, Verdict};
 use crate::policy::load::Diagnostic;
-use crate::policy::{CompiledException, exceptions};
-
-/// The version of the JSON report schema. Bumped only on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// The JSON report of `portcullis audit --output json`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JsonReport {
-    /// Always [`SCHEMA_VERSION`].
-    pub schema_version: u32,
-    /// One entry per object or unreadable document, in input order.
-    pub objects: Vec<JsonObject>,
-    /// Counts.
-    pub summary: Summary,
-    /// Every unreadable input (also listed in `objects` with verdict `error`).
-    pub errors: Vec<JsonError>,
-    /// Every exception in force that excepted no finding of the objects audited (empty when no
-    /// object was read).
-    pub unused_exceptions: Vec<JsonUnusedException>,
-}
-
-/// One object (or unreadable document) of the JSON report.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JsonObject {
-    /// The file (`<stdin>` for standard input).
-    pub file: String,
-    /// 1-based document index in the file (documents with content only); null when the
-    /// whole file was unreadable.
-    pub document_index: Option<usize>,
-    /// 0-based index in a `List`'s `items`; null when not from a List.
-    pub item_index: Option<usize>,
-    /// 1-based line where the document starts (or the error is), when known.
-    pub line: Option<usize>,
-    /// `apiVersion`; null for unreadable documents.
-    pub api_version: Option<String>,
-    /// `kind`; null for unreadable documents.
-    pub kind: Option<String>,
-    /// `metadata.namespace`, if set (the `--namespace` default is not written back).
-    pub namespace: Option<String>,
-    /// `metadata.name` (`generateName*` when only that is set), if any.
-    pub name: Option<String>,
-    /// `deny`, `warn`, `pass`, `skipped`, `not-a-workload` or `error`.
-    pub verdict: &'static str,
-    /// Why the object was not judged (verdicts `skipped` and `not-a-workload`).
-    pub skip_reason: Option<String>,
-    /// What is wrong with an unreadable document (verdict `error`).
-    pub error: Option<String>,
-    /// Names of the policies that selected the object.
-    pub policies: Vec<String>,
-    /// Every finding, violations and mutations, in policy order.
-    pub findings: Vec<JsonFinding>,
-    /// The RFC 6902 JSON Patch the webhook would return (empty: no change).
-    pub patch: Value,
-}
-
-/// One finding of the JSON report.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JsonFinding {
-    /// The policy's name.
-    pub policy: String,
-    /// The rule type (`requireProbes`).
-    pub rule: &'static str,
-    /// `violation`, `mutation` or `notice` (a change not made, and why).
-    pub kind: &'static str,
-    /// The policy's mode: `enforce`, `warn`, `audit`.
-    pub mode: &'static str,
-    /// `deny` (a violation that rejects), `apply` (a mutation in the patch), `warn` or `audit`.
-    pub effect: &'static str,
-    /// The container concerned, if any.
-    pub container: Option<String>,
-    /// Dotted path of the field concerned.
-    pub field: String,
-    /// What is wrong or what changes.
-    pub message: String,
-    /// How to fix it.
-    pub hint: String,
-    /// On UPDATE: the violation was already there before (it warns instead of denying).
-    pub pre_existing: bool,
-    /// The exception that excepts the finding (effect `excepted`), or null.
-    pub exception: Option<JsonException>,
-    /// When the policy's schedule starts enforcing it in this namespace (a date, or an RFC 3339
-    /// time), or null.
-    pub enforced_from: Option<String>,
-}
-
-/// The exception of an excepted finding.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JsonException {
-    /// The exception's name.
-    pub name: String,
-    /// Who owns it.
-    pub owner: String,
-    /// Why it exists.
-    pub reason: String,
-    /// When it ends (a date means 00:00 UTC of that day).
-    pub expires: String,
-    /// Its ticket, or null.
-    pub ticket: Option<String>,
-}
-
-/// An exception in force that excepted no finding of the objects audited.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JsonUnusedException {
-    /// The exception's name.
-    pub name: String,
-    /// Who owns it.
-    pub owner: String,
-    /// Why it exists.
-    pub reason: String,
-    /// When it ends (a date means 00:00 UTC of that day).
-    pub expires: String,
-    /// Its ticket, or null.
-    pub ticket: Option<String>,
-    /// The policy file it is in.
-    pub file: String,
-    /// 1-based line where its document starts.
-    pub line: usize,
-    /// The warning, as the text report prints it (without the hint).
-    pub message: String,
-}
-
-/// One unreadable input.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JsonError {
-    /// The file.
-    pub file: String,
-    /// 1-based document index, null for a whole file.
-    pub document_index: Option<usize>,
-    /// 0-based List item index, if any.
-    pub item_index: Option<usize>,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// What is wrong.
-    pub message: String,
-}
+use crate::policy::{CompiledException, PolicySet, Timestamp, exceptions};
+pub use json::{
+    JsonError, JsonException, JsonFinding, JsonObject, JsonReport, JsonUnusedException,
+    SCHEMA_VERSION, json_finding, json_report,
+};
+use json::{json_error, json_object, json_unused_exception};
+pub use text::Style;
+use text::{write_error, write_judged};
 
 /// Counts over an audit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -275,10 +153,55 @@ pub enum Format {
     Text(Style),
     /// The JSON report.
     Json,
+    /// The HTML report.
+    Html,
+    /// SARIF 2.1.0.
+    Sarif,
+    /// JUnit XML.
+    Junit,
+}
+
+/// What a report knows of the run besides its outcomes: the HTML and SARIF reports show the
+/// policy set (rules, schedules, exceptions) and the audit's time.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The policy set that judged.
+    pub policies: PolicySet,
+    /// The time the objects were judged at (`--at`, or the start of the run).
+    pub time: Timestamp,
+    /// The namespace assumed for objects that set none (`-n`).
+    pub default_namespace: Option<String>,
+    /// The namespace label the HTML report groups namespaces by (`--group-by`).
+    pub group_by: Option<String>,
+    /// An earlier JSON report to compare with (`--baseline`).
+    pub baseline: Option<baseline::Baseline>,
+    /// What was audited, in words (the HTML report's heading).
+    pub scope: String,
+    /// Where the policies came from (a directory).
+    pub policy_source: String,
+    /// Labels of namespaces known besides the input (a cluster's).
+    pub namespace_labels: LabelsByNamespace,
+}
+
+impl RunContext {
+    /// The context of a run of `policies` at `time`, with nothing else known.
+    pub fn new(policies: PolicySet, time: Timestamp) -> RunContext {
+        RunContext {
+            policies,
+            time,
+            default_namespace: None,
+            group_by: None,
+            baseline: None,
+            scope: "manifests".to_owned(),
+            policy_source: String::new(),
+            namespace_labels: LabelsByNamespace::new(),
+        }
+    }
 }
 
 /// One outcome made ready for a report: what the summary counts, and the report's text for
-/// it. Built where the outcome is judged (a worker thread), so the writer only copies text.
+/// it (or the [`row::Row`] the HTML, SARIF and JUnit reports are rendered from). Built where
+/// the outcome is judged (a worker thread), so the writer only copies text.
 #[derive(Debug)]
 pub struct Piece {
     verdict: Verdict,
@@ -296,6 +219,8 @@ enum PieceBody {
     Other(String),
     /// JSON: the object, pretty-printed at its depth in the report, and its error entry.
     Json(String, Option<JsonError>),
+    /// HTML, SARIF, JUnit: what they keep of the outcome.
+    Row(Box<row::Row>),
 }
 
 /// Renders one outcome for a report in `format`.
@@ -338,6 +263,9 @@ pub fn piece(format: Format, outcome: &Outcome) -> Piece {
             };
             PieceBody::Json(indented(&pretty(&object), "    ", true), error)
         }
+        Format::Html | Format::Sarif | Format::Junit => {
+            PieceBody::Row(Box::new(row::Row::of(outcome)))
+        }
     };
     Piece {
         verdict,
@@ -362,10 +290,23 @@ fn indented(text: &str, prefix: &str, first: bool) -> String {
     out
 }
 
-/// Writes a report as outcomes come, in input order ([`piece`]s): the text report's blocks
-/// and the JSON report's objects go out at once, so memory holds the counts, the first few
-/// non-workload names (text) and the unreadable inputs (JSON), never the outcomes. The
-/// output is byte for byte [`text_report`] and the JSON of [`json_report`].
+/// How many non-workload objects the text report names before just counting.
+const OTHER_LISTED: usize = 10;
+
+/// The writers of the reports rendered from rows.
+#[derive(Debug)]
+enum RowWriter {
+    Html(Box<html::Collector>),
+    Sarif(Box<sarif::SarifWriter>),
+    Junit(junit::JunitWriter),
+}
+
+/// Writes a report as outcomes come, in input order ([`piece`]s): the text report's blocks,
+/// the JSON report's objects, the SARIF results and the JUnit suites go out at once, so memory
+/// holds the counts, the first few non-workload names (text), the unreadable inputs (JSON)
+/// and one file's test cases (JUnit), never the outcomes; the HTML report keeps what its page
+/// shows of each outcome ([`html`]) and is written at the end. The text and JSON output is
+/// byte for byte [`text_report`] and the JSON of [`json_report`].
 #[derive(Debug)]
 pub struct ReportWriter<W: std::io::Write> {
     format: Format,
@@ -381,17 +322,46 @@ pub struct ReportWriter<W: std::io::Write> {
     /// those that excepted a finding so far.
     checked: Vec<Arc<CompiledException>>,
     used: HashSet<String>,
+    /// HTML, SARIF, JUnit: the run, the writer, and where findings' fields are in files.
+    context: Box<RunContext>,
+    rows: Option<RowWriter>,
+    positions: Option<position::FileFieldPositions>,
 }
 
 impl<W: std::io::Write> ReportWriter<W> {
-    /// A writer of a report in `format` to `out`.
-    pub fn new(format: Format, mut out: W) -> std::io::Result<ReportWriter<W>> {
-        if format == Format::Json {
-            write!(
-                out,
-                "{{\n  \"schemaVersion\": {SCHEMA_VERSION},\n  \"objects\": "
-            )?;
-        }
+    /// A writer of a report in `format` to `out`, with nothing known of the run but its
+    /// outcomes (the HTML and SARIF reports then show no policy set).
+    pub fn new(format: Format, out: W) -> std::io::Result<ReportWriter<W>> {
+        ReportWriter::for_run(
+            format,
+            out,
+            RunContext::new(PolicySet::default(), Timestamp::from_unix(0)),
+        )
+    }
+
+    /// A writer of a report in `format` to `out` for a run described by `context`.
+    pub fn for_run(
+        format: Format,
+        mut out: W,
+        context: RunContext,
+    ) -> std::io::Result<ReportWriter<W>> {
+        let rows = match format {
+            Format::Json => {
+                write!(
+                    out,
+                    "{{\n  \"schemaVersion\": {SCHEMA_VERSION},\n  \"objects\": "
+                )?;
+                None
+            }
+            Format::Text(_) => None,
+            Format::Html => Some(RowWriter::Html(Box::default())),
+            Format::Sarif => Some(RowWriter::Sarif(Box::new(sarif::SarifWriter::new(
+                &context.policies,
+                &mut out,
+            )?))),
+            Format::Junit => Some(RowWriter::Junit(junit::JunitWriter::new(&mut out)?)),
+        };
+        let positions = rows.is_some().then(position::FileFieldPositions::new);
         Ok(ReportWriter {
             format,
             out,
@@ -402,7 +372,22 @@ impl<W: std::io::Write> ReportWriter<W> {
             written: 0,
             checked: Vec::new(),
             used: HashSet::new(),
+            context: Box::new(context),
+            rows,
+            positions,
         })
+    }
+
+    /// Adds to what is known of namespaces' labels (a cluster's, once listed).
+    pub fn add_namespace_labels(&mut self, labels: &LabelsByNamespace) {
+        self.context
+            .namespace_labels
+            .extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
+    /// Sets what was audited, in words (the HTML report's heading).
+    pub fn set_scope(&mut self, scope: String) {
+        self.context.scope = scope;
     }
 
     /// Reports, at the end, each of `exceptions` (those in force: see
@@ -453,12 +438,23 @@ impl<W: std::io::Write> ReportWriter<W> {
                 self.written += 1;
                 self.errors.extend(error);
             }
+            PieceBody::Row(row) => {
+                let positions = self
+                    .positions
+                    .get_or_insert_with(position::FileFieldPositions::new);
+                match &mut self.rows {
+                    Some(RowWriter::Html(c)) => c.push(*row, positions),
+                    Some(RowWriter::Sarif(w)) => w.push(&row, positions, &mut self.out)?,
+                    Some(RowWriter::Junit(w)) => w.push(&row, &mut self.out)?,
+                    None => {}
+                }
+            }
         }
         Ok(())
     }
 
-    /// Writes the end of the report (summary, result; the JSON's summary and errors) and
-    /// returns the counts and the output.
+    /// Writes the end of the report (summary, result; the JSON's summary and errors; the
+    /// whole HTML page) and returns the counts and the output.
     pub fn finish(mut self) -> std::io::Result<(Summary, W)> {
         let summary = self.summary.finished();
         let unused = self.unused_exceptions();
@@ -506,6 +502,15 @@ impl<W: std::io::Write> ReportWriter<W> {
                     indented(&pretty(&unused), "  ", false)
                 )?;
             }
+            Format::Html | Format::Sarif | Format::Junit => match &mut self.rows {
+                Some(RowWriter::Html(c)) => {
+                    let page = c.render(&self.context, &summary, &unused);
+                    self.out.write_all(page.as_bytes())?;
+                }
+                Some(RowWriter::Sarif(w)) => w.finish(&unused, &mut self.out)?,
+                Some(RowWriter::Junit(w)) => w.finish(&mut self.out)?,
+                None => {}
+            },
         }
         self.out.flush()?;
         Ok((summary, self.out))
@@ -517,174 +522,14 @@ fn pretty<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
-/// Builds the JSON report.
-pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
-    let mut objects = Vec::with_capacity(outcomes.len());
-    let mut errors = Vec::new();
-    for o in outcomes {
-        match o {
-            Outcome::Judged(j) => objects.push(json_object(j)),
-            Outcome::Error(e) => {
-                let (object, error) = json_error(e);
-                objects.push(object);
-                errors.extend(error);
-            }
-        }
-    }
-    JsonReport {
-        schema_version: SCHEMA_VERSION,
-        objects,
-        summary: Summary::of(outcomes),
-        errors,
-        unused_exceptions: Vec::new(),
-    }
-}
-
-fn json_unused_exception(e: &CompiledException, warning: &Diagnostic) -> JsonUnusedException {
-    JsonUnusedException {
-        name: e.info.name.clone(),
-        owner: e.info.owner.clone(),
-        reason: e.info.reason.clone(),
-        expires: e.info.expires.to_string(),
-        ticket: e.info.ticket.clone(),
-        file: e.source.file.display().to_string(),
-        line: e.source.line,
-        message: warning.message.clone(),
-    }
-}
-
-/// An unreadable input: its entry in `objects` and in `errors`.
-fn json_error(e: &super::read::ReadError) -> (JsonObject, Option<JsonError>) {
-    let l = &e.location;
-    let error = JsonError {
-        file: l.file.clone(),
-        document_index: l.document_index,
-        item_index: l.item_index,
-        line: l.line,
-        message: e.message.clone(),
-    };
-    let object = JsonObject {
-        file: l.file.clone(),
-        document_index: l.document_index,
-        item_index: l.item_index,
-        line: l.line,
-        api_version: None,
-        kind: None,
-        namespace: None,
-        name: None,
-        verdict: Verdict::Error.as_str(),
-        skip_reason: None,
-        error: Some(e.message.clone()),
-        policies: Vec::new(),
-        findings: Vec::new(),
-        patch: Value::Array(Vec::new()),
-    };
-    (object, Some(error))
-}
-
-fn json_object(j: &Judged) -> JsonObject {
-    let l = &j.location;
-    JsonObject {
-        file: l.file.clone(),
-        document_index: l.document_index,
-        item_index: l.item_index,
-        line: l.line,
-        api_version: Some(j.api_version().to_owned()),
-        kind: Some(j.kind().to_owned()),
-        namespace: j.namespace().map(str::to_owned),
-        name: j.name(),
-        verdict: j.verdict.as_str(),
-        skip_reason: skip_reason(j),
-        error: None,
-        policies: j.decision.policies.clone(),
-        findings: j.decision.findings.iter().map(json_finding).collect(),
-        patch: serde_json::to_value(&j.decision.patch).unwrap_or(Value::Null),
-    }
-}
-
-fn skip_reason(j: &Judged) -> Option<String> {
+/// Why the object was not judged (verdicts `skipped` and `not-a-workload`).
+pub(crate) fn skip_reason(j: &Judged) -> Option<String> {
     match (j.verdict, &j.decision.skipped) {
         (_, Some(skip)) => Some(skip.to_string()),
         (Verdict::NotAWorkload, None) => Some("not a workload".to_owned()),
         _ => None,
     }
 }
-
-/// A finding as the JSON report writes it (also used by `portcullis test -o json`).
-pub fn json_finding(f: &Finding) -> JsonFinding {
-    JsonFinding {
-        policy: f.policy.clone(),
-        rule: f.rule,
-        kind: finding_kind(f),
-        mode: f.mode.as_str(),
-        effect: f.effect.as_str(),
-        container: f.container.clone(),
-        field: f.field.clone(),
-        message: f.message.clone(),
-        hint: f.hint.clone(),
-        pre_existing: f.pre_existing,
-        exception: f.exception.as_deref().map(|e| JsonException {
-            name: e.name.clone(),
-            owner: e.owner.clone(),
-            reason: e.reason.clone(),
-            expires: e.expires.to_string(),
-            ticket: e.ticket.clone(),
-        }),
-        enforced_from: f.enforced_from.map(|t| t.to_string()),
-    }
-}
-
-fn finding_kind(f: &Finding) -> &'static str {
-    match f.kind {
-        FindingKind::Violation => "violation",
-        FindingKind::Mutation => "mutation",
-        FindingKind::Notice => "notice",
-    }
-}
-
-/// ANSI styling, or none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
-    /// Whether to emit ANSI colour codes.
-    pub color: bool,
-}
-
-impl Style {
-    fn paint(self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    }
-    /// Red bold.
-    pub fn red(self, t: &str) -> String {
-        self.paint("1;31", t)
-    }
-    /// Yellow bold.
-    pub fn yellow(self, t: &str) -> String {
-        self.paint("1;33", t)
-    }
-    /// Green bold.
-    pub fn green(self, t: &str) -> String {
-        self.paint("1;32", t)
-    }
-    /// Cyan.
-    pub fn cyan(self, t: &str) -> String {
-        self.paint("36", t)
-    }
-    /// Dim.
-    pub fn dim(self, t: &str) -> String {
-        self.paint("2", t)
-    }
-    /// Bold.
-    pub fn bold(self, t: &str) -> String {
-        self.paint("1", t)
-    }
-}
-
-/// How many non-workload objects the text report names before just counting.
-const OTHER_LISTED: usize = 10;
 
 /// The text report: one block per workload, unreadable documents where they occur, the
 /// non-workload objects briefly, then the summary and result lines.
@@ -709,143 +554,11 @@ fn render(format: Format, outcomes: &[Outcome]) -> String {
     String::from_utf8(write().unwrap_or_default()).unwrap_or_default()
 }
 
-fn write_error(out: &mut String, e: &super::read::ReadError, style: Style) {
-    let mut loc = e.location.to_string();
-    if let Some(line) = e.location.line {
-        let _ = write!(loc, ", line {line}");
-    }
-    let _ = writeln!(
-        out,
-        "{} {} ({loc})\n  {}\n",
-        style.red("ERROR"),
-        style.bold("unreadable document"),
-        e.message
-    );
-}
-
-fn write_judged(out: &mut String, j: &Judged, style: Style) {
-    let badge = match j.verdict {
-        Verdict::Deny => style.red("DENY"),
-        Verdict::Warn => style.yellow("WARN"),
-        Verdict::Pass => style.green("PASS"),
-        Verdict::Skipped => style.cyan("SKIPPED"),
-        Verdict::NotAWorkload => style.dim("OTHER"),
-        Verdict::Error => style.red("ERROR"),
-    };
-    let _ = writeln!(
-        out,
-        "{badge} {} {}",
-        style.bold(&j.title()),
-        style.dim(&format!("({})", j.location))
-    );
-    if let Some(reason) = skip_reason(j) {
-        let _ = writeln!(out, "  {}", style.dim(&reason));
-    }
-    let violations: Vec<&Finding> = j.decision.violations().collect();
-    let mutations: Vec<&Finding> = j.decision.mutations().collect();
-    for f in &violations {
-        let label = match f.effect {
-            Effect::Deny | Effect::Apply => style.red("deny "),
-            Effect::Warn => style.yellow("warn "),
-            Effect::Audit => style.dim("audit"),
-            Effect::Excepted => style.cyan("excepted"),
-        };
-        write_finding(out, &label, f, style);
-    }
-    for f in &mutations {
-        let label = match f.effect {
-            Effect::Apply | Effect::Deny => style.cyan("apply"),
-            Effect::Warn => style.yellow("warn "),
-            Effect::Audit => style.dim("audit"),
-            Effect::Excepted => style.cyan("excepted"),
-        };
-        let mut line = format!("  {label} {}", style.bold(&f.policy));
-        if let Some(c) = &f.container {
-            let _ = write!(line, " container \"{c}\"");
-        }
-        let _ = writeln!(
-            out,
-            "{line}: {} {}",
-            f.message,
-            style.dim(&format!("({})", f.field))
-        );
-        write_finding_notes(out, f, style);
-    }
-    for f in j.decision.notices() {
-        let label = match f.effect {
-            Effect::Audit => style.dim("note "),
-            _ => style.yellow("note "),
-        };
-        write_finding(out, &label, f, style);
-    }
-    let ops = j.decision.patch.0.len();
-    if ops > 0 {
-        let _ = writeln!(
-            out,
-            "  {}",
-            style.dim(&format!(
-                "patch: {ops} JSON Patch operation{} (`portcullis mutate --diff` shows them)",
-                plural(ops)
-            ))
-        );
-    }
-    out.push('\n');
-}
-
-fn write_finding(out: &mut String, label: &str, f: &Finding, style: Style) {
-    let mut head = format!("  {label} {}", style.bold(&f.policy));
-    let _ = write!(head, " {}", style.dim(&format!("({})", f.rule)));
-    if let Some(c) = &f.container {
-        let _ = write!(head, " container \"{c}\"");
-    }
-    let _ = writeln!(out, "{head}: {}", f.message);
-    if !f.field.is_empty() {
-        let _ = writeln!(out, "        {} {}", style.dim("field:"), f.field);
-    }
-    if !f.hint.is_empty() {
-        let _ = writeln!(out, "        {} {}", style.dim("fix:  "), f.hint);
-    }
-    write_finding_notes(out, f, style);
-}
-
-/// The exception that excepts a finding, and when a schedule starts enforcing it.
-fn write_finding_notes(out: &mut String, f: &Finding, style: Style) {
-    if let Some(e) = &f.exception {
-        let ticket = e
-            .ticket
-            .as_deref()
-            .map(|t| format!(", ticket {t}"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "        {} {} (owner {}, expires {}{ticket}): {}",
-            style.dim("exception:"),
-            e.name,
-            e.owner,
-            e.expires,
-            e.reason
-        );
-    }
-    if let Some(from) = f.enforced_from
-        && f.effect != Effect::Excepted
-    {
-        let what = match f.kind {
-            FindingKind::Violation => "denied",
-            FindingKind::Mutation | FindingKind::Notice => "applied",
-        };
-        let _ = writeln!(
-            out,
-            "        {} {what} from {from} (the policy's schedule enforces it then)",
-            style.dim("note: ")
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::read::{Location, ReadError};
-    use crate::engine::Decision;
+    use crate::engine::{Decision, Effect, Finding, FindingKind};
     use crate::policy::model::Mode;
 
     fn judged(kind: &str, verdict: Verdict, findings: Vec<Finding>) -> Outcome {
