@@ -5,7 +5,11 @@
 //!
 //! Modes: `none` (no webhook, no policy), `validate+mutate` (deploy/'s two webhook
 //! configurations), `validate` (the validating one only), `vap` (a ValidatingAdmissionPolicy
-//! requiring what require-probes and require-resources require). For each mode, in rounds
+//! requiring what require-probes and require-resources require, written by hand), `native`
+//! (what `portcullis policy export policies` writes: the same two policies as exported
+//! ValidatingAdmissionPolicy objects), `native+mutate` (the export with its
+//! MutatingAdmissionPolicy objects, v1alpha1: the control plane runs with that feature gate).
+//! For each mode, in rounds
 //! that interleave the modes: compliant Pods created one after the other, then by 8 concurrent
 //! clients (HTTP/2, the admin client certificate); p50, p99 and Pods/s. Portcullis' own time
 //! per review and the apiserver's time per webhook call come from both metrics endpoints.
@@ -28,7 +32,14 @@ use e2e_support::portcullis::{apply_webhooks, wait_until_enforced};
 use e2e_support::{Assets, ControlPlane, Portcullis, PortcullisOptions, http, wait_for};
 use serde_json::{Value, json};
 
-const MODES: [&str; 4] = ["none", "validate+mutate", "validate", "vap"];
+const MODES: [&str; 6] = [
+    "none",
+    "validate+mutate",
+    "validate",
+    "vap",
+    "native",
+    "native+mutate",
+];
 const BASELINE_MODE: &str = "validate+mutate (baseline)";
 /// Portcullis validate + mutate on Pods that already carry what it would add: the webhooks are
 /// called, no patch comes back. Its difference to `validate+mutate` is what applying a patch
@@ -102,9 +113,32 @@ fn admission_policy() -> Vec<Value> {
     ]
 }
 
+/// What `portcullis policy export policies` writes (with MutatingAdmissionPolicy v1alpha1
+/// when `mutate`).
+fn exported(mutate: bool) -> Vec<Value> {
+    let set = portcullis::lint::load_dir(&std::path::Path::new(e2e_support::ROOT).join("policies"))
+        .expect("policies");
+    let options = portcullis::native::Options {
+        time: portcullis::policy::Timestamp::now(),
+        mutating: mutate.then_some(portcullis::native::MutatingVersion::V1alpha1),
+        excluded_namespaces: portcullis::native::DEFAULT_EXCLUDED_NAMESPACES
+            .map(str::to_owned)
+            .to_vec(),
+    };
+    portcullis::native::export(&set, &options).objects
+}
+
 /// Puts the cluster in `mode` and waits until it is in force.
 fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
     let k = &cluster.kubectl;
+    k.run(&[
+        "delete",
+        "--ignore-not-found",
+        "-l",
+        "app.kubernetes.io/managed-by=portcullis",
+        "validatingadmissionpolicybinding,validatingadmissionpolicy,mutatingadmissionpolicybinding,mutatingadmissionpolicy",
+    ])
+    .ok();
     k.run(&[
         "delete",
         "--ignore-not-found",
@@ -137,6 +171,11 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
             let list = json!({"apiVersion": "v1", "kind": "List", "items": admission_policy()});
             k.with_object(&["apply"], &list).ok();
         }
+        "native" | "native+mutate" => {
+            let items = exported(mode == "native+mutate");
+            let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+            k.with_object(&["apply"], &list).ok();
+        }
         other => panic!("unknown mode {other}"),
     }
     // In force: a Pod without probes is denied exactly when the mode judges.
@@ -149,15 +188,49 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
             "webhook"
         } else if out.stderr.contains("portcullis-equivalent") {
             "vap"
+        } else if out
+            .stderr
+            .contains("ValidatingAdmissionPolicy 'portcullis-require-")
+        {
+            "native"
         } else {
             "other"
         };
         let want = match mode {
             "none" => "none",
             "vap" => "vap",
+            "native" | "native+mutate" => "native",
             _ => "webhook",
         };
-        (denied_by == want).then_some(())
+        if denied_by != want {
+            return None;
+        }
+        // Measured in steady state: the API server's status controller has type-checked every
+        // policy (against the schema of each kind it matches, on the same cores).
+        if matches!(mode, "vap" | "native" | "native+mutate") {
+            let policies = k
+                .run(&["get", "validatingadmissionpolicies", "-o", "json"])
+                .json();
+            let checked = policies["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .all(|p| p["status"]["observedGeneration"] == p["metadata"]["generation"])
+            });
+            if !checked {
+                return None;
+            }
+        }
+        // The mutating policies too: a compliant Pod gets the log shipper.
+        if mode == "native+mutate" {
+            let ok = pod("probe-ok", container("app"));
+            let out = k.with_object(
+                &["create", "-n", "default", "--dry-run=server", "-o", "json"],
+                &ok,
+            );
+            let v: Value = serde_json::from_str(&out.stdout).ok()?;
+            return e2e_support::objects::has_container(&v, "log-shipper").then_some(());
+        }
+        Some(())
     });
 }
 
@@ -331,7 +404,14 @@ fn main() {
         knob("ROUNDS", 3),
         knob("WARMUP", 20),
     );
-    let cluster = ControlPlane::start(&assets).expect("control plane");
+    let cluster = ControlPlane::start_with(
+        &assets,
+        &[
+            "--feature-gates=MutatingAdmissionPolicy=true".to_owned(),
+            "--runtime-config=admissionregistration.k8s.io/v1alpha1=true".to_owned(),
+        ],
+    )
+    .expect("control plane");
     let portcullis = Portcullis::start(&cluster, PortcullisOptions::default()).expect("portcullis");
     let baseline = std::env::var_os("BASELINE").map(|bin| {
         // The default policies, less settings an older binary does not know (their defaults
@@ -373,8 +453,11 @@ fn main() {
         modes.len()
     );
     let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+    // Per round: each mode's sequential p50 (the spread between rounds).
+    let mut round_p50: Vec<BTreeMap<&str, f64>> = Vec::new();
     let mut costs: BTreeMap<(&str, &str), (f64, f64)> = BTreeMap::new();
     for round in 0..rounds {
+        round_p50.push(BTreeMap::new());
         for &mode in &modes {
             let instance = match (mode, &baseline) {
                 (BASELINE_MODE, Some(b)) => b,
@@ -416,6 +499,7 @@ fn main() {
                 ms(percentile(&seq, 50.0)),
                 sample.failures
             );
+            round_p50[round].insert(mode, ms(percentile(&seq, 50.0)));
             samples.entry(mode).or_default().push(sample);
         }
     }
@@ -460,6 +544,37 @@ fn main() {
             }
         }
     }
+    println!();
+    println!("The p50 overhead over `none` per round (sequential), its median and spread:");
+    println!();
+    println!("| mode | per round | median | min | max |");
+    println!("|---|---|---|---|---|");
+    let mut medians = BTreeMap::new();
+    for &mode in modes.iter().filter(|m| **m != "none") {
+        let mut per: Vec<f64> = round_p50.iter().map(|r| r[mode] - r["none"]).collect();
+        let text: Vec<String> = per.iter().map(|o| format!("{o:+.2}")).collect();
+        per.sort_by(f64::total_cmp);
+        let median = per[per.len() / 2];
+        medians.insert(mode, median);
+        println!(
+            "| {mode} | {} | {median:+.2} ms | {:+.2} ms | {:+.2} ms |",
+            text.join(", "),
+            per[0],
+            per[per.len() - 1]
+        );
+    }
+    let ratios: Vec<String> = round_p50
+        .iter()
+        .map(|r| format!("{:.2}", (r["native"] - r["none"]) / (r["vap"] - r["none"])))
+        .collect();
+    println!();
+    println!(
+        "the exported policies add {:+.2} ms at p50 (median of rounds), the hand-written ValidatingAdmissionPolicy {:+.2} ms: ratio {:.2} (target <= 1.10); per round: {}",
+        medians["native"],
+        medians["vap"],
+        medians["native"] / medians["vap"],
+        ratios.join(", ")
+    );
     let (vm, vap) = (overheads["validate+mutate"], overheads["vap"]);
     println!();
     println!(

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod json;
 pub mod junit;
 pub mod lint;
+pub mod native;
 pub mod nesting;
 pub mod policy;
 pub mod policytest;

@@ -749,7 +749,7 @@ fn a_removed_flag_or_subcommand_is_found() {
     assert_eq!(
         errors,
         [
-            "`portcullis policy` has no subcommand `check` (it has: validate, schema, help)",
+            "`portcullis policy` has no subcommand `check` (it has: validate, schema, export, help)",
             "`portcullis serve` has no flag `--tls-cert-file`",
             "`portcullis audit` has no flag `--colour`",
         ]

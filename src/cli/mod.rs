@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod certs;
+pub mod export;
 pub mod mutate;
 pub mod policy;
 pub mod serve;
@@ -34,7 +35,8 @@ pub enum Command {
     /// Run the test files of a policy set (exit 1: a case failed; 2: unreadable tests or
     /// policies; 3: --require-coverage found an uncovered rule).
     Test(test::TestArgs),
-    /// Validate policy files, or print their JSON Schema.
+    /// Validate policy files, print their JSON Schema, or export them as native admission
+    /// policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
 }

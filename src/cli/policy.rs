@@ -18,6 +18,9 @@ pub enum PolicyCommand {
     Validate(ValidateArgs),
     /// Print the JSON Schema of the policy file format (for editors and CI).
     Schema,
+    /// Print the policies as native admission policies (ValidatingAdmissionPolicy,
+    /// MutatingAdmissionPolicy) the API server enforces without the webhook.
+    Export(super::export::ExportArgs),
 }
 
 /// `portcullis policy validate`.
@@ -46,11 +49,12 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             write_stdout(&schema)?;
             Ok(ExitCode::SUCCESS)
         }
+        PolicyCommand::Export(args) => super::export::run(args),
     }
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -77,7 +81,7 @@ pub fn schema_json() -> serde_json::Result<String> {
     serde_json::to_string_pretty(&schemars::schema_for!(AnyDocument))
 }
 
-fn load(path: &Path) -> Result<PolicySet, LoadError> {
+pub(super) fn load(path: &Path) -> Result<PolicySet, LoadError> {
     if path.is_file() {
         match std::fs::read_to_string(path) {
             Ok(text) => load_str(path, &text),

@@ -259,6 +259,12 @@ impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager and waits until Pods can be
     /// created (`/readyz` ok, the `default` ServiceAccount of `default` exists).
     pub fn start(assets: &Assets) -> Result<ControlPlane, String> {
+        ControlPlane::start_with(assets, &[])
+    }
+
+    /// [`ControlPlane::start`] with extra kube-apiserver flags (`--feature-gates=...`,
+    /// `--runtime-config=...`).
+    pub fn start_with(assets: &Assets, apiserver_args: &[String]) -> Result<ControlPlane, String> {
         let dir = tempfile::Builder::new()
             .prefix("portcullis-e2e-")
             .tempdir()
@@ -408,7 +414,8 @@ impl ControlPlane {
             .arg(format!("--service-account-signing-key-file={}", s(&sa_key)))
             .args(["--service-cluster-ip-range=10.96.0.0/24", "--endpoint-reconciler-type=none"])
             .args(["--allow-privileged=true", "--profiling=false"])
-            .arg(format!("--cert-dir={}", s(&d.join("apiserver-certs"))));
+            .arg(format!("--cert-dir={}", s(&d.join("apiserver-certs"))))
+            .args(apiserver_args);
         cp.spawn("kube-apiserver", apiserver)?;
         cp.wait_or_fail("kube-apiserver /readyz", Duration::from_secs(90), || {
             let out = cp.kubectl.raw("/readyz");

@@ -216,6 +216,11 @@ pub struct SuiteOptions {
     pub portcullis: PortcullisOptions,
     /// Runs once the control plane is up, before Portcullis starts.
     pub setup: Option<Setup>,
+    /// Extra kube-apiserver flags (feature gates, runtime config).
+    pub apiserver_args: Vec<String>,
+    /// Start Portcullis without installing deploy/'s webhook configurations (the cases
+    /// install what they need).
+    pub without_webhooks: bool,
 }
 
 /// Runs the cases against one control plane (see the module documentation). Call it from
@@ -311,7 +316,7 @@ enum Guard<'a> {
 }
 
 fn start_world(assets: &Assets, options: &SuiteOptions) -> Result<World, String> {
-    let cluster = ControlPlane::start(assets)?;
+    let cluster = ControlPlane::start_with(assets, &options.apiserver_args)?;
     let mut portcullis_options = options.portcullis.clone();
     let extra: Box<dyn Any + Send + Sync> = match options.setup {
         Some(setup) => setup(&cluster, &mut portcullis_options),
@@ -324,7 +329,9 @@ fn start_world(assets: &Assets, options: &SuiteOptions) -> Result<World, String>
             return Err(e);
         }
     };
-    portcullis.install_webhooks(&cluster);
+    if !options.without_webhooks {
+        portcullis.install_webhooks(&cluster);
+    }
     Ok(World {
         cluster,
         portcullis: Mutex::new(portcullis),

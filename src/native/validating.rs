@@ -1,0 +1,556 @@
+//! ValidatingAdmissionPolicy: the built-in validation rules translated to CEL with the
+//! engine's semantics (`src/engine/probes.rs`, `resources.rs`, `images.rs`, `labels.rs`), and
+//! the engine's words (`src/engine/message.rs`).
+//!
+//! One policy object per Portcullis policy and mode in force. The API server reports only the
+//! first failing validation of a denied request, so each object has a single validation whose
+//! message lists every violation the policy finds, as the webhook's denial does. Violations are
+//! built as lists of texts, one list per container (the engine's order: app containers, then
+//! init containers; per container, the rule's fields in order), since a v1.32 API server has
+//! no `flatten`.
+
+use serde_json::{Value, json};
+
+use super::cel;
+use super::scope;
+use crate::policy::model::{
+    Mode, RequireImageTag, RequireLabels, RequireProbes, RequireResources, ResourceName,
+};
+use crate::policy::{CompiledException, CompiledPolicy, CompiledRule};
+
+/// Which object an expression reads: the request's, or the stored one of an UPDATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    New,
+    Old,
+}
+
+impl Side {
+    fn root(self) -> &'static str {
+        match self {
+            Side::New => "object",
+            Side::Old => "oldObject",
+        }
+    }
+
+    /// The pod spec variable.
+    fn spec(self) -> &'static str {
+        match self {
+            Side::New => "variables.spec",
+            Side::Old => "variables.oldSpec",
+        }
+    }
+}
+
+/// The pod spec of the object `root`, wherever its kind keeps it.
+pub(super) fn pod_spec(root: &str) -> String {
+    format!(
+        "{k} == 'Pod' ? {root}.spec : {k} == 'CronJob' ? {root}.spec.jobTemplate.spec.template.spec : {root}.spec.template.spec",
+        k = cel::KIND
+    )
+}
+
+/// The dotted path of the pod spec, as the engine's messages write it.
+pub(super) const SPEC_PATH: &str = "request.kind.kind == 'Pod' ? 'spec' : request.kind.kind == 'CronJob' ? 'spec.jobTemplate.spec.template.spec' : 'spec.template.spec'";
+
+/// The workload as messages name it: `Deployment shop/web`.
+const WORKLOAD: &str = "request.kind.kind + ' ' + request.namespace + '/' + (has(object.metadata.name) && object.metadata.name != '' ? object.metadata.name : has(object.metadata.generateName) && object.metadata.generateName != '' ? object.metadata.generateName : '<unnamed>')";
+
+/// A list of the pod spec (`containers`, `initContainers`), empty when absent.
+fn list(side: Side, name: &str) -> String {
+    let spec = side.spec();
+    format!("(has({spec}.{name}) ? {spec}.{name} : [])")
+}
+
+/// The containers of the pod spec that are native sidecars.
+const NATIVE_SIDECAR: &str = "has(c.restartPolicy) && c.restartPolicy == 'Always'";
+
+/// One check of a rule on a container `c` (or on the workload): when it fails, what the
+/// finding says. Each part is a CEL string expression.
+struct Check {
+    /// The failure condition.
+    fails: String,
+    /// The finding's message.
+    message: String,
+    /// The dotted field path.
+    field: String,
+    /// The fix.
+    hint: String,
+}
+
+/// How the findings of one rule become texts: its policy, rule type, exceptions, and whether
+/// violations the stored object already had are left out (the UPDATE ratchet).
+struct Context<'a> {
+    policy: &'a str,
+    rule: &'static str,
+    /// Exceptions in force naming this rule: (index among the policy's exceptions, exception).
+    exceptions: Vec<(usize, &'a CompiledException)>,
+    ratchet: bool,
+}
+
+impl Context<'_> {
+    /// The ratchet key of a finding: (rule, container, field), as the engine compares them.
+    fn key(&self, container: Option<&str>, field: &str) -> String {
+        format!(
+            "{} + {} + '|' + {field}",
+            cel::string(&format!("{}|", self.rule)),
+            container.map_or("''".to_owned(), |c| format!("{c} + ''"))
+        )
+    }
+
+    /// The finding's text, as [`crate::engine::Finding::full_text`] writes it.
+    fn text(&self, container: Option<&str>, check: &Check) -> String {
+        let mut parts = vec![cel::string(&format!("[{}] ", self.policy))];
+        if let Some(c) = container {
+            parts.push(format!("'container \"' + {c} + '\": '"));
+        }
+        parts.push(format!("({})", check.message));
+        parts.push(format!("' (' + {} + ')'", check.field));
+        parts.push(format!("'; fix: ' + ({})", check.hint));
+        parts.join(" + ")
+    }
+
+    /// Whether an exception in force covers a finding about `container`.
+    fn excepted(&self, container: Option<&str>) -> String {
+        let terms: Vec<String> = self
+            .exceptions
+            .iter()
+            .filter_map(|(i, e)| {
+                let selects = format!("variables.exception{i}");
+                if e.match_.containers.is_empty() {
+                    Some(selects)
+                } else {
+                    container.map(|c| {
+                        format!(
+                            "{selects} && ({})",
+                            cel::any_pattern(c, &e.match_.containers)
+                        )
+                    })
+                }
+            })
+            .collect();
+        cel::or(&terms)
+    }
+
+    /// `text` when the check fails and the finding counts, `''` otherwise (new side); the
+    /// finding's key when it fails (old side).
+    fn entry(&self, side: Side, container: Option<&str>, check: &Check) -> String {
+        match side {
+            Side::Old => format!(
+                "({}) ? {} : ''",
+                check.fails,
+                self.key(container, &check.field)
+            ),
+            Side::New => {
+                let mut terms = vec![format!("({})", check.fails)];
+                if !self.exceptions.is_empty() {
+                    terms.push(format!("!({})", self.excepted(container)));
+                }
+                if self.ratchet {
+                    terms.push(format!(
+                        "!variables.old.exists(g, ({}) in g)",
+                        self.key(container, &check.field)
+                    ));
+                }
+                format!(
+                    "({}) ? {} : ''",
+                    terms.join(" && "),
+                    self.text(container, check)
+                )
+            }
+        }
+    }
+
+    /// The non-empty entries of checks about one container (or the workload), as a list.
+    fn group(&self, side: Side, container: Option<&str>, checks: &[Check]) -> String {
+        let entries: Vec<String> = checks
+            .iter()
+            .map(|c| self.entry(side, container, c))
+            .collect();
+        format!("[{}].filter(t, t != '')", entries.join(", "))
+    }
+}
+
+/// The groups (one per container) of checks on the containers of `list_expr`.
+fn per_container(
+    ctx: &Context<'_>,
+    side: Side,
+    list_expr: &str,
+    filter: Option<&str>,
+    checks: &[Check],
+) -> String {
+    // Only containers with a failing check build their texts: a compliant container costs
+    // its checks' conditions, nothing more.
+    let any_fails = cel::or(&checks.iter().map(|c| c.fails.clone()).collect::<Vec<_>>());
+    let keep = match filter {
+        Some(f) => format!("({f}) && ({any_fails})"),
+        None => any_fails,
+    };
+    format!(
+        "{list_expr}.filter(c, {keep}).map(c, {}).filter(g, size(g) > 0)",
+        ctx.group(side, Some("c.name"), checks)
+    )
+}
+
+/// The field path of container `c` in `list` (`containers`, `initContainers`).
+fn container_path(side: Side, list_name: &str, suffix: &str) -> String {
+    format!(
+        "variables.specPath + '.{list_name}[' + string({names}.map(x, x.name).indexOf(c.name)) + ']{suffix}'",
+        names = list(side, list_name)
+    )
+}
+
+const PROBES: [(&str, bool, &str); 3] = [
+    (
+        "livenessProbe",
+        true,
+        "add a livenessProbe (httpGet, tcpSocket, grpc or exec) so the kubelet restarts the container when it hangs",
+    ),
+    (
+        "readinessProbe",
+        true,
+        "add a readinessProbe (httpGet, tcpSocket, grpc or exec) so traffic only reaches the container once it is ready",
+    ),
+    (
+        "startupProbe",
+        false,
+        "add a startupProbe so slow starts are not mistaken for hangs",
+    ),
+];
+
+/// Whether the workload runs to completion: Jobs, CronJobs, Pods with `restartPolicy` `Never`
+/// or `OnFailure` (a controller's template can only say `Always`).
+fn runs_to_completion(side: Side) -> String {
+    let spec = side.spec();
+    format!(
+        "request.kind.kind in ['Job', 'CronJob'] || (request.kind.kind == 'Pod' && has({spec}.restartPolicy) && {spec}.restartPolicy in ['Never', 'OnFailure'])"
+    )
+}
+
+fn probe_checks(rule: &RequireProbes, side: Side, list_name: &str) -> Vec<Check> {
+    let wanted = [rule.liveness, rule.readiness, rule.startup];
+    PROBES
+        .iter()
+        .zip(wanted)
+        .filter(|(_, want)| *want)
+        .map(|((field, _, hint), _)| {
+            let handlers = format!("['exec', 'grpc', 'httpGet', 'tcpSocket'].filter(h, h in c.{field})");
+            // How many handlers are set, without a comprehension (the common, passing case).
+            let count = ["exec", "grpc", "httpGet", "tcpSocket"]
+                .map(|h| format!("(has(c.{field}.{h}) ? 1 : 0)"))
+                .join(" + ");
+            Check {
+                fails: format!("!has(c.{field}) || {count} != 1"),
+                message: format!(
+                    "!has(c.{field}) ? 'no {field}' : size({handlers}) == 0 ? '{field} has no handler' : '{field} has ' + string(size({handlers})) + ' handlers (' + {handlers}.join(', ') + ')'"
+                ),
+                field: container_path(side, list_name, &format!(".{field}")),
+                hint: format!(
+                    "!has(c.{field}) ? {} : size({handlers}) == 0 ? {} : {}",
+                    cel::string(hint),
+                    cel::string("set exactly one of httpGet, tcpSocket, grpc or exec: the apiserver refuses a probe without one"),
+                    cel::string("keep exactly one of httpGet, tcpSocket, grpc or exec: the apiserver refuses a probe with more than one"),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn require_probes(ctx: &Context<'_>, rule: &RequireProbes, side: Side) -> String {
+    let mut parts = vec![per_container(
+        ctx,
+        side,
+        &list(side, "containers"),
+        None,
+        &probe_checks(rule, side, "containers"),
+    )];
+    if rule.native_sidecars {
+        parts.push(per_container(
+            ctx,
+            side,
+            &list(side, "initContainers"),
+            Some(NATIVE_SIDECAR),
+            &probe_checks(rule, side, "initContainers"),
+        ));
+    }
+    let all = parts.join(" + ");
+    if rule.include_run_to_completion {
+        all
+    } else {
+        format!("({}) ? [] : ({all})", runs_to_completion(side))
+    }
+}
+
+fn example(r: ResourceName) -> &'static str {
+    match r {
+        ResourceName::Cpu => "100m",
+        ResourceName::Memory => "128Mi",
+        ResourceName::EphemeralStorage => "1Gi",
+    }
+}
+
+fn resource_checks(rule: &RequireResources, side: Side, list_name: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let has = |section: &str, n: &str| {
+        format!(
+            "(has(c.resources) && has(c.resources.{section}) && {} in c.resources.{section})",
+            cel::string(n)
+        )
+    };
+    for (section, names, why) in [
+        (
+            "requests",
+            &rule.requests,
+            "so the scheduler can place the Pod",
+        ),
+        ("limits", &rule.limits, "to cap what the container may use"),
+    ] {
+        let singular = &section[..section.len() - 1];
+        for name in names {
+            let n = name.as_str();
+            // An absent request defaults to the limit of the same resource.
+            let set = if section == "requests" {
+                format!("{} || {}", has("requests", n), has("limits", n))
+            } else {
+                has("limits", n)
+            };
+            checks.push(Check {
+                fails: format!("!({set})"),
+                message: cel::string(&format!("no {n} {singular}")),
+                field: container_path(side, list_name, &format!(".resources.{section}.{n}")),
+                hint: cel::string(&format!(
+                    "set resources.{section}.{n} (e.g. {}) {why}",
+                    example(*name)
+                )),
+            });
+        }
+    }
+    checks
+}
+
+fn require_resources(ctx: &Context<'_>, rule: &RequireResources, side: Side) -> String {
+    let mut parts = vec![per_container(
+        ctx,
+        side,
+        &list(side, "containers"),
+        None,
+        &resource_checks(rule, side, "containers"),
+    )];
+    if rule.init_containers {
+        parts.push(per_container(
+            ctx,
+            side,
+            &list(side, "initContainers"),
+            None,
+            &resource_checks(rule, side, "initContainers"),
+        ));
+    }
+    parts.join(" + ")
+}
+
+fn image_checks(rule: &RequireImageTag, side: Side, list_name: &str) -> Vec<Check> {
+    // [registry[:port]/]repo[:tag][@digest]: a ':' before the last '/' is a port.
+    let rest = "(c.image.contains('@') ? c.image.substring(0, c.image.indexOf('@')) : c.image)";
+    let last = format!("{rest}.substring({rest}.lastIndexOf('/') + 1)");
+    let tagged = format!("{last}.contains(':')");
+    let tag = format!("({tagged} ? {last}.substring({last}.lastIndexOf(':') + 1) : '')");
+    let name = format!(
+        "({tagged} ? {rest}.substring(0, size({rest}) - size({last}) + {last}.lastIndexOf(':')) : {rest})"
+    );
+    let digest = "c.image.contains('@')";
+    let image = "'image \"' + c.image + '\" '";
+    let field = container_path(side, list_name, ".image");
+    let present = "has(c.image) && c.image != ''";
+    if rule.require_digest {
+        vec![Check {
+            fails: format!("{present} && !{digest}"),
+            message: format!("{image} + 'is not pinned by digest'"),
+            field,
+            hint: format!("'use ' + {name} + '@sha256:<digest> (e.g. from `crane digest`)'"),
+        }]
+    } else {
+        let forbidden = cel::string_list(&rule.forbidden_tags);
+        vec![Check {
+            fails: format!("{present} && !{digest} && ({tag} == '' || {tag} in {forbidden})"),
+            message: format!(
+                "{tag} == '' ? {image} + 'has no tag (it resolves to :latest)' : {image} + 'uses the forbidden tag :' + {tag}"
+            ),
+            field,
+            hint: format!("'pin a version, e.g. ' + {name} + ':1.2.3'"),
+        }]
+    }
+}
+
+fn require_image_tag(ctx: &Context<'_>, rule: &RequireImageTag, side: Side) -> String {
+    [
+        per_container(
+            ctx,
+            side,
+            &list(side, "containers"),
+            None,
+            &image_checks(rule, side, "containers"),
+        ),
+        per_container(
+            ctx,
+            side,
+            &list(side, "initContainers"),
+            None,
+            &image_checks(rule, side, "initContainers"),
+        ),
+    ]
+    .join(" + ")
+}
+
+fn require_labels(ctx: &Context<'_>, rule: &RequireLabels, side: Side) -> String {
+    use crate::policy::model::MetadataTarget;
+    let root = side.root();
+    let object = rule.target.contains(&MetadataTarget::Object);
+    let template = rule.target.contains(&MetadataTarget::PodTemplate);
+    let checks = |meta: &str, path: &str| -> Vec<Check> {
+        rule.labels
+            .iter()
+            .map(|key| {
+                let k = cel::string(key);
+                Check {
+                    fails: format!(
+                        "!(has({meta}.labels) && {k} in {meta}.labels && {meta}.labels[{k}] != '')"
+                    ),
+                    message: cel::string(&format!("missing label {key}")),
+                    field: format!("{path} + {}", cel::string(&format!(".labels[\"{key}\"]"))),
+                    hint: format!(
+                        "{} + {path} + '.labels'",
+                        cel::string(&format!("add the label {key} to "))
+                    ),
+                }
+            })
+            .collect()
+    };
+    let mut parts = Vec::new();
+    // The object's own metadata; for a Pod, `podTemplate` means the Pod itself.
+    let object_group = format!(
+        "[{}]",
+        ctx.group(
+            side,
+            None,
+            &checks(&format!("{root}.metadata"), "'metadata'")
+        )
+    );
+    if object {
+        parts.push(object_group);
+    } else if template {
+        parts.push(format!(
+            "(request.kind.kind == 'Pod' ? {object_group} : [])"
+        ));
+    }
+    if template {
+        let meta = format!(
+            "(request.kind.kind == 'CronJob' ? {root}.spec.jobTemplate.spec.template.metadata : {root}.spec.template.metadata)"
+        );
+        let path = "(request.kind.kind == 'CronJob' ? 'spec.jobTemplate.spec.template.metadata' : 'spec.template.metadata')";
+        parts.push(format!(
+            "(request.kind.kind == 'Pod' ? [] : [{}])",
+            ctx.group(side, None, &checks(&meta, path))
+        ));
+    }
+    format!("({}).filter(g, size(g) > 0)", parts.join(" + "))
+}
+
+fn disallow_namespaces(ctx: &Context<'_>, patterns: &[String], side: Side) -> String {
+    let check = Check {
+        fails: cel::any_pattern(cel::NAMESPACE, patterns),
+        message: "'workloads may not run in namespace \"' + request.namespace + '\"'".to_owned(),
+        field: "'metadata.namespace'".to_owned(),
+        hint: cel::string("deploy into your team's namespace (kubectl -n <namespace>)"),
+    };
+    format!(
+        "[{}].filter(g, size(g) > 0)",
+        ctx.group(side, None, &[check])
+    )
+}
+
+/// The CEL of one validation rule: a list of lists of texts (new side) or keys (old side).
+/// `None` for mutation rules.
+fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<String> {
+    Some(format!(
+        "({})",
+        match rule {
+            CompiledRule::RequireProbes(r) => require_probes(ctx, r, side),
+            CompiledRule::RequireResources(r) => require_resources(ctx, r, side),
+            CompiledRule::RequireImageTag(r) => require_image_tag(ctx, r, side),
+            CompiledRule::RequireLabels(r) => require_labels(ctx, r, side),
+            CompiledRule::DisallowNamespaces(r) => disallow_namespaces(ctx, &r.namespaces, side),
+            CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => return None,
+        }
+    ))
+}
+
+/// The `variables` and `validations` of the policy object for `policy`'s validation rules in
+/// `mode`. `None` when the policy has no validation rule.
+pub(super) fn validations(
+    policy: &CompiledPolicy,
+    mode: Mode,
+    exceptions: &[&CompiledException],
+) -> Option<(Vec<Value>, Vec<Value>)> {
+    let ratchet = mode == Mode::Enforce;
+    let context = |rule: &CompiledRule, ratchet: bool| Context {
+        policy: &policy.name,
+        rule: rule.type_name(),
+        exceptions: exceptions
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| scope::names_rule(e, &policy.name, rule.type_name()))
+            .map(|(i, e)| (i, *e))
+            .collect(),
+        ratchet,
+    };
+    let found: Vec<String> = policy
+        .rules
+        .iter()
+        .filter_map(|r| rule_findings(&context(r, ratchet), r, Side::New))
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    let mut variables = vec![
+        json!({"name": "spec", "expression": pod_spec("object")}),
+        json!({"name": "specPath", "expression": SPEC_PATH}),
+        json!({"name": "workload", "expression": WORKLOAD}),
+    ];
+    for (i, e) in exceptions.iter().enumerate() {
+        variables.push(json!({
+            "name": format!("exception{i}"),
+            "expression": cel::exception_selects(&e.match_),
+        }));
+    }
+    if ratchet {
+        let old: Vec<String> = policy
+            .rules
+            .iter()
+            .filter_map(|r| rule_findings(&context(r, false), r, Side::Old))
+            .collect();
+        variables.push(json!({"name": "oldSpec", "expression": format!(
+            "request.operation == 'UPDATE' && oldObject != null ? ({}) : {{}}",
+            pod_spec("oldObject")
+        )}));
+        variables.push(json!({"name": "old", "expression": format!(
+            "request.operation == 'UPDATE' && oldObject != null ? {} : []",
+            old.join(" + ")
+        )}));
+    }
+    variables.push(json!({"name": "found", "expression": found.join(" + ")}));
+    let count = "variables.found.map(g, size(g)).sum()";
+    let texts = "variables.found.map(g, g.join(' | ')).join(' | ')";
+    let message = match mode {
+        Mode::Enforce => format!(
+            "'Portcullis denied ' + variables.workload + ': ' + string({count}) + ({count} == 1 ? ' violation: ' : ' violations: ') + {texts}"
+        ),
+        _ => format!("variables.workload + ': ' + {texts}"),
+    };
+    let validation = json!({
+        "expression": "size(variables.found) == 0",
+        "messageExpression": message,
+        "message": format!("Portcullis policy {} found violations", policy.name),
+        "reason": "Forbidden",
+    });
+    Some((variables, vec![validation]))
+}
