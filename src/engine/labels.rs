@@ -6,24 +6,11 @@ use serde_json::Value;
 use super::patch::{self, PatchValue, Pointer};
 use super::rule::{Context, Found, Plan};
 use crate::policy::CompiledDefaultLabels;
-use crate::policy::compile::{Template, TemplateSegment};
 use crate::policy::model::{DisallowNamespaces, MetadataTarget, RequireLabels, WorkloadKind};
+use crate::policy::names::is_label_value;
 use crate::policy::select::pattern_matches;
+use crate::policy::{Template, TemplateSegment};
 use crate::workload::{MetaAddition, MetaLocation, Workload};
-
-/// Whether `v` is a valid Kubernetes label value (empty, or ≤ 63 characters of
-/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`).
-pub fn is_label_value(v: &str) -> bool {
-    if v.is_empty() {
-        return true;
-    }
-    let b = v.as_bytes();
-    v.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
 
 /// A metadata location of a workload: JSON Pointer tokens and dotted path to its `metadata`.
 struct MetaTarget {
@@ -233,16 +220,6 @@ mod tests {
             .apply(&mut doc)
             .expect("patch applies");
         doc
-    }
-
-    #[test]
-    fn label_values() {
-        for ok in ["", "a", "web-1", "a.b_c", &"x".repeat(63)] {
-            assert!(is_label_value(ok), "{ok}");
-        }
-        for bad in ["-a", "a-", "a/b", "a b", &"x".repeat(64)] {
-            assert!(!is_label_value(bad), "{bad}");
-        }
     }
 
     #[test]
