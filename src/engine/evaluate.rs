@@ -6,7 +6,7 @@ use crate::json::Json;
 
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::patch::{Patch, PatchOp};
-use super::rule::{Context, Found, Plan};
+use super::rule::{Context, Found};
 use super::{Operation, Request, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::{NamespaceLabels, Selection, Subject};
@@ -387,6 +387,7 @@ fn mutate<'p>(
     exceptions: &[&CompiledException],
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Additions<'p>, Vec<PatchOp>) {
+    let immutable = target.pod_spec_immutable();
     let mut added = Additions::default();
     let mut ops = Vec::new();
     let Ok(base) = Workload::new(target.kind, object) else {
@@ -395,7 +396,49 @@ fn mutate<'p>(
     for active in selected {
         let policy = active.policy;
         for rule in &policy.rules {
-            let Some(mut plan) = plan(rule, &base.with_additions(&added), target) else {
+            let view = base.with_additions(&added);
+            // The mutation rules' dispatch (validation rules plan nothing): where a rule may
+            // not mutate, it plans nothing either: a sidecar into a pod spec the apiserver keeps
+            // immutable, or where the policy's injection target is not; labels into a
+            // controller's Pod (mutated at its owner).
+            let plan = match rule {
+                CompiledRule::InjectSidecar(s)
+                    if !immutable
+                        && match s.target {
+                            InjectionTarget::Template => !target.controller_owned,
+                            InjectionTarget::Pod => target.kind == WorkloadKind::Pod,
+                        } =>
+                {
+                    match sidecar::plan(s, &view) {
+                        Ok(plan) => Some(plan),
+                        Err(why) => {
+                            if let (Some(out), Some(notice)) =
+                                (findings.as_deref_mut(), why.notice(s, &view))
+                            {
+                                out.push(finding(
+                                    active,
+                                    rule.type_name(),
+                                    FindingKind::Notice,
+                                    notice,
+                                ));
+                            }
+                            None
+                        }
+                    }
+                }
+                CompiledRule::DefaultLabels(d) if !target.controller_owned => {
+                    // A Job's template metadata is immutable after creation; a Pod's is not.
+                    let template_ok = !(immutable && target.kind == WorkloadKind::Job);
+                    Some(labels::plan_defaults(
+                        d,
+                        &view,
+                        target.namespace,
+                        template_ok,
+                    ))
+                }
+                _ => None,
+            };
+            let Some(mut plan) = plan else {
                 continue;
             };
             let rule_type = rule.type_name();
@@ -439,6 +482,9 @@ fn validate<'p>(selected: &[Active<'p>], ctx: &Context<'_>) -> Vec<Violation<'p>
     for active in selected {
         for (i, rule) in active.policy.rules.iter().enumerate() {
             check(rule, ctx, &mut found);
+            if found.is_empty() {
+                continue; // Most rules find nothing: no draining then.
+            }
             out.extend(found.drain(..).map(|found| Violation {
                 active: *active,
                 rule: i,
@@ -450,9 +496,9 @@ fn validate<'p>(selected: &[Active<'p>], ctx: &Context<'_>) -> Vec<Violation<'p>
     out
 }
 
-// The rule dispatch: the one place each rule type is wired to the module that implements it.
-
-/// What a validation rule finds wrong with the workload (nothing for mutation rules).
+/// The validation rules' dispatch: what a validation rule finds wrong with the workload
+/// (mutation rules are dispatched in [`mutate`]). The one place a validation rule type is wired
+/// to the module that implements it.
 fn check(rule: &CompiledRule, ctx: &Context<'_>, out: &mut Vec<Found>) {
     match rule {
         CompiledRule::RequireProbes(r) => probes::check(r, ctx, out),
@@ -461,38 +507,5 @@ fn check(rule: &CompiledRule, ctx: &Context<'_>, out: &mut Vec<Found>) {
         CompiledRule::RequireLabels(r) => labels::check_required(r, ctx, out),
         CompiledRule::DisallowNamespaces(r) => labels::check_namespace(r, ctx, out),
         CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {}
-    }
-}
-
-/// What a mutation rule plans for the workload (`view`: as the earlier rules left it); `None`
-/// for validation rules, and where the rule may not mutate: a sidecar into a pod spec the
-/// apiserver keeps immutable, or where the policy's injection target is not; labels into a
-/// controller's Pod (judged and mutated at its owner).
-fn plan<'p>(rule: &'p CompiledRule, view: &Workload<'_>, target: &Target<'_>) -> Option<Plan<'p>> {
-    let immutable = target.pod_spec_immutable();
-    match rule {
-        CompiledRule::InjectSidecar(s)
-            if !immutable
-                && match s.target {
-                    InjectionTarget::Template => !target.controller_owned,
-                    InjectionTarget::Pod => target.kind == WorkloadKind::Pod,
-                } =>
-        {
-            Some(sidecar::plan(s, view).unwrap_or_else(|why| Plan {
-                notices: why.notice(s, view).into_iter().collect(),
-                ..Plan::default()
-            }))
-        }
-        CompiledRule::DefaultLabels(d) if !target.controller_owned => {
-            // A Job's template metadata is immutable after creation; a Pod's is not.
-            let template_ok = !(immutable && target.kind == WorkloadKind::Job);
-            Some(labels::plan_defaults(
-                d,
-                view,
-                target.namespace,
-                template_ok,
-            ))
-        }
-        _ => None,
     }
 }

@@ -39,10 +39,13 @@ pub(super) struct Found {
     pub hint: String,
 }
 
+// Small, and called from every rule module: `#[inline]` lets them inline across codegen units
+// (BENCHMARKS.md, "Rules beneath the pipeline").
 impl Found {
     /// A finding about a field of container `c`: `suffix` is the field's path within the
     /// container, in pieces (`[".resources.", "limits", ".", "cpu"]`; empty for the container
     /// itself), written after the container's path in one allocation.
+    #[inline]
     pub fn in_container(
         w: &Workload<'_>,
         c: &ContainerRef<'_>,
@@ -63,6 +66,7 @@ impl Found {
 
     /// A finding about a field that is not a container's (`metadata.labels["team"]`,
     /// `spec.template.spec.volumes`), at its dotted path from the object's root.
+    #[inline]
     pub fn in_object(field: String, message: String, hint: String) -> Found {
         Found {
             container: None,
@@ -75,6 +79,7 @@ impl Found {
 
     /// The same finding, naming a container it concerns although the field is not inside it
     /// (a sidecar not injected because of the Pod's `hostNetwork`; the sidecar being added).
+    #[inline]
     pub fn naming(self, container: &str) -> Found {
         Found {
             container: Some(container.to_owned()),
@@ -85,6 +90,7 @@ impl Found {
     /// The field as far as it is the container's (`.resources.limits.cpu`), or the whole
     /// field when it is not a container's: what, with the container's name, identifies the
     /// field whatever the container's index.
+    #[inline]
     pub fn field_in_container(&self) -> &str {
         &self.field[self.within..]
     }
