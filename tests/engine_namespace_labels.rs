@@ -305,9 +305,46 @@ spec:
     );
 }
 
+/// What a patch changes, as (path, value) of the leaves it adds or changes. List items that
+/// have a name are known by it (`containers[log-shipper]`), as Kubernetes merges them: a
+/// sidecar appended after another policy's lands at another index, and is the same change.
+fn changes(object: &Value, patch: &portcullis::engine::Patch) -> BTreeMap<String, Value> {
+    fn leaves(v: &Value, path: String, out: &mut BTreeMap<String, Value>) {
+        match v {
+            Value::Object(o) if !o.is_empty() => o
+                .iter()
+                .for_each(|(k, v)| leaves(v, format!("{path}.{k}"), out)),
+            Value::Array(a) if !a.is_empty() => {
+                for (i, item) in a.iter().enumerate() {
+                    let id = match (item["name"].as_str(), item["mountPath"].as_str()) {
+                        (Some(name), Some(at)) => format!("{name}@{at}"),
+                        (Some(name), None) => name.to_owned(),
+                        _ => i.to_string(),
+                    };
+                    leaves(item, format!("{path}[{id}]"), out);
+                }
+            }
+            leaf => {
+                out.insert(path, leaf.clone());
+            }
+        }
+    }
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &patch.to_json_patch()).expect("the patch applies");
+    let (mut before, mut after) = (BTreeMap::new(), BTreeMap::new());
+    leaves(object, String::new(), &mut before);
+    leaves(&patched, String::new(), &mut after);
+    after.retain(|path, value| before.get(path) != Some(value));
+    after
+}
+
 /// The rule for labels not known yet, over every label assignment a namespace could have:
 /// whatever a correct cache would admit, the pending decision admits too; and it never
-/// patches what a correct cache would not patch alike.
+/// patches what a correct cache would not patch alike: every change its patch makes (a label,
+/// a sidecar, a volume, a mount), the patch for any labels makes too, with the same value.
+/// (Of a set without conflicting mutations: where a policy selected by label and another both
+/// default a label, with different values, the first one to apply wins, so the labels decide
+/// the value; the lint warns about such sets.)
 #[test]
 fn pending_labels_admit_whatever_some_labels_would_admit() {
     let mut all = String::from(POLICIES);
@@ -333,9 +370,25 @@ spec:
     namespaceSelector: {matchExpressions: [{key: tier, operator: NotIn, values: [sandbox]}]}
   rules:
     - requireResources: {requests: [cpu, memory], limits: [cpu, memory]}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: everywhere-defaults}
+spec:
+  mode: enforce
+  rules:
+    - defaultLabels: {labels: {app.kubernetes.io/managed-by: portcullis}}
+    - injectSidecar:
+        container:
+          name: log-shipper
+          image: fluent-bit:3
+          resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 10m, memory: 16Mi}}
+        volumes: [{name: app-logs, emptyDir: {}}]
+        volumeMounts: [{name: app-logs, mountPath: /var/log/app}]
 "#,
     );
     let set = portcullis::lint::load_str(Path::new("all.yaml"), &all).expect("loads");
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
     let mut object = deployment("shop");
     let mut with_owner = object.clone();
     with_owner["metadata"]["labels"] = json!({"owner": "a"});
@@ -345,6 +398,13 @@ spec:
     object["metadata"]["labels"] = json!({});
     for object in [object, with_owner, sized] {
         let pending = decide_with(&set, &object, NamespaceLabels::Pending);
+        let pending_changes = changes(&object, &pending.patch);
+        // What does not depend on labels is patched even so.
+        assert!(
+            pending_changes.contains_key(".metadata.labels.app.kubernetes.io/managed-by")
+                && pending_changes.keys().any(|k| k.contains("[log-shipper]")),
+            "{pending_changes:?}"
+        );
         for env in [None, Some("prod"), Some("dev")] {
             for tier in [None, Some("sandbox"), Some("gold")] {
                 let mut l = BTreeMap::new();
@@ -362,6 +422,15 @@ spec:
                         violations(&pending)
                     );
                 }
+                let known_changes = changes(&object, &known.patch);
+                let not_alike: Vec<_> = pending_changes
+                    .iter()
+                    .filter(|(path, value)| known_changes.get(*path) != Some(*value))
+                    .collect();
+                assert!(
+                    not_alike.is_empty(),
+                    "labels {l:?}: pending patches {not_alike:?}, which they do not"
+                );
             }
         }
     }

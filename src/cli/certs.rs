@@ -110,7 +110,7 @@ impl CertsArgs {
 
 /// Checks a `--dns` name: a DNS-1123 subdomain, optionally a wildcard (`*.example.com`).
 fn check_dns_name(name: &str) -> Result<(), String> {
-    use crate::policy::compile::check_dns1123_subdomain;
+    use crate::policy::names::check_dns1123_subdomain;
     check_dns1123_subdomain(name.strip_prefix("*.").unwrap_or(name))
 }
 
@@ -185,7 +185,7 @@ fn date(t: OffsetDateTime) -> String {
 
 /// Generates or reuses the CA, issues a serving certificate and writes every file.
 pub fn generate(args: &CertsArgs) -> anyhow::Result<Generated> {
-    use crate::policy::compile::{check_dns1123_label, check_dns1123_subdomain};
+    use crate::policy::names::{check_dns1123_label, check_dns1123_subdomain};
     for (flag, value, check) in [
         (
             "--service",

@@ -6,44 +6,61 @@ use crate::json::Json;
 
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::patch::{Patch, PatchOp};
+use super::rule::{Context, Found};
 use super::{Operation, Request, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::{NamespaceLabels, Selection, Subject};
 use crate::policy::{CompiledException, CompiledPolicy, CompiledRule, PolicySet, Timestamp};
 use crate::workload::{Additions, Workload};
 
-/// Something a rule found, before the policy's mode turns it into a [`Finding`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Found {
-    pub rule: &'static str,
-    pub container: Option<String>,
-    pub field: String,
-    pub message: String,
-    pub hint: String,
-}
-
-/// The planned changes of one mutation rule: patch operations, their descriptions, and what
-/// they add (for the view later rules and validation judge).
-#[derive(Debug, Default)]
-pub(super) struct Plan<'p> {
-    pub ops: Vec<PatchOp>,
-    pub changes: Vec<Found>,
-    pub added: Additions<'p>,
-    /// Changes the rule did not make, and why (reported as notices).
-    pub notices: Vec<Found>,
-}
-
 /// A policy that selected the request, with the mode it runs in at the request's time and in
 /// its namespace (its schedule applied).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Active<'p> {
-    pub policy: &'p CompiledPolicy,
-    pub mode: Mode,
+struct Active<'p> {
+    policy: &'p CompiledPolicy,
+    mode: Mode,
     /// When a later schedule step makes the policy `enforce` here.
-    pub enforced_from: Option<Timestamp>,
+    enforced_from: Option<Timestamp>,
 }
 
-fn finding(active: &Active<'_>, kind: FindingKind, f: Found) -> Finding {
+/// A violation of a rule of a selected policy, before it becomes a [`Finding`].
+#[derive(Debug)]
+struct Violation<'p> {
+    active: Active<'p>,
+    /// The rule's position among the policy's rules (two rules of one type are two rules).
+    rule: usize,
+    /// The rule's type name.
+    rule_type: &'static str,
+    found: Found,
+}
+
+/// What makes two violations the same one, in the stored object and in the new one (UPDATE
+/// ratchet), or with and without additions that depend on namespace labels: the same policy's
+/// same rule, about the same container (by name: Kubernetes merges containers by name, and an
+/// inserted container shifts the others' indexes, not their identity) and the same field of it.
+/// Not the message: its text may quote a value (an image) that the update changed.
+#[derive(Debug, PartialEq, Eq)]
+struct Key<'a> {
+    policy: &'a str,
+    rule: usize,
+    container: Option<&'a str>,
+    field: &'a str,
+}
+
+impl Violation<'_> {
+    fn key(&self) -> Key<'_> {
+        Key {
+            policy: &self.active.policy.name,
+            rule: self.rule,
+            container: self.found.container.as_deref(),
+            field: self.found.field_in_container(),
+        }
+    }
+}
+
+/// What a rule of `active` found, as a finding of kind `kind` with the effect of the policy's
+/// mode.
+fn finding(active: &Active<'_>, rule: &'static str, kind: FindingKind, f: Found) -> Finding {
     let effect = match (active.mode, kind) {
         (Mode::Enforce, FindingKind::Violation) => Effect::Deny,
         (Mode::Enforce, FindingKind::Mutation) => Effect::Apply,
@@ -52,7 +69,7 @@ fn finding(active: &Active<'_>, kind: FindingKind, f: Found) -> Finding {
     };
     Finding {
         policy: active.policy.name.clone(),
-        rule: f.rule,
+        rule,
         kind,
         mode: active.mode,
         effect,
@@ -251,14 +268,27 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     }
 
     // Judge the object as mutated: the view shows the planned additions.
-    let violations = validate(&selected, &workload.with_additions(&added), namespace);
+    let violations = validate(
+        &selected,
+        &Context {
+            workload: workload.with_additions(&added),
+            namespace,
+        },
+    );
     // A violation denies only if it holds with the label-dependent additions too: the real
     // labels might otherwise have added what it misses.
-    let what_if = what_if_added
-        .as_ref()
-        .map(|a| validate(&selected, &workload.with_additions(a), namespace));
+    let what_if = what_if_added.as_ref().map(|a| {
+        validate(
+            &selected,
+            &Context {
+                workload: workload.with_additions(a),
+                namespace,
+            },
+        )
+    });
 
-    // UPDATE ratchet: only violations the update introduces deny; the others warn.
+    // UPDATE ratchet: only violations the update introduces deny; those the stored object had
+    // (as it would have been mutated at its creation) warn. The same violation: see [`Key`].
     let before = match (req.operation, req.old_object) {
         (Operation::Update, Some(old)) => {
             let as_created = Target {
@@ -270,39 +300,41 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
             let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, None);
             Workload::new(kind, old)
                 .map(|old_view| {
-                    validate(&selected, &old_view.with_additions(&old_added), namespace)
+                    validate(
+                        &selected,
+                        &Context {
+                            workload: old_view.with_additions(&old_added),
+                            namespace,
+                        },
+                    )
                 })
                 .unwrap_or_default()
         }
         _ => Vec::new(),
     };
-    for (active, found) in violations {
-        let policy = active.policy;
-        let pre_existing = before.iter().any(|(p, b)| {
-            p.policy.name == policy.name
-                && b.rule == found.rule
-                && b.container == found.container
-                && b.message == found.message
-        });
+    for violation in violations {
+        let key = violation.key();
+        let pre_existing = before.iter().any(|b| b.key() == key);
+        let labels_might_fix = what_if
+            .as_ref()
+            .is_some_and(|w| !w.iter().any(|b| b.key() == key));
+        let Violation {
+            active,
+            rule_type,
+            found,
+            ..
+        } = violation;
         let exception = if exceptions.is_empty() {
             None
         } else {
             excepting(
                 &exceptions,
-                &policy.name,
-                found.rule,
+                &active.policy.name,
+                rule_type,
                 found.container.as_deref(),
             )
         };
-        let labels_might_fix = what_if.as_ref().is_some_and(|w| {
-            !w.iter().any(|(p, b)| {
-                p.policy.name == policy.name
-                    && b.rule == found.rule
-                    && b.container == found.container
-                    && b.message == found.message
-            })
-        });
-        let mut f = finding(&active, FindingKind::Violation, found);
+        let mut f = finding(&active, rule_type, FindingKind::Violation, found);
         if labels_might_fix && f.effect == Effect::Deny {
             f.effect = Effect::Warn;
             if !decision.labels_pending.contains(&f.policy) {
@@ -355,28 +387,26 @@ fn mutate<'p>(
     exceptions: &[&CompiledException],
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Additions<'p>, Vec<PatchOp>) {
-    let Target {
-        kind,
-        namespace,
-        controller_owned,
-        ..
-    } = *target;
     let immutable = target.pod_spec_immutable();
     let mut added = Additions::default();
     let mut ops = Vec::new();
-    let Ok(base) = Workload::new(kind, object) else {
+    let Ok(base) = Workload::new(target.kind, object) else {
         return (added, ops);
     };
     for active in selected {
         let policy = active.policy;
         for rule in &policy.rules {
             let view = base.with_additions(&added);
+            // The mutation rules' dispatch (validation rules plan nothing): where a rule may
+            // not mutate, it plans nothing either: a sidecar into a pod spec the apiserver keeps
+            // immutable, or where the policy's injection target is not; labels into a
+            // controller's Pod (mutated at its owner).
             let plan = match rule {
                 CompiledRule::InjectSidecar(s)
                     if !immutable
                         && match s.target {
-                            InjectionTarget::Template => !controller_owned,
-                            InjectionTarget::Pod => kind == WorkloadKind::Pod,
+                            InjectionTarget::Template => !target.controller_owned,
+                            InjectionTarget::Pod => target.kind == WorkloadKind::Pod,
                         } =>
                 {
                     match sidecar::plan(s, &view) {
@@ -385,28 +415,39 @@ fn mutate<'p>(
                             if let (Some(out), Some(notice)) =
                                 (findings.as_deref_mut(), why.notice(s, &view))
                             {
-                                out.push(finding(active, FindingKind::Notice, notice));
+                                out.push(finding(
+                                    active,
+                                    rule.type_name(),
+                                    FindingKind::Notice,
+                                    notice,
+                                ));
                             }
                             None
                         }
                     }
                 }
-                CompiledRule::DefaultLabels(d) if !controller_owned => {
+                CompiledRule::DefaultLabels(d) if !target.controller_owned => {
                     // A Job's template metadata is immutable after creation; a Pod's is not.
-                    let template_ok = !(immutable && kind == WorkloadKind::Job);
-                    Some(labels::plan_defaults(d, &view, namespace, template_ok))
+                    let template_ok = !(immutable && target.kind == WorkloadKind::Job);
+                    Some(labels::plan_defaults(
+                        d,
+                        &view,
+                        target.namespace,
+                        template_ok,
+                    ))
                 }
                 _ => None,
             };
             let Some(mut plan) = plan else {
                 continue;
             };
+            let rule_type = rule.type_name();
             let notices = std::mem::take(&mut plan.notices);
             if !plan.ops.is_empty() {
                 let exception = if exceptions.is_empty() {
                     None
                 } else {
-                    excepting(exceptions, &policy.name, rule.type_name(), None)
+                    excepting(exceptions, &policy.name, rule_type, None)
                 };
                 if active.mode == Mode::Enforce && exception.is_none() {
                     added.extend(plan.added);
@@ -414,7 +455,7 @@ fn mutate<'p>(
                 }
                 if let Some(out) = findings.as_deref_mut() {
                     out.extend(plan.changes.into_iter().map(|c| {
-                        let mut f = finding(active, FindingKind::Mutation, c);
+                        let mut f = finding(active, rule_type, FindingKind::Mutation, c);
                         if let Some(e) = exception {
                             except(&mut f, e);
                         }
@@ -426,7 +467,7 @@ fn mutate<'p>(
                 out.extend(
                     notices
                         .into_iter()
-                        .map(|n| finding(active, FindingKind::Notice, n)),
+                        .map(|n| finding(active, rule_type, FindingKind::Notice, n)),
                 );
             }
         }
@@ -435,27 +476,36 @@ fn mutate<'p>(
 }
 
 /// Runs the validation rules of the selected policies against a workload.
-fn validate<'p>(
-    selected: &[Active<'p>],
-    w: &Workload<'_>,
-    namespace: Option<&str>,
-) -> Vec<(Active<'p>, Found)> {
+fn validate<'p>(selected: &[Active<'p>], ctx: &Context<'_>) -> Vec<Violation<'p>> {
     let mut out = Vec::new();
     let mut found = Vec::new();
     for active in selected {
-        for rule in &active.policy.rules {
-            match rule {
-                CompiledRule::RequireProbes(r) => probes::check(r, w, &mut found),
-                CompiledRule::RequireResources(r) => resources::check(r, w, &mut found),
-                CompiledRule::RequireImageTag(r) => images::check(r, w, &mut found),
-                CompiledRule::RequireLabels(r) => labels::check_required(r, w, &mut found),
-                CompiledRule::DisallowNamespaces(r) => {
-                    labels::check_namespace(r, namespace, &mut found)
-                }
-                CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {}
+        for (i, rule) in active.policy.rules.iter().enumerate() {
+            check(rule, ctx, &mut found);
+            if found.is_empty() {
+                continue; // Most rules find nothing: no draining then.
             }
+            out.extend(found.drain(..).map(|found| Violation {
+                active: *active,
+                rule: i,
+                rule_type: rule.type_name(),
+                found,
+            }));
         }
-        out.extend(found.drain(..).map(|f| (*active, f)));
     }
     out
+}
+
+/// The validation rules' dispatch: what a validation rule finds wrong with the workload
+/// (mutation rules are dispatched in [`mutate`]). The one place a validation rule type is wired
+/// to the module that implements it.
+fn check(rule: &CompiledRule, ctx: &Context<'_>, out: &mut Vec<Found>) {
+    match rule {
+        CompiledRule::RequireProbes(r) => probes::check(r, ctx, out),
+        CompiledRule::RequireResources(r) => resources::check(r, ctx, out),
+        CompiledRule::RequireImageTag(r) => images::check(r, ctx, out),
+        CompiledRule::RequireLabels(r) => labels::check_required(r, ctx, out),
+        CompiledRule::DisallowNamespaces(r) => labels::check_namespace(r, ctx, out),
+        CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {}
+    }
 }

@@ -1,10 +1,9 @@
 //! `requireImageTag`: every container's image names a pinned version — a tag that is not
 //! forbidden (`latest`), or a digest; optionally a digest is required.
 
-use super::evaluate::Found;
+use super::rule::{Context, Found};
 use crate::json::Json;
 use crate::policy::model::RequireImageTag;
-use crate::workload::Workload;
 
 /// An image reference split into its parts.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,7 +38,8 @@ pub(crate) fn parse_image(image: &str) -> ImageRef<'_> {
 }
 
 /// Checks every container's image.
-pub(super) fn check(rule: &RequireImageTag, w: &Workload<'_>, out: &mut Vec<Found>) {
+pub(super) fn check(rule: &RequireImageTag, ctx: &Context<'_>, out: &mut Vec<Found>) {
+    let w = &ctx.workload;
     for c in w.containers() {
         let Some(image) = c
             .value
@@ -71,13 +71,7 @@ pub(super) fn check(rule: &RequireImageTag, w: &Workload<'_>, out: &mut Vec<Foun
             }
         };
         if let Some((message, hint)) = problem {
-            out.push(Found {
-                rule: "requireImageTag",
-                container: Some(c.name.to_owned()),
-                field: w.container_field(&c, &[".image"]),
-                message,
-                hint,
-            });
+            out.push(Found::in_container(w, &c, &[".image"], message, hint));
         }
     }
 }
@@ -86,6 +80,7 @@ pub(super) fn check(rule: &RequireImageTag, w: &Workload<'_>, out: &mut Vec<Foun
 mod tests {
     use super::*;
     use crate::policy::model::WorkloadKind;
+    use crate::workload::Workload;
     use serde_json::json;
 
     #[test]
@@ -120,9 +115,13 @@ mod tests {
             .map(|(i, im)| json!({"name": format!("c{i}"), "image": im}))
             .collect();
         let obj = json!({"spec": {"containers": containers}});
-        let w = Workload::new(WorkloadKind::Pod, &obj).expect("pod");
+        let workload = Workload::new(WorkloadKind::Pod, &obj).expect("pod");
         let mut out = Vec::new();
-        check(rule, &w, &mut out);
+        let ctx = Context {
+            workload,
+            namespace: None,
+        };
+        check(rule, &ctx, &mut out);
         out.into_iter().map(|f| f.message).collect()
     }
 

@@ -3,27 +3,14 @@
 
 use serde_json::Value;
 
-use super::evaluate::{Found, Plan};
 use super::patch::{self, PatchValue, Pointer};
+use super::rule::{Context, Found, Plan};
 use crate::policy::CompiledDefaultLabels;
-use crate::policy::compile::{Template, TemplateSegment};
 use crate::policy::model::{DisallowNamespaces, MetadataTarget, RequireLabels, WorkloadKind};
+use crate::policy::names::is_label_value;
 use crate::policy::select::pattern_matches;
+use crate::policy::{Template, TemplateSegment};
 use crate::workload::{MetaAddition, MetaLocation, Workload};
-
-/// Whether `v` is a valid Kubernetes label value (empty, or ≤ 63 characters of
-/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`).
-pub fn is_label_value(v: &str) -> bool {
-    if v.is_empty() {
-        return true;
-    }
-    let b = v.as_bytes();
-    v.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
 
 /// A metadata location of a workload: JSON Pointer tokens and dotted path to its `metadata`.
 struct MetaTarget {
@@ -111,40 +98,34 @@ pub(super) fn plan_defaults<'p>(
                 let field = || [target.path, ".", key, "[\"", k, "\"]"].concat();
                 let name = template_name(w);
                 let Some(v) = t.render(name, namespace, w.kind.as_str()) else {
-                    plan.notices.push(Found {
-                        rule: "defaultLabels",
-                        container: None,
-                        field: field(),
-                        message: format!(
+                    plan.notices.push(Found::in_object(
+                        field(),
+                        format!(
                             "{singular} {k} not added: {}",
                             why_not_rendered(t, name, namespace)
                         ),
-                        hint: format!("set the {singular} {k} yourself"),
-                    });
+                        format!("set the {singular} {k} yourself"),
+                    ));
                     continue;
                 };
                 // A rendered value the apiserver would reject is never added, but said.
                 if label && !is_label_value(&v) {
-                    plan.notices.push(Found {
-                        rule: "defaultLabels",
-                        container: None,
-                        field: field(),
-                        message: format!(
+                    plan.notices.push(Found::in_object(
+                        field(),
+                        format!(
                             "label {k} not added: {v:?} is not a valid label value (at most 63 \
                              letters, digits, '-', '_' or '.', starting and ending with a \
                              letter or digit)"
                         ),
-                        hint: format!("set the label {k} yourself, to a shorter value"),
-                    });
+                        format!("set the label {k} yourself, to a shorter value"),
+                    ));
                     continue;
                 }
-                plan.changes.push(Found {
-                    rule: "defaultLabels",
-                    container: None,
-                    field: field(),
-                    message: ["add ", singular, " ", k, "=", &v].concat(),
-                    hint: String::new(),
-                });
+                plan.changes.push(Found::in_object(
+                    field(),
+                    ["add ", singular, " ", k, "=", &v].concat(),
+                    String::new(),
+                ));
                 plan.added.metadata.push(MetaAddition {
                     location: target.location,
                     label,
@@ -175,7 +156,8 @@ pub(super) fn plan_defaults<'p>(
 }
 
 /// Checks a `requireLabels` rule.
-pub(super) fn check_required(rule: &RequireLabels, w: &Workload<'_>, out: &mut Vec<Found>) {
+pub(super) fn check_required(rule: &RequireLabels, ctx: &Context<'_>, out: &mut Vec<Found>) {
+    let w = &ctx.workload;
     let object = rule.target.contains(&MetadataTarget::Object);
     let template = rule.target.contains(&MetadataTarget::PodTemplate);
     for target in meta_targets(w, object, template) {
@@ -184,13 +166,11 @@ pub(super) fn check_required(rule: &RequireLabels, w: &Workload<'_>, out: &mut V
                 .meta_value(target.location, true, key)
                 .is_some_and(|v| !v.is_empty());
             if !present {
-                out.push(Found {
-                    rule: "requireLabels",
-                    container: None,
-                    field: format!("{}.labels[\"{key}\"]", target.path),
-                    message: format!("missing label {key}"),
-                    hint: format!("add the label {key} to {}.labels", target.path),
-                });
+                out.push(Found::in_object(
+                    format!("{}.labels[\"{key}\"]", target.path),
+                    format!("missing label {key}"),
+                    format!("add the label {key} to {}.labels", target.path),
+                ));
             }
         }
     }
@@ -198,20 +178,14 @@ pub(super) fn check_required(rule: &RequireLabels, w: &Workload<'_>, out: &mut V
 
 /// Checks a `disallowNamespaces` rule. An unknown namespace (a manifest without one) is not
 /// judged: the namespace is decided when it is applied.
-pub(super) fn check_namespace(
-    rule: &DisallowNamespaces,
-    namespace: Option<&str>,
-    out: &mut Vec<Found>,
-) {
-    let Some(ns) = namespace else { return };
+pub(super) fn check_namespace(rule: &DisallowNamespaces, ctx: &Context<'_>, out: &mut Vec<Found>) {
+    let Some(ns) = ctx.namespace else { return };
     if rule.namespaces.iter().any(|p| pattern_matches(p, ns)) {
-        out.push(Found {
-            rule: "disallowNamespaces",
-            container: None,
-            field: "metadata.namespace".to_owned(),
-            message: format!("workloads may not run in namespace \"{ns}\""),
-            hint: "deploy into your team's namespace (kubectl -n <namespace>)".to_owned(),
-        });
+        out.push(Found::in_object(
+            "metadata.namespace".to_owned(),
+            format!("workloads may not run in namespace \"{ns}\""),
+            "deploy into your team's namespace (kubectl -n <namespace>)".to_owned(),
+        ));
     }
 }
 
@@ -246,16 +220,6 @@ mod tests {
             .apply(&mut doc)
             .expect("patch applies");
         doc
-    }
-
-    #[test]
-    fn label_values() {
-        for ok in ["", "a", "web-1", "a.b_c", &"x".repeat(63)] {
-            assert!(is_label_value(ok), "{ok}");
-        }
-        for bad in ["-a", "a-", "a/b", "a b", &"x".repeat(64)] {
-            assert!(!is_label_value(bad), "{bad}");
-        }
     }
 
     #[test]
@@ -375,7 +339,11 @@ mod tests {
             labels: vec!["team".into(), "empty".into(), "tier".into()],
             target: vec![MetadataTarget::Object, MetadataTarget::PodTemplate],
         };
-        check_required(&rule, &w, &mut out);
+        let in_namespace = |namespace| Context {
+            workload: w,
+            namespace,
+        };
+        check_required(&rule, &in_namespace(None), &mut out);
         let fields: Vec<_> = out.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -391,9 +359,9 @@ mod tests {
         let rule = DisallowNamespaces {
             namespaces: vec!["default".into(), "tmp-*".into()],
         };
-        check_namespace(&rule, Some("tmp-1"), &mut out);
-        check_namespace(&rule, Some("shop"), &mut out);
-        check_namespace(&rule, None, &mut out);
+        check_namespace(&rule, &in_namespace(Some("tmp-1")), &mut out);
+        check_namespace(&rule, &in_namespace(Some("shop")), &mut out);
+        check_namespace(&rule, &in_namespace(None), &mut out);
         assert_eq!(out.len(), 1);
     }
 }

@@ -9,6 +9,7 @@ mod message;
 pub mod patch;
 mod probes;
 mod resources;
+mod rule;
 mod sidecar;
 
 use crate::json::Json;

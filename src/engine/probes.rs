@@ -2,10 +2,10 @@
 //! liveness / readiness / startup probes, each with exactly one handler (as the apiserver
 //! demands). Workloads that run to completion are exempt unless the policy includes them.
 
-use super::evaluate::Found;
+use super::rule::{Context, Found};
 use crate::json::Json;
 use crate::policy::model::RequireProbes;
-use crate::workload::{ContainerRole, Workload};
+use crate::workload::ContainerRole;
 
 const PROBES: [(&str, &str); 3] = [
     (
@@ -23,7 +23,8 @@ const PROBES: [(&str, &str); 3] = [
 ];
 
 /// Checks every judged container for the probes the rule requires.
-pub(super) fn check(rule: &RequireProbes, w: &Workload<'_>, out: &mut Vec<Found>) {
+pub(super) fn check(rule: &RequireProbes, ctx: &Context<'_>, out: &mut Vec<Found>) {
+    let w = &ctx.workload;
     if w.runs_to_completion() && !rule.include_run_to_completion {
         return;
     }
@@ -46,13 +47,7 @@ pub(super) fn check(rule: &RequireProbes, w: &Workload<'_>, out: &mut Vec<Found>
                 _ => Some((["no ", field].concat(), (*hint).to_owned())),
             };
             if let Some((message, hint)) = problem {
-                out.push(Found {
-                    rule: "requireProbes",
-                    container: Some(c.name.to_owned()),
-                    field: w.container_field(&c, &[".", field]),
-                    message,
-                    hint,
-                });
+                out.push(Found::in_container(w, &c, &[".", field], message, hint));
             }
         }
     }
@@ -96,13 +91,23 @@ fn handler_problem(field: &str, probe: Json<'_>) -> Option<(String, String)> {
 mod tests {
     use super::*;
     use crate::policy::model::WorkloadKind;
+    use crate::workload::Workload;
     use serde_json::{Value, json};
+
+    fn judge(rule: &RequireProbes, workload: Workload<'_>) -> Vec<Found> {
+        let mut out = Vec::new();
+        let ctx = Context {
+            workload,
+            namespace: None,
+        };
+        check(rule, &ctx, &mut out);
+        out
+    }
 
     fn run(rule: RequireProbes, kind: WorkloadKind, obj: Value) -> Vec<String> {
         let w = Workload::new(kind, &obj).expect("workload");
-        let mut out = Vec::new();
-        check(&rule, &w, &mut out);
-        out.into_iter()
+        judge(&rule, w)
+            .into_iter()
             .map(|f| format!("{}:{}", f.container.unwrap_or_default(), f.field))
             .collect()
     }
@@ -270,9 +275,10 @@ mod tests {
 
     fn messages(obj: Value) -> Vec<(String, String)> {
         let w = Workload::new(WorkloadKind::Pod, &obj).expect("workload");
-        let mut out = Vec::new();
-        check(&RequireProbes::default(), &w, &mut out);
-        out.into_iter().map(|f| (f.message, f.hint)).collect()
+        judge(&RequireProbes::default(), w)
+            .into_iter()
+            .map(|f| (f.message, f.hint))
+            .collect()
     }
 
     #[test]

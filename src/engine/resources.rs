@@ -6,10 +6,10 @@
 //! controller's pod template is not defaulted, but every Pod made from it is: the template is
 //! judged as its Pods will be, and a bare Pod manifest offline as the apiserver will store it.
 
-use super::evaluate::Found;
+use super::rule::{Context, Found};
 use crate::json::Json;
 use crate::policy::model::{RequireResources, ResourceName};
-use crate::workload::{ContainerRole, Workload};
+use crate::workload::ContainerRole;
 
 fn example(r: ResourceName) -> &'static str {
     match r {
@@ -31,7 +31,8 @@ fn is_quantity(value: Option<Json<'_>>) -> bool {
 }
 
 /// Checks every judged container for the requests and limits the rule requires.
-pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Found>) {
+pub(super) fn check(rule: &RequireResources, ctx: &Context<'_>, out: &mut Vec<Found>) {
+    let w = &ctx.workload;
     for c in w.containers() {
         if c.role != ContainerRole::App && !rule.init_containers {
             continue;
@@ -58,16 +59,16 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
                         && is_set(limits, n));
                 if !set {
                     let singular = &section[..section.len() - 1];
-                    out.push(Found {
-                        rule: "requireResources",
-                        container: Some(c.name.to_owned()),
-                        field: w.container_field(&c, &[".resources.", section, ".", n]),
-                        message: ["no ", n, " ", singular].concat(),
-                        hint: format!(
+                    out.push(Found::in_container(
+                        w,
+                        &c,
+                        &[".resources.", section, ".", n],
+                        ["no ", n, " ", singular].concat(),
+                        format!(
                             "set resources.{section}.{n} (e.g. {}) {why}",
                             example(*name)
                         ),
-                    });
+                    ));
                 }
             }
         }
@@ -78,14 +79,23 @@ pub(super) fn check(rule: &RequireResources, w: &Workload<'_>, out: &mut Vec<Fou
 mod tests {
     use super::*;
     use crate::policy::model::WorkloadKind;
+    use crate::workload::Workload;
     use serde_json::{Value, json};
+
+    fn judge(rule: &RequireResources, workload: Workload<'_>) -> Vec<Found> {
+        let mut out = Vec::new();
+        let ctx = Context {
+            workload,
+            namespace: None,
+        };
+        check(rule, &ctx, &mut out);
+        out
+    }
 
     fn run(rule: &RequireResources, spec: Value) -> Vec<String> {
         let obj = json!({"spec": spec});
         let w = Workload::new(WorkloadKind::Pod, &obj).expect("pod");
-        let mut out = Vec::new();
-        check(rule, &w, &mut out);
-        out.into_iter().map(|f| f.field).collect()
+        judge(rule, w).into_iter().map(|f| f.field).collect()
     }
 
     #[test]
@@ -167,8 +177,7 @@ mod tests {
     fn message_and_hint() {
         let obj = json!({"spec": {"containers": [{"name": "web"}]}});
         let w = Workload::new(WorkloadKind::Pod, &obj).expect("pod");
-        let mut out = Vec::new();
-        check(&RequireResources::default(), &w, &mut out);
+        let out = judge(&RequireResources::default(), w);
         assert_eq!(out[0].message, "no cpu request");
         assert_eq!(out[3].message, "no memory limit");
         assert!(

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::evaluate::{Found, Plan};
 use super::patch::{self, Pointer, SharedValue};
+use super::rule::{Found, Plan};
 use crate::policy::CompiledSidecar;
 use crate::workload::{ContainerRole, MetaLocation, Workload};
 
@@ -46,18 +46,17 @@ impl NotInjected {
         let NotInjected::HostNetwork { port } = self else {
             return None;
         };
-        Some(Found {
-            rule: "injectSidecar",
-            container: Some(rule.name.clone()),
-            field: [w.pod_spec_path(), ".hostNetwork"].concat(),
-            message: format!(
+        let found = Found::in_object(
+            [w.pod_spec_path(), ".hostNetwork"].concat(),
+            format!(
                 "not injected: the Pod uses the host network, where the sidecar's containerPort \
                  {port} would become a host port"
             ),
-            hint: "nothing to change in the workload; a sidecar that declares no ports is \
-                   injected into host-network Pods too"
+            "nothing to change in the workload; a sidecar that declares no ports is injected \
+             into host-network Pods too"
                 .to_owned(),
-        })
+        );
+        Some(found.naming(&rule.name))
     }
 }
 
@@ -106,13 +105,11 @@ pub(super) fn plan<'p>(
         .iter()
         .filter(|(name, _)| !w.volume_names().any(|v| v == name))
         .map(|(name, v)| {
-            plan.changes.push(Found {
-                rule: "injectSidecar",
-                container: None,
-                field: [spec_path, ".volumes"].concat(),
-                message: ["add volume ", name].concat(),
-                hint: String::new(),
-            });
+            plan.changes.push(Found::in_object(
+                [spec_path, ".volumes"].concat(),
+                ["add volume ", name].concat(),
+                String::new(),
+            ));
             plan.added.volumes.push(name);
             v.clone()
         })
@@ -135,13 +132,13 @@ pub(super) fn plan<'p>(
                     .any(|(n, p)| n == name.as_str() || p == path.as_str())
             })
             .map(|(name, path, m)| {
-                plan.changes.push(Found {
-                    rule: "injectSidecar",
-                    container: Some(c.name.to_owned()),
-                    field: w.container_field(&c, &[".volumeMounts"]),
-                    message: ["mount volume ", name, " at ", path].concat(),
-                    hint: String::new(),
-                });
+                plan.changes.push(Found::in_container(
+                    w,
+                    &c,
+                    &[".volumeMounts"],
+                    ["mount volume ", name, " at ", path].concat(),
+                    String::new(),
+                ));
                 plan.added.mounts.push((c.index, name, path));
                 m.clone()
             })
@@ -158,11 +155,9 @@ pub(super) fn plan<'p>(
         "containers"
     };
     let index = w.list_len(list);
-    plan.changes.push(Found {
-        rule: "injectSidecar",
-        container: Some(rule.name.clone()),
-        field: [spec_path, ".", list, "[", &index.to_string(), "]"].concat(),
-        message: [
+    let injected = Found::in_object(
+        [spec_path, ".", list, "[", &index.to_string(), "]"].concat(),
+        [
             "inject ",
             if rule.native_sidecar {
                 "native sidecar "
@@ -173,8 +168,9 @@ pub(super) fn plan<'p>(
             &rule.name,
         ]
         .concat(),
-        hint: String::new(),
-    });
+        String::new(),
+    );
+    plan.changes.push(injected.naming(&rule.name));
     patch::append_all(
         &mut plan.ops,
         w.has_list(list),

@@ -5,7 +5,9 @@ pub mod compile;
 pub mod exceptions;
 pub mod load;
 pub mod model;
+pub mod names;
 pub mod select;
+pub mod template;
 pub mod timestamp;
 
 use std::collections::BTreeMap;
@@ -14,12 +16,12 @@ use std::sync::Arc;
 
 use crate::json::SharedValue;
 
-pub use compile::{Template, TemplateSegment};
 pub use load::LoadError;
 use model::{
     DisallowNamespaces, ExceptedPolicy, ExceptionMatch, Exclude, InjectionTarget, Match, Mode,
     RequireImageTag, RequireLabels, RequireProbes, RequireResources, ScheduleStep, WorkloadKind,
 };
+pub use template::{Template, TemplateSegment};
 pub use timestamp::Timestamp;
 
 /// Where a policy came from: file and the line its document starts on.
