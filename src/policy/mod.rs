@@ -6,6 +6,7 @@ pub mod exceptions;
 pub mod load;
 pub mod model;
 pub mod select;
+pub mod shared;
 pub mod timestamp;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use model::{
     DisallowNamespaces, ExceptedPolicy, ExceptionMatch, Exclude, InjectionTarget, Match, Mode,
     RequireImageTag, RequireLabels, RequireProbes, RequireResources, ScheduleStep, WorkloadKind,
 };
+pub use shared::{LoadedPolicies, SharedPolicies};
 pub use timestamp::Timestamp;
 
 /// Where a policy came from: file and the line its document starts on.

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tower_http::timeout::TimeoutLayer;
 
 pub use reload::{PolicySource, ReloadOutcome, ReloadReport, Reloader, TlsSource};
-pub use state::{AppState, LoadedPolicies};
+pub use state::AppState;
 pub use tls::{CertStore, TlsError};
 
 /// The largest request body accepted (HTTP 413 beyond). etcd stores objects of at most 1.5 MiB
