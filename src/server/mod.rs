@@ -166,7 +166,7 @@ async fn log_exception_expiry(state: AppState, mut shutdown: watch::Receiver<boo
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).
-pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
