@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::cluster::KubeArgs;
 use crate::cluster::connect::{self, Discovery};
-use crate::cluster::reports::{self, Limits, Reports, ReportsConfig, Status};
+use crate::cluster::reports::{self, Inputs, Limits, Reports, ReportsConfig, Status};
 use crate::policy::model::Mode;
 use crate::server::{self, PolicySource, ServerConfig};
 use crate::telemetry::{self, LogFormat};
@@ -256,7 +256,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::info!(identity = %config.identity, lease = reports::LEASE_NAME,
                     lease_namespace = %config.lease_namespace, max_results = config.limits.max_results,
                     budget = config.budget, "policy reports on: the holder of the Lease writes them");
-                Some(Reports::start(&cluster, server.state().clone(), config))
+                let state = server.state();
+                let inputs = Inputs {
+                    policies: state.shared_policies(),
+                    namespaces: state.namespace_cache().cloned().context(
+                        "the policy reports need the namespace cache, which serving with cluster access starts",
+                    )?,
+                    metrics: state.metrics().reports.clone(),
+                };
+                Some(Reports::start(&cluster, inputs, config))
             }
             None => None,
         };

@@ -8,6 +8,7 @@ pub mod model;
 pub mod names;
 pub mod select;
 pub mod template;
+pub mod shared;
 pub mod timestamp;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use model::{
     RequireImageTag, RequireLabels, RequireProbes, RequireResources, ScheduleStep, WorkloadKind,
 };
 pub use template::{Template, TemplateSegment};
+pub use shared::{LoadedPolicies, SharedPolicies};
 pub use timestamp::Timestamp;
 
 /// Where a policy came from: file and the line its document starts on.

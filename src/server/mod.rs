@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tower_http::timeout::TimeoutLayer;
 
 pub use reload::{PolicySource, ReloadOutcome, ReloadReport, Reloader, TlsSource};
-pub use state::{AppState, LoadedPolicies};
+pub use state::AppState;
 pub use tls::{CertStore, TlsError};
 
 /// The largest request body accepted (HTTP 413 beyond). etcd stores objects of at most 1.5 MiB
@@ -166,7 +166,7 @@ async fn log_exception_expiry(state: AppState, mut shutdown: watch::Receiver<boo
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).
-pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }

@@ -4,20 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use arc_swap::ArcSwap;
-
 use crate::cluster::namespaces::{self, Lookup, NamespaceCache};
-use crate::policy::PolicySet;
+use crate::policy::{LoadedPolicies, PolicySet, SharedPolicies};
 use crate::telemetry::Metrics;
-
-/// A policy set with the generation it was loaded as.
-#[derive(Debug)]
-pub struct LoadedPolicies {
-    /// The compiled policies.
-    pub set: PolicySet,
-    /// 1 for the set loaded at start-up, +1 per successful reload.
-    pub generation: u64,
-}
 
 /// Shared server state; cheap to clone.
 #[derive(Debug, Clone)]
@@ -27,7 +16,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Shared {
-    policies: ArcSwap<LoadedPolicies>,
+    policies: SharedPolicies,
     metrics: Metrics,
     tls_bound: AtomicBool,
     draining: AtomicBool,
@@ -44,10 +33,7 @@ impl AppState {
             .set(i64::try_from(policies.policies.len()).unwrap_or(i64::MAX));
         AppState {
             inner: Arc::new(Shared {
-                policies: ArcSwap::from_pointee(LoadedPolicies {
-                    set: policies,
-                    generation: 1,
-                }),
+                policies: SharedPolicies::new(policies),
                 metrics,
                 tls_bound: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
@@ -59,20 +45,19 @@ impl AppState {
     /// The policy set in force. A request keeps the `Arc` it got for its whole evaluation, so a
     /// reload never changes the rules under an in-flight request.
     pub fn policies(&self) -> Arc<LoadedPolicies> {
-        self.inner.policies.load_full()
+        self.inner.policies.load()
+    }
+
+    /// The policy set in force, as a handle that sees every reload (what the report writer
+    /// judges with).
+    pub fn shared_policies(&self) -> SharedPolicies {
+        self.inner.policies.clone()
     }
 
     /// Replaces the policy set in one step; returns the new generation.
     pub fn replace_policies(&self, set: PolicySet) -> u64 {
         let count = i64::try_from(set.policies.len()).unwrap_or(i64::MAX);
-        let mut generation = 0;
-        self.inner.policies.rcu(|old| {
-            generation = old.generation + 1;
-            LoadedPolicies {
-                set: set.clone(),
-                generation,
-            }
-        });
+        let generation = self.inner.policies.replace(set);
         let metrics = &self.inner.metrics;
         metrics
             .policy_generation

@@ -5,7 +5,9 @@
 //! cases as [`Case`]s and hands them to [`run_suite`], which
 //! - finds the binaries in `$PORTCULLIS_E2E_ASSETS` (`kube-apiserver`, `kube-controller-manager`;
 //!   `etcd` there or on `PATH`). Without them the cases are listed as ignored with one line that
-//!   says how to run them; with `CI=true` a missing asset fails the run;
+//!   says how to run them, and fail, saying why, if made to run (`--include-ignored`,
+//!   `--ignored`): a case that did not run never passes. With `CI=true` a missing asset fails
+//!   the run. One more trial ([`SELF_TEST`]) checks exactly that on this very binary;
 //! - starts one control plane for the whole binary (free loopback ports, a fresh etcd data
 //!   directory, certificates made now), the `portcullis` binary Cargo built, serving the
 //!   default policies with a certificate from `portcullis certs --ip 127.0.0.1`, and deploy/'s
@@ -28,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
+
+use libtest_mimic::Trial;
 
 pub use cluster::ControlPlane;
 pub use kubectl::Kubectl;
@@ -230,10 +234,11 @@ pub fn run_suite(cases: Vec<Case>, options: SuiteOptions) -> ExitCode {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let assets = Assets::from_env();
     let names: Vec<&'static str> = cases.iter().map(|c| c.name).collect();
-    let will_run = cases.iter().any(|c| {
-        let t = libtest_mimic::Trial::test(c.name, || Ok(()));
+    let will_run = names.iter().any(|n| {
+        let t = not_run(n, String::new());
         !args.is_filtered_out(&t) && !args.is_ignored(&t)
     });
+    let self_test = harness_self_test(names.clone());
     let assets = match assets {
         Ok(a) => a,
         Err(why) if ci => {
@@ -244,18 +249,23 @@ pub fn run_suite(cases: Vec<Case>, options: SuiteOptions) -> ExitCode {
             println!(
                 "SKIPPED end-to-end tests against a real control plane ({why}); to run them set {HOW_TO_RUN}"
             );
-            let trials = names
+            // Ignored, and failing if made to run (`--include-ignored`, `--ignored`): a case that
+            // did not run never reports a pass.
+            let mut trials: Vec<Trial> = names
                 .iter()
-                .map(|n| libtest_mimic::Trial::test(*n, || Ok(())).with_ignored_flag(true))
+                .map(|n| not_run(n, format!("{why}; {NEEDS}")).with_ignored_flag(true))
                 .collect();
+            trials.push(self_test);
             return libtest_mimic::run(&args, trials).exit_code();
         }
     };
     if !will_run || args.list {
-        let trials = names
+        // The arguments select no case (or only list them): no control plane is started.
+        let mut trials: Vec<Trial> = names
             .iter()
-            .map(|n| libtest_mimic::Trial::test(*n, || Ok(())))
+            .map(|n| not_run(n, "the control plane was not started".to_owned()))
             .collect();
+        trials.push(self_test);
         return libtest_mimic::run(&args, trials).exit_code();
     }
 
@@ -285,7 +295,7 @@ pub fn run_suite(cases: Vec<Case>, options: SuiteOptions) -> ExitCode {
                 .with_ignored_flag(!ci);
             }
             let world = Arc::clone(&world);
-            libtest_mimic::Trial::test(case.name, move || {
+            Trial::test(case.name, move || {
                 let _guard = if case.exclusive {
                     Guard::Exclusive(world.lock.write().unwrap_or_else(|e| e.into_inner()))
                 } else {
@@ -296,6 +306,7 @@ pub fn run_suite(cases: Vec<Case>, options: SuiteOptions) -> ExitCode {
                 Ok(())
             })
         })
+        .chain([self_test])
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     let failed = conclusion.has_failed();
@@ -308,6 +319,94 @@ pub fn run_suite(cases: Vec<Case>, options: SuiteOptions) -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     conclusion.exit_code()
+}
+
+/// A trial standing for a case that does not run here: named, filtered and ignored like the
+/// case, and failing with `why` if the arguments make it run, so that it can never pass.
+fn not_run(name: &'static str, why: String) -> Trial {
+    Trial::test(name, move || Err(format!("not run: {why}").into()))
+}
+
+/// Why a case cannot run without assets, after what is missing.
+const NEEDS: &str = "this case needs a real control plane (docs/development.md)";
+
+/// The name of the trial that checks the harness itself ([`harness_self_test`]).
+pub const SELF_TEST: &str = "e2e_harness::cases_that_do_not_run_never_pass";
+
+/// A trial that runs this very test binary without assets and checks that its cases cannot
+/// pass without running: a plain run lists every case as ignored with one SKIPPED line and
+/// passes; `--include-ignored`, `--ignored` or a filter that selects a case fails, with the
+/// reason; under `CI=true` the run fails. Needs no control plane, so it runs with or without.
+fn harness_self_test(names: Vec<&'static str>) -> Trial {
+    Trial::test(SELF_TEST, move || {
+        check_unrun_cases(&names).map_err(|e| format!("the harness: {e}").into())
+    })
+}
+
+fn check_unrun_cases(names: &[&str]) -> Result<(), String> {
+    let cases = names.len();
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let run = |flags: &[&str], ci: bool| -> Result<(bool, String), String> {
+        let mut command = std::process::Command::new(&exe);
+        command
+            .args(flags)
+            .args(["--skip", SELF_TEST, "--color", "never"])
+            .env_remove(ASSETS_ENV)
+            .env_remove("CI");
+        if ci {
+            command.env("CI", "true");
+        }
+        let out = command
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), text))
+    };
+    let expect = |flags: &[&str], ci: bool, success: bool, wanted: &[String]| {
+        let (passed, text) = run(flags, ci)?;
+        let how = format!("{flags:?}{}", if ci { " with CI=true" } else { "" });
+        if passed != success {
+            return Err(format!(
+                "{how} {}, expected it to {}:\n{text}",
+                if passed { "passed" } else { "failed" },
+                if success { "pass" } else { "fail" }
+            ));
+        }
+        match wanted.iter().find(|w| !text.contains(w.as_str())) {
+            Some(w) => Err(format!("{how}: no {w:?} in its output:\n{text}")),
+            None => Ok(text),
+        }
+    };
+    let reason = format!("not run: {ASSETS_ENV} is not set; {NEEDS}");
+    let plain = expect(
+        &[],
+        false,
+        true,
+        &[format!("0 passed; 0 failed; {cases} ignored")],
+    )?;
+    if plain.matches("SKIPPED end-to-end tests").count() != 1 {
+        return Err(format!(
+            "a plain run says SKIPPED other than once:\n{plain}"
+        ));
+    }
+    let forced = [reason.clone(), format!("0 passed; {cases} failed")];
+    expect(&["--include-ignored"], false, false, &forced)?;
+    expect(&["--ignored"], false, false, &forced)?;
+    if let Some(first) = names.first() {
+        let one = "0 passed; 1 failed".to_owned();
+        expect(
+            &["--include-ignored", "--exact", first],
+            false,
+            false,
+            &[reason, one],
+        )?;
+    }
+    expect(&[], true, false, &["cannot run under CI=true".to_owned()])?;
+    Ok(())
 }
 
 enum Guard<'a> {

@@ -254,37 +254,6 @@ impl Summary {
     }
 }
 
-/// The namespaces that get a report, given each one's counts: those with results, failures
-/// first, then warnings, then by name, at most `budget` of them; and how many were left out.
-pub fn within_budget<'a>(
-    summaries: impl IntoIterator<Item = (&'a str, Summary)>,
-    budget: usize,
-) -> (Vec<String>, usize) {
-    // Three groups (with failures; with warnings; the rest), each by name.
-    let mut ranked: Vec<(u8, &str)> = summaries
-        .into_iter()
-        .filter(|(_, s)| s.total() > 0)
-        .map(|(ns, s)| {
-            let group = if s.fail > 0 {
-                0
-            } else if s.warn > 0 {
-                1
-            } else {
-                2
-            };
-            (group, ns)
-        })
-        .collect();
-    ranked.sort_unstable();
-    let over = ranked.len().saturating_sub(budget);
-    let wanted = ranked
-        .into_iter()
-        .take(budget)
-        .map(|(_, ns)| ns.to_owned())
-        .collect();
-    (wanted, over)
-}
-
 /// The report of one namespace: every listed result, at most [`Limits::max_results`], most
 /// important first (fail, warn, skip, error, pass; then by workload, policy, rule, message).
 /// Also returns how many results the limits left out.
@@ -575,39 +544,6 @@ mod tests {
         let reversed: Vec<WorkloadResults> = workloads.into_iter().rev().collect();
         let (again, _) = build_report("shop", &reversed, &limits);
         assert_eq!(content_hash(&again), content_hash(&report));
-    }
-
-    #[test]
-    fn the_budget_goes_to_failures_then_warnings_then_names() {
-        let counts = |fail, warn, pass| Summary {
-            fail,
-            warn,
-            pass,
-            ..Summary::default()
-        };
-        let namespaces = [
-            ("a-passes", counts(0, 0, 3)),
-            ("b-warns", counts(0, 2, 1)),
-            ("c-fails", counts(1, 0, 0)),
-            ("d-nothing", counts(0, 0, 0)),
-            ("e-fails", counts(4, 1, 0)),
-        ];
-        assert_eq!(
-            within_budget(namespaces, 3),
-            (
-                vec![
-                    "c-fails".to_owned(),
-                    "e-fails".to_owned(),
-                    "b-warns".to_owned()
-                ],
-                1
-            )
-        );
-        assert_eq!(
-            within_budget(namespaces, 10).0.len(),
-            4,
-            "nothing to report: no report"
-        );
     }
 
     #[test]

@@ -3,25 +3,27 @@
 //! periodically, written as OpenReports `Report`s (one per namespace, `openreports.io/v1alpha1`)
 //! by one replica, the holder of a `coordination.k8s.io` Lease.
 //!
-//! All of it runs on its own thread and runtime: admission never waits for it. The content of a
-//! report is decided in [`content`] (pure), the watching and writing in [`writer`].
+//! What a report says is decided without I/O, in [`content`] (one report) and [`index`] (every
+//! namespace's, within the budget); [`writer`] watches the cluster and writes what differs, on a
+//! thread and runtime of its own (admission never waits for it); [`lease`] is the Lease that
+//! elects the replica that writes. This module runs the writer while this replica leads. What
+//! the reports read (the policies in force, the namespace cache, their metrics) is handed to
+//! them as [`Inputs`]; they stop on a [`CancellationToken`] of their own.
 
 pub mod content;
+pub mod index;
+pub mod lease;
 pub mod writer;
 
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::Api;
-use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::Connection;
-use crate::server::AppState;
+use super::{Connection, NamespaceCache};
+use crate::policy::SharedPolicies;
+use crate::telemetry::ReportsMetrics;
 pub use content::{Limits, Status};
-
-/// The Lease the replicas elect the report writer with, in Portcullis' namespace.
-pub const LEASE_NAME: &str = "portcullis-reports";
+pub use lease::LEASE_NAME;
 
 /// How the reports are written.
 #[derive(Debug, Clone)]
@@ -50,10 +52,22 @@ impl ReportsConfig {
     }
 }
 
+/// What the reports read, each shared with the webhook (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// The policies in force: a reload judges every workload again.
+    pub policies: SharedPolicies,
+    /// The namespaces' labels (the webhook's cache): a label change judges the namespace's
+    /// workloads again.
+    pub namespaces: NamespaceCache,
+    /// The reports' metrics.
+    pub metrics: ReportsMetrics,
+}
+
 /// The running reports: stop them with [`Reports::stop`].
 #[derive(Debug)]
 pub struct Reports {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -62,24 +76,24 @@ impl Reports {
     /// and must not wait behind the reports' work); while this replica leads, the writer runs
     /// on a thread of its own, at the lowest CPU priority, with its own runtime and client
     /// ([`writer::Running`]), so its work never delays admission.
-    pub fn start(connection: &Connection, state: AppState, config: ReportsConfig) -> Reports {
-        let (stop, stopped) = watch::channel(false);
+    pub fn start(connection: &Connection, inputs: Inputs, config: ReportsConfig) -> Reports {
+        let stop = CancellationToken::new();
         // Its own client, whose calls cannot hang: a renewal that does not answer fails, and the
         // writer stops, rather than leaving a replica that believes it leads.
         let client = calls_client(&connection.config).unwrap_or_else(|| connection.client.clone());
         let task = tokio::spawn(elect_and_write(
             client,
             connection.config.clone(),
-            state,
+            inputs,
             config,
-            stopped,
+            stop.clone(),
         ));
         Reports { stop, task }
     }
 
     /// Stops writing and gives up the Lease (a successor takes over at once).
     pub async fn stop(self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
         let _ = self.task.await;
     }
 }
@@ -102,28 +116,29 @@ pub fn calls_client(config: &kube::Config) -> Option<kube::Client> {
 }
 
 /// Joins the election and, while this replica leads, runs the writer. A replica that loses
-/// the Lease (or cannot renew it) stops writing at once and waits, idle, to lead again.
+/// the Lease (or cannot renew it) stops writing at once and waits, idle, to lead again. Ends,
+/// giving up the Lease, when `stop` is cancelled.
 async fn elect_and_write(
     client: kube::Client,
     kube_config: kube::Config,
-    state: AppState,
+    inputs: Inputs,
     config: ReportsConfig,
-    mut stopped: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
-    let metrics = state.metrics().reports.clone();
+    let metrics = inputs.metrics.clone();
     writer::check_crds(&client, &metrics, true).await;
     let mut backoff = Duration::from_secs(1);
     loop {
         let manager = tokio::select! {
-            m = lease_manager(&client, &config) => m,
-            () = crate::server::stop_requested(&mut stopped) => return,
+            m = lease::join(&client, &config) => m,
+            () = stop.cancelled() => return,
         };
         let manager = match manager {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, lease = LEASE_NAME, namespace = %config.lease_namespace,
                     "cannot join the reports leader election; retrying");
-                if wait(&mut stopped, backoff).await {
+                if wait(&stop, backoff).await {
                     return;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -139,7 +154,8 @@ async fn elect_and_write(
                         metrics.leader.set(1);
                         tracing::info!(identity = %config.identity, lease = LEASE_NAME,
                             "leading: writing policy reports");
-                        running = writer::Running::start(kube_config.clone(), state.clone(), config.clone());
+                        running = writer::Running::start(
+                            kube_config.clone(), inputs.clone(), config.clone(), &stop);
                     }
                     Ok(false) => {
                         stop_writer(&mut running).await;
@@ -154,7 +170,7 @@ async fn elect_and_write(
                         break;
                     }
                 },
-                () = crate::server::stop_requested(&mut stopped) => {
+                () = stop.cancelled() => {
                     stop_writer(&mut running).await;
                     metrics.leader.set(0);
                     match tokio::time::timeout(CALL_TIMEOUT, manager.release()).await {
@@ -168,7 +184,7 @@ async fn elect_and_write(
                 }
             }
         }
-        if wait(&mut stopped, backoff).await {
+        if wait(&stop, backoff).await {
             return;
         }
     }
@@ -181,49 +197,9 @@ async fn stop_writer(running: &mut Option<writer::Running>) {
 }
 
 /// Sleeps `d`; true when asked to stop meanwhile.
-async fn wait(stopped: &mut watch::Receiver<bool>, d: Duration) -> bool {
+async fn wait(stop: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(d) => false,
-        () = crate::server::stop_requested(stopped) => true,
+        () = stop.cancelled() => true,
     }
-}
-
-async fn lease_manager(
-    client: &kube::Client,
-    config: &ReportsConfig,
-) -> kube_lease_manager::Result<LeaseManager> {
-    LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
-        .with_namespace(&config.lease_namespace)
-        .with_identity(&config.identity)
-        .with_duration(config.lease_duration.as_secs())
-        .with_grace(config.lease_grace())
-        .with_create_mode(LeaseCreateMode::AutoCreate)
-        .build()
-        .await
-}
-
-/// Whether this replica still holds the Lease, as the API server says (not as remembered): the
-/// writer's fence before each batch of writes. kube-lease-manager renews in the background and
-/// reports only changes; a renewal that hangs or fails silently would leave a stale leader
-/// writing beside the new one. Holding means: named in `holderIdentity`, and `renewTime` plus
-/// the duration is more than the renewal margin away.
-pub async fn still_leading(client: &kube::Client, config: &ReportsConfig) -> bool {
-    let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
-    let Ok(lease) = api.get(LEASE_NAME).await else {
-        return false;
-    };
-    let Some(spec) = lease.spec else { return false };
-    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
-        return false;
-    }
-    let (Some(renewed), Some(seconds)) = (spec.renew_time, spec.lease_duration_seconds) else {
-        return false;
-    };
-    let renewed: std::time::SystemTime = renewed.0.into();
-    let margin = Duration::from_secs(config.lease_grace());
-    let valid = Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
-    renewed
-        .checked_add(valid)
-        .and_then(|expiry| expiry.checked_sub(margin))
-        .is_some_and(|deadline| std::time::SystemTime::now() < deadline)
 }

@@ -1,16 +1,12 @@
-//! The report writer, run by the leader: watches every workload kind and Portcullis' own
-//! reports, judges each workload as `portcullis audit --cluster` would (same engine, same
-//! namespace labels), keeps the results in memory, and writes a namespace's report only when
-//! its content differs from what the API server has (server-side apply, one field manager),
-//! deleting the reports it no longer wants.
-//!
-//! Workloads that are judged (those without a controller owner) are kept as compact JSON, so a
-//! policy change, a namespace label change or the periodic pass judges them again without
-//! listing the cluster again.
+//! The report writer, run by the leader: the part of the reports that talks to the API
+//! server. It watches every workload kind and Portcullis' own reports, feeds the workloads to
+//! the [`Index`] (which judges them as `portcullis audit --cluster` would), and writes what the
+//! index's [`Plan`] says differs from what the API server has: server-side apply with one field
+//! manager, deletes of the reports no longer wanted, after checking the Lease is still ours.
+//! It keeps the API objects compact (no status, no managed fields) and counts what it does in
+//! the reports' metrics.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -19,17 +15,16 @@ use kube::core::ApiResource;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
-use super::ReportsConfig;
-use super::content::{self, REPORT_NAME, WorkloadRef, WorkloadResults};
-use crate::audit;
+use super::content::{self, REPORT_NAME};
+use super::index::{Index, Judge, Labels, Plan};
+use super::{Inputs, ReportsConfig};
 use crate::cluster::connect::describe_error;
 use crate::cluster::list::{api_resource, resource_name};
 use crate::cluster::namespaces::Lookup;
-use crate::engine::NamespaceLabels;
 use crate::policy::model::WorkloadKind;
 use crate::policy::{Timestamp, exceptions};
-use crate::server::AppState;
 use crate::telemetry::{ExceptionOwnerLabels, ReportsMetrics, ScanLabels, WriteLabels};
 
 /// The field manager of every report write.
@@ -81,18 +76,21 @@ pub async fn check_crds(client: &kube::Client, metrics: &ReportsMetrics, loud: b
 /// leaves some.
 #[derive(Debug)]
 pub struct Running {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Running {
-    /// Starts writing (this replica leads); `None` (logged) if the thread cannot start.
+    /// Starts writing (this replica leads); `None` (logged) if the thread cannot start. It
+    /// stops with [`Running::stop`], or when `parent` is cancelled.
     pub fn start(
         kube_config: kube::Config,
-        state: AppState,
+        inputs: Inputs,
         config: ReportsConfig,
+        parent: &CancellationToken,
     ) -> Option<Running> {
-        let (stop, stopped) = watch::channel(false);
+        let stop = parent.child_token();
+        let stopped = stop.clone();
         let spawned = std::thread::Builder::new()
             .name("portcullis-reports".to_owned())
             .spawn(move || {
@@ -114,7 +112,7 @@ impl Running {
                     let calls = super::calls_client(&kube_config);
                     match (watches, calls) {
                         (Ok(watches), Some(calls)) => {
-                            Writer::new(watches, calls, state, config)
+                            Writer::new(watches, calls, inputs, config)
                                 .run(stopped)
                                 .await;
                         }
@@ -136,7 +134,7 @@ impl Running {
     /// Stops writing: in-flight writes finish (same content either way, and each call times
     /// out), nothing new starts.
     pub async fn stop(self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
         let thread = self.thread;
         let joined = tokio::task::spawn_blocking(move || thread.join());
         if tokio::time::timeout(super::CALL_TIMEOUT * 2, joined)
@@ -165,78 +163,25 @@ enum Update {
     WatchFailed(String, String),
 }
 
-/// A judged workload: what it takes to judge it again, and what its results amount to. The
-/// results themselves are not kept (they are several times the object's size): a report is
-/// built by judging its namespace's workloads again, which takes microseconds each.
-struct Tracked {
-    /// The object, compact (see [`compact`]).
-    json: Box<[u8]>,
-    /// A hash of its results, to tell whether an event changed them.
-    digest: u64,
-    /// Its results by status.
-    summary: content::Summary,
-    /// The exceptions that excepted one of its findings.
-    exceptions: Box<[String]>,
-}
-
-impl Tracked {
-    fn new(json: Box<[u8]>, results: &WorkloadResults) -> Tracked {
-        let mut h = DefaultHasher::new();
-        results.hash(&mut h);
-        let mut summary = content::Summary::default();
-        summary.add(&results.results);
-        let mut exceptions: Vec<String> = Vec::new();
-        for name in results
-            .results
-            .iter()
-            .filter_map(|r| r.properties.get(content::EXCEPTION_PROPERTY))
-        {
-            if !exceptions.contains(name) {
-                exceptions.push(name.clone());
-            }
-        }
-        Tracked {
-            json,
-            digest: h.finish(),
-            summary,
-            exceptions: exceptions.into_boxed_slice(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct NamespaceState {
-    /// Hash of the labels the workloads were judged with (`None`: not in the cache).
-    labels: Option<u64>,
-    /// Judged workloads by kind and name.
-    workloads: BTreeMap<(WorkloadKind, String), Tracked>,
-}
-
 struct Writer {
     /// For watches.
     client: kube::Client,
     /// For single calls (they time out).
     calls: kube::Client,
-    state: AppState,
+    inputs: Inputs,
     config: ReportsConfig,
-    metrics: ReportsMetrics,
-    namespaces: HashMap<String, NamespaceState>,
+    /// What the reports must say.
+    index: Index,
     /// Hash of each report in the cluster, by namespace (from the watch of our reports).
     stored: HashMap<String, u64>,
     /// During a relist of the reports: what has been seen so far.
     stored_relist: Option<HashMap<String, u64>>,
-    /// Hash of each report as last built, by namespace.
-    built: HashMap<String, u64>,
-    /// Results each report as last built left out (its limits).
-    left_out: HashMap<String, usize>,
-    /// Namespaces whose results changed since their report was last built.
-    dirty: HashSet<String>,
     /// Per kind: whether its list is in (no relist in progress), and what a relist has seen.
     kinds: HashMap<WorkloadKind, KindSync>,
     reports_synced: bool,
     generation: u64,
     last_full: Instant,
-    namespace_changes: Option<watch::Receiver<u64>>,
+    namespace_changes: watch::Receiver<u64>,
     crds: bool,
     last_crd_check: Instant,
     first_scan_logged: bool,
@@ -251,28 +196,44 @@ struct KindSync {
     relist: Option<HashSet<(String, String)>>,
 }
 
+/// A namespace's labels from the namespace cache; `None` while it is not there.
+fn labels_in(cache: &crate::cluster::NamespaceCache, namespace: &str) -> Option<Labels> {
+    match cache.lookup(namespace) {
+        Lookup::Found(ns) => Some(ns.metadata.labels.clone().unwrap_or_default()),
+        Lookup::Missing => None,
+    }
+}
+
+/// Runs `f` with a [`Judge`] of the policies in force, the namespace cache's labels and the
+/// time now.
+fn judging<T>(inputs: &Inputs, f: impl FnOnce(&Judge) -> T) -> T {
+    let policies = inputs.policies.load();
+    let cache = &inputs.namespaces;
+    let labels = |ns: &str| labels_in(cache, ns);
+    f(&Judge {
+        policies: &policies.set,
+        labels: &labels,
+        now: Timestamp::now(),
+    })
+}
+
 impl Writer {
     fn new(
         client: kube::Client,
         calls: kube::Client,
-        state: AppState,
+        inputs: Inputs,
         config: ReportsConfig,
     ) -> Writer {
-        let metrics = state.metrics().reports.clone();
-        let generation = state.policies().generation;
-        let namespace_changes = state.namespace_cache().map(|c| c.subscribe());
+        let generation = inputs.policies.load().generation;
+        let namespace_changes = inputs.namespaces.subscribe();
         Writer {
             client,
             calls,
-            state,
+            index: Index::new(config.limits.clone(), config.budget),
+            inputs,
             config,
-            metrics,
-            namespaces: HashMap::new(),
             stored: HashMap::new(),
             stored_relist: None,
-            built: HashMap::new(),
-            left_out: HashMap::new(),
-            dirty: HashSet::new(),
             kinds: WorkloadKind::ALL
                 .into_iter()
                 .map(|k| (k, KindSync::default()))
@@ -289,23 +250,27 @@ impl Writer {
         }
     }
 
-    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+    fn metrics(&self) -> &ReportsMetrics {
+        &self.inputs.metrics
+    }
+
+    async fn run(mut self, stop: CancellationToken) {
         // Without the CRDs nothing can be written (nor watched): wait for them.
         loop {
-            self.crds = check_crds(&self.calls, &self.metrics, false).await;
+            self.crds = check_crds(&self.calls, self.metrics(), false).await;
             if self.crds {
                 break;
             }
             tokio::select! {
                 () = tokio::time::sleep(CRD_CHECK) => {}
-                () = crate::server::stop_requested(&mut stopped) => return,
+                () = stop.cancelled() => return,
             }
         }
         // Judging needs the namespaces' labels: wait for the webhook's namespace cache.
-        while self.state.namespace_cache().is_some_and(|c| !c.is_synced()) {
+        while !self.inputs.namespaces.is_synced() {
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                () = crate::server::stop_requested(&mut stopped) => return,
+                () = stop.cancelled() => return,
             }
         }
         let (updates, mut incoming) = mpsc::channel::<Update>(64);
@@ -327,14 +292,14 @@ impl Writer {
                     None => break,
                 },
                 _ = ticker.tick() => self.tick().await,
-                () = crate::server::stop_requested(&mut stopped) => break,
+                () = stop.cancelled() => break,
             }
         }
         for w in watches {
             w.abort();
         }
-        self.metrics.workloads.set(0);
-        self.metrics.exceptions_unused.clear();
+        self.metrics().workloads.set(0);
+        self.metrics().exceptions_unused.clear();
     }
 
     fn apply(&mut self, update: Update) {
@@ -368,21 +333,7 @@ impl Writer {
                     .and_then(|s| s.relist.take())
                     .unwrap_or_default();
                 // Whatever the relist did not see is gone.
-                let gone: Vec<(String, String)> = self
-                    .namespaces
-                    .iter()
-                    .flat_map(|(ns, state)| {
-                        state
-                            .workloads
-                            .keys()
-                            .filter(|(k, _)| *k == kind)
-                            .map(move |(_, name)| (ns.clone(), name.clone()))
-                    })
-                    .filter(|key| !seen.contains(key))
-                    .collect();
-                for (ns, name) in gone {
-                    self.remove(kind, &ns, &name);
-                }
+                self.index.keep_only(kind, &seen);
                 self.kinds.entry(kind).or_default().synced = true;
             }
             watcher::Event::Apply(object) => {
@@ -390,7 +341,7 @@ impl Writer {
             }
             watcher::Event::Delete(object) => {
                 if let (Some(ns), Some(name)) = (object.metadata.namespace, object.metadata.name) {
-                    self.remove(kind, &ns, &name);
+                    self.index.remove(kind, &ns, &name);
                 }
             }
         }
@@ -398,94 +349,15 @@ impl Writer {
 
     /// Judges one workload and keeps its results; returns its (namespace, name).
     fn upsert(&mut self, kind: WorkloadKind, object: DynamicObject) -> Option<(String, String)> {
-        self.metrics.events.inc();
+        self.metrics().events.inc();
         let namespace = object.metadata.namespace.clone()?;
         let name = object.metadata.name.clone()?;
         let value = compact(object, kind);
-        let labels = self.labels_of(&namespace);
-        let judged = self.judge(&namespace, &value, labels.as_ref());
-        let key = (kind, name.clone());
-        match judged {
-            None => self.remove(kind, &namespace, &name),
-            Some(results) => {
-                let json = serde_json::to_vec(&value).unwrap_or_default();
-                let tracked = Tracked::new(json.into_boxed_slice(), &results);
-                let state = self.namespaces.entry(namespace.clone()).or_default();
-                state.labels = labels.as_ref().map(hash_labels);
-                let changed = state
-                    .workloads
-                    .get(&key)
-                    .is_none_or(|t| t.digest != tracked.digest);
-                state.workloads.insert(key, tracked);
-                if changed {
-                    self.dirty.insert(namespace.clone());
-                }
-            }
-        }
+        let index = &mut self.index;
+        judging(&self.inputs, |judge| {
+            index.upsert(judge, kind, &namespace, &name, &value);
+        });
         Some((namespace, name))
-    }
-
-    fn remove(&mut self, kind: WorkloadKind, namespace: &str, name: &str) {
-        if let Some(state) = self.namespaces.get_mut(namespace)
-            && state.workloads.remove(&(kind, name.to_owned())).is_some()
-        {
-            self.dirty.insert(namespace.to_owned());
-            if state.workloads.is_empty() {
-                self.namespaces.remove(namespace);
-            }
-        }
-    }
-
-    fn labels_of(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
-        match self.state.namespace_cache()?.lookup(namespace) {
-            Lookup::Found(ns) => Some(ns.metadata.labels.clone().unwrap_or_default()),
-            Lookup::Missing => None,
-        }
-    }
-
-    /// The results of one workload (`None`: not judged here, e.g. controller-owned). A
-    /// namespace not in the cache yet gets no results until it is (judged again then).
-    fn judge(
-        &self,
-        namespace: &str,
-        object: &Value,
-        labels: Option<&BTreeMap<String, String>>,
-    ) -> Option<WorkloadResults> {
-        if audit::has_controller_owner(object) {
-            return None;
-        }
-        let policies = self.state.policies();
-        let results = match labels {
-            Some(labels) => {
-                // The time decides which exceptions are in force and what schedules do: read
-                // here, as the webhook reads it per request.
-                let decision = audit::decide(
-                    &policies.set,
-                    object,
-                    Some(namespace),
-                    NamespaceLabels::Known(labels),
-                    Timestamp::now(),
-                );
-                content::results_of(&decision)?
-            }
-            None => Vec::new(),
-        };
-        let str_of = |ptr: &str| {
-            object
-                .pointer(ptr)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
-        Some(WorkloadResults {
-            workload: WorkloadRef {
-                api_version: str_of("/apiVersion"),
-                kind: str_of("/kind"),
-                name: str_of("/metadata/name"),
-                uid: str_of("/metadata/uid"),
-            },
-            results,
-        })
     }
 
     fn report_event(&mut self, event: watcher::Event<DynamicObject>) {
@@ -517,7 +389,7 @@ impl Writer {
                 }
             }
         }
-        self.metrics
+        self.metrics()
             .reports
             .set(i64::try_from(self.stored.len()).unwrap_or(i64::MAX));
     }
@@ -534,16 +406,16 @@ impl Writer {
         if first_scan {
             self.first_scan_logged = true;
             let elapsed = self.started.elapsed();
-            self.metrics.scan_seconds.set(elapsed.as_secs_f64());
+            self.metrics().scan_seconds.set(elapsed.as_secs_f64());
             self.count_scan("start");
             tracing::info!(
-                workloads = self.workload_count(),
-                namespaces = self.namespaces.len(),
+                workloads = self.index.workload_count(),
+                namespaces = self.index.namespaces().len(),
                 seconds = elapsed.as_secs_f64(),
                 "reports: every workload listed and judged"
             );
         }
-        let generation = self.state.policies().generation;
+        let generation = self.inputs.policies.load().generation;
         if generation != self.generation {
             self.generation = generation;
             self.judge_all("policy").await;
@@ -553,28 +425,18 @@ impl Writer {
             // Only now: judged with the policies in force (a reload since is judged above).
             self.review_exceptions("start");
         }
-        if self
-            .namespace_changes
-            .as_mut()
-            .is_some_and(|rx| rx.has_changed().unwrap_or(false))
-        {
-            if let Some(rx) = self.namespace_changes.as_mut() {
-                rx.mark_unchanged();
-            }
+        if self.namespace_changes.has_changed().unwrap_or(false) {
+            self.namespace_changes.mark_unchanged();
             self.judge_relabelled().await;
         }
-        self.metrics
+        self.metrics()
             .workloads
-            .set(i64::try_from(self.workload_count()).unwrap_or(i64::MAX));
+            .set(i64::try_from(self.index.workload_count()).unwrap_or(i64::MAX));
         self.flush().await;
     }
 
-    fn workload_count(&self) -> usize {
-        self.namespaces.values().map(|n| n.workloads.len()).sum()
-    }
-
     fn count_scan(&self, trigger: &str) {
-        self.metrics
+        self.metrics()
             .scans
             .get_or_create(&ScanLabels {
                 trigger: trigger.to_owned(),
@@ -585,21 +447,21 @@ impl Writer {
     /// Judges every kept workload again (policies changed, or time passed).
     async fn judge_all(&mut self, trigger: &str) {
         let started = Instant::now();
-        let names: Vec<String> = self.namespaces.keys().cloned().collect();
-        for (i, ns) in names.iter().enumerate() {
-            self.judge_namespace(ns);
+        for (i, ns) in self.index.namespaces().iter().enumerate() {
+            let index = &mut self.index;
+            judging(&self.inputs, |judge| index.judge_namespace(judge, ns));
             if i % 64 == 63 {
                 tokio::task::yield_now().await;
             }
         }
         self.last_full = Instant::now();
-        self.metrics
+        self.metrics()
             .scan_seconds
             .set(started.elapsed().as_secs_f64());
         self.count_scan(trigger);
         tracing::info!(
             trigger,
-            workloads = self.workload_count(),
+            workloads = self.index.workload_count(),
             seconds = started.elapsed().as_secs_f64(),
             "reports: every workload judged again"
         );
@@ -610,21 +472,17 @@ impl Writer {
     /// workload, as `portcullis_policy_exception_unused`, and logged (as `audit` words it)
     /// when they were not unused at the last judgement, or the policies changed.
     fn review_exceptions(&mut self, trigger: &str) {
-        let policies = self.state.policies();
-        let used: HashSet<&str> = self
-            .namespaces
-            .values()
-            .flat_map(|n| n.workloads.values())
-            .flat_map(|t| t.exceptions.iter().map(String::as_str))
-            .collect();
+        let policies = self.inputs.policies.load();
+        let used = self.index.exceptions_in_use();
         let unused =
             exceptions::unused(&policies.set, Timestamp::now(), |name| used.contains(name));
-        let workloads = self.workload_count();
+        let workloads = self.index.workload_count();
         let what = if workloads == 1 {
             "live workload"
         } else {
             "live workloads"
         };
+        let metrics = &self.inputs.metrics;
         let mut now_unused = Vec::with_capacity(unused.len());
         for e in &unused {
             let labels = ExceptionOwnerLabels {
@@ -636,7 +494,7 @@ impl Writer {
                 tracing::warn!(file = %w.file.display(), line = w.line, warning = %w.message,
                     hint = %w.hint, "policy exception unused");
             }
-            self.metrics.exceptions_unused.get_or_create(&labels).set(1);
+            metrics.exceptions_unused.get_or_create(&labels).set(1);
             now_unused.push(labels);
         }
         for gone in self
@@ -644,88 +502,20 @@ impl Writer {
             .iter()
             .filter(|l| !now_unused.contains(l))
         {
-            self.metrics.exceptions_unused.remove(gone);
+            metrics.exceptions_unused.remove(gone);
         }
         self.unused_exceptions = now_unused;
     }
 
     /// Judges again the workloads of namespaces whose labels changed.
     async fn judge_relabelled(&mut self) {
-        let changed: Vec<String> = self
-            .namespaces
-            .iter()
-            .filter(|(ns, state)| self.labels_of(ns).as_ref().map(hash_labels) != state.labels)
-            .map(|(ns, _)| ns.clone())
-            .collect();
+        let changed = judging(&self.inputs, |judge| self.index.relabelled(judge));
         for ns in changed {
             tracing::debug!(namespace = %ns, "reports: namespace labels changed, judging its workloads again");
-            self.judge_namespace(&ns);
+            let index = &mut self.index;
+            judging(&self.inputs, |judge| index.judge_namespace(judge, &ns));
             tokio::task::yield_now().await;
         }
-    }
-
-    fn judge_namespace(&mut self, namespace: &str) {
-        let labels = self.labels_of(namespace);
-        let Some(state) = self.namespaces.get(namespace) else {
-            return;
-        };
-        let mut updated = Vec::new();
-        for (key, tracked) in &state.workloads {
-            let Ok(object) = serde_json::from_slice::<Value>(&tracked.json) else {
-                continue;
-            };
-            let fresh = self
-                .judge(namespace, &object, labels.as_ref())
-                .map(|r| Tracked::new(tracked.json.clone(), &r));
-            if fresh.as_ref().map(|t| t.digest) != Some(tracked.digest) {
-                updated.push((key.clone(), fresh));
-            }
-        }
-        let Some(state) = self.namespaces.get_mut(namespace) else {
-            return;
-        };
-        state.labels = labels.as_ref().map(hash_labels);
-        if updated.is_empty() {
-            return;
-        }
-        for (key, fresh) in updated {
-            match fresh {
-                Some(t) => {
-                    state.workloads.insert(key, t);
-                }
-                None => {
-                    state.workloads.remove(&key);
-                }
-            }
-        }
-        self.dirty.insert(namespace.to_owned());
-    }
-
-    /// Namespaces that get a report: those with results, failures first, then warnings, then
-    /// by name, up to the budget.
-    fn wanted(&self) -> (Vec<String>, usize) {
-        let summaries = self.namespaces.iter().map(|(ns, s)| {
-            let mut summary = content::Summary::default();
-            for t in s.workloads.values() {
-                summary.merge(t.summary);
-            }
-            (ns.as_str(), summary)
-        });
-        content::within_budget(summaries, self.config.budget)
-    }
-
-    /// The report of a namespace, its workloads judged again now.
-    fn build(&self, namespace: &str) -> (Value, usize) {
-        let labels = self.labels_of(namespace);
-        let judged: Vec<WorkloadResults> = self
-            .namespaces
-            .get(namespace)
-            .into_iter()
-            .flat_map(|s| s.workloads.values())
-            .filter_map(|t| serde_json::from_slice::<Value>(&t.json).ok())
-            .filter_map(|object| self.judge(namespace, &object, labels.as_ref()))
-            .collect();
-        content::build_report(namespace, &judged, &self.config.limits)
     }
 
     /// Writes what differs from the cluster: reports to apply, reports to delete.
@@ -733,51 +523,34 @@ impl Writer {
         if !self.crds {
             if self.last_crd_check.elapsed() >= CRD_CHECK {
                 self.last_crd_check = Instant::now();
-                self.crds = check_crds(&self.calls, &self.metrics, false).await;
+                self.crds = check_crds(&self.calls, self.metrics(), false).await;
             }
             if !self.crds {
                 return;
             }
         }
-        let (wanted, over) = self.wanted();
-        self.metrics
+        let index = &mut self.index;
+        let stored = &self.stored;
+        let Plan {
+            applies,
+            deletes,
+            over_budget,
+            left_out,
+        } = judging(&self.inputs, |judge| index.plan(judge, stored));
+        let metrics = &self.inputs.metrics;
+        metrics
             .over_budget
-            .set(i64::try_from(over).unwrap_or(i64::MAX));
-        let mut applies: Vec<(String, Value)> = Vec::new();
-        for ns in &wanted {
-            let rebuild = self.dirty.contains(ns) || !self.built.contains_key(ns);
-            if !rebuild && self.stored.get(ns) == self.built.get(ns) {
-                continue;
-            }
-            let (report, dropped) = self.build(ns);
-            let h = content::content_hash(&report);
-            self.built.insert(ns.clone(), h);
-            self.left_out.insert(ns.clone(), dropped);
-            if self.stored.get(ns) != Some(&h) {
-                applies.push((ns.clone(), report));
-            }
-        }
-        self.dirty.clear();
-        let wanted: HashSet<&String> = wanted.iter().collect();
-        let deletes: Vec<String> = self
-            .stored
-            .keys()
-            .filter(|ns| !wanted.contains(ns))
-            .cloned()
-            .collect();
-        self.built.retain(|ns, _| wanted.contains(ns));
-        self.left_out.retain(|ns, _| wanted.contains(ns));
-        let left_out: usize = self.left_out.values().sum();
-        self.metrics
+            .set(i64::try_from(over_budget).unwrap_or(i64::MAX));
+        metrics
             .results_left_out
             .set(i64::try_from(left_out).unwrap_or(i64::MAX));
         if applies.is_empty() && deletes.is_empty() {
             return;
         }
-        if !super::still_leading(&self.calls, &self.config).await {
+        if !super::lease::still_leading(&self.calls, &self.config).await {
             tracing::warn!("reports: the Lease is no longer ours; not writing");
             // Written by the next leader; here, built again if this replica leads again.
-            self.built.clear();
+            self.index.none_written();
             return;
         }
         let ar = report_resource();
@@ -812,13 +585,13 @@ impl Writer {
                 Err(e) => self.write_failed(&ns, "delete", &e),
             }
         }
-        self.metrics
+        self.metrics()
             .reports
             .set(i64::try_from(self.stored.len()).unwrap_or(i64::MAX));
     }
 
     fn count_write(&self, operation: &str) {
-        self.metrics
+        self.metrics()
             .writes
             .get_or_create(&WriteLabels {
                 operation: operation.to_owned(),
@@ -827,16 +600,16 @@ impl Writer {
     }
 
     fn write_failed(&mut self, namespace: &str, operation: &str, error: &kube::Error) {
-        self.metrics.write_errors.inc();
+        self.metrics().write_errors.inc();
         // Built again, and tried again, at the next flush.
-        self.built.remove(namespace);
+        self.index.not_written(namespace);
         if let kube::Error::Api(s) = error
             && s.code == 404
             && operation == "apply"
         {
             // The CRDs went away: looked for again every CRD_CHECK.
             self.crds = false;
-            self.metrics.crds_installed.set(0);
+            self.metrics().crds_installed.set(0);
             self.last_crd_check = Instant::now();
         }
         tracing::warn!(namespace, operation, error = %describe_error(error),
@@ -844,7 +617,6 @@ impl Writer {
     }
 }
 
-/// kubectl's copy of the whole applied object, as an annotation: never a policy's concern.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The object as JSON with `apiVersion` and `kind`, without what never changes a verdict and
@@ -878,12 +650,6 @@ fn compact(mut object: DynamicObject, kind: WorkloadKind) -> Value {
         }
     }
     Value::Object(out)
-}
-
-fn hash_labels(labels: &BTreeMap<String, String>) -> u64 {
-    let mut h = DefaultHasher::new();
-    labels.hash(&mut h);
-    h.finish()
 }
 
 /// Watches one workload kind in every namespace and forwards the events.
