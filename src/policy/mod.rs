@@ -7,8 +7,8 @@ pub mod load;
 pub mod model;
 pub mod names;
 pub mod select;
-pub mod template;
 pub mod shared;
+pub mod template;
 pub mod timestamp;
 
 use std::collections::BTreeMap;
@@ -22,8 +22,8 @@ use model::{
     DisallowNamespaces, ExceptedPolicy, ExceptionMatch, Exclude, InjectionTarget, Match, Mode,
     RequireImageTag, RequireLabels, RequireProbes, RequireResources, ScheduleStep, WorkloadKind,
 };
-pub use template::{Template, TemplateSegment};
 pub use shared::{LoadedPolicies, SharedPolicies};
+pub use template::{Template, TemplateSegment};
 pub use timestamp::Timestamp;
 
 /// Where a policy came from: file and the line its document starts on.
