@@ -270,93 +270,6 @@ impl<'a> DocValue<'a> {
     fn node(self) -> Node {
         self.doc.nodes.get(self.at).copied().unwrap_or(Node::Null)
     }
-
-    /// Deserializes this value into `T` with simd-json's serde support, reading the values at
-    /// the `nulled` key paths (relative to this value; `*` stands for any array element) as
-    /// `null`, without looking at them.
-    pub fn deserialize<T: serde::Deserialize<'a>>(
-        self,
-        nulled: &[&[&str]],
-    ) -> Result<T, simd_json::Error> {
-        let mut skip: Vec<(usize, usize)> = Vec::new();
-        for path in nulled {
-            Json::Doc(self).find(path, &mut |v| {
-                if let Json::Doc(d) = v {
-                    skip.push((d.at, d.node().size()));
-                }
-            });
-        }
-        skip.sort_unstable();
-        let doc = self.doc;
-        let end = self.at + self.node().size();
-        let mut tape = Vec::with_capacity(end - self.at);
-        let mut at = self.at;
-        let mut skipped = skip.iter().peekable();
-        while at < end {
-            if let Some(&(from, size)) = skipped.next_if(|(from, _)| *from == at) {
-                tape.push(simd_json::Node::Static(simd_json::StaticNode::Null));
-                at = from + size;
-                continue;
-            }
-            tape.push(match doc.nodes.get(at).copied().unwrap_or(Node::Null) {
-                Node::Null => simd_json::Node::Static(simd_json::StaticNode::Null),
-                Node::Bool(b) => simd_json::Node::Static(simd_json::StaticNode::Bool(b)),
-                Node::I64(n) => simd_json::Node::Static(simd_json::StaticNode::I64(n)),
-                Node::U64(n) => simd_json::Node::Static(simd_json::StaticNode::U64(n)),
-                Node::F64(n) => simd_json::Node::Static(simd_json::StaticNode::F64(n)),
-                Node::String { start, end } => simd_json::Node::String(doc.str_at(start, end)),
-                // Counts are set below, once the nulled values are out.
-                Node::Array { len, .. } => simd_json::Node::Array {
-                    len: len as usize,
-                    count: 0,
-                },
-                Node::Object { len, .. } => simd_json::Node::Object {
-                    len: len as usize,
-                    count: 0,
-                },
-            });
-            at += 1;
-        }
-        if !skip.is_empty() {
-            set_counts(&mut tape, 0);
-        } else {
-            // Nothing left out: the counts are the document's.
-            for (node, original) in tape.iter_mut().zip(&doc.nodes[self.at..end]) {
-                if let (
-                    simd_json::Node::Array { count, .. } | simd_json::Node::Object { count, .. },
-                    Node::Array { count: c, .. } | Node::Object { count: c, .. },
-                ) = (node, original)
-                {
-                    *count = *c as usize;
-                }
-            }
-        }
-        let mut de = simd_json::Deserializer::from_tape(simd_json::Tape(tape));
-        T::deserialize(&mut de)
-    }
-}
-
-/// Sets the `count` of the container at `tape[at]` and of those inside it from their `len`;
-/// the number of nodes the value at `at` takes.
-fn set_counts(tape: &mut [simd_json::Node<'_>], at: usize) -> usize {
-    let (len, pairs) = match tape.get(at) {
-        Some(simd_json::Node::Array { len, .. }) => (*len, false),
-        Some(simd_json::Node::Object { len, .. }) => (*len, true),
-        _ => return 1,
-    };
-    let mut next = at + 1;
-    for _ in 0..len {
-        if pairs {
-            next += 1;
-        }
-        next += set_counts(tape, next);
-    }
-    if let Some(simd_json::Node::Array { count, .. } | simd_json::Node::Object { count, .. }) =
-        tape.get_mut(at)
-    {
-        *count = next - at - 1;
-    }
-    next - at
 }
 
 /// A JSON value, borrowed from a [`Document`] or from a `serde_json::Value`.
@@ -480,14 +393,6 @@ impl<'a> Json<'a> {
         }
     }
 
-    /// The value in its [`Document`], when it is in one.
-    pub fn doc_value(self) -> Option<DocValue<'a>> {
-        match self {
-            Json::Doc(d) => Some(d),
-            Json::Value(_) => None,
-        }
-    }
-
     /// The array, when this is one.
     pub fn as_array(self) -> Option<Array<'a>> {
         match self {
@@ -496,24 +401,6 @@ impl<'a> Json<'a> {
                 _ => None,
             },
             Json::Value(v) => v.as_array().map(|a| Array::Value(a)),
-        }
-    }
-
-    /// Calls `found` with each value at `path` below this one (`*` stands for every element
-    /// of an array).
-    fn find(self, path: &[&str], found: &mut dyn FnMut(Json<'a>)) {
-        match path.split_first() {
-            None => found(self),
-            Some((&"*", rest)) => {
-                for item in self.as_array().into_iter().flat_map(Array::iter) {
-                    item.find(rest, found);
-                }
-            }
-            Some((key, rest)) => {
-                if let Some(v) = self.get(key) {
-                    v.find(rest, found);
-                }
-            }
         }
     }
 
@@ -762,7 +649,6 @@ impl PartialEq for SharedValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn doc(text: &str) -> Document {
         Document::parse(text.as_bytes()).expect(text)
@@ -863,49 +749,5 @@ mod tests {
                 .join(", ")
         );
         assert_eq!(doc(&many).root().as_object().map(Object::len), Some(40));
-    }
-
-    #[test]
-    fn deserializes_with_values_nulled() {
-        #[derive(serde::Deserialize, Debug, PartialEq)]
-        struct Outer {
-            a: Option<Vec<Inner>>,
-            b: Option<Value>,
-            c: u8,
-        }
-        #[derive(serde::Deserialize, Debug, PartialEq)]
-        struct Inner {
-            keep: String,
-            skip: Option<Value>,
-        }
-        let d = doc(
-            r#"{"a": [{"keep": "x", "skip": {"deep": [1]}}, {"keep": "y", "skip": 2}], "b": {"z": 1}, "c": 7}"#,
-        );
-        let Json::Doc(root) = d.root() else {
-            unreachable!()
-        };
-        let out: Outer = root
-            .deserialize(&[&["a", "*", "skip"], &["b"]])
-            .expect("deserialize");
-        assert_eq!(
-            out,
-            Outer {
-                a: Some(vec![
-                    Inner {
-                        keep: "x".into(),
-                        skip: None
-                    },
-                    Inner {
-                        keep: "y".into(),
-                        skip: None
-                    }
-                ]),
-                b: None,
-                c: 7
-            }
-        );
-        let whole: Value = root.deserialize(&[]).expect("whole");
-        assert_eq!(whole, d.root().to_value());
-        assert_eq!(whole["a"][0]["skip"], json!({"deep": [1]}));
     }
 }

@@ -126,19 +126,19 @@ async fn wrong_envelope_is_400() {
                 r.as_object_mut().expect("object").remove("request");
                 r["response"] = json!({"uid": uid, "allowed": true});
             }),
-            "not a valid",
+            "has no request",
         ),
         (
             "request without uid",
             review_with(|r| {
                 r["request"].as_object_mut().expect("request").remove("uid");
             }),
-            "missing field `uid`",
+            "request.uid: missing",
         ),
         (
             "uid of the wrong type",
             review_with(|r| r["request"]["uid"] = json!(12)),
-            "not a valid",
+            "request.uid: expected a string",
         ),
         (
             "request without kind",
@@ -148,12 +148,12 @@ async fn wrong_envelope_is_400() {
                     .expect("request")
                     .remove("kind");
             }),
-            "missing field `kind`",
+            "request.kind: missing",
         ),
         (
             "unknown operation",
             review_with(|r| r["request"]["operation"] = json!("EXPLODE")),
-            "not a valid",
+            "request.operation: expected CREATE, UPDATE, DELETE or CONNECT",
         ),
         (
             "duplicate uid",

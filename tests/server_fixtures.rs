@@ -167,10 +167,47 @@ async fn every_validate_fixture_gets_the_expected_verdict_over_http1_and_http2()
     t.server.shutdown().await;
 }
 
+/// The server's log lines, captured (JSON, one event a line).
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+
+    fn make_writer(&'a self) -> Log {
+        self.clone()
+    }
+}
+
+/// A dry run gets the same answer, byte for byte, as the real request through the real server
+/// (the engine never sees `dryRun`), and the review's log line records which it was. The
+/// process-wide subscriber (the other tests' servers log there too: lines are told apart by
+/// uid; a subscriber for one thread misses events when other threads register them first).
 #[tokio::test]
-async fn dry_run_gets_the_same_answer_as_a_real_request() {
+async fn dry_run_gets_the_same_answer_as_a_real_request_and_is_logged() {
+    let log = Log::default();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(log.clone())
+            .finish(),
+    )
+    .expect("the only test of this binary that logs");
     let t = start(Options::default()).await;
     let client = t.client(Http::Two);
+    let mut checked = 0;
     for name in std::fs::read_dir(server_support::ADMISSION_FIXTURES)
         .expect("fixtures")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -184,13 +221,44 @@ async fn dry_run_gets_the_same_answer_as_a_real_request() {
         let mut review: Value = serde_json::from_slice(&fixture(&name)).expect("json");
         let mut answers = Vec::new();
         for dry_run in [true, false] {
+            let uid = format!("{name}-{dry_run}");
+            review["request"]["uid"] = Value::from(uid.as_str());
             review["request"]["dryRun"] = Value::Bool(dry_run);
-            let (status, answer) = post(&client, &t.url(endpoint), review.to_string()).await;
-            assert_eq!(status, 200, "{name}");
+            let resp = client
+                .post(t.url(endpoint))
+                .header("content-type", "application/json")
+                .body(review.to_string())
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status(), 200, "{name}");
+            let answer = resp.bytes().await.expect("body");
+            // The uid is echoed; the rest must not change.
+            let answer = String::from_utf8_lossy(&answer).replacen(&uid, "UID", 1);
             answers.push(answer);
+            let lines = String::from_utf8_lossy(&log.0.lock().expect("log")).into_owned();
+            let logged: Vec<Value> = lines
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|e| {
+                    e["fields"]["message"] == "reviewed" && e["span"]["uid"] == uid.as_str()
+                })
+                .collect();
+            assert_eq!(
+                logged.len(),
+                1,
+                "{name}: one review line for {uid}:\n{lines}"
+            );
+            assert_eq!(
+                logged[0]["span"]["dry_run"], dry_run,
+                "{name}: {}",
+                logged[0]
+            );
         }
         assert_eq!(answers[0], answers[1], "{name}: dry run changes the answer");
+        checked += 1;
     }
+    assert!(checked >= 30, "only {checked} fixtures");
     t.server.shutdown().await;
 }
 

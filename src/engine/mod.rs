@@ -71,8 +71,6 @@ pub struct Request<'a> {
     pub object: Option<Json<'a>>,
     /// The stored object, on UPDATE.
     pub old_object: Option<Json<'a>>,
-    /// Whether this is a dry run (`kubectl apply --dry-run=server`): the verdict is the same.
-    pub dry_run: bool,
     /// The requesting user (`userInfo.username`), when known.
     pub username: Option<&'a str>,
     /// What is known of the labels of the request's namespace.
@@ -104,7 +102,6 @@ impl<'a> Request<'a> {
             name: field("name"),
             object: Some(object),
             old_object: None,
-            dry_run: false,
             username: None,
             namespace_labels: NamespaceLabels::NameOnly,
             time,

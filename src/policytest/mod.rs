@@ -84,7 +84,6 @@ impl Case {
             name: str_at(subject, "/metadata/name"),
             object: object.map(Into::into),
             old_object: old_object.map(Into::into),
-            dry_run: c.dry_run,
             username: c.user_info.as_ref().map(|u| u.username.as_str()),
             namespace_labels: if c.namespace_labels.is_empty() {
                 NamespaceLabels::NameOnly

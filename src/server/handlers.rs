@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::state::AppState;
-use crate::admission::{self, HandleError};
+use crate::admission;
 use crate::cluster::namespaces::Lookup;
 use crate::engine::{Decision, Effect, NamespaceLabels};
 use crate::policy::Timestamp;
@@ -49,12 +49,7 @@ async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
         .map_or(NamespaceLabels::NameOnly, Lookup::labels);
     let handled = match admission::answer(endpoint, &policies.set, parsed, now, labels) {
         Ok(handled) => handled,
-        Err(HandleError::Unreadable(e)) => {
-            tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
-            metrics.record_review(endpoint, Outcome::Invalid, "", started.elapsed());
-            return (StatusCode::BAD_REQUEST, Json(admission::invalid(&e))).into_response();
-        }
-        Err(e @ HandleError::Answer { .. }) => {
+        Err(e) => {
             tracing::error!(error = %e, "cannot build the AdmissionReview answer");
             return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
         }
@@ -64,15 +59,15 @@ async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     // Every field is known here, so the span is built once: recording fields one by one into
     // an existing span re-encodes its JSON each time.
     let span = tracing::info_span!("review", uid = %req.uid, endpoint = endpoint.as_str(),
-        kind = %req.kind.kind, namespace = req.namespace.as_deref().unwrap_or(""),
-        name = %req.name, operation = handled.review.engine_request(now).operation.as_str(),
+        kind = %req.kind, namespace = req.namespace.as_deref().unwrap_or(""),
+        name = %req.name, operation = req.operation.as_str(),
         dry_run = req.dry_run, decision = handled.outcome.as_str(),
         patched = handled.outcome == Outcome::Patched,
         policies = decision.policies.join(",").as_str(), generation = policies.generation,
         latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
     let _entered = span.enter();
     record_findings(state, endpoint, decision);
-    metrics.record_review(endpoint, handled.outcome, &req.kind.kind, took);
+    metrics.record_review(endpoint, handled.outcome, &req.kind, took);
     tracing::info!(
         skipped = decision.skipped.as_ref().map(|s| s.to_string()),
         "reviewed"
