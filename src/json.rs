@@ -1,7 +1,7 @@
 //! JSON as the engine reads it. [`Json`] is a borrowed view of a value held either in a
 //! [`Document`] — a request body parsed once with simd-json into a compact tape (one node per
 //! value, strings copied once into one buffer, no map per object) — or in a
-//! `serde_json::Value` (manifests, policies, reviews read the slow way). Both read the same.
+//! `serde_json::Value` (manifests, policies, test cases). Both read the same.
 
 use std::cell::RefCell;
 

@@ -356,7 +356,7 @@ fn variants(review: &Value) -> Vec<Value> {
 
 /// What the reader accepts, kube-core accepts, and reads the same (with the documented
 /// refusals applied): the captured reviews (tests/fixtures/admission, the same files as the
-/// shared fixtures) and thousands of variants of them.
+/// shared fixtures), thousands of variants of them, and the fuzzers' stored inputs.
 #[test]
 fn reads_every_review_as_kube_core_does() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/admission");
@@ -391,6 +391,12 @@ fn reads_every_review_as_kube_core_does() {
                 accepted += 1;
             }
         }
+    }
+    // The fuzzers' stored inputs, whatever they hold.
+    let fuzzed = dir.join("../../fuzz_regressions/admission_review");
+    for entry in std::fs::read_dir(&fuzzed).expect("fuzz inputs") {
+        reads_as_kube_core(&std::fs::read(entry.expect("entry").path()).expect("read"));
+        bodies += 1;
     }
     assert!(fixtures >= 30, "only {fixtures} fixtures");
     assert!(bodies > 7000, "only {bodies} variants");
