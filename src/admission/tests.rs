@@ -302,13 +302,14 @@ fn variants(review: &Value) -> Vec<Value> {
                 }
             });
         }
-        with(&|v| match path.split_last() {
-            Some((last, parent)) => match value_at(v, parent) {
-                Some(Value::Object(m)) => drop(m.shift_remove(last)),
-                Some(Value::Array(a)) => drop(a.remove(last.parse::<usize>().expect("index"))),
-                _ => {}
-            },
-            None => {}
+        with(&|v| {
+            if let Some((last, parent)) = path.split_last() {
+                match value_at(v, parent) {
+                    Some(Value::Object(m)) => drop(m.shift_remove(last)),
+                    Some(Value::Array(a)) => drop(a.remove(last.parse::<usize>().expect("index"))),
+                    _ => {}
+                }
+            }
         });
         with(&|v| {
             if let Some(Value::Object(m)) = value_at(v, path) {
