@@ -103,8 +103,28 @@ fn except(f: &mut Finding, exception: &CompiledException) {
     f.exception = Some(exception.info.clone());
 }
 
+/// What the engine does with the policies that select a request but are `off` at its time (in
+/// its namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffPolicies {
+    /// Leave them out, as the webhook does: they run nothing.
+    #[default]
+    Skip,
+    /// Judge their validation rules as the other policies' rules are judged (the object as the
+    /// `enforce` policies mutate it, exceptions applied) into [`Decision::off_violations`], so
+    /// that a report can say what each would deny were it enforced. They decide nothing: not
+    /// the verdict, the patch, the findings or the warnings.
+    Measure,
+}
+
 /// Evaluates a request against a policy set. Pure: same inputs, same decision.
 pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
+    evaluate_with(set, req, OffPolicies::Skip)
+}
+
+/// [`evaluate`], with the policies that are `off` left out or measured (`off`). Whatever
+/// `off` says, the decision's verdict, findings and patch are [`evaluate`]'s.
+pub fn evaluate_with(set: &PolicySet, req: &Request<'_>, off: OffPolicies) -> Decision {
     let fallback_name = || {
         let name = req.name.filter(|n| !n.is_empty()).unwrap_or("<unnamed>");
         match req.namespace.filter(|n| !n.is_empty()) {
@@ -169,6 +189,8 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         Vec::new()
     };
     let mut labels_pending = Vec::new();
+    // Selected, but `off` at this time here (measured only).
+    let mut off_now: Vec<Active<'_>> = Vec::new();
     let selected: Vec<Active<'_>> = set
         .policies
         .iter()
@@ -187,6 +209,13 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 mode = mode.at_most(Mode::Warn);
             }
             if mode == Mode::Off {
+                if off == OffPolicies::Measure {
+                    off_now.push(Active {
+                        policy,
+                        mode,
+                        enforced_from: policy.enforced_from(time, namespace, known),
+                    });
+                }
                 return None;
             }
             if uncertain {
@@ -356,6 +385,33 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         .findings
         .iter()
         .any(|f| f.kind == FindingKind::Violation && f.effect == Effect::Deny);
+    if !off_now.is_empty() {
+        // The same rules on the same object the others judged: what these policies would deny.
+        let judged = validate(
+            &off_now,
+            &Context {
+                workload: workload.with_additions(&added),
+                namespace,
+            },
+        );
+        decision.off_policies = off_now.iter().map(|a| a.policy.name.clone()).collect();
+        decision.off_violations = judged
+            .into_iter()
+            .map(|v| {
+                let exception = excepting(
+                    &exceptions,
+                    &v.active.policy.name,
+                    v.rule_type,
+                    v.found.container.as_deref(),
+                );
+                let mut f = finding(&v.active, v.rule_type, FindingKind::Violation, v.found);
+                if let Some(e) = exception {
+                    except(&mut f, e);
+                }
+                f
+            })
+            .collect();
+    }
     decision
 }
 

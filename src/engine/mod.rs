@@ -18,7 +18,7 @@ use crate::policy::Timestamp;
 /// What the caller knows of a namespace's labels (see [`Request::namespace_labels`]).
 pub use crate::policy::select::NamespaceLabels;
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
-pub use evaluate::evaluate;
+pub use evaluate::{OffPolicies, evaluate, evaluate_with};
 pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
 pub use patch::Patch;
 

@@ -231,26 +231,51 @@ pub fn check_report(
         })?;
     }
 
-    // Readiness: what enforce would deny today, per policy.
+    // Readiness: what enforce would deny today, per policy, `off` ones included: the JSON
+    // report's `readiness`; for the policies that run, also what their findings say.
     let rows = b.eval(
         &p,
-        "[...document.querySelectorAll('#readiness-table tbody tr')].map(r => [r.dataset.policy, r.querySelector('[data-would-deny]').dataset.wouldDeny])",
+        "[...document.querySelectorAll('#readiness-table tbody tr')].map(r => [r.dataset.policy, r.querySelector('[data-would-deny]').dataset.wouldDeny, r.cells[2].textContent])",
     )?;
+    let readiness: BTreeMap<&str, &Value> = json["readiness"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["policy"].as_str()?, r)))
+        .collect();
     for r in rows.as_array().into_iter().flatten() {
         let policy = r[0].as_str().unwrap_or("");
-        let Some(shown) = r[1].as_str().filter(|v| !v.is_empty()) else {
-            continue; // off: not evaluated
-        };
-        let want = objects
-            .iter()
-            .filter(|o| {
-                judged(o)
-                    && violations(o).any(|f| f["policy"] == policy && f["effect"] != "excepted")
-            })
-            .count();
-        ensure(shown == want.to_string(), || {
-            format!("readiness of {policy}: the page shows {shown}, the JSON says {want}")
+        let shown = r[1].as_str().unwrap_or("");
+        let (want, selected) = readiness.get(policy).map_or((0, 0), |r| {
+            (
+                r["wouldDeny"].as_u64().unwrap_or(0),
+                r["selected"].as_u64().unwrap_or(0),
+            )
+        });
+        ensure(shown == want.to_string() && n(&r[2])? == selected as usize, || {
+            format!(
+                "readiness of {policy}: the page shows {shown} of {}, the JSON says {want} of {selected}",
+                r[2]
+            )
         })?;
+        let runs = objects.iter().any(|o| {
+            o["policies"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p == policy))
+        });
+        if runs {
+            let from_findings = objects
+                .iter()
+                .filter(|o| {
+                    judged(o)
+                        && violations(o)
+                            .any(|f| f["policy"] == policy && f["effect"] != "excepted")
+                })
+                .count();
+            ensure(from_findings as u64 == want, || {
+                format!("readiness of {policy}: {want} in the JSON's readiness, {from_findings} from its findings")
+            })?;
+        }
     }
 
     // Coming schedule steps: the workloads each will deny.
@@ -351,9 +376,10 @@ pub fn check_report(
     // Every violation and notice is shown, under its workload (unless the page says it cut).
     let cut = b.eval(&p, "document.getElementById('cut') !== null")? == true;
     if !cut {
+        // A group's findings are shown once for each of its workloads.
         let shown = b.eval(
             &p,
-            "document.querySelectorAll('#findings ul.findings > li').length",
+            "[...document.querySelectorAll('#findings ul.findings')].map(u => u.children.length * Number(u.closest('article').dataset.workloads || 1)).reduce((a, b) => a + b, 0)",
         )?;
         let want: usize = objects
             .iter()
@@ -387,7 +413,7 @@ pub fn check_report(
     })?;
     let articles = b.eval(
         &p,
-        "[...document.querySelectorAll('#findings article.w')].filter(a => a.checkVisibility()).map(a => a.dataset.verdict)",
+        "[...document.querySelectorAll('#findings article.w')].filter(a => a.checkVisibility()).flatMap(a => Array(Number(a.dataset.workloads || 1)).fill(a.dataset.verdict))",
     )?;
     let verdicts: Vec<&str> = articles
         .as_array()

@@ -29,6 +29,10 @@ pub struct JsonReport {
     /// Every exception in force that excepted no finding of the objects audited (empty when no
     /// object was read).
     pub unused_exceptions: Vec<JsonUnusedException>,
+    /// Per policy that selected a workload (by name, whatever its mode, `off` included): how
+    /// many workloads it selects, how many it would deny were it `enforce` today, how many
+    /// have only excepted violations of it.
+    pub readiness: Vec<super::readiness::JsonReadiness>,
 }
 
 /// One object (or unreadable document) of the JSON report.
@@ -171,6 +175,7 @@ pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
         summary: Summary::of(outcomes),
         errors,
         unused_exceptions: Vec::new(),
+        readiness: super::readiness::Readiness::of_outcomes(outcomes).json(),
     }
 }
 
