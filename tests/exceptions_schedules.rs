@@ -528,7 +528,7 @@ kind: Policy
 metadata: {name: add-team}
 spec:
   mode: enforce
-  namespaces: {include: [team-a]}
+  match: {namespaces: {include: [team-a]}}
   rules: [{defaultLabels: {labels: {team: a}}}]
 ---
 apiVersion: portcullis.dev/v1alpha1

@@ -68,6 +68,11 @@ pub struct JsonObject {
     pub findings: Vec<JsonFinding>,
     /// The RFC 6902 JSON Patch the webhook would return (empty: no change).
     pub patch: Value,
+    /// The violations of the policies that select the object but are `off` at the audit's
+    /// time, judged for readiness only (mode `off`, effect `audit` or `excepted`): they decide
+    /// nothing. Left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub off_violations: Vec<JsonFinding>,
 }
 
 /// One finding of the JSON report.
@@ -220,6 +225,7 @@ pub(super) fn json_error(e: &ReadError) -> (JsonObject, Option<JsonError>) {
         policies: Vec::new(),
         findings: Vec::new(),
         patch: Value::Array(Vec::new()),
+        off_violations: Vec::new(),
     };
     (object, Some(error))
 }
@@ -241,6 +247,7 @@ pub(super) fn json_object(j: &Judged) -> JsonObject {
         policies: j.decision.policies.clone(),
         findings: j.decision.findings.iter().map(json_finding).collect(),
         patch: serde_json::to_value(&j.decision.patch).unwrap_or(Value::Null),
+        off_violations: j.decision.off_violations.iter().map(json_finding).collect(),
     }
 }
 
