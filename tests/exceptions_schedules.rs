@@ -566,10 +566,17 @@ spec:
         );
         assert!(plain.off_policies.is_empty() && plain.off_violations.is_empty());
         assert!(
-            !plain.findings.iter().any(|f| f.policy == "require-probes" || f.policy == "team-label"),
+            !plain
+                .findings
+                .iter()
+                .any(|f| f.policy == "require-probes" || f.policy == "team-label"),
             "{name}: off policies run nothing"
         );
-        assert_eq!(measured.off_policies, ["require-probes", "team-label"], "{name}");
+        assert_eq!(
+            measured.off_policies,
+            ["require-probes", "team-label"],
+            "{name}"
+        );
         for f in &measured.off_violations {
             assert_eq!(f.mode, Mode::Off, "{name}: {f:?}");
         }

@@ -558,7 +558,10 @@ fn html_shows_every_workload_with_the_same_findings_once() {
         "one entry per namespace"
     );
     for i in (0..12_000).step_by(997) {
-        assert!(html.contains(&format!("<li>app-{i:05} <small>")), "app-{i:05} is named");
+        assert!(
+            html.contains(&format!("<li>app-{i:05} <small>")),
+            "app-{i:05} is named"
+        );
     }
 }
 

@@ -257,12 +257,15 @@ pub fn check_report(
                 r["selected"].as_u64().unwrap_or(0),
             )
         });
-        ensure(shown == want.to_string() && n(&r[2])? == selected as usize, || {
-            format!(
-                "readiness of {policy}: the page shows {shown} of {}, the JSON says {want} of {selected}",
-                r[2]
-            )
-        })?;
+        ensure(
+            shown == want.to_string() && n(&r[2])? == selected as usize,
+            || {
+                format!(
+                    "readiness of {policy}: the page shows {shown} of {}, the JSON says {want} of {selected}",
+                    r[2]
+                )
+            },
+        )?;
         let from_findings = objects
             .iter()
             .filter(|o| {
@@ -270,7 +273,9 @@ pub fn check_report(
             })
             .count();
         ensure(from_findings as u64 == want, || {
-            format!("readiness of {policy}: {want} in the JSON's readiness, {from_findings} from its findings")
+            format!(
+                "readiness of {policy}: {want} in the JSON's readiness, {from_findings} from its findings"
+            )
         })?;
     }
 

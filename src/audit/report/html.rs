@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::baseline::Baseline;
-use super::readiness::Readiness;
 use super::position::FieldPositions;
+use super::readiness::Readiness;
 use super::row::{Row, finding_key};
 use super::{RunContext, Summary};
 use crate::audit::Verdict;
@@ -128,13 +128,7 @@ struct GroupKey {
 }
 
 /// A [`Found`] as [`GroupKey`] compares it.
-type FoundKey = (
-    [Sym; 7],
-    bool,
-    Effect,
-    Option<i64>,
-    Option<i64>,
-);
+type FoundKey = ([Sym; 7], bool, Effect, Option<i64>, Option<i64>);
 
 impl GroupKey {
     fn of(o: &Object) -> GroupKey {
@@ -161,15 +155,17 @@ impl GroupKey {
                         f.notice,
                         f.effect,
                         f.enforced_from.map(Timestamp::unix),
-                        f.line
-                            .zip(o.line)
-                            .map(|(l, s)| i64::from(l) - i64::from(s)),
+                        f.line.zip(o.line).map(|(l, s)| i64::from(l) - i64::from(s)),
                     )
                 })
                 .collect(),
         }
     }
 }
+
+/// A namespace of the findings section: its name, counts, entries (workloads with the same
+/// findings together) and the names of the workloads that passed with no finding.
+type NamespaceEntries<'o> = (String, Tally, Vec<Vec<&'o Object>>, Vec<String>);
 
 /// Gathers the rows of an audit for the page.
 #[derive(Debug, Default)]
@@ -194,27 +190,27 @@ impl Collector {
         }
         let s = &mut self.strings;
         let mut intern = |f: &crate::engine::Finding| {
-                if let Some(e) = &f.exception {
-                    self.exceptions
-                        .entry(e.name.clone())
-                        .or_insert_with(|| e.clone());
-                }
-                Found {
-                    policy: s.add(&f.policy),
-                    rule: s.add(f.rule),
-                    notice: f.kind == FindingKind::Notice,
-                    effect: f.effect,
-                    container: s.opt(f.container.as_deref()),
-                    field: s.add(&f.field),
-                    message: s.add(&f.message),
-                    hint: s.add(&f.hint),
-                    exception: s.opt(f.exception.as_ref().map(|e| e.name.as_str())),
-                    enforced_from: f.enforced_from,
-                    line: positions
-                        .field_position(&row.location, &f.field)
-                        .and_then(|p| u32::try_from(p.line).ok()),
-                }
-            };
+            if let Some(e) = &f.exception {
+                self.exceptions
+                    .entry(e.name.clone())
+                    .or_insert_with(|| e.clone());
+            }
+            Found {
+                policy: s.add(&f.policy),
+                rule: s.add(f.rule),
+                notice: f.kind == FindingKind::Notice,
+                effect: f.effect,
+                container: s.opt(f.container.as_deref()),
+                field: s.add(&f.field),
+                message: s.add(&f.message),
+                hint: s.add(&f.hint),
+                exception: s.opt(f.exception.as_ref().map(|e| e.name.as_str())),
+                enforced_from: f.enforced_from,
+                line: positions
+                    .field_position(&row.location, &f.field)
+                    .and_then(|p| u32::try_from(p.line).ok()),
+            }
+        };
         let findings = row.findings.iter().map(&mut intern).collect();
         let off = row.off_violations.iter().map(&mut intern).collect();
         let to32 = |n: Option<usize>| n.and_then(|n| u32::try_from(n).ok());
@@ -1021,7 +1017,7 @@ impl<'a> Page<'a> {
         };
         // Per namespace, worst first: its entries (workloads with the same findings together,
         // in the order of their first), and the workloads that passed with no finding.
-        let mut sections: Vec<(String, Tally, Vec<Vec<&Object>>, Vec<String>)> = Vec::new();
+        let mut sections: Vec<NamespaceEntries<'_>> = Vec::new();
         for (ns, t) in &self.namespaces {
             let Some(mut objects) = by_ns.remove(ns) else {
                 continue;
@@ -1645,6 +1641,9 @@ mod tests {
         assert_ne!(slug("a.b"), slug("a_b"));
         assert_eq!(percent(1, 3), 33);
         assert_eq!(percent(0, 0), 100);
-        assert_eq!(code_spans("a `b` c `d`"), "a <code>b</code> c <code>d</code>");
+        assert_eq!(
+            code_spans("a `b` c `d`"),
+            "a <code>b</code> c <code>d</code>"
+        );
     }
 }

@@ -26,7 +26,9 @@ pub enum Standing {
 /// `off`), in the decision's order; nothing for any other outcome.
 pub fn standings(outcome: &Outcome) -> Vec<(String, Standing)> {
     match outcome {
-        Outcome::Judged(j) if matches!(j.verdict, Verdict::Deny | Verdict::Warn | Verdict::Pass) => {
+        Outcome::Judged(j)
+            if matches!(j.verdict, Verdict::Deny | Verdict::Warn | Verdict::Pass) =>
+        {
             standings_of(j)
         }
         _ => Vec::new(),
