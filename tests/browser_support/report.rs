@@ -460,6 +460,22 @@ pub fn check_report(
         )?;
         b.eval(&p, "(() => { const i = document.getElementById('name-filter'); i.value = ''; i.dispatchEvent(new Event('input')); })()")?;
     }
+    // A workload of a group of workloads with the same findings: its group stays, showing
+    // only that workload's name.
+    let member = b.eval(
+        &p,
+        "(() => { const g = document.querySelector('#findings article.group'); if (!g) return null; const name = g.querySelector('.members > li').firstChild.textContent.trim(); const i = document.getElementById('name-filter'); i.value = g.dataset.name + name; i.dispatchEvent(new Event('input')); const shown = [...document.querySelectorAll('#findings .w')].filter(a => a.checkVisibility()); const r = [shown.length, shown[0] === g, [...g.querySelectorAll('.members > li')].filter(l => l.checkVisibility()).map(l => l.firstChild.textContent.trim()), name]; i.value = ''; i.dispatchEvent(new Event('input')); return r; })()",
+    )?;
+    if !member.is_null() {
+        ensure(
+            member[0] == 1 && member[1] == true && member[2] == serde_json::json!([member[3]]),
+            || {
+                format!(
+                    "filter by a grouped workload's name: [shown, the group, its names shown, the name] {member}"
+                )
+            },
+        )?;
+    }
 
     // Sorting (script): by namespace name, ascending.
     let sorted = b.eval(
