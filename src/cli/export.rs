@@ -127,31 +127,8 @@ fn served_mutating_version(args: &ExportArgs) -> anyhow::Result<Option<MutatingV
         let connection = connect::connect(&kube, Discovery::Kubectl).await?.context(
             "--cluster needs a kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config)",
         )?;
-        for version in MutatingVersion::ALL {
-            let group_version = format!("{}/{}", native::GROUP, version.as_str());
-            match connection
-                .client
-                .list_api_group_resources(&group_version)
-                .await
-            {
-                Ok(list) => {
-                    if list
-                        .resources
-                        .iter()
-                        .any(|r| r.name == "mutatingadmissionpolicies")
-                    {
-                        return Ok(Some(version));
-                    }
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "asking {} for {group_version}",
-                        connection.description
-                    )));
-                }
-            }
-        }
-        Ok(None)
+        crate::cluster::native_sync::served_mutating_version(&connection.client)
+            .await
+            .with_context(|| format!("asking {} for MutatingAdmissionPolicy", connection.description))
     })
 }

@@ -181,6 +181,9 @@ pub struct Decision {
     /// ([`super::NamespaceLabels::Pending`]); then those whose violations only warned because
     /// a mutation of such a policy might have fixed them.
     pub labels_pending: Vec<String>,
+    /// The rules of the selected policies left to the API server's native admission policies
+    /// (policy, rule type): not judged here ([`super::NativeRules`]).
+    pub native: Vec<(String, &'static str)>,
 }
 
 impl Decision {

@@ -7,7 +7,7 @@ use crate::json::Json;
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::patch::{Patch, PatchOp};
 use super::rule::{Context, Found};
-use super::{Operation, Request, images, labels, probes, resources, sidecar};
+use super::{NativeRules, Operation, Request, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::{NamespaceLabels, Selection, Subject};
 use crate::policy::{CompiledException, CompiledPolicy, CompiledRule, PolicySet, Timestamp};
@@ -105,6 +105,12 @@ fn except(f: &mut Finding, exception: &CompiledException) {
 
 /// Evaluates a request against a policy set. Pure: same inputs, same decision.
 pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
+    evaluate_with_native(set, req, &NativeRules::NONE)
+}
+
+/// [`evaluate`], leaving out the rules the API server enforces itself (`native`): they neither
+/// find, deny, warn nor mutate here, and are listed in [`Decision::native`]. Pure.
+pub fn evaluate_with_native(set: &PolicySet, req: &Request<'_>, native: &NativeRules) -> Decision {
     let fallback_name = || {
         let name = req.name.filter(|n| !n.is_empty()).unwrap_or("<unnamed>");
         match req.namespace.filter(|n| !n.is_empty()) {
@@ -219,6 +225,21 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         allowed: true,
         policies: selected.iter().map(|a| a.policy.name.clone()).collect(),
         labels_pending,
+        native: if native.is_empty() {
+            Vec::new()
+        } else {
+            selected
+                .iter()
+                .flat_map(|a| {
+                    a.policy
+                        .rules
+                        .iter()
+                        .enumerate()
+                        .filter(move |(i, r)| is_native(native, a, *i, r))
+                        .map(move |(_, r)| (a.policy.name.clone(), r.type_name()))
+                })
+                .collect()
+        },
         ..Decision::default()
     };
     let (added, ops) = mutate(
@@ -231,6 +252,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         },
         object,
         &exceptions,
+        native,
         Some(&mut decision.findings),
     );
     // Policies whose selection waits on the labels would, were they selected, mutate the
@@ -256,7 +278,8 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
             controller_owned: owner.is_some(),
             operation: req.operation,
         };
-        let (what_if_added, what_if_ops) = mutate(&what_if, &target, object, &exceptions, None);
+        let (what_if_added, what_if_ops) =
+            mutate(&what_if, &target, object, &exceptions, native, None);
         (what_if_ops != ops).then_some(what_if_added)
     };
     decision.patch = Patch(ops);
@@ -274,6 +297,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
             workload: workload.with_additions(&added),
             namespace,
         },
+        native,
     );
     // A violation denies only if it holds with the label-dependent additions too: the real
     // labels might otherwise have added what it misses.
@@ -284,6 +308,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 workload: workload.with_additions(a),
                 namespace,
             },
+            native,
         )
     });
 
@@ -297,7 +322,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 controller_owned: false,
                 operation: Operation::Create,
             };
-            let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, None);
+            let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, native, None);
             Workload::new(kind, old)
                 .map(|old_view| {
                     validate(
@@ -306,6 +331,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                             workload: old_view.with_additions(&old_added),
                             namespace,
                         },
+                        native,
                     )
                 })
                 .unwrap_or_default()
@@ -385,6 +411,7 @@ fn mutate<'p>(
     target: &Target<'_>,
     object: Json<'_>,
     exceptions: &[&CompiledException],
+    native: &NativeRules,
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Additions<'p>, Vec<PatchOp>) {
     let immutable = target.pod_spec_immutable();
@@ -395,7 +422,10 @@ fn mutate<'p>(
     };
     for active in selected {
         let policy = active.policy;
-        for rule in &policy.rules {
+        for (i, rule) in policy.rules.iter().enumerate() {
+            if !native.is_empty() && is_native(native, active, i, rule) {
+                continue; // A MutatingAdmissionPolicy applies it.
+            }
             let view = base.with_additions(&added);
             // The mutation rules' dispatch (validation rules plan nothing): where a rule may
             // not mutate, it plans nothing either: a sidecar into a pod spec the apiserver keeps
@@ -475,12 +505,28 @@ fn mutate<'p>(
     (added, ops)
 }
 
-/// Runs the validation rules of the selected policies against a workload.
-fn validate<'p>(selected: &[Active<'p>], ctx: &Context<'_>) -> Vec<Violation<'p>> {
+/// Whether rule `i` (`rule`) of `active` is left to the API server: validation rules when
+/// listed, mutation rules when listed and the policy enforces here (a MutatingAdmissionPolicy
+/// is exported for the `enforce` mode only; in `warn` and `audit` the webhook describes).
+fn is_native(native: &NativeRules, active: &Active<'_>, i: usize, rule: &CompiledRule) -> bool {
+    native.contains(&active.policy.name, i)
+        && (!rule.is_mutation() || active.mode == Mode::Enforce)
+}
+
+/// Runs the validation rules of the selected policies against a workload, but those left to
+/// the API server.
+fn validate<'p>(
+    selected: &[Active<'p>],
+    ctx: &Context<'_>,
+    native: &NativeRules,
+) -> Vec<Violation<'p>> {
     let mut out = Vec::new();
     let mut found = Vec::new();
     for active in selected {
         for (i, rule) in active.policy.rules.iter().enumerate() {
+            if !native.is_empty() && is_native(native, active, i, rule) {
+                continue; // A ValidatingAdmissionPolicy judges it.
+            }
             check(rule, ctx, &mut found);
             if found.is_empty() {
                 continue; // Most rules find nothing: no draining then.
