@@ -297,7 +297,11 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         .kubectl()
         .with_object(
             &["create", "-n", &ns, "--dry-run=server"],
-            &pod("bare", bare_container("app")),
+            &{
+                let mut p = pod("bare", bare_container("app"));
+                p["metadata"]["labels"] = json!({"team": "a"});
+                p
+            },
         )
         .err();
     assert!(
@@ -510,15 +514,30 @@ fn the_webhook_leaves_to_the_api_server_only_what_the_cluster_enforces_as_export
             ),
         ],
     );
-    // Another replica leads and has applied the export (as `portcullis policy export` gives
-    // it, under the same field manager): this one only watches, and trusts what equals its
-    // own export.
+    // Another replica leads and applies the export: this one only watches, and trusts what
+    // equals its own export.
+    install_rbac(&w.cluster); // Portcullis' namespace, for the Lease.
     lease_held_elsewhere(w);
-    let export = crate::e2e_support::portcullis::cli(
-        &dir,
-        &["policy", "export", ".", "--mutating-api-version", "v1alpha1"],
+    let p = start(w, "sync-follower", &dir, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        p.metric("portcullis_native_rules_confirmed", &[]),
+        0.0,
+        "nothing in the cluster yet"
     );
-    let file = crate::e2e_support::cluster::write_file(&dir, "export.out", &export);
+    // As another replica's sync writes them: the export of the same policy files (the same
+    // path: the objects name their source file), under the same field manager.
+    let export = crate::e2e_support::portcullis::cli(
+        &p.dir,
+        &[
+            "policy",
+            "export",
+            "policies",
+            "--mutating-api-version",
+            "v1alpha1",
+        ],
+    );
+    let file = crate::e2e_support::cluster::write_file(&p.dir, "export.yaml", &export);
     k.run(&[
         "apply",
         "--server-side",
@@ -527,8 +546,6 @@ fn the_webhook_leaves_to_the_api_server_only_what_the_cluster_enforces_as_export
         file.to_str().expect("UTF-8"),
     ])
     .ok();
-    std::fs::remove_file(&file).expect("remove the export from the policy dir");
-    let p = start(w, "sync-follower", &dir, &[]);
     apply_webhooks(&w.cluster, &p.webhook_configurations());
     wait_for(
         "the follower to confirm the other replica's objects",
