@@ -46,7 +46,7 @@ pub struct ExportArgs {
 /// Runs `portcullis policy export`: 0 on success, 1 when the policies do not load (as
 /// `policy validate` reports them), 3 when --cluster cannot reach the cluster.
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let set = match super::policy::load(&args.path) {
+    let set = match super::load(&args.path) {
         Ok(set) => set,
         Err(e) => {
             for d in &e.diagnostics {
@@ -82,7 +82,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     for n in &export.not_exported {
         eprintln!("not exported: {n}");
     }
-    super::policy::write_stdout(&text)?;
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
