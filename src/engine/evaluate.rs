@@ -555,3 +555,78 @@ fn check(rule: &CompiledRule, ctx: &Context<'_>, out: &mut Vec<Found>) {
         CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::load::compile_str;
+
+    const SET: &str = r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: strict}
+spec:
+  mode: enforce
+  rules: [{requireProbes: {}}, {defaultLabels: {labels: {team: platform}}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: lenient}
+spec:
+  mode: warn
+  rules: [{defaultLabels: {labels: {tier: web}}}, {requireResources: {}}]
+"#;
+
+    fn kinds(d: &Decision) -> Vec<(&str, &str, Effect)> {
+        d.findings
+            .iter()
+            .map(|f| (f.policy.as_str(), f.rule, f.effect))
+            .collect()
+    }
+
+    #[test]
+    fn native_rules_are_left_out_validation_in_every_mode_mutation_only_where_enforced() {
+        let set = compile_str(std::path::Path::new("set.yaml"), SET).expect("set");
+        let object = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}});
+        let request = Request::create(&object, Timestamp::from_unix(0));
+        let all = evaluate(&set, &request);
+        assert!(!all.allowed);
+        assert!(all.is_patched());
+        assert!(all.native.is_empty());
+        let every_rule = NativeRules::new([
+            ("strict".to_owned(), 0),
+            ("strict".to_owned(), 1),
+            ("lenient".to_owned(), 0),
+            ("lenient".to_owned(), 1),
+        ]);
+        let native = evaluate_with_native(&set, &request, &every_rule);
+        assert!(native.allowed, "the API server denies: {:?}", kinds(&native));
+        assert!(!native.is_patched(), "the API server labels");
+        // What only the webhook can do stays: the warn policy's mutation (object and
+        // template labels), described.
+        let mut left = kinds(&native);
+        left.dedup();
+        assert_eq!(left, [("lenient", "defaultLabels", Effect::Warn)]);
+        assert_eq!(
+            native.native,
+            [
+                ("strict".to_owned(), "requireProbes"),
+                ("strict".to_owned(), "defaultLabels"),
+                ("lenient".to_owned(), "requireResources"),
+            ]
+        );
+        // Only the listed rules: the rest is judged as without.
+        let one = NativeRules::new([("strict".to_owned(), 0)]);
+        let partial = evaluate_with_native(&set, &request, &one);
+        assert!(partial.allowed);
+        assert!(partial.is_patched(), "strict's labels are not native here");
+        assert!(
+            kinds(&partial).contains(&("lenient", "requireResources", Effect::Warn)),
+            "{:?}",
+            kinds(&partial)
+        );
+        assert!(!kinds(&partial).iter().any(|(_, r, _)| *r == "requireProbes"));
+    }
+}
