@@ -959,11 +959,7 @@ fn least_privilege(dir: &str, r: &Rendered) {
         .iter()
         .filter(|o| ["Role", "ClusterRole"].contains(&str_of(&o["kind"])))
         .collect();
-    assert_eq!(
-        roles.len(),
-        expected_roles,
-        "{dir}: only the roles above"
-    );
+    assert_eq!(roles.len(), expected_roles, "{dir}: only the roles above");
     for binding in r
         .objects
         .iter()

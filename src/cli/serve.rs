@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::cluster::KubeArgs;
 use crate::cluster::connect::{self, Discovery};
-use crate::cluster::lease::{self, LeaseConfig, Leadership};
+use crate::cluster::lease::{self, Leadership, LeaseConfig};
 use crate::cluster::native_sync::{self, NativeSync, SyncConfig};
 use crate::cluster::reports::{Inputs, Limits, Reports, ReportsConfig, Status};
 use crate::native::DEFAULT_EXCLUDED_NAMESPACES;

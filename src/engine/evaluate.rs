@@ -509,8 +509,7 @@ fn mutate<'p>(
 /// listed, mutation rules when listed and the policy enforces here (a MutatingAdmissionPolicy
 /// is exported for the `enforce` mode only; in `warn` and `audit` the webhook describes).
 fn is_native(native: &NativeRules, active: &Active<'_>, i: usize, rule: &CompiledRule) -> bool {
-    native.contains(&active.policy.name, i)
-        && (!rule.is_mutation() || active.mode == Mode::Enforce)
+    native.contains(&active.policy.name, i) && (!rule.is_mutation() || active.mode == Mode::Enforce)
 }
 
 /// Runs the validation rules of the selected policies against a workload, but those left to
@@ -602,7 +601,11 @@ spec:
             ("lenient".to_owned(), 1),
         ]);
         let native = evaluate_with_native(&set, &request, &every_rule);
-        assert!(native.allowed, "the API server denies: {:?}", kinds(&native));
+        assert!(
+            native.allowed,
+            "the API server denies: {:?}",
+            kinds(&native)
+        );
         assert!(!native.is_patched(), "the API server labels");
         // What only the webhook can do stays: the warn policy's mutation (object and
         // template labels), described.
@@ -627,6 +630,10 @@ spec:
             "{:?}",
             kinds(&partial)
         );
-        assert!(!kinds(&partial).iter().any(|(_, r, _)| *r == "requireProbes"));
+        assert!(
+            !kinds(&partial)
+                .iter()
+                .any(|(_, r, _)| *r == "requireProbes")
+        );
     }
 }

@@ -129,10 +129,7 @@ pub const VALIDATING_KINDS: [&str; 2] = [
     "ValidatingAdmissionPolicyBinding",
 ];
 /// The kinds of the mutating objects: policy, binding.
-pub const MUTATING_KINDS: [&str; 2] = [
-    "MutatingAdmissionPolicy",
-    "MutatingAdmissionPolicyBinding",
-];
+pub const MUTATING_KINDS: [&str; 2] = ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"];
 
 /// What an export gives.
 #[derive(Debug, Clone, Default)]

@@ -190,16 +190,24 @@ fn admission_policy_writes(w: &World) -> f64 {
             l.contains("group=\"admissionregistration.k8s.io\"")
                 && l.contains("admissionpolic")
                 && l.contains("subresource=\"\"")
-                && ["APPLY", "PATCH", "POST", "PUT", "DELETE", "DELETECOLLECTION"]
-                    .iter()
-                    .any(|v| l.contains(&format!("verb=\"{v}\"")))
+                && [
+                    "APPLY",
+                    "PATCH",
+                    "POST",
+                    "PUT",
+                    "DELETE",
+                    "DELETECOLLECTION",
+                ]
+                .iter()
+                .any(|v| l.contains(&format!("verb=\"{v}\"")))
         })
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
 }
 
 fn binding_actions(w: &World, name: &str) -> Option<Value> {
-    object(w, "validatingadmissionpolicybinding", name).map(|b| b["spec"]["validationActions"].clone())
+    object(w, "validatingadmissionpolicybinding", name)
+        .map(|b| b["spec"]["validationActions"].clone())
 }
 
 fn rfc3339(t: Timestamp) -> String {
@@ -217,7 +225,13 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         &[
             (
                 "probes.yaml",
-                policy("sync-probes", "enforce", "e2e-sync-*", "{requireProbes: {}}", ""),
+                policy(
+                    "sync-probes",
+                    "enforce",
+                    "e2e-sync-*",
+                    "{requireProbes: {}}",
+                    "",
+                ),
             ),
             (
                 "labels.yaml",
@@ -253,7 +267,10 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
                     "warn",
                     "e2e-sync-*",
                     "{requireImageTag: {}}",
-                    &format!("  schedule:\n    - {{from: '{}', mode: enforce}}\n", rfc3339(step)),
+                    &format!(
+                        "  schedule:\n    - {{from: '{}', mode: enforce}}\n",
+                        rfc3339(step)
+                    ),
                 ),
             ),
         ],
@@ -273,7 +290,10 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         });
     }
     let vap = object(w, "validatingadmissionpolicy", "portcullis-sync-probes").expect("vap");
-    assert_eq!(vap["metadata"]["labels"]["portcullis.dev/policy"], "sync-probes");
+    assert_eq!(
+        vap["metadata"]["labels"]["portcullis.dev/policy"],
+        "sync-probes"
+    );
     // One field manager (kubectl hides managedFields unless asked).
     let managed = w.kubectl().run(&[
         "get",
@@ -295,14 +315,11 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
     // The denial is the API server's, in Portcullis' words.
     let err = w
         .kubectl()
-        .with_object(
-            &["create", "-n", &ns, "--dry-run=server"],
-            &{
-                let mut p = pod("bare", bare_container("app"));
-                p["metadata"]["labels"] = json!({"team": "a"});
-                p
-            },
-        )
+        .with_object(&["create", "-n", &ns, "--dry-run=server"], &{
+            let mut p = pod("bare", bare_container("app"));
+            p["metadata"]["labels"] = json!({"team": "a"});
+            p
+        })
         .err();
     assert!(
         err.contains("ValidatingAdmissionPolicy 'portcullis-sync-probes'")
@@ -325,7 +342,11 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         writes,
         "no write at rest"
     );
-    assert_eq!(admission_policy_writes(w), served, "the API server served no write");
+    assert_eq!(
+        admission_policy_writes(w),
+        served,
+        "the API server served no write"
+    );
     assert_eq!(owned_versions(w), versions, "no object changed");
     assert_eq!(p.metric("portcullis_native_write_errors_total", &[]), 0.0);
 
@@ -349,7 +370,12 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
     std::fs::remove_file(p.policy_dir().join("labels.yaml")).expect("remove");
     wait_for("sync-labels deleted", Duration::from_secs(20), || {
         (object(w, "validatingadmissionpolicy", "portcullis-sync-labels").is_none()
-            && object(w, "validatingadmissionpolicybinding", "portcullis-sync-labels").is_none())
+            && object(
+                w,
+                "validatingadmissionpolicybinding",
+                "portcullis-sync-labels",
+            )
+            .is_none())
         .then_some(())
     });
     assert!(object(w, "validatingadmissionpolicy", "portcullis-sync-probes").is_some());
@@ -365,23 +391,32 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         Timestamp::now() < expiry,
         "the steps above took too long for this case's clock"
     );
-    let resources_created = w
-        .kubectl()
-        .with_object(
-            &["create", "-n", &ns, "--dry-run=server"],
-            &pod("no-resources", {
-                let mut c = container("app");
-                c.as_object_mut().expect("container").remove("resources");
-                c
-            }),
-        );
-    assert!(resources_created.success, "excepted: {}", resources_created.stderr);
-    let moved = wait_for("the exception's expiry applied", Duration::from_secs(60), || {
-        let v = object(w, "validatingadmissionpolicy", "portcullis-sync-resources")?;
-        (v["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"])
-            .then_some(Timestamp::now())
-    });
-    assert!(moved >= expiry, "moved at {moved}, before the expiry {expiry}");
+    let resources_created = w.kubectl().with_object(
+        &["create", "-n", &ns, "--dry-run=server"],
+        &pod("no-resources", {
+            let mut c = container("app");
+            c.as_object_mut().expect("container").remove("resources");
+            c
+        }),
+    );
+    assert!(
+        resources_created.success,
+        "excepted: {}",
+        resources_created.stderr
+    );
+    let moved = wait_for(
+        "the exception's expiry applied",
+        Duration::from_secs(60),
+        || {
+            let v = object(w, "validatingadmissionpolicy", "portcullis-sync-resources")?;
+            (v["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"])
+                .then_some(Timestamp::now())
+        },
+    );
+    assert!(
+        moved >= expiry,
+        "moved at {moved}, before the expiry {expiry}"
+    );
     assert!(
         moved.unix() <= expiry.unix() + 5,
         "moved at {moved}, long after the expiry {expiry}"
@@ -415,7 +450,10 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         (binding_actions(w, "portcullis-sync-scheduled")? == json!(["Deny"]))
             .then_some(Timestamp::now())
     });
-    assert!(denied_at >= step, "moved at {denied_at}, before the step {step}");
+    assert!(
+        denied_at >= step,
+        "moved at {denied_at}, before the step {step}"
+    );
     assert!(
         denied_at.unix() <= step.unix() + 5,
         "moved at {denied_at}, long after the step {step}"
@@ -490,7 +528,13 @@ fn the_webhook_leaves_to_the_api_server_only_what_the_cluster_enforces_as_export
         &[
             (
                 "probes.yaml",
-                policy("skip-probes", "enforce", "e2e-skip-*", "{requireProbes: {}}", ""),
+                policy(
+                    "skip-probes",
+                    "enforce",
+                    "e2e-skip-*",
+                    "{requireProbes: {}}",
+                    "",
+                ),
             ),
             (
                 "tags.yaml",
@@ -595,7 +639,10 @@ fn the_webhook_leaves_to_the_api_server_only_what_the_cluster_enforces_as_export
     );
     let warnings = out.warnings();
     let created: Value = serde_json::from_str(&out.ok()).expect("created");
-    let tag_warnings: Vec<&String> = warnings.iter().filter(|w| w.contains("skip-tags")).collect();
+    let tag_warnings: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("skip-tags"))
+        .collect();
     assert_eq!(tag_warnings.len(), 1, "{warnings:?}");
     assert!(
         tag_warnings[0].contains("ValidatingAdmissionPolicy 'portcullis-skip-tags'"),
@@ -621,7 +668,10 @@ fn the_webhook_leaves_to_the_api_server_only_what_the_cluster_enforces_as_export
     assert_eq!(validate["allowed"], false, "{validate}");
     let message = validate["status"]["message"].as_str().unwrap_or("");
     assert!(message.contains("[skip-probes]"), "{message}");
-    assert!(validate.get("warnings").is_none(), "skip-tags still native: {validate}");
+    assert!(
+        validate.get("warnings").is_none(),
+        "skip-tags still native: {validate}"
+    );
 
     // Deleted behind its back: the webhook judges and mutates everything again.
     k.run(&["delete", KINDS, "-l", OWNED]).ok();
@@ -633,7 +683,10 @@ fn the_webhook_leaves_to_the_api_server_only_what_the_cluster_enforces_as_export
     let warnings = validate["warnings"].to_string();
     assert!(warnings.contains("[skip-tags]"), "{validate}");
     let mutate = send(&p, "/mutate", &review(&ns, &bare));
-    assert!(mutate.get("patch").is_some(), "the webhook labels: {mutate}");
+    assert!(
+        mutate.get("patch").is_some(),
+        "the webhook labels: {mutate}"
+    );
     wait_for(
         "the API server without the native policies",
         Duration::from_secs(30),

@@ -129,6 +129,11 @@ fn served_mutating_version(args: &ExportArgs) -> anyhow::Result<Option<MutatingV
         )?;
         crate::cluster::native_sync::served_mutating_version(&connection.client)
             .await
-            .with_context(|| format!("asking {} for MutatingAdmissionPolicy", connection.description))
+            .with_context(|| {
+                format!(
+                    "asking {} for MutatingAdmissionPolicy",
+                    connection.description
+                )
+            })
     })
 }

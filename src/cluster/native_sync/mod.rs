@@ -61,9 +61,8 @@ impl Confirmed {
         namespace: Option<&str>,
     ) -> &NativeRules {
         let current = self.generation == generation && self.until.is_none_or(|t| now < t);
-        let bound = namespace.is_some_and(|ns| {
-            !ns.is_empty() && !self.excluded_namespaces.iter().any(|e| e == ns)
-        });
+        let bound = namespace
+            .is_some_and(|ns| !ns.is_empty() && !self.excluded_namespaces.iter().any(|e| e == ns));
         if current && bound && !self.rules.is_empty() {
             &self.rules
         } else {
@@ -215,7 +214,10 @@ mod tests {
         };
         let at = Timestamp::from_unix;
         assert!(c.for_request(3, at(99), Some("shop")).contains("probes", 0));
-        assert!(c.for_request(4, at(99), Some("shop")).is_empty(), "reloaded");
+        assert!(
+            c.for_request(4, at(99), Some("shop")).is_empty(),
+            "reloaded"
+        );
         assert!(c.for_request(3, at(100), Some("shop")).is_empty(), "stale");
         assert!(c.for_request(3, at(99), Some("kube-system")).is_empty());
         assert!(c.for_request(3, at(99), None).is_empty());

@@ -137,7 +137,9 @@ pub fn type_checked(actual: &Value) -> bool {
     if actual.get("kind").and_then(Value::as_str) != Some("ValidatingAdmissionPolicy") {
         return true;
     }
-    let generation = actual.pointer("/metadata/generation").and_then(Value::as_i64);
+    let generation = actual
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
     let observed = actual
         .pointer("/status/observedGeneration")
         .and_then(Value::as_i64);
@@ -205,8 +207,8 @@ spec:
 "#;
 
     fn export() -> Export {
-        let set = crate::policy::load::compile_str(std::path::Path::new("set.yaml"), SET)
-            .expect("set");
+        let set =
+            crate::policy::load::compile_str(std::path::Path::new("set.yaml"), SET).expect("set");
         crate::native::export(
             &set,
             &Options {
@@ -270,8 +272,7 @@ spec:
         let e = export();
         let mut cluster = stored(&e.objects);
         let vap = key("ValidatingAdmissionPolicy", "portcullis-probes");
-        cluster.get_mut(&vap).expect("vap")["spec"]["validations"][0]["expression"] =
-            json!("true");
+        cluster.get_mut(&vap).expect("vap")["spec"]["validations"][0]["expression"] = json!("true");
         let p = plan(&e.objects, &cluster);
         assert_eq!(p.applies.len(), 1);
         assert_eq!(Key::of(&p.applies[0]), Some(vap.clone()));
@@ -287,7 +288,10 @@ spec:
         assert_eq!(plan(&e.objects, &cluster).applies.len(), 1);
         // A binding missing: its rules are not enforced.
         let mut cluster = stored(&e.objects);
-        cluster.remove(&key("ValidatingAdmissionPolicyBinding", "portcullis-probes"));
+        cluster.remove(&key(
+            "ValidatingAdmissionPolicyBinding",
+            "portcullis-probes",
+        ));
         assert!(!confirmed(&e, &cluster).contains("probes", 0));
         assert_eq!(plan(&e.objects, &cluster).applies.len(), 1);
     }
@@ -308,7 +312,10 @@ spec:
         cluster.insert(Key::of(&foreign).expect("key"), foreign);
         let p = plan(&e.objects, &cluster);
         assert!(p.applies.is_empty());
-        assert_eq!(p.deletes, [key("ValidatingAdmissionPolicy", "portcullis-old")]);
+        assert_eq!(
+            p.deletes,
+            [key("ValidatingAdmissionPolicy", "portcullis-old")]
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ use super::plan::{self, Key};
 use super::{Confirmed, FIELD_MANAGER, Inputs, SyncConfig, resource, served_mutating_version};
 use crate::cluster::connect::describe_error;
 use crate::cluster::lease::{still_leading, wait};
-use crate::native::{self, MANAGED_BY, MUTATING_KINDS, MutatingVersion, POLICY_LABEL, VALIDATING_KINDS};
+use crate::native::{
+    self, MANAGED_BY, MUTATING_KINDS, MutatingVersion, POLICY_LABEL, VALIDATING_KINDS,
+};
 use crate::policy::Timestamp;
 use crate::telemetry::WriteLabels;
 
@@ -95,7 +97,11 @@ pub(super) async fn run(
         .map(|k| (k, resource(k, "v1")))
         .collect();
     if let Some(v) = mutating {
-        resources.extend(MUTATING_KINDS.into_iter().map(|k| (k, resource(k, v.as_str()))));
+        resources.extend(
+            MUTATING_KINDS
+                .into_iter()
+                .map(|k| (k, resource(k, v.as_str()))),
+        );
     }
     let (updates, mut incoming) = mpsc::channel::<Update>(64);
     let tasks: Vec<_> = resources
@@ -114,7 +120,10 @@ pub(super) async fn run(
         calls,
         config,
         mutating,
-        kinds: resources.iter().map(|(k, _)| (*k, KindSync::default())).collect(),
+        kinds: resources
+            .iter()
+            .map(|(k, _)| (*k, KindSync::default()))
+            .collect(),
         resources,
         store: BTreeMap::new(),
         generation: 0,
@@ -284,8 +293,12 @@ impl Syncer {
         }
         let mut failed = false;
         for object in todo.applies {
-            let Some(key) = Key::of(&object) else { continue };
-            let Some(api) = self.api(&key.kind) else { continue };
+            let Some(key) = Key::of(&object) else {
+                continue;
+            };
+            let Some(api) = self.api(&key.kind) else {
+                continue;
+            };
             let params = PatchParams::apply(FIELD_MANAGER).force();
             match api.patch(&key.name, &params, &Patch::Apply(&object)).await {
                 Ok(written) => {
@@ -303,7 +316,9 @@ impl Syncer {
             }
         }
         for key in todo.deletes {
-            let Some(api) = self.api(&key.kind) else { continue };
+            let Some(api) = self.api(&key.kind) else {
+                continue;
+            };
             match api.delete(&key.name, &DeleteParams::default()).await {
                 Ok(_) => {
                     self.count("delete");

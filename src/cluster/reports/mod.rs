@@ -19,12 +19,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use super::connect::{CALL_TIMEOUT, calls_client};
+pub use super::lease::LEASE_NAME;
 use super::lease::LeaseConfig;
 use super::{Connection, NamespaceCache};
 use crate::policy::SharedPolicies;
 use crate::telemetry::ReportsMetrics;
-pub use super::connect::{CALL_TIMEOUT, calls_client};
-pub use super::lease::LEASE_NAME;
 pub use content::{Limits, Status};
 
 /// How the reports are written.
@@ -110,8 +110,12 @@ async fn follow_and_write(
                 metrics.leader.set(1);
                 tracing::info!(identity = %config.lease.identity, lease = LEASE_NAME,
                     "leading: writing policy reports");
-                running =
-                    writer::Running::start(kube_config.clone(), inputs.clone(), config.clone(), &stop);
+                running = writer::Running::start(
+                    kube_config.clone(),
+                    inputs.clone(),
+                    config.clone(),
+                    &stop,
+                );
             }
             (false, true) => {
                 stop_writer(&mut running).await;
