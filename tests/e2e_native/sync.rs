@@ -661,9 +661,25 @@ fn the_webhook_leaves_to_the_api_server_only_what_the_cluster_enforces_as_export
         r#"[{"op": "replace", "path": "/spec/failurePolicy", "value": "Ignore"}]"#,
     ])
     .ok();
+    // Once the API server has type-checked the changed object (its status is of the new
+    // generation), only its content keeps the rules from being left to it.
+    wait_for(
+        "the changed policy type-checked",
+        Duration::from_secs(60),
+        || {
+            let v = object(w, "validatingadmissionpolicy", "portcullis-skip-probes")?;
+            (v["status"]["observedGeneration"] == v["metadata"]["generation"]).then_some(())
+        },
+    );
     wait_for("the change seen", Duration::from_secs(20), || {
         (p.metric("portcullis_native_rules_confirmed", &[]) == 2.0).then_some(())
     });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        p.metric("portcullis_native_rules_confirmed", &[]),
+        2.0,
+        "a type-checked object of other content is not trusted"
+    );
     let validate = send(&p, "/validate", &review(&ns, &bare));
     assert_eq!(validate["allowed"], false, "{validate}");
     let message = validate["status"]["message"].as_str().unwrap_or("");
