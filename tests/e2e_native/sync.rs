@@ -459,6 +459,13 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         "moved at {denied_at}, long after the step {step}"
     );
     assert_eq!(p.metric("portcullis_native_write_errors_total", &[]), 0.0);
+    // Once applied and type-checked, the moved objects are confirmed again: every rule of the
+    // three remaining policies is left to the API server.
+    wait_for(
+        "the moved objects confirmed",
+        Duration::from_secs(30),
+        || (p.metric("portcullis_native_rules_confirmed", &[]) == 3.0).then_some(()),
+    );
     drop(p);
 }
 
