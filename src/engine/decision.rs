@@ -188,6 +188,9 @@ pub struct Decision {
     /// judged as if the policies ran (mode `off`, effect `audit`, or `excepted` when an
     /// exception in force covers it). They decide nothing: readiness figures only.
     pub off_violations: Vec<Finding>,
+    /// The rules of the selected policies left to the API server's native admission policies
+    /// (policy, rule type): not judged here ([`super::NativeRules`]).
+    pub native: Vec<(String, &'static str)>,
 }
 
 impl Decision {
