@@ -177,6 +177,7 @@ fn agree(set: &PolicySet, case: &Case, request: &Request<'_>) {
                 review,
                 request.time,
                 request.namespace_labels,
+                &portcullis::engine::NativeRules::NONE,
             )
             .expect("the webhook answers");
             same(&format!("{what}, webhook"), &runner, &handled.decision);
@@ -275,9 +276,16 @@ proptest! {
         for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
             let [dry, wet] = [true, false].map(|dry_run| {
                 let review = admission::parse_review(&review_of(&request, dry_run)).expect("readable");
-                admission::answer(endpoint, &set, review, request.time, request.namespace_labels)
-                    .expect("the webhook answers")
-                    .body
+                admission::answer(
+                    endpoint,
+                    &set,
+                    review,
+                    request.time,
+                    request.namespace_labels,
+                    &portcullis::engine::NativeRules::NONE,
+                )
+                .expect("the webhook answers")
+                .body
             });
             prop_assert_eq!(dry, wet);
         }

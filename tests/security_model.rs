@@ -211,9 +211,16 @@ fn a_dry_run_gets_the_same_answer() {
                 v["request"]["dryRun"] = json!(dry_run)
             });
             let time = portcullis::policy::Timestamp::from_unix(1_767_225_600);
-            admission::answer(endpoint, &set, review, time, NamespaceLabels::NameOnly)
-                .expect("answer")
-                .body
+            admission::answer(
+                endpoint,
+                &set,
+                review,
+                time,
+                NamespaceLabels::NameOnly,
+                &portcullis::engine::NativeRules::NONE,
+            )
+            .expect("answer")
+            .body
         });
         assert_eq!(real, dry, "{endpoint:?}");
     }
