@@ -17,9 +17,10 @@
 //! Knobs (environment): `SEQUENTIAL` Pods per round created one by one (200), `CONCURRENT`
 //! Pods per round created by 8 clients (400), `ROUNDS` (3), `WARMUP` Pods per mode and round
 //! before measuring (20), `BASELINE` another `portcullis` binary (an older build), run beside
-//! this one as the extra mode `validate+mutate (baseline)`, `NATIVE_BASELINE` a file of
-//! exported objects (an older `portcullis policy export policies`), applied as the extra mode
-//! `native (baseline)`, `MODES` the modes to run, comma-separated (every mode; `none` always).
+//! this one as the extra mode `validate+mutate (baseline)`, `NATIVE_FILES` files of native
+//! policy objects as `LABEL=PATH,...` (an older `portcullis policy export policies`, a variant),
+//! each applied as the extra mode `native (LABEL)`, `MODES` the modes to run, comma-separated
+//! (every mode; `none` always).
 
 #[path = "../tests/e2e_support/mod.rs"]
 #[allow(unused_imports)]
@@ -43,9 +44,9 @@ const MODES: [&str; 6] = [
     "native+mutate",
 ];
 const BASELINE_MODE: &str = "validate+mutate (baseline)";
-/// The objects of `NATIVE_BASELINE` (an older export): beside `native`, what the export's
-/// changes gained.
-const NATIVE_BASELINE_MODE: &str = "native (baseline)";
+/// The prefix of the modes of `NATIVE_FILES` (an older export, a variant): beside `native`,
+/// what the export's changes gained.
+const NATIVE_FILE_MODE: &str = "native (";
 /// Portcullis validate + mutate on Pods that already carry what it would add: the webhooks are
 /// called, no patch comes back. Its difference to `validate+mutate` is what applying a patch
 /// costs the apiserver.
@@ -133,10 +134,27 @@ fn exported(mutate: bool) -> Vec<Value> {
     portcullis::native::export(&set, &options).objects
 }
 
-/// The objects of the file `NATIVE_BASELINE` names (a YAML stream, as the export prints it).
-fn native_baseline() -> Vec<Value> {
-    let path = std::env::var("NATIVE_BASELINE").expect("NATIVE_BASELINE");
-    let text = std::fs::read_to_string(&path).expect("NATIVE_BASELINE file");
+/// The `NATIVE_FILES` entries: (mode, path).
+fn native_files() -> Vec<(&'static str, String)> {
+    std::env::var("NATIVE_FILES")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(label, path)| {
+            let mode: &'static str =
+                Box::leak(format!("{NATIVE_FILE_MODE}{label})").into_boxed_str());
+            (mode, path.to_owned())
+        })
+        .collect()
+}
+
+/// The objects of the `NATIVE_FILES` entry of `mode` (a YAML stream, as the export prints it).
+fn native_file(mode: &str) -> Vec<Value> {
+    let (_, path) = native_files()
+        .into_iter()
+        .find(|(m, _)| *m == mode)
+        .expect("NATIVE_FILES entry");
+    let text = std::fs::read_to_string(&path).expect("NATIVE_FILES file");
     serde_yaml_ng::Deserializer::from_str(&text)
         .map(|doc| serde::Deserialize::deserialize(doc).expect("YAML object"))
         .filter(|v: &Value| !v.is_null())
@@ -186,9 +204,9 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
             let list = json!({"apiVersion": "v1", "kind": "List", "items": admission_policy()});
             k.with_object(&["apply"], &list).ok();
         }
-        "native" | "native+mutate" | NATIVE_BASELINE_MODE => {
-            let items = if mode == NATIVE_BASELINE_MODE {
-                native_baseline()
+        m if m.starts_with("native") => {
+            let items = if mode.starts_with(NATIVE_FILE_MODE) {
+                native_file(mode)
             } else {
                 exported(mode == "native+mutate")
             };
@@ -218,7 +236,7 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
         let want = match mode {
             "none" => "none",
             "vap" => "vap",
-            "native" | "native+mutate" | NATIVE_BASELINE_MODE => "native",
+            m if m.starts_with("native") => "native",
             _ => "webhook",
         };
         if denied_by != want {
@@ -226,10 +244,7 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
         }
         // Measured in steady state: the API server's status controller has type-checked every
         // policy (against the schema of each kind it matches, on the same cores).
-        if matches!(
-            mode,
-            "vap" | "native" | "native+mutate" | NATIVE_BASELINE_MODE
-        ) {
+        if mode == "vap" || mode.starts_with("native") {
             let policies = k
                 .run(&["get", "validatingadmissionpolicies", "-o", "json"])
                 .json();
@@ -464,16 +479,16 @@ fn main() {
     if baseline.is_some() {
         modes.insert(2, BASELINE_MODE);
     }
-    if std::env::var_os("NATIVE_BASELINE").is_some() {
-        let at = modes
-            .iter()
-            .position(|m| *m == "native")
-            .unwrap_or(modes.len());
-        modes.insert(at, NATIVE_BASELINE_MODE);
+    let at = modes
+        .iter()
+        .position(|m| *m == "native")
+        .unwrap_or(modes.len());
+    for (mode, _) in native_files().into_iter().rev() {
+        modes.insert(at, mode);
     }
     if let Ok(only) = std::env::var("MODES") {
         let only: Vec<&str> = only.split(',').map(str::trim).collect();
-        modes.retain(|m| *m == "none" || only.contains(m));
+        modes.retain(|m| *m == "none" || m.starts_with(NATIVE_FILE_MODE) || only.contains(m));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
