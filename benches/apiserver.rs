@@ -17,7 +17,10 @@
 //! Knobs (environment): `SEQUENTIAL` Pods per round created one by one (200), `CONCURRENT`
 //! Pods per round created by 8 clients (400), `ROUNDS` (3), `WARMUP` Pods per mode and round
 //! before measuring (20), `BASELINE` another `portcullis` binary (an older build), run beside
-//! this one as the extra mode `validate+mutate (baseline)`.
+//! this one as the extra mode `validate+mutate (baseline)`, `NATIVE_FILES` files of native
+//! policy objects as `LABEL=PATH,...` (an older `portcullis policy export policies`, a variant),
+//! each applied as the extra mode `native (LABEL)`, `MODES` the modes to run, comma-separated
+//! (every mode; `none` always).
 
 #[path = "../tests/e2e_support/mod.rs"]
 #[allow(unused_imports)]
@@ -41,6 +44,9 @@ const MODES: [&str; 6] = [
     "native+mutate",
 ];
 const BASELINE_MODE: &str = "validate+mutate (baseline)";
+/// The prefix of the modes of `NATIVE_FILES` (an older export, a variant): beside `native`,
+/// what the export's changes gained.
+const NATIVE_FILE_MODE: &str = "native (";
 /// Portcullis validate + mutate on Pods that already carry what it would add: the webhooks are
 /// called, no patch comes back. Its difference to `validate+mutate` is what applying a patch
 /// costs the apiserver.
@@ -128,6 +134,33 @@ fn exported(mutate: bool) -> Vec<Value> {
     portcullis::native::export(&set, &options).objects
 }
 
+/// The `NATIVE_FILES` entries: (mode, path).
+fn native_files() -> Vec<(&'static str, String)> {
+    std::env::var("NATIVE_FILES")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(label, path)| {
+            let mode: &'static str =
+                Box::leak(format!("{NATIVE_FILE_MODE}{label})").into_boxed_str());
+            (mode, path.to_owned())
+        })
+        .collect()
+}
+
+/// The objects of the `NATIVE_FILES` entry of `mode` (a YAML stream, as the export prints it).
+fn native_file(mode: &str) -> Vec<Value> {
+    let (_, path) = native_files()
+        .into_iter()
+        .find(|(m, _)| *m == mode)
+        .expect("NATIVE_FILES entry");
+    let text = std::fs::read_to_string(&path).expect("NATIVE_FILES file");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("YAML object"))
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
 /// Puts the cluster in `mode` and waits until it is in force.
 fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
     let k = &cluster.kubectl;
@@ -171,8 +204,12 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
             let list = json!({"apiVersion": "v1", "kind": "List", "items": admission_policy()});
             k.with_object(&["apply"], &list).ok();
         }
-        "native" | "native+mutate" => {
-            let items = exported(mode == "native+mutate");
+        m if m.starts_with("native") => {
+            let items = if mode.starts_with(NATIVE_FILE_MODE) {
+                native_file(mode)
+            } else {
+                exported(mode == "native+mutate")
+            };
             let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
             k.with_object(&["apply"], &list).ok();
         }
@@ -199,7 +236,7 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
         let want = match mode {
             "none" => "none",
             "vap" => "vap",
-            "native" | "native+mutate" => "native",
+            m if m.starts_with("native") => "native",
             _ => "webhook",
         };
         if denied_by != want {
@@ -207,7 +244,7 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
         }
         // Measured in steady state: the API server's status controller has type-checked every
         // policy (against the schema of each kind it matches, on the same cores).
-        if matches!(mode, "vap" | "native" | "native+mutate") {
+        if mode == "vap" || mode.starts_with("native") {
             let policies = k
                 .run(&["get", "validatingadmissionpolicies", "-o", "json"])
                 .json();
@@ -442,6 +479,17 @@ fn main() {
     if baseline.is_some() {
         modes.insert(2, BASELINE_MODE);
     }
+    let at = modes
+        .iter()
+        .position(|m| *m == "native")
+        .unwrap_or(modes.len());
+    for (mode, _) in native_files().into_iter().rev() {
+        modes.insert(at, mode);
+    }
+    if let Ok(only) = std::env::var("MODES") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        modes.retain(|m| *m == "none" || m.starts_with(NATIVE_FILE_MODE) || only.contains(m));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -563,24 +611,43 @@ fn main() {
             per[per.len() - 1]
         );
     }
-    let ratios: Vec<String> = round_p50
-        .iter()
-        .map(|r| format!("{:.2}", (r["native"] - r["none"]) / (r["vap"] - r["none"])))
-        .collect();
-    println!();
-    println!(
-        "the exported policies add {:+.2} ms at p50 (median of rounds), the hand-written ValidatingAdmissionPolicy {:+.2} ms: ratio {:.2} (target <= 1.10); per round: {}",
-        medians["native"],
-        medians["vap"],
-        medians["native"] / medians["vap"],
-        ratios.join(", ")
-    );
-    let (vm, vap) = (overheads["validate+mutate"], overheads["vap"]);
-    println!();
-    println!(
-        "validate+mutate adds {vm:+.2} ms at p50, the ValidatingAdmissionPolicy {vap:+.2} ms: ratio {:.2} (target <= 1.5)",
-        vm / vap
-    );
+    if modes.contains(&"native") && modes.contains(&"vap") {
+        let ratios: Vec<String> = round_p50
+            .iter()
+            .map(|r| format!("{:.2}", (r["native"] - r["none"]) / (r["vap"] - r["none"])))
+            .collect();
+        println!();
+        println!(
+            "the exported policies add {:+.2} ms at p50 (median of rounds), the hand-written ValidatingAdmissionPolicy {:+.2} ms: ratio {:.2} (target <= 1.10); per round: {}",
+            medians["native"],
+            medians["vap"],
+            medians["native"] / medians["vap"],
+            ratios.join(", ")
+        );
+        // The API server's own validating step, over what it costs with no policy at all.
+        let step = |mode: &str| {
+            let (sum, count) = costs
+                .get(&(mode, "apiserver's validating admission (all plugins)"))
+                .copied()
+                .unwrap_or_default();
+            sum / count.max(1.0) * 1000.0
+        };
+        let none = step("none");
+        println!(
+            "validating admission step, mean over none: native {:+.3} ms, vap {:+.3} ms: ratio {:.2}",
+            step("native") - none,
+            step("vap") - none,
+            (step("native") - none) / (step("vap") - none)
+        );
+    }
+    if modes.contains(&"validate+mutate") && modes.contains(&"vap") {
+        let (vm, vap) = (overheads["validate+mutate"], overheads["vap"]);
+        println!();
+        println!(
+            "validate+mutate adds {vm:+.2} ms at p50, the ValidatingAdmissionPolicy {vap:+.2} ms: ratio {:.2} (target <= 1.5)",
+            vm / vap
+        );
+    }
     if let Some(b) = baseline {
         b.stop();
     }

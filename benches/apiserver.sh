@@ -6,7 +6,8 @@
 #
 #   bash benches/apiserver.sh
 #
-# Knobs (environment): SEQUENTIAL=200 CONCURRENT=400 ROUNDS=3 WARMUP=20 (see
+# Knobs (environment): SEQUENTIAL=200 CONCURRENT=400 ROUNDS=3 WARMUP=20, MODES=vap,native,
+# NATIVE_FILES=before=old-export.yaml (see
 # benches/apiserver.rs); PORTCULLIS_E2E_ASSETS to use binaries already decompressed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,6 +8,11 @@
 //! built as lists of texts, one list per container (the engine's order: app containers, then
 //! init containers; per container, the rule's fields in order), since a v1.32 API server has
 //! no `flatten`.
+//!
+//! A compliant request is decided by a cheap condition (each check's failure condition,
+//! negated, with `all()` over the containers: [`Part::clean`]); the texts, the exceptions and
+//! the ratchet are evaluated only when some check fails. The API server evaluates a
+//! `messageExpression` whether the validation fails or not, so the message is guarded too.
 
 use serde_json::{Value, json};
 
@@ -171,6 +176,41 @@ impl Context<'_> {
     }
 }
 
+/// What a rule (or part of one) gives: its findings, a CEL list of lists of texts (new side)
+/// or keys (old side); and `clean`, a cheap boolean that holds exactly when none of its checks
+/// fails, exceptions and the ratchet aside. `clean` implies no findings, so a policy object
+/// evaluates it first and builds the findings only when something fails (the common,
+/// compliant request costs what a hand-written `all()` costs).
+struct Part {
+    found: String,
+    clean: String,
+}
+
+impl Part {
+    /// Parts side by side: every finding, clean when all are.
+    fn join(parts: Vec<Part>) -> Part {
+        let (found, clean): (Vec<String>, Vec<String>) =
+            parts.into_iter().map(|p| (p.found, p.clean)).unzip();
+        Part {
+            found: found.join(" + "),
+            clean: cel::and(&clean),
+        }
+    }
+
+    /// The part, or nothing at all when `skip` holds.
+    fn unless(self, skip: &str) -> Part {
+        Part {
+            found: format!("({skip}) ? [] : ({})", self.found),
+            clean: format!("({skip}) || ({})", self.clean),
+        }
+    }
+}
+
+/// Whether one of `checks` fails.
+fn any_fails(checks: &[Check]) -> String {
+    cel::or(&checks.iter().map(|c| c.fails.clone()).collect::<Vec<_>>())
+}
+
 /// The groups (one per container) of checks on the containers of `list_expr`.
 fn per_container(
     ctx: &Context<'_>,
@@ -178,18 +218,21 @@ fn per_container(
     list_expr: &str,
     filter: Option<&str>,
     checks: &[Check],
-) -> String {
+) -> Part {
     // Only containers with a failing check build their texts: a compliant container costs
     // its checks' conditions, nothing more.
-    let any_fails = cel::or(&checks.iter().map(|c| c.fails.clone()).collect::<Vec<_>>());
+    let any_fails = any_fails(checks);
     let keep = match filter {
         Some(f) => format!("({f}) && ({any_fails})"),
         None => any_fails,
     };
-    format!(
-        "{list_expr}.filter(c, {keep}).map(c, {}).filter(g, size(g) > 0)",
-        ctx.group(side, Some("c.name"), checks)
-    )
+    Part {
+        found: format!(
+            "{list_expr}.filter(c, {keep}).map(c, {}).filter(g, size(g) > 0)",
+            ctx.group(side, Some("c.name"), checks)
+        ),
+        clean: format!("{list_expr}.all(c, !({keep}))"),
+    }
 }
 
 /// The field path of container `c` in `list` (`containers`, `initContainers`).
@@ -256,7 +299,7 @@ fn probe_checks(rule: &RequireProbes, side: Side, list_name: &str) -> Vec<Check>
         .collect()
 }
 
-fn require_probes(ctx: &Context<'_>, rule: &RequireProbes, side: Side) -> String {
+fn require_probes(ctx: &Context<'_>, rule: &RequireProbes, side: Side) -> Part {
     let mut parts = vec![per_container(
         ctx,
         side,
@@ -273,11 +316,11 @@ fn require_probes(ctx: &Context<'_>, rule: &RequireProbes, side: Side) -> String
             &probe_checks(rule, side, "initContainers"),
         ));
     }
-    let all = parts.join(" + ");
+    let all = Part::join(parts);
     if rule.include_run_to_completion {
         all
     } else {
-        format!("({}) ? [] : ({all})", runs_to_completion(side))
+        all.unless(&runs_to_completion(side))
     }
 }
 
@@ -328,7 +371,7 @@ fn resource_checks(rule: &RequireResources, side: Side, list_name: &str) -> Vec<
     checks
 }
 
-fn require_resources(ctx: &Context<'_>, rule: &RequireResources, side: Side) -> String {
+fn require_resources(ctx: &Context<'_>, rule: &RequireResources, side: Side) -> Part {
     let mut parts = vec![per_container(
         ctx,
         side,
@@ -345,7 +388,7 @@ fn require_resources(ctx: &Context<'_>, rule: &RequireResources, side: Side) -> 
             &resource_checks(rule, side, "initContainers"),
         ));
     }
-    parts.join(" + ")
+    Part::join(parts)
 }
 
 fn image_checks(rule: &RequireImageTag, side: Side, list_name: &str) -> Vec<Check> {
@@ -381,8 +424,8 @@ fn image_checks(rule: &RequireImageTag, side: Side, list_name: &str) -> Vec<Chec
     }
 }
 
-fn require_image_tag(ctx: &Context<'_>, rule: &RequireImageTag, side: Side) -> String {
-    [
+fn require_image_tag(ctx: &Context<'_>, rule: &RequireImageTag, side: Side) -> Part {
+    Part::join(vec![
         per_container(
             ctx,
             side,
@@ -397,11 +440,10 @@ fn require_image_tag(ctx: &Context<'_>, rule: &RequireImageTag, side: Side) -> S
             None,
             &image_checks(rule, side, "initContainers"),
         ),
-    ]
-    .join(" + ")
+    ])
 }
 
-fn require_labels(ctx: &Context<'_>, rule: &RequireLabels, side: Side) -> String {
+fn require_labels(ctx: &Context<'_>, rule: &RequireLabels, side: Side) -> Part {
     use crate::policy::model::MetadataTarget;
     let root = side.root();
     let object = rule.target.contains(&MetadataTarget::Object);
@@ -426,62 +468,72 @@ fn require_labels(ctx: &Context<'_>, rule: &RequireLabels, side: Side) -> String
             .collect()
     };
     let mut parts = Vec::new();
+    let mut clean = Vec::new();
     // The object's own metadata; for a Pod, `podTemplate` means the Pod itself.
-    let object_group = format!(
-        "[{}]",
-        ctx.group(
-            side,
-            None,
-            &checks(&format!("{root}.metadata"), "'metadata'")
-        )
-    );
+    let object_checks = checks(&format!("{root}.metadata"), "'metadata'");
+    let object_group = format!("[{}]", ctx.group(side, None, &object_checks));
+    let object_clean = format!("!({})", any_fails(&object_checks));
     if object {
         parts.push(object_group);
+        clean.push(object_clean);
     } else if template {
         parts.push(format!(
             "(request.kind.kind == 'Pod' ? {object_group} : [])"
         ));
+        clean.push(format!("request.kind.kind != 'Pod' || {object_clean}"));
     }
     if template {
         let meta = format!(
             "(request.kind.kind == 'CronJob' ? {root}.spec.jobTemplate.spec.template.metadata : {root}.spec.template.metadata)"
         );
         let path = "(request.kind.kind == 'CronJob' ? 'spec.jobTemplate.spec.template.metadata' : 'spec.template.metadata')";
+        let template_checks = checks(&meta, path);
         parts.push(format!(
             "(request.kind.kind == 'Pod' ? [] : [{}])",
-            ctx.group(side, None, &checks(&meta, path))
+            ctx.group(side, None, &template_checks)
+        ));
+        clean.push(format!(
+            "request.kind.kind == 'Pod' || !({})",
+            any_fails(&template_checks)
         ));
     }
-    format!("({}).filter(g, size(g) > 0)", parts.join(" + "))
+    Part {
+        found: format!("({}).filter(g, size(g) > 0)", parts.join(" + ")),
+        clean: cel::and(&clean),
+    }
 }
 
-fn disallow_namespaces(ctx: &Context<'_>, patterns: &[String], side: Side) -> String {
+fn disallow_namespaces(ctx: &Context<'_>, patterns: &[String], side: Side) -> Part {
     let check = Check {
         fails: cel::any_pattern(cel::NAMESPACE, patterns),
         message: "'workloads may not run in namespace \"' + request.namespace + '\"'".to_owned(),
         field: "'metadata.namespace'".to_owned(),
         hint: cel::string("deploy into your team's namespace (kubectl -n <namespace>)"),
     };
-    format!(
-        "[{}].filter(g, size(g) > 0)",
-        ctx.group(side, None, &[check])
-    )
+    Part {
+        clean: format!("!({})", check.fails),
+        found: format!(
+            "[{}].filter(g, size(g) > 0)",
+            ctx.group(side, None, &[check])
+        ),
+    }
 }
 
-/// The CEL of one validation rule: a list of lists of texts (new side) or keys (old side).
-/// `None` for mutation rules.
-fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<String> {
-    Some(format!(
-        "({})",
-        match rule {
-            CompiledRule::RequireProbes(r) => require_probes(ctx, r, side),
-            CompiledRule::RequireResources(r) => require_resources(ctx, r, side),
-            CompiledRule::RequireImageTag(r) => require_image_tag(ctx, r, side),
-            CompiledRule::RequireLabels(r) => require_labels(ctx, r, side),
-            CompiledRule::DisallowNamespaces(r) => disallow_namespaces(ctx, &r.namespaces, side),
-            CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => return None,
-        }
-    ))
+/// The CEL of one validation rule: a list of lists of texts (new side) or keys (old side),
+/// and when it is clean. `None` for mutation rules.
+fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<Part> {
+    let part = match rule {
+        CompiledRule::RequireProbes(r) => require_probes(ctx, r, side),
+        CompiledRule::RequireResources(r) => require_resources(ctx, r, side),
+        CompiledRule::RequireImageTag(r) => require_image_tag(ctx, r, side),
+        CompiledRule::RequireLabels(r) => require_labels(ctx, r, side),
+        CompiledRule::DisallowNamespaces(r) => disallow_namespaces(ctx, &r.namespaces, side),
+        CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => return None,
+    };
+    Some(Part {
+        found: format!("({})", part.found),
+        clean: format!("({})", part.clean),
+    })
 }
 
 /// The `variables` and `validations` of the policy object for `policy`'s validation rules in
@@ -503,14 +555,15 @@ pub(super) fn validations(
             .collect(),
         ratchet,
     };
-    let found: Vec<String> = policy
+    let parts: Vec<Part> = policy
         .rules
         .iter()
         .filter_map(|r| rule_findings(&context(r, ratchet), r, Side::New))
         .collect();
-    if found.is_empty() {
+    if parts.is_empty() {
         return None;
     }
+    let Part { found, clean } = Part::join(parts);
     let mut variables = vec![
         json!({"name": "spec", "expression": pod_spec("object")}),
         json!({"name": "specPath", "expression": SPEC_PATH}),
@@ -527,6 +580,7 @@ pub(super) fn validations(
             .rules
             .iter()
             .filter_map(|r| rule_findings(&context(r, false), r, Side::Old))
+            .map(|p| p.found)
             .collect();
         variables.push(json!({"name": "oldSpec", "expression": format!(
             "request.operation == 'UPDATE' && oldObject != null ? ({}) : {{}}",
@@ -537,7 +591,7 @@ pub(super) fn validations(
             old.join(" + ")
         )}));
     }
-    variables.push(json!({"name": "found", "expression": found.join(" + ")}));
+    variables.push(json!({"name": "found", "expression": found}));
     let count = "variables.found.map(g, size(g)).sum()";
     let texts = "variables.found.map(g, g.join(' | ')).join(' | ')";
     let message = match mode {
@@ -546,9 +600,12 @@ pub(super) fn validations(
         ),
         _ => format!("variables.workload + ': ' + {texts}"),
     };
+    // The API server evaluates every messageExpression of a matching policy, failing or not
+    // (each in its own activation: variables are computed again), so the message, too, is
+    // built only when a check fails.
     let validation = json!({
-        "expression": "size(variables.found) == 0",
-        "messageExpression": message,
+        "expression": format!("{clean} || size(variables.found) == 0"),
+        "messageExpression": format!("{clean} ? '' : {message}"),
         "message": format!("Portcullis policy {} found violations", policy.name),
         "reason": "Forbidden",
     });
