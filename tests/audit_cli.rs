@@ -296,11 +296,12 @@ fn broken_document_is_reported_with_file_index_and_line_and_the_rest_is_judged()
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(
-        text.contains("ERROR unreadable document (") && text.contains("broken.yaml#2, line 15)"),
+        text.contains("ERROR unreadable document (") && text.contains("broken.yaml#2, line 14)"),
         "{text}"
     );
+    // The merge conflict's first marker, in file lines.
     assert!(
-        text.contains("at line 15 column 12"),
+        text.contains("at line 14 column 1"),
         "file lines in the parser message: {text}"
     );
     assert!(text.contains("PASS Deployment shop/cache ("), "{text}");
@@ -321,7 +322,7 @@ fn broken_document_is_reported_with_file_index_and_line_and_the_rest_is_judged()
     assert_eq!(r["objects"][1]["verdict"], "error");
     assert_eq!(r["objects"][1]["documentIndex"], 2);
     assert_eq!(r["errors"][0]["documentIndex"], 2);
-    assert_eq!(r["errors"][0]["line"], 15);
+    assert_eq!(r["errors"][0]["line"], 14);
     assert!(
         r["errors"][0]["file"]
             .as_str()
@@ -730,7 +731,7 @@ fn mutate_reports_denials_and_broken_documents_but_prints_the_rest() {
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("broken.yaml#2 (line 15)"), "{err}");
+    assert!(err.contains("broken.yaml#2 (line 14)"), "{err}");
     assert!(err.contains("Deployment shop/api"), "{err}");
     assert!(err.contains("would be denied"), "{err}");
     let docs = yaml_docs(&stdout(&out));
