@@ -819,12 +819,10 @@ fn audit_stdin_through(script: &str, envs: &[(&str, &Path)], input: &str) -> Out
     let mut child = cmd.spawn().expect("sh runs");
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = input.to_owned();
+    // A binary that stops reading early breaks the pipe: what it printed tells why.
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("the binary finishes");
-    writer
-        .join()
-        .expect("the writer ends")
-        .expect("stdin takes the input");
+    let _ = writer.join().expect("the writer ends");
     out
 }
 
