@@ -11,8 +11,8 @@
 
 use std::io::BufRead;
 
-use serde_saphyr::granit_parser::{Event, Parser, Span};
 use serde_json::Value;
+use serde_saphyr::granit_parser::{Event, Parser, Span};
 
 /// The most levels of nesting accepted (sequences and mappings): the same limit as for JSON
 /// ([`crate::nesting::MAX_DEPTH`]).
@@ -91,8 +91,8 @@ impl<R: BufRead> Iterator for Documents<R> {
             self.offset += read;
             let bare = line.strip_suffix(b"\n").unwrap_or(&line);
             let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
-            let start = bare.starts_with(b"---")
-                && bare.get(3).is_none_or(|c| *c == b' ' || *c == b'\t');
+            let start =
+                bare.starts_with(b"---") && bare.get(3).is_none_or(|c| *c == b' ' || *c == b'\t');
             let end = bare == b"..." || bare.starts_with(b"... ");
             if !(start || end) {
                 self.doc.extend_from_slice(&line);
@@ -530,12 +530,12 @@ mod tests {
             ]
         );
         // CRLF, and a marker as the last line.
-        assert_eq!(
-            split("a: 1\r\n---\r\n"),
-            [("a: 1\r\n", 1), ("---\r\n", 2)]
-        );
+        assert_eq!(split("a: 1\r\n---\r\n"), [("a: 1\r\n", 1), ("---\r\n", 2)]);
         assert_eq!(split(""), []);
-        assert_eq!(split("---\na: 1\n...\n---\n"), [("---\na: 1\n", 1), ("---\n", 4)]);
+        assert_eq!(
+            split("---\na: 1\n...\n---\n"),
+            [("---\na: 1\n", 1), ("---\n", 4)]
+        );
     }
 
     #[test]
@@ -554,13 +554,40 @@ mod tests {
     fn positions_of_fields_and_of_their_deepest_existing_node() {
         use Step::{Index, Key};
         let doc = "kind: Pod\nspec:\n  containers:\n  - name: a\n    image: a:1\n    resources:\n      limits: {cpu: 1}\n";
-        assert_eq!(at(doc, &[Key("spec"), Key("containers"), Index(0), Key("image")]), (5, 5));
         assert_eq!(
-            at(doc, &[Key("spec"), Key("containers"), Index(0), Key("resources"), Key("limits"), Key("cpu")]),
+            at(
+                doc,
+                &[Key("spec"), Key("containers"), Index(0), Key("image")]
+            ),
+            (5, 5)
+        );
+        assert_eq!(
+            at(
+                doc,
+                &[
+                    Key("spec"),
+                    Key("containers"),
+                    Index(0),
+                    Key("resources"),
+                    Key("limits"),
+                    Key("cpu")
+                ]
+            ),
             (7, 16)
         );
         // Missing: the deepest node that exists.
-        assert_eq!(at(doc, &[Key("spec"), Key("containers"), Index(0), Key("livenessProbe")]), (4, 5));
+        assert_eq!(
+            at(
+                doc,
+                &[
+                    Key("spec"),
+                    Key("containers"),
+                    Index(0),
+                    Key("livenessProbe")
+                ]
+            ),
+            (4, 5)
+        );
         assert_eq!(at(doc, &[Key("spec"), Key("containers"), Index(3)]), (3, 3));
         assert_eq!(at(doc, &[Key("metadata"), Key("name")]), (1, 1));
         assert_eq!(at("\n\n  x: 1\n", &[]), (3, 3));
@@ -592,25 +619,26 @@ mod tests {
         assert!(parse(&bomb).is_err());
     }
 
-    /// The depth of a JSON value, counted independently of the parser.
-    fn depth(v: &Value) -> usize {
-        match v {
-            Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-            Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-            _ => 0,
-        }
-    }
+    // The depth of a JSON value, counted on the value, independently of the parser.
+    use crate::nesting::tests::json_value_depth as depth;
 
     #[test]
     fn the_depth_budget_is_exact_for_every_shape() {
         // Flow, compact and block nesting, at the limit and one past it, on this thread's
         // stack (2 MiB for tests): the budget stops the parser before the stack can run out.
-        let shapes: [(&str, fn(usize) -> String); 4] = [
+        type Make = fn(usize) -> String;
+        let shapes: [(&str, Make); 4] = [
             ("flow", |n| format!("{}{}\n", "[".repeat(n), "]".repeat(n))),
-            ("flow maps", |n| format!("{}1{}\n", "{a: ".repeat(n), "}".repeat(n))),
+            ("flow maps", |n| {
+                format!("{}1{}\n", "{a: ".repeat(n), "}".repeat(n))
+            }),
             ("compact", |n| format!("{}x\n", "- ".repeat(n))),
             ("block", |n| {
-                (0..n).map(|i| format!("{}k:\n", " ".repeat(i))).collect::<String>() + &" ".repeat(n) + "x\n"
+                (0..n)
+                    .map(|i| format!("{}k:\n", " ".repeat(i)))
+                    .collect::<String>()
+                    + &" ".repeat(n)
+                    + "x\n"
             }),
         ];
         for (name, make) in shapes {
@@ -634,18 +662,18 @@ mod tests {
         /// deeper than the limit.
         #[test]
         fn the_budget_refuses_exactly_what_is_too_deep(v in crate::nesting::tests::wrapped()) {
-            let depth = crate::nesting::tests::json_value_depth(&v);
+            let levels = depth(&v);
             for text in [
                 serde_yaml_ng::to_string(&v).expect("yaml"),
                 serde_json::to_string(&v).expect("json"),
             ] {
                 match parse(&text) {
                     Ok(parsed) => {
-                        proptest::prop_assert!(depth <= MAX_DEPTH, "accepted {depth} levels");
-                        proptest::prop_assert_eq!(crate::nesting::tests::json_value_depth(&parsed), depth);
+                        proptest::prop_assert!(levels <= MAX_DEPTH, "accepted {levels} levels");
+                        proptest::prop_assert_eq!(depth(&parsed), levels);
                     }
                     Err(e) => {
-                        proptest::prop_assert!(e.too_deep && depth > MAX_DEPTH, "{depth} levels: {e}");
+                        proptest::prop_assert!(e.too_deep && levels > MAX_DEPTH, "{levels} levels: {e}");
                     }
                 }
             }
@@ -677,12 +705,60 @@ mod tests {
     #[test]
     fn scalars_read_as_before() {
         let scalars = [
-            "yes", "no", "on", "off", "y", "n", "Yes", "NO", "true", "True", "TRUE", "false",
-            "0644", "0o644", "0x1F", "0b101", "00", "08", "-0", "+1", "1_000", "1e3", "1E+3",
-            "1.0", ".5", "-.5", "1.", ".inf", "-.Inf", ".nan", "~", "null", "Null", "NULL", "",
-            "'0644'", "\"yes\"", "2026-01-15", "12:30", "1:20", "0.1.2", "9223372036854775807",
-            "9223372036854775808", "+.5", "0x", "-", "a b", "0", "0.0", "0.5", "00.5", "-01",
-            "0e1", "1e-3",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "Yes",
+            "NO",
+            "true",
+            "True",
+            "TRUE",
+            "false",
+            "0644",
+            "0o644",
+            "0x1F",
+            "0b101",
+            "00",
+            "08",
+            "-0",
+            "+1",
+            "1_000",
+            "1e3",
+            "1E+3",
+            "1.0",
+            ".5",
+            "-.5",
+            "1.",
+            ".inf",
+            "-.Inf",
+            ".nan",
+            "~",
+            "null",
+            "Null",
+            "NULL",
+            "",
+            "'0644'",
+            "\"yes\"",
+            "2026-01-15",
+            "12:30",
+            "1:20",
+            "0.1.2",
+            "9223372036854775807",
+            "9223372036854775808",
+            "+.5",
+            "0x",
+            "-",
+            "a b",
+            "0",
+            "0.0",
+            "0.5",
+            "00.5",
+            "-01",
+            "0e1",
+            "1e-3",
         ];
         let mut differ = Vec::new();
         for scalar in scalars {
@@ -701,6 +777,9 @@ mod tests {
         // Where the two differ, and how: numbers too large for any JSON number were a string
         // (`1e400`) or an error (2^64) before, and are an error and a float now.
         assert!(parse("v: 1e400\n").is_err());
-        assert_eq!(parse("v: 18446744073709551616\n").expect("float")["v"], 1.8446744073709552e19);
+        assert_eq!(
+            parse("v: 18446744073709551616\n").expect("float")["v"],
+            1.8446744073709552e19
+        );
     }
 }

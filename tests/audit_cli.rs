@@ -789,7 +789,9 @@ fn non_utf8_file_is_a_clear_error() {
 /// second reading; what a failed copy drops is the start of it.
 fn large_stdin() -> String {
     let deployment = |name: &str, ns: &str| {
-        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: nginx:1.27.3\n        livenessProbe: {{tcpSocket: {{port: 80}}}}\n        readinessProbe: {{tcpSocket: {{port: 80}}}}\n---\n")
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: nginx:1.27.3\n        livenessProbe: {{tcpSocket: {{port: 80}}}}\n        readinessProbe: {{tcpSocket: {{port: 80}}}}\n---\n"
+        )
     };
     let mut text = deployment("denied", "prod");
     text.push_str("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: legacy\n  labels: {portcullis.dev/resources: exempt}\n---\n");
@@ -808,11 +810,21 @@ fn large_stdin() -> String {
 fn audit_stdin_through(script: &str, envs: &[(&str, &Path)], input: &str) -> Output {
     let p = policies();
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", script, BIN, "audit", "--policies", &p, "-o", "json", "-"])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-c",
+        script,
+        BIN,
+        "audit",
+        "--policies",
+        &p,
+        "-o",
+        "json",
+        "-",
+    ])
+    .env("NO_COLOR", "1")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (k, v) in envs {
         cmd.env(k, v);
     }

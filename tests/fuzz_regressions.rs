@@ -24,8 +24,7 @@ fn every_stored_input_passes_its_check() {
     for target in ["admission_review", "policy_yaml", "manifests", "nesting"] {
         // Every target keeps its directory: a missing one fails, never skips.
         let dir = root.join(target);
-        let entries = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         let before = replayed;
         for entry in entries {
             let path = entry.expect("entry").path();

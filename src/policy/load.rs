@@ -234,7 +234,10 @@ pub(crate) fn parse_raw(file: &Path, chunk: Chunk<'_>) -> Result<serde_json::Val
         let (line, message) = match serde_yaml_ng::from_str::<IgnoredAny>(chunk.text) {
             Err(typed) => {
                 let line = typed.location().map_or(chunk.first_line, |l| at(l.line()));
-                (line, relocate_message(&typed.to_string(), chunk.first_line, line))
+                (
+                    line,
+                    relocate_message(&typed.to_string(), chunk.first_line, line),
+                )
             }
             Ok(_) => (at(e.line), format!("invalid YAML: {}", e.message)),
         };

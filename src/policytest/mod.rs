@@ -15,9 +15,7 @@ use serde_json::Value;
 use crate::audit::read::{Entry, read_str};
 use crate::engine::{self, Decision, Finding, FindingKind, NamespaceLabels, Operation, Request};
 use crate::policy::compile::FieldPath;
-use crate::policy::load::{
-    Diagnostic, field_line, parse_hint, parse_raw, relocate_message,
-};
+use crate::policy::load::{Diagnostic, field_line, parse_hint, parse_raw, relocate_message};
 use crate::policy::model::API_VERSION;
 use crate::policy::{PolicySet, Timestamp};
 use model::{ExpectedFinding, OtherFindings, TestCase, TestDocument, TestOperation, TestSpec};
