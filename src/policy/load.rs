@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::de::IgnoredAny;
-
 use crate::yaml::{Chunk, Step};
 
 use std::sync::Arc;
@@ -154,43 +152,7 @@ pub fn field_line(yaml: &str, path: &FieldPath) -> Option<usize> {
     crate::yaml::position(yaml, &steps).map(|p| p.line)
 }
 
-/// Rewrites `line N` positions in a serde_yaml_ng message (relative to a document) to file
-/// lines, dropping the ` at line N column M` that repeats the diagnostic's own line.
-pub(crate) fn relocate_message(message: &str, first_line: usize, own_line: usize) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    let mut dropped_own = false;
-    while let Some(at) = rest.find("line ") {
-        let (before, after) = rest.split_at(at);
-        let after = &after["line ".len()..];
-        let digits = after.chars().take_while(char::is_ascii_digit).count();
-        let Ok(n) = after[..digits].parse::<usize>() else {
-            out.push_str(before);
-            out.push_str("line ");
-            rest = after;
-            continue;
-        };
-        let file_line = n + first_line - 1;
-        let tail = &after[digits..];
-        let col_len = tail
-            .strip_prefix(" column ")
-            .map(|t| " column ".len() + t.chars().take_while(char::is_ascii_digit).count())
-            .unwrap_or(0);
-        if !dropped_own && file_line == own_line && before.ends_with(" at ") {
-            dropped_own = true;
-            out.push_str(&before[..before.len() - " at ".len()]);
-        } else {
-            out.push_str(before);
-            out.push_str(&format!("line {file_line}"));
-            out.push_str(&tail[..col_len]);
-        }
-        rest = &tail[col_len..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A hint for a serde_yaml_ng error, by what its message says.
+/// A hint for a problem found reading a document, by what its message says.
 pub(crate) fn parse_hint(message: &str) -> &'static str {
     if message.contains("unknown field") {
         "check the spelling (field names are camelCase); `portcullis policy schema` lists every field"
@@ -212,17 +174,16 @@ pub(crate) fn parse_hint(message: &str) -> &'static str {
 }
 
 /// Parses one document into JSON ([`crate::yaml::parse`]: deep nesting is refused by the
-/// parser's budget, before any typed parse), or the diagnostic. Syntax errors are told in
-/// serde_yaml_ng's words, which [`parse_hint`] knows, as the typed parse that follows would.
+/// parser's budget, before any typed read), or the diagnostic, at the line and column where the
+/// parser stopped, in serde-saphyr's words.
 pub(crate) fn parse_raw(file: &Path, chunk: Chunk<'_>) -> Result<serde_json::Value, Diagnostic> {
-    let at = |local: usize| local + chunk.first_line - 1;
     let e = match crate::yaml::parse(chunk.text) {
         Ok(v) => return Ok(v),
         Err(e) => e,
     };
-    let (line, message, hint) = if e.too_deep {
+    let line = e.line + chunk.first_line - 1;
+    let (message, hint) = if e.too_deep {
         (
-            at(e.line),
             format!(
                 "nested deeper than {} levels, at column {}: refused",
                 crate::yaml::MAX_DEPTH,
@@ -231,24 +192,68 @@ pub(crate) fn parse_raw(file: &Path, chunk: Chunk<'_>) -> Result<serde_json::Val
             "a policy nests a few levels deep: look for runaway brackets or dashes",
         )
     } else {
-        let (line, message) = match serde_yaml_ng::from_str::<IgnoredAny>(chunk.text) {
-            Err(typed) => {
-                let line = typed.location().map_or(chunk.first_line, |l| at(l.line()));
-                (
-                    line,
-                    relocate_message(&typed.to_string(), chunk.first_line, line),
-                )
-            }
-            Ok(_) => (at(e.line), format!("invalid YAML: {}", e.message)),
-        };
+        // The audit's words (`audit::read`), with the line in the file.
+        let message = format!(
+            "invalid YAML: {} at line {line} column {}",
+            e.message, e.column
+        );
         let hint = parse_hint(&message);
-        (line, message, hint)
+        (message, hint)
     };
     Err(Diagnostic {
         file: file.to_path_buf(),
         line,
         message,
         hint: hint.to_owned(),
+    })
+}
+
+/// Reads a parsed document (see [`parse_raw`]) into its typed form. A problem is told with
+/// its field path (`spec.rules[0].requireProbes: invalid type: string "yes", expected a
+/// boolean`) at the line of that field, or of the nearest ancestor that exists.
+pub(crate) fn read_typed<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    chunk: Chunk<'_>,
+    raw: &serde_json::Value,
+) -> Result<T, Diagnostic> {
+    use serde_path_to_error::Segment;
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = FieldPath(
+            e.path()
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Seq { index } => Some(PathSegment::Index(*index)),
+                    Segment::Map { key } | Segment::Enum { variant: key } => {
+                        Some(PathSegment::Key(key.clone()))
+                    }
+                    Segment::Unknown => None,
+                })
+                .collect(),
+        );
+        let line =
+            field_line(chunk.text, &path).map_or(chunk.first_line, |l| l + chunk.first_line - 1);
+        let message = e.into_inner().to_string();
+        // An unknown field is told at its mapping's path (the message names the field), on
+        // the field's own line.
+        let named = match path.segments().split_last() {
+            Some((PathSegment::Key(k), parent))
+                if message.starts_with(&format!("unknown field `{k}`")) =>
+            {
+                FieldPath(parent.to_vec())
+            }
+            _ => path,
+        };
+        let message = if named.segments().is_empty() {
+            message
+        } else {
+            format!("{named}: {message}")
+        };
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            hint: parse_hint(&message).to_owned(),
+            message,
+        }
     })
 }
 
@@ -286,11 +291,6 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
         line,
         message,
         hint: hint.to_owned(),
-    };
-    let located = |e: serde_yaml_ng::Error, fallback: usize| {
-        let line = e.location().map(|l| at(l.line())).unwrap_or(fallback);
-        let message = relocate_message(&e.to_string(), chunk.first_line, line);
-        diag(line, message.clone(), parse_hint(&message))
     };
     let raw = parse_raw(file, chunk).map_err(|d| vec![d])?;
     if raw.is_null() {
@@ -342,14 +342,11 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
         return Err(header);
     }
     let doc = if kind == Some(EXCEPTION_KIND) {
-        serde_yaml_ng::from_str(chunk.text).map(|d| Document::Exception(Box::new(d)))
+        read_typed(file, chunk, &raw).map(|d| Document::Exception(Box::new(d)))
     } else {
-        serde_yaml_ng::from_str(chunk.text).map(|d| Document::Policy(Box::new(d)))
+        read_typed(file, chunk, &raw).map(|d| Document::Policy(Box::new(d)))
     };
-    let doc = match doc {
-        Ok(d) => d,
-        Err(e) => return Err(vec![located(e, start)]),
-    };
+    let doc = doc.map_err(|d| vec![d])?;
     Ok(Some(Parsed {
         doc,
         raw: Some(raw),
@@ -582,21 +579,5 @@ mod tests {
             Some(6)
         );
         assert_eq!(line(rules.index(5)), Some(5));
-    }
-
-    #[test]
-    fn relocates_serde_positions() {
-        assert_eq!(
-            relocate_message("spec: unknown field `x` at line 3 column 5", 10, 12),
-            "spec: unknown field `x`"
-        );
-        assert_eq!(
-            relocate_message(
-                "did not find expected key at line 2 column 1, while parsing a block mapping at line 1 column 1",
-                5,
-                6
-            ),
-            "did not find expected key, while parsing a block mapping at line 5 column 1"
-        );
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::audit::read::{Entry, read_str};
 use crate::engine::{self, Decision, Finding, FindingKind, NamespaceLabels, Operation, Request};
 use crate::policy::compile::FieldPath;
-use crate::policy::load::{Diagnostic, field_line, parse_hint, parse_raw, relocate_message};
+use crate::policy::load::{Diagnostic, field_line, parse_raw, read_typed};
 use crate::policy::model::API_VERSION;
 use crate::policy::{PolicySet, Timestamp};
 use model::{ExpectedFinding, OtherFindings, TestCase, TestDocument, TestOperation, TestSpec};
@@ -207,13 +207,10 @@ pub fn parse_file(file: &Path, text: &str) -> (Vec<Suite>, Vec<Diagnostic>) {
             ));
             continue;
         }
-        let doc: TestDocument = match serde_yaml_ng::from_str(chunk.text) {
+        let doc: TestDocument = match read_typed(file, chunk, &raw) {
             Ok(d) => d,
-            Err(e) => {
-                let line = e.location().map_or(start, |l| at(l.line()));
-                let message = relocate_message(&e.to_string(), chunk.first_line, line);
-                let hint = parse_hint(&message);
-                problems.push(problem(file, line, message, hint));
+            Err(d) => {
+                problems.push(d);
                 continue;
             }
         };
