@@ -65,7 +65,8 @@ fn streamed(policies: &PolicySet, inputs: &[Input]) -> (usize, Vec<u8>, Vec<u8>)
                 json.push(j).expect("push");
             }
         },
-    );
+    )
+    .expect("no standard input here");
     let (summary, text) = text.finish().expect("finish");
     let (_, json) = json.finish().expect("finish");
     (summary.objects + summary.errors, text, json)

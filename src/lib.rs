@@ -21,6 +21,7 @@ pub mod policytest;
 pub mod server;
 pub mod telemetry;
 pub mod workload;
+pub mod yaml;
 
 /// The allocator of every binary built from this crate (the server, the CLI, benchmarks), so
 /// what is benchmarked is what runs.

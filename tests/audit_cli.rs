@@ -296,11 +296,12 @@ fn broken_document_is_reported_with_file_index_and_line_and_the_rest_is_judged()
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(
-        text.contains("ERROR unreadable document (") && text.contains("broken.yaml#2, line 15)"),
+        text.contains("ERROR unreadable document (") && text.contains("broken.yaml#2, line 14)"),
         "{text}"
     );
+    // The merge conflict's first marker, in file lines.
     assert!(
-        text.contains("at line 15 column 12"),
+        text.contains("at line 14 column 1"),
         "file lines in the parser message: {text}"
     );
     assert!(text.contains("PASS Deployment shop/cache ("), "{text}");
@@ -321,7 +322,7 @@ fn broken_document_is_reported_with_file_index_and_line_and_the_rest_is_judged()
     assert_eq!(r["objects"][1]["verdict"], "error");
     assert_eq!(r["objects"][1]["documentIndex"], 2);
     assert_eq!(r["errors"][0]["documentIndex"], 2);
-    assert_eq!(r["errors"][0]["line"], 15);
+    assert_eq!(r["errors"][0]["line"], 14);
     assert!(
         r["errors"][0]["file"]
             .as_str()
@@ -730,7 +731,7 @@ fn mutate_reports_denials_and_broken_documents_but_prints_the_rest() {
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("broken.yaml#2 (line 15)"), "{err}");
+    assert!(err.contains("broken.yaml#2 (line 14)"), "{err}");
     assert!(err.contains("Deployment shop/api"), "{err}");
     assert!(err.contains("would be denied"), "{err}");
     let docs = yaml_docs(&stdout(&out));
@@ -780,4 +781,101 @@ fn non_utf8_file_is_a_clear_error() {
             .contains("not UTF-8"),
         "{r}"
     );
+}
+
+/// About 1.3 MB on standard input: a denied Deployment and a Namespace whose label exempts
+/// workloads from require-resources, 2,000 ConfigMaps, then a Deployment without resources in
+/// that namespace. The policies select namespaces by label, so standard input is kept for a
+/// second reading; what a failed copy drops is the start of it.
+fn large_stdin() -> String {
+    let deployment = |name: &str, ns: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: nginx:1.27.3\n        livenessProbe: {{tcpSocket: {{port: 80}}}}\n        readinessProbe: {{tcpSocket: {{port: 80}}}}\n---\n"
+        )
+    };
+    let mut text = deployment("denied", "prod");
+    text.push_str("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: legacy\n  labels: {portcullis.dev/resources: exempt}\n---\n");
+    let filler = "x".repeat(600);
+    for i in 0..2_000 {
+        text.push_str(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}, namespace: legacy}}\ndata: {{k: {filler}}}\n---\n"
+        ));
+    }
+    text.push_str(&deployment("exempt", "legacy"));
+    assert!(text.len() > 1_300_000, "{}", text.len());
+    text
+}
+
+/// Runs `sh -c script BIN audit ... -` with `input` on standard input.
+fn audit_stdin_through(script: &str, envs: &[(&str, &Path)], input: &str) -> Output {
+    let p = policies();
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        script,
+        BIN,
+        "audit",
+        "--policies",
+        &p,
+        "-o",
+        "json",
+        "-",
+    ])
+    .env("NO_COLOR", "1")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("sh runs");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = input.to_owned();
+    // A binary that stops reading early breaks the pipe: what it printed tells why.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("the binary finishes");
+    let _ = writer.join().expect("the writer ends");
+    out
+}
+
+/// Every object of [`large_stdin`] judged, whatever became of the temporary file.
+fn assert_nothing_lost(out: &Output) {
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON report: {e}\n{}", stderr(out)));
+    let objects = r["objects"].as_array().expect("objects");
+    assert_eq!(objects.len(), 2_003, "{}", stderr(out));
+    assert!(
+        objects.iter().all(|o| o["verdict"] != "error"),
+        "{}",
+        stderr(out)
+    );
+    assert_eq!(object(&r, "Deployment", "denied")["verdict"], "deny");
+    // The exempting Namespace applies to the last object.
+    assert_ne!(object(&r, "Deployment", "exempt")["verdict"], "deny");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+}
+
+#[test]
+fn stdin_is_kept_whole_when_the_temporary_file_cannot_grow() {
+    // Files this process writes may not grow past 64 KiB (EFBIG, the signal ignored): the
+    // temporary copy of standard input fails part way, as on a full disk.
+    let out = audit_stdin_through(
+        r#"trap '' XFSZ; ulimit -f 128 && exec "$0" "$@""#,
+        &[],
+        &large_stdin(),
+    );
+    assert_nothing_lost(&out);
+}
+
+#[test]
+#[ignore = "mounts a full tmpfs in a mount namespace: needs root (cargo test --test audit_cli -- --ignored)"]
+fn stdin_is_kept_whole_on_a_full_disk() {
+    // TMPDIR on a 64 KiB tmpfs, in a mount namespace of its own.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = audit_stdin_through(
+        r#"exec unshare -m sh -c 'mount -t tmpfs -o size=64k tmpfs "$SMALL" && TMPDIR="$SMALL" exec "$@"' sh "$0" "$@""#,
+        &[("SMALL", dir.path())],
+        &large_stdin(),
+    );
+    assert_nothing_lost(&out);
 }

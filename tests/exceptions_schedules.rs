@@ -225,7 +225,7 @@ fn bad_exceptions_and_schedules_are_refused_with_file_and_line() {
         ),
         (
             "kind: PolicyException\nmetadata: {name: e}\nspec:\n  owner: o\n  reason: r\n  expires: 15.01.2027\n  policies: [{name: p}]\n  match: {names: [a]}\n",
-            "x.yaml:12: spec: invalid time \"15.01.2027\"",
+            "x.yaml:14: spec.expires: invalid time \"15.01.2027\"",
         ),
         (
             "kind: PolicyException\nmetadata: {name: e}\nspec:\n  owner: o\n  reason: r\n  expires: 2027-01-15\n  policies: [{name: p}]\n  match: {kinds: [Pod]}\n",

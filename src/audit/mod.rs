@@ -6,7 +6,6 @@ pub mod read;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read as _;
 use std::sync::{Mutex, mpsc};
 
 use serde_json::Value;
@@ -204,21 +203,23 @@ const IN_FLIGHT: usize = 256;
 /// [`judge`]: when a policy, schedule or exception selects namespaces by a label other than
 /// the name ([`PolicySet::selects_namespaces_by_label`]), the input is read twice (standard
 /// input is kept in a temporary file, or in memory if none can be made); otherwise the labels
-/// cannot change a decision and are not looked for.
+/// cannot change a decision and are not looked for. When standard input cannot be kept
+/// whole, nothing is judged and the error is returned.
 pub fn stream<T: Send>(
     inputs: &[Input],
     policies: &PolicySet,
     options: &JudgeOptions,
     render: &(dyn Fn(Outcome) -> T + Sync),
     sink: &mut dyn FnMut(Streamed<T>),
-) {
+) -> Result<(), StdinError> {
     let mut stdin = None;
     let mut labels = LabelsByNamespace::new();
     if policies.selects_namespaces_by_label() {
         if inputs.contains(&Input::Stdin) {
-            stdin = Some(spool_stdin());
+            stdin = Some(Spool::keep(&mut std::io::stdin().lock())?);
         }
-        let reader = Reader::new(inputs).with_stdin(stdin.as_ref().map(Spool::reopen));
+        let reopen = stdin.as_ref().map(Spool::reopen).transpose()?;
+        let reader = Reader::new(inputs).with_stdin(reopen);
         for item in reader {
             if let Item::Document(doc) = item
                 && doc.mentions(b"Namespace")
@@ -231,7 +232,8 @@ pub fn stream<T: Send>(
             }
         }
     }
-    let open = || Reader::new(inputs).with_stdin(stdin.as_ref().map(Spool::reopen));
+    let second = stdin.as_ref().map(Spool::reopen).transpose()?;
+    let open = move || Reader::new(inputs).with_stdin(second);
     let work = |item: Item| -> Vec<Streamed<T>> {
         match item {
             Item::Skipped(s) => vec![Streamed::Skipped(s)],
@@ -247,7 +249,7 @@ pub fn stream<T: Send>(
         for item in open() {
             work(item).into_iter().for_each(&mut *sink);
         }
-        return;
+        return Ok(());
     }
     let (jobs, job_queue) = mpsc::sync_channel::<(usize, Item)>(IN_FLIGHT);
     let job_queue = Mutex::new(job_queue);
@@ -303,6 +305,7 @@ pub fn stream<T: Send>(
             }
         }
     });
+    Ok(())
 }
 
 /// Standard input kept for a second reading.
@@ -313,18 +316,54 @@ enum Spool {
 
 impl Spool {
     /// A reader of the kept input from its start.
-    fn reopen(&self) -> Box<dyn std::io::BufRead + Send> {
+    fn reopen(&self) -> std::io::Result<Box<dyn std::io::BufRead + Send>> {
         use std::io::Seek as _;
-        match self {
-            Spool::File(f) => match f.try_clone().and_then(|mut f| {
+        Ok(match self {
+            Spool::File(f) => {
+                let mut f = f.try_clone()?;
                 f.rewind()?;
-                Ok(f)
-            }) {
-                Ok(f) => Box::new(std::io::BufReader::with_capacity(64 * 1024, f)),
-                Err(_) => Box::new(std::io::empty()),
-            },
+                Box::new(std::io::BufReader::with_capacity(64 * 1024, f))
+            }
             Spool::Memory(bytes) => Box::new(std::io::Cursor::new(SharedBytes(bytes.clone()))),
+        })
+    }
+
+    /// Copies `input` to an unnamed temporary file, or to memory from the point where no
+    /// file can be made or written (a full disk): every byte is kept, or the error returned.
+    fn keep(input: &mut dyn std::io::Read) -> std::io::Result<Spool> {
+        use std::io::{Read as _, Seek as _, Write as _};
+        let mut file = tempfile::tempfile().ok();
+        let mut written = 0u64;
+        let mut memory = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(f) = &mut file {
+                if f.write_all(&buf[..n]).is_ok() {
+                    written += n as u64;
+                    continue;
+                }
+                // What the file holds so far moves to memory, and the rest goes on there.
+                f.rewind()?;
+                f.take(written).read_to_end(&mut memory)?;
+                if memory.len() as u64 != written {
+                    return Err(std::io::Error::other(
+                        "the temporary file lost part of what was written to it",
+                    ));
+                }
+                file = None;
+            }
+            memory.extend_from_slice(&buf[..n]);
         }
+        Ok(match file {
+            Some(f) => Spool::File(f),
+            None => Spool::Memory(std::sync::Arc::new(memory)),
+        })
     }
 }
 
@@ -337,18 +376,10 @@ impl AsRef<[u8]> for SharedBytes {
     }
 }
 
-/// Copies standard input to an unnamed temporary file (in memory if none can be made).
-fn spool_stdin() -> Spool {
-    let mut stdin = std::io::stdin().lock();
-    if let Ok(mut file) = tempfile::tempfile()
-        && std::io::copy(&mut stdin, &mut file).is_ok()
-    {
-        return Spool::File(file);
-    }
-    let mut bytes = Vec::new();
-    let _ = stdin.read_to_end(&mut bytes);
-    Spool::Memory(std::sync::Arc::new(bytes))
-}
+/// Standard input could not be kept for the second reading: nothing was judged.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read standard input twice (a policy selects namespaces by label): {0}")]
+pub struct StdinError(#[from] std::io::Error);
 
 fn judge_one(
     policies: &PolicySet,
@@ -554,7 +585,8 @@ mod tests {
                     Streamed::Outcome(p) => streamed.push(p).expect("push"),
                     Streamed::Skipped(s) => panic!("{s}"),
                 },
-            );
+            )
+            .expect("no standard input");
             let (a, b) = (
                 expected.finish().expect("end"),
                 streamed.finish().expect("end"),
@@ -592,7 +624,8 @@ mod tests {
                     verdicts.push(v);
                 }
             },
-        );
+        )
+        .expect("no standard input");
         verdicts
     }
 

@@ -12,9 +12,10 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::PathBuf;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::nesting::{self, TooDeep};
+use crate::yaml;
 
 /// The name stdin goes by in reports.
 pub const STDIN_NAME: &str = "<stdin>";
@@ -156,7 +157,7 @@ impl Document {
     /// Where the document is (its first content line).
     pub fn location(&self) -> Location {
         let line = match &self.body {
-            Body::Yaml(text) => self.first_line + first_content_line(text) - 1,
+            Body::Yaml(text) => self.first_line + yaml::first_content_line(text).unwrap_or(1) - 1,
             Body::Json(_) => self.first_line,
         };
         Location {
@@ -198,20 +199,23 @@ impl Document {
             error(at.line, at.to_string())
         };
         let value = match &self.body {
-            Body::Yaml(text) => {
-                if let Err(deep) = nesting::check_yaml(text) {
-                    return too_deep(deep);
+            Body::Yaml(text) => match yaml::parse(text) {
+                Ok(value) => value,
+                Err(e) => {
+                    let (line, column) = (e.line + shift, e.column);
+                    return error(
+                        line,
+                        if e.too_deep {
+                            format!(
+                                "nested deeper than {} levels (at line {line}, column {column}): refused",
+                                yaml::MAX_DEPTH
+                            )
+                        } else {
+                            format!("invalid YAML: {} at line {line} column {column}", e.message)
+                        },
+                    );
                 }
-                match parse_yaml_document(text) {
-                    Ok(value) => value,
-                    Err((message, line)) => {
-                        return error(
-                            self.first_line + line.saturating_sub(1),
-                            shift_lines(&message, shift),
-                        );
-                    }
-                }
-            }
+            },
             Body::Json(bytes) => {
                 if let Err(deep) = nesting::check_json(bytes) {
                     return too_deep(deep);
@@ -479,10 +483,8 @@ pub struct Splitter {
     line: usize,
     /// Byte offset of the next byte to read.
     offset: usize,
-    /// YAML: the document being read, the line and offset where it starts.
-    doc: Vec<u8>,
-    doc_line: usize,
-    doc_offset: usize,
+    /// The YAML documents, once the input is known to be YAML.
+    yaml: Option<yaml::Documents<Box<dyn BufRead + Send>>>,
 }
 
 impl Splitter {
@@ -499,9 +501,7 @@ impl Splitter {
             index: 0,
             line: 1,
             offset: 0,
-            doc: Vec::new(),
-            doc_line: 1,
-            doc_offset: 0,
+            yaml: None,
         }
     }
 
@@ -593,10 +593,10 @@ impl Splitter {
     /// Reads on as YAML, from `blank` and `value` (read while deciding) on.
     fn yaml(&mut self, mut blank: Vec<u8>, value: Vec<u8>) {
         self.mode = Mode::Yaml;
-        self.doc_offset = self.offset;
         blank.extend_from_slice(&value);
         let rest = std::mem::replace(&mut self.reader, Box::new(std::io::empty()));
-        self.reader = Box::new(Cursor::new(blank).chain(rest));
+        let all: Box<dyn BufRead + Send> = Box::new(Cursor::new(blank).chain(rest));
+        self.yaml = Some(yaml::Documents::new(all, self.line, self.offset));
     }
 
     /// The bytes of the next JSON value, from its first byte (blank space before it already
@@ -739,52 +739,32 @@ impl Splitter {
 
     /// The next YAML document with content, or the end.
     fn next_yaml(&mut self) -> Option<Item> {
-        let mut line = Vec::new();
         loop {
-            line.clear();
-            let read = match self.reader.read_until(b'\n', &mut line) {
-                Ok(n) => n,
-                Err(e) => return Some(self.read_error(&e)),
-            };
-            if read == 0 {
-                self.mode = Mode::Done;
-                let doc = std::mem::take(&mut self.doc);
-                return self.finish_yaml(doc, self.doc_line, self.doc_offset);
-            }
-            let line_no = self.line;
-            let line_offset = self.offset;
-            self.line += 1;
-            self.offset += read;
-            let bare = trim_newline(&line);
-            let separator =
-                bare.starts_with(b"---") && bare.get(3).is_none_or(|c| *c == b' ' || *c == b'\t');
-            let end = bare == b"..." || bare.starts_with(b"... ");
-            if !(separator || end) {
-                self.doc.extend_from_slice(&line);
-                continue;
-            }
-            let doc = std::mem::take(&mut self.doc);
-            let (doc_line, doc_offset) = (self.doc_line, self.doc_offset);
-            if separator {
-                // The rest of the line belongs to the next document (a comment, or content).
-                self.doc.extend_from_slice(&line[3..]);
-                self.doc_line = line_no;
-                self.doc_offset = line_offset + 3;
-            } else {
-                self.doc_line = line_no + 1;
-                self.doc_offset = self.offset;
-            }
-            if let Some(item) = self.finish_yaml(doc, doc_line, doc_offset) {
-                return Some(item);
+            match self.yaml.as_mut()?.next() {
+                None => {
+                    self.mode = Mode::Done;
+                    return None;
+                }
+                Some(Err(e)) => return Some(self.read_error(&e)),
+                Some(Ok(split)) => {
+                    if let Some(item) = self.finish_yaml(split) {
+                        return Some(item);
+                    }
+                }
             }
         }
     }
 
     /// A finished YAML document: `None` when it has no content.
-    fn finish_yaml(&mut self, doc: Vec<u8>, first_line: usize, offset: usize) -> Option<Item> {
-        match String::from_utf8(doc) {
+    fn finish_yaml(&mut self, split: yaml::Split) -> Option<Item> {
+        let yaml::Split {
+            bytes,
+            first_line,
+            offset,
+        } = split;
+        match String::from_utf8(bytes) {
             Ok(text) => {
-                if !has_content(&text) {
+                if !yaml::has_content(&text) {
                     return None;
                 }
                 self.index += 1;
@@ -835,11 +815,6 @@ impl Iterator for Splitter {
 
 fn count_lines(bytes: &[u8]) -> usize {
     memchr::memchr_iter(b'\n', bytes).count()
-}
-
-fn trim_newline(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Turns one parsed document into objects: a `List` (or a JSON array) is flattened into its
@@ -938,14 +913,6 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Whether a document has anything besides blank lines, comments and directives.
-fn has_content(doc: &str) -> bool {
-    doc.lines().any(|l| {
-        let t = l.trim();
-        !t.is_empty() && !t.starts_with('#') && !t.starts_with('%')
-    })
-}
-
 /// Rewrites the parser's document-relative `line N` mentions into file lines.
 fn shift_lines(message: &str, by: usize) -> String {
     let mut out = String::with_capacity(message.len());
@@ -962,84 +929,6 @@ fn shift_lines(message: &str, by: usize) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// The 1-based line of a document's first content line (see [`has_content`]).
-fn first_content_line(doc: &str) -> usize {
-    doc.lines()
-        .position(|l| {
-            let t = l.trim();
-            !t.is_empty() && !t.starts_with('#') && !t.starts_with('%')
-        })
-        .map_or(1, |i| i + 1)
-}
-
-/// Parses one YAML document into JSON, the way kubectl does: merge keys (`<<`) applied, tags
-/// ignored, scalar keys turned into strings. Errors carry the 1-based line in the document.
-fn parse_yaml_document(doc: &str) -> Result<Value, (String, usize)> {
-    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(doc).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(1);
-        (format!("invalid YAML: {e}"), line)
-    })?;
-    yaml.apply_merge()
-        .map_err(|e| (format!("invalid YAML merge key: {e}"), 1))?;
-    yaml_to_json(yaml).map_err(|m| (m, 1))
-}
-
-fn yaml_to_json(v: serde_yaml_ng::Value) -> Result<Value, String> {
-    use serde_yaml_ng::Value as Y;
-    Ok(match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                Value::Number(
-                    Number::from_f64(f)
-                        .ok_or_else(|| format!("the number {n} cannot be represented in JSON"))?,
-                )
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(
-            items
-                .into_iter()
-                .map(yaml_to_json)
-                .collect::<Result<_, _>>()?,
-        ),
-        Y::Mapping(m) => {
-            let mut out = Map::with_capacity(m.len());
-            for (k, v) in m {
-                let key = match k {
-                    Y::String(s) => s,
-                    Y::Bool(b) => b.to_string(),
-                    Y::Number(n) => n.to_string(),
-                    Y::Null => "null".to_owned(),
-                    other => {
-                        return Err(format!(
-                            "a mapping key must be a scalar, found {}",
-                            yaml_kind(&other)
-                        ));
-                    }
-                };
-                out.insert(key, yaml_to_json(v)?);
-            }
-            Value::Object(out)
-        }
-        Y::Tagged(t) => yaml_to_json(t.value)?,
-    })
-}
-
-fn yaml_kind(v: &serde_yaml_ng::Value) -> &'static str {
-    match v {
-        serde_yaml_ng::Value::Sequence(_) => "a sequence",
-        serde_yaml_ng::Value::Mapping(_) => "a mapping",
-        _ => "a tagged value",
-    }
 }
 
 #[cfg(test)]

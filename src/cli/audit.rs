@@ -86,13 +86,14 @@ impl ManifestArgs {
 
     /// Reads and judges every input as it is read ([`audit::stream`]): each outcome is made
     /// into a `T` by `render` (on a worker thread) and handed to `sink` in input order; paths
-    /// a directory walk skipped (symbolic link loops) are reported on stderr.
+    /// a directory walk skipped (symbolic link loops) are reported on stderr. Fails, having
+    /// judged nothing, when standard input cannot be kept for a second reading.
     pub fn judge_streaming<T: Send>(
         &self,
         policies: &PolicySet,
         render: &(dyn Fn(Outcome) -> T + Sync),
         sink: &mut dyn FnMut(T),
-    ) {
+    ) -> Result<(), audit::StdinError> {
         let options = JudgeOptions {
             default_namespace: self.namespace.clone(),
             ..JudgeOptions::at(self.time())
@@ -106,7 +107,7 @@ impl ManifestArgs {
                 Streamed::Outcome(t) => sink(t),
                 Streamed::Skipped(skipped) => eprintln!("warning: {skipped}"),
             },
-        );
+        )
     }
 
     /// Whether to colour standard output.
@@ -252,11 +253,14 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             return Ok(code);
         }
     } else {
-        args.manifests.judge_streaming(
+        if let Err(e) = args.manifests.judge_streaming(
             &policies,
             &|outcome| report::piece(format, &outcome),
             &mut |piece| output.push(piece),
-        );
+        ) {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
     }
     let Output { writer, failed } = output;
     if let Some(e) = failed {

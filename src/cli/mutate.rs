@@ -59,7 +59,7 @@ pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
     let mut out = Stdout::new();
     let mut printer = Printer::default();
     let mut failed = None;
-    args.manifests.judge_streaming(
+    let judged = args.manifests.judge_streaming(
         &policies,
         &|outcome| render(output, &outcome),
         &mut |piece| {
@@ -70,6 +70,10 @@ pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
             }
         },
     );
+    if let Err(e) = judged {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     if let Some(e) = failed {
         return Err(e);
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use crate::yaml::{Chunk, Step};
 
 use std::sync::Arc;
 
@@ -137,273 +137,22 @@ fn file_problem(file: &Path, message: String) -> Diagnostic {
     }
 }
 
-/// One document of a multi-document YAML file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Chunk<'a> {
-    /// The document's text: whole lines of the file, its `---` marker included.
-    pub(crate) text: &'a str,
-    /// 1-based line of the file where `text` begins.
-    pub(crate) first_line: usize,
-}
-
-fn is_marker(line: &str, marker: &str) -> bool {
-    line.strip_prefix(marker)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
-}
-
-/// Splits a YAML stream into its documents at `---` (and after `...`) markers at column 0.
-/// YAML forbids those markers at column 0 inside a document, so this split is exact.
-pub(crate) fn split_documents(text: &str) -> Vec<Chunk<'_>> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut start_line = 1;
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let line_no = i + 1;
-        if is_marker(line, "---") && offset > start {
-            chunks.push(Chunk {
-                text: &text[start..offset],
-                first_line: start_line,
-            });
-            start = offset;
-            start_line = line_no;
-        }
-        offset += line.len();
-        if is_marker(line, "...") {
-            chunks.push(Chunk {
-                text: &text[start..offset - line.len()],
-                first_line: start_line,
-            });
-            start = offset;
-            start_line = line_no + 1;
-        }
-    }
-    if start < text.len() {
-        chunks.push(Chunk {
-            text: &text[start..],
-            first_line: start_line,
-        });
-    }
-    chunks
-}
-
 /// The 1-based line (within `yaml`, a single document) of the key or list item at `path`, or
 /// of the nearest ancestor that exists. The empty path gives the line where the document's
 /// content starts.
 pub fn field_line(yaml: &str, path: &FieldPath) -> Option<usize> {
-    let segments = path.segments();
-    (0..=segments.len())
-        .rev()
-        .find_map(|n| locate_exact(yaml, &segments[..n]))
+    let steps: Vec<Step<'_>> = path
+        .segments()
+        .iter()
+        .map(|s| match s {
+            PathSegment::Key(k) => Step::Key(k),
+            PathSegment::Index(i) => Step::Index(*i),
+        })
+        .collect();
+    crate::yaml::position(yaml, &steps).map(|p| p.line)
 }
 
-/// A marker error message: the seek reached its target (and the error carries its location).
-const FOUND: &str = "\u{1}portcullis: located";
-
-fn locate_exact(yaml: &str, path: &[PathSegment]) -> Option<usize> {
-    let de = serde_yaml_ng::Deserializer::from_str(yaml);
-    let seek = Seek { path };
-    match seek.deserialize(de) {
-        Err(e) if e.to_string().contains(FOUND) => e.location().map(|l| l.line()),
-        _ => None,
-    }
-}
-
-/// Walks the YAML along `path` and fails with [`FOUND`] on the target node, so that the
-/// deserializer's error carries the target's position.
-struct Seek<'p> {
-    path: &'p [PathSegment],
-}
-
-impl<'de> DeserializeSeed<'de> for Seek<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        match self.path.first() {
-            None => d.deserialize_any(Found),
-            Some(PathSegment::Key(_)) => d.deserialize_map(self),
-            Some(PathSegment::Index(_)) => d.deserialize_seq(self),
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for Seek<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a mapping or a list")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some((PathSegment::Key(target), rest)) = self.path.split_first() else {
-            return Ok(());
-        };
-        while let Some(is_target) = map.next_key_seed(KeySeek {
-            target,
-            last: rest.is_empty(),
-        })? {
-            if is_target {
-                return map.next_value_seed(Seek { path: rest });
-            }
-            map.next_value::<IgnoredAny>()?;
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some((PathSegment::Index(target), rest)) = self.path.split_first() else {
-            return Ok(());
-        };
-        for _ in 0..*target {
-            if seq.next_element::<IgnoredAny>()?.is_none() {
-                return Ok(());
-            }
-        }
-        seq.next_element_seed(Seek { path: rest })?;
-        Ok(())
-    }
-}
-
-/// Fails with [`FOUND`] on whatever node it is given.
-struct Found;
-
-impl<'de> Visitor<'de> for Found {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any node")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom(FOUND))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(de::Error::custom(FOUND))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(de::Error::custom(FOUND))
-    }
-}
-
-/// Reads one mapping key: whether it is the target, failing with [`FOUND`] (at the key's
-/// position) when it is the last segment.
-struct KeySeek<'t> {
-    target: &'t str,
-    last: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeek<'_> {
-    type Value = bool;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeek<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a mapping key")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        match (v == self.target, self.last) {
-            (true, true) => Err(E::custom(FOUND)),
-            (found, _) => Ok(found),
-        }
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
-        self.visit_str(&v.to_string())
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
-        self.visit_str(&v.to_string())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
-        self.visit_str(&v.to_string())
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
-        self.visit_str(&v.to_string())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(false)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(false)
-    }
-}
-
-/// Rewrites `line N` positions in a serde_yaml_ng message (relative to a document) to file
-/// lines, dropping the ` at line N column M` that repeats the diagnostic's own line.
-pub(crate) fn relocate_message(message: &str, first_line: usize, own_line: usize) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    let mut dropped_own = false;
-    while let Some(at) = rest.find("line ") {
-        let (before, after) = rest.split_at(at);
-        let after = &after["line ".len()..];
-        let digits = after.chars().take_while(char::is_ascii_digit).count();
-        let Ok(n) = after[..digits].parse::<usize>() else {
-            out.push_str(before);
-            out.push_str("line ");
-            rest = after;
-            continue;
-        };
-        let file_line = n + first_line - 1;
-        let tail = &after[digits..];
-        let col_len = tail
-            .strip_prefix(" column ")
-            .map(|t| " column ".len() + t.chars().take_while(char::is_ascii_digit).count())
-            .unwrap_or(0);
-        if !dropped_own && file_line == own_line && before.ends_with(" at ") {
-            dropped_own = true;
-            out.push_str(&before[..before.len() - " at ".len()]);
-        } else {
-            out.push_str(before);
-            out.push_str(&format!("line {file_line}"));
-            out.push_str(&tail[..col_len]);
-        }
-        rest = &tail[col_len..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A hint for a serde_yaml_ng error, by what its message says.
+/// A hint for a problem found reading a document, by what its message says.
 pub(crate) fn parse_hint(message: &str) -> &'static str {
     if message.contains("unknown field") {
         "check the spelling (field names are camelCase); `portcullis policy schema` lists every field"
@@ -421,6 +170,99 @@ pub(crate) fn parse_hint(message: &str) -> &'static str {
         "a key may appear once per mapping: merge the two entries"
     } else {
         "fix the YAML syntax (indentation, quoting, tabs); `portcullis policy schema` describes the format"
+    }
+}
+
+/// Parses one document into JSON ([`crate::yaml::parse`]: deep nesting is refused by the
+/// parser's budget, before any typed read), or the diagnostic, at the line and column where the
+/// parser stopped, in serde-saphyr's words.
+pub(crate) fn parse_raw(file: &Path, chunk: Chunk<'_>) -> Result<serde_json::Value, Diagnostic> {
+    let e = match crate::yaml::parse(chunk.text) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let line = e.line + chunk.first_line - 1;
+    let (message, hint) = if e.too_deep {
+        (
+            format!(
+                "nested deeper than {} levels, at column {}: refused",
+                crate::yaml::MAX_DEPTH,
+                e.column
+            ),
+            "a policy nests a few levels deep: look for runaway brackets or dashes",
+        )
+    } else {
+        // The audit's words (`audit::read`), with the line in the file.
+        let message = format!(
+            "invalid YAML: {} at line {line} column {}",
+            e.message, e.column
+        );
+        let hint = parse_hint(&message);
+        (message, hint)
+    };
+    Err(Diagnostic {
+        file: file.to_path_buf(),
+        line,
+        message,
+        hint: hint.to_owned(),
+    })
+}
+
+/// Reads a parsed document (see [`parse_raw`]) into its typed form. A problem is told with
+/// its field path (`spec.rules[0].requireProbes: invalid type: string "yes", expected a
+/// boolean`) at the line of that field, or of the nearest ancestor that exists.
+pub(crate) fn read_typed<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    chunk: Chunk<'_>,
+    raw: &serde_json::Value,
+) -> Result<T, Diagnostic> {
+    use serde_path_to_error::Segment;
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = FieldPath(
+            e.path()
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Seq { index } => Some(PathSegment::Index(*index)),
+                    Segment::Map { key } | Segment::Enum { variant: key } => {
+                        Some(PathSegment::Key(key.clone()))
+                    }
+                    Segment::Unknown => None,
+                })
+                .collect(),
+        );
+        let line =
+            field_line(chunk.text, &path).map_or(chunk.first_line, |l| l + chunk.first_line - 1);
+        let message = e.into_inner().to_string();
+        // An unknown field is told at its mapping's path (the message names the field), on
+        // the field's own line.
+        let named = match path.segments().split_last() {
+            Some((PathSegment::Key(k), parent))
+                if message.starts_with(&format!("unknown field `{k}`")) =>
+            {
+                FieldPath(parent.to_vec())
+            }
+            _ => path,
+        };
+        let message = if named.segments().is_empty() {
+            message
+        } else {
+            format!("{named}: {message}")
+        };
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            hint: parse_hint(&message).to_owned(),
+            message,
+        }
+    })
+}
+
+/// How a value found in a document is quoted in messages: a string as it is, anything else as
+/// JSON.
+fn scalar_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -450,32 +292,12 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
         message,
         hint: hint.to_owned(),
     };
-    let located = |e: serde_yaml_ng::Error, fallback: usize| {
-        let line = e.location().map(|l| at(l.line())).unwrap_or(fallback);
-        let message = relocate_message(&e.to_string(), chunk.first_line, line);
-        diag(line, message.clone(), parse_hint(&message))
-    };
-    // Deep nesting is refused before the YAML parser sees it (see `crate::nesting`).
-    if let Err(deep) = crate::nesting::check_yaml(chunk.text) {
-        return Err(vec![diag(
-            at(deep.line),
-            format!(
-                "nested deeper than {} levels, at column {}: refused before parsing",
-                crate::nesting::MAX_DEPTH,
-                deep.column
-            ),
-            "a policy nests a few levels deep: look for runaway brackets or dashes",
-        )]);
-    }
-    let raw: serde_yaml_ng::Value = match serde_yaml_ng::from_str(chunk.text) {
-        Ok(v) => v,
-        Err(e) => return Err(vec![located(e, chunk.first_line)]),
-    };
+    let raw = parse_raw(file, chunk).map_err(|d| vec![d])?;
     if raw.is_null() {
         return Ok(None);
     }
     let start = field_line(chunk.text, &FieldPath::root()).map_or(chunk.first_line, at);
-    let Some(map) = raw.as_mapping() else {
+    let Some(map) = raw.as_object() else {
         return Err(vec![diag(
             start,
             "a policy document must be a mapping with apiVersion, kind, metadata and spec"
@@ -491,10 +313,9 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
     if let Some(v) = map.get("apiVersion")
         && v.as_str() != Some(API_VERSION)
     {
-        let found = serde_yaml_ng::to_string(v).unwrap_or_default();
         header.push(diag(
             line_of("apiVersion"),
-            format!("apiVersion: expected {API_VERSION:?}, found {:?}", found.trim_end()),
+            format!("apiVersion: expected {API_VERSION:?}, found {:?}", scalar_text(v)),
             "this is not a Portcullis policy: a policy directory holds only `apiVersion: portcullis.dev/v1alpha1` documents of kind `Policy` or `PolicyException`",
         ));
     }
@@ -508,12 +329,11 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
         && kind != Some(KIND)
         && kind != Some(EXCEPTION_KIND)
     {
-        let found = serde_yaml_ng::to_string(v).unwrap_or_default();
         header.push(diag(
             line_of("kind"),
             format!(
                 "kind: expected {KIND:?} or {EXCEPTION_KIND:?}, found {:?}",
-                found.trim_end()
+                scalar_text(v)
             ),
             "this is not a Portcullis policy: a policy directory holds only `apiVersion: portcullis.dev/v1alpha1` documents of kind `Policy` or `PolicyException`",
         ));
@@ -522,17 +342,14 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
         return Err(header);
     }
     let doc = if kind == Some(EXCEPTION_KIND) {
-        serde_yaml_ng::from_str(chunk.text).map(|d| Document::Exception(Box::new(d)))
+        read_typed(file, chunk, &raw).map(|d| Document::Exception(Box::new(d)))
     } else {
-        serde_yaml_ng::from_str(chunk.text).map(|d| Document::Policy(Box::new(d)))
+        read_typed(file, chunk, &raw).map(|d| Document::Policy(Box::new(d)))
     };
-    let doc = match doc {
-        Ok(d) => d,
-        Err(e) => return Err(vec![located(e, start)]),
-    };
+    let doc = doc.map_err(|d| vec![d])?;
     Ok(Some(Parsed {
         doc,
-        raw: serde_json::to_value(&raw).ok(),
+        raw: Some(raw),
         chunk,
         source: Source {
             file: file.to_path_buf(),
@@ -549,7 +366,7 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
     let mut names: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
     let mut exception_names: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
     for (file, text) in sources {
-        for chunk in split_documents(text) {
+        for chunk in crate::yaml::documents(text) {
             let parsed = match parse_chunk(file, chunk) {
                 Ok(Some(p)) => p,
                 Ok(None) => continue,
@@ -734,27 +551,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_documents_at_markers() {
-        let text = "# c\na: 1\n---\nb: 2\n--- # x\nc: 3\n...\n---\nd: 4\n";
-        let chunks: Vec<(usize, &str)> = split_documents(text)
-            .into_iter()
-            .map(|c| (c.first_line, c.text))
-            .collect();
-        assert_eq!(
-            chunks,
-            vec![
-                (1, "# c\na: 1\n"),
-                (3, "---\nb: 2\n"),
-                (5, "--- # x\nc: 3\n"),
-                (8, "---\nd: 4\n"),
-            ]
-        );
-        assert!(split_documents("").is_empty());
-        // `----` and `---x` are not markers.
-        assert_eq!(split_documents("a: |\n  x\n----: 1\n").len(), 1);
-    }
-
-    #[test]
     fn locates_keys_items_and_ancestors() {
         let yaml = "# comment\n\napiVersion: v\nspec:\n  rules:\n    - requireProbes:\n        liveness: false\n    - {defaultLabels: {labels: {a.b/c: x}}}\n";
         let line = |p: FieldPath| field_line(yaml, &p);
@@ -783,21 +579,5 @@ mod tests {
             Some(6)
         );
         assert_eq!(line(rules.index(5)), Some(5));
-    }
-
-    #[test]
-    fn relocates_serde_positions() {
-        assert_eq!(
-            relocate_message("spec: unknown field `x` at line 3 column 5", 10, 12),
-            "spec: unknown field `x`"
-        );
-        assert_eq!(
-            relocate_message(
-                "did not find expected key at line 2 column 1, while parsing a block mapping at line 1 column 1",
-                5,
-                6
-            ),
-            "did not find expected key, while parsing a block mapping at line 5 column 1"
-        );
     }
 }

@@ -329,7 +329,9 @@ mod tests {
     fn selectors() {
         let labels: BTreeMap<String, String> =
             [("team".to_owned(), "a".to_owned())].into_iter().collect();
-        let yaml = |s: &str| -> LabelSelector { serde_yaml_ng::from_str(s).expect("selector") };
+        let yaml = |s: &str| -> LabelSelector {
+            serde_json::from_value(crate::yaml::parse(s).expect("yaml")).expect("selector")
+        };
         assert!(selector_matches(&yaml("matchLabels: {team: a}"), &labels));
         assert!(!selector_matches(&yaml("matchLabels: {team: b}"), &labels));
         assert!(selector_matches(
@@ -356,8 +358,11 @@ mod tests {
             labels: None,
             namespace_labels: NamespaceLabels::NameOnly,
         };
-        let m: Match = serde_yaml_ng::from_str(
-            "namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}}",
+        let m: Match = serde_json::from_value(
+            crate::yaml::parse(
+                "namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}}",
+            )
+            .expect("yaml"),
         )
         .expect("match");
         assert_eq!(match_selects(&m, &subject), Selection::Yes);

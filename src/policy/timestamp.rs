@@ -169,7 +169,8 @@ mod tests {
 
     #[test]
     fn reads_from_unquoted_yaml_dates() {
-        let t: Timestamp = serde_yaml_ng::from_str("2027-01-15").expect("yaml date");
+        let t: Timestamp =
+            serde_json::from_value(crate::yaml::parse("2027-01-15").expect("yaml")).expect("date");
         assert_eq!(t.to_string(), "2027-01-15");
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::audit::read::{Entry, read_str};
 use crate::engine::{self, Decision, Finding, FindingKind, NamespaceLabels, Operation, Request};
 use crate::policy::compile::FieldPath;
-use crate::policy::load::{Diagnostic, field_line, parse_hint, relocate_message, split_documents};
+use crate::policy::load::{Diagnostic, field_line, parse_raw, read_typed};
 use crate::policy::model::API_VERSION;
 use crate::policy::{PolicySet, Timestamp};
 use model::{ExpectedFinding, OtherFindings, TestCase, TestDocument, TestOperation, TestSpec};
@@ -175,17 +175,14 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Diagnos
 pub fn parse_file(file: &Path, text: &str) -> (Vec<Suite>, Vec<Diagnostic>) {
     let mut suites = Vec::new();
     let mut problems = Vec::new();
-    for chunk in split_documents(text) {
+    for chunk in crate::yaml::documents(text) {
         let at = |local: usize| local + chunk.first_line - 1;
         let line_of =
             |path: &FieldPath, fallback: usize| field_line(chunk.text, path).map_or(fallback, at);
-        let raw: serde_yaml_ng::Value = match serde_yaml_ng::from_str(chunk.text) {
+        let raw = match parse_raw(file, chunk) {
             Ok(v) => v,
-            Err(e) => {
-                let line = e.location().map_or(chunk.first_line, |l| at(l.line()));
-                let message = relocate_message(&e.to_string(), chunk.first_line, line);
-                let hint = parse_hint(&message);
-                problems.push(problem(file, line, message, hint));
+            Err(d) => {
+                problems.push(d);
                 continue;
             }
         };
@@ -209,13 +206,10 @@ pub fn parse_file(file: &Path, text: &str) -> (Vec<Suite>, Vec<Diagnostic>) {
             ));
             continue;
         }
-        let doc: TestDocument = match serde_yaml_ng::from_str(chunk.text) {
+        let doc: TestDocument = match read_typed(file, chunk, &raw) {
             Ok(d) => d,
-            Err(e) => {
-                let line = e.location().map_or(start, |l| at(l.line()));
-                let message = relocate_message(&e.to_string(), chunk.first_line, line);
-                let hint = parse_hint(&message);
-                problems.push(problem(file, line, message, hint));
+            Err(d) => {
+                problems.push(d);
                 continue;
             }
         };

@@ -1,28 +1,13 @@
-//! Where a finding's field is in the input file: the seam between the reports (SARIF, HTML)
-//! and the YAML reader. [`FieldPositions`] is all the reports ask; [`FileFieldPositions`]
-//! answers it for now by reading the file again and walking the document's YAML events.
-//!
-//! REPLACE WITH THE YAML MODULE: once `src/yaml.rs` keeps the positions of the nodes it parses
-//! ("the line and column of the node at a path as the engine writes field paths in findings,
-//! and for a path that does not exist, the position of the deepest existing node on it"),
-//! [`position_in_document`] becomes a call to it and the second reading of the file goes away.
-//! The tests below pin real lines and columns of real fixture files, and must keep holding.
+//! Where a finding's field is in the input file: [`FieldPositions`] is all the reports (SARIF,
+//! HTML) ask; [`FileFieldPositions`] answers it by reading the file again and asking the YAML
+//! module ([`crate::yaml::position`]) where the field is in the object's document.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use granit_parser::{Event, Parser, Span};
-
 use crate::audit::read::{Location, STDIN_NAME};
-
-/// A place in a text file: 1-based line and 1-based column (in characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub column: usize,
-}
+pub use crate::yaml::Position;
+use crate::yaml::Step;
 
 /// Where a finding's field is in the input.
 pub trait FieldPositions: std::fmt::Debug {
@@ -97,13 +82,6 @@ impl FieldPositions for FileFieldPositions {
     }
 }
 
-/// One step of a field path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Step<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
 /// Splits a field path as the engine writes it: `a.b[0].c`, `metadata.labels["app.kubernetes.io/name"]`.
 /// `None` when it is not one.
 fn steps(field: &str) -> Option<Vec<Step<'_>>> {
@@ -133,134 +111,13 @@ fn steps(field: &str) -> Option<Vec<Step<'_>>> {
 
 /// The position of `field` in the document at the start of `text` (the object `items[item]`
 /// of it for an item of a `List`), relative to `text`: see [`FieldPositions::field_position`].
-/// The document ends where its root node does; what follows is never read.
-///
-/// REPLACE WITH THE YAML MODULE (see the module documentation).
 pub fn position_in_document(text: &str, item: Option<usize>, field: &str) -> Option<Position> {
     let mut path = Vec::new();
     if let Some(i) = item {
         path.extend([Step::Key("items"), Step::Index(i)]);
     }
     path.extend(steps(field)?);
-    // Only the events of nodes and their ends: not the stream's and document's starts, nor
-    // presentation (anchors, comments).
-    let mut events = Parser::new_from_str(text)
-        .map_while(Result::ok)
-        .filter(|(e, _)| {
-            matches!(
-                e,
-                Event::Scalar(..)
-                    | Event::SequenceStart(..)
-                    | Event::SequenceEnd
-                    | Event::MappingStart(..)
-                    | Event::MappingEnd
-                    | Event::Alias(..)
-                    | Event::UnresolvedAlias(..)
-                    | Event::DocumentEnd
-                    | Event::StreamEnd
-            )
-        });
-    let (root, span) = events.next()?;
-    let mut walk = Walk {
-        events: &mut events,
-        found: position(&span),
-    };
-    walk.descend(&root, &path);
-    Some(walk.found)
-}
-
-fn position(span: &Span) -> Position {
-    Position {
-        line: span.start.line(),
-        column: span.start.col() + 1,
-    }
-}
-
-/// A walk down the events of one node, remembering the deepest position found on the path.
-struct Walk<'e, I: Iterator<Item = (Event<'e>, Span)>> {
-    events: &'e mut I,
-    found: Position,
-}
-
-impl<'e, I: Iterator<Item = (Event<'e>, Span)>> Walk<'e, I> {
-    /// Looks for `path` in the node that `start` began (its events up to its end are
-    /// consumed, except when the path is found inside it: the walk stops there).
-    fn descend(&mut self, start: &Event<'e>, path: &[Step<'_>]) -> bool {
-        let Some((step, rest)) = path.split_first() else {
-            return true;
-        };
-        match (start, step) {
-            (Event::MappingStart(..), Step::Key(wanted)) => loop {
-                let Some((key, key_span)) = self.events.next() else {
-                    return false;
-                };
-                if matches!(key, Event::MappingEnd) {
-                    return false;
-                }
-                let matched = matches!(&key, Event::Scalar(k, ..) if k == wanted);
-                if !matched {
-                    self.skip(&key);
-                    let Some((value, _)) = self.events.next() else {
-                        return false;
-                    };
-                    self.skip(&value);
-                    continue;
-                }
-                self.found = position(&key_span);
-                let Some((value, _)) = self.events.next() else {
-                    return false;
-                };
-                if rest.is_empty() {
-                    return true;
-                }
-                if !matches!(value, Event::MappingStart(..) | Event::SequenceStart(..)) {
-                    return false;
-                }
-                return self.descend(&value, rest);
-            },
-            (Event::SequenceStart(..), Step::Index(wanted)) => {
-                let mut index = 0;
-                loop {
-                    let Some((item, item_span)) = self.events.next() else {
-                        return false;
-                    };
-                    if matches!(item, Event::SequenceEnd) {
-                        return false;
-                    }
-                    if index == *wanted {
-                        self.found = position(&item_span);
-                        return self.descend(&item, rest);
-                    }
-                    self.skip(&item);
-                    index += 1;
-                }
-            }
-            _ => {
-                self.skip(start);
-                false
-            }
-        }
-    }
-
-    /// Consumes the rest of the node that `start` began.
-    fn skip(&mut self, start: &Event<'e>) {
-        if !matches!(start, Event::MappingStart(..) | Event::SequenceStart(..)) {
-            return;
-        }
-        let mut depth = 1usize;
-        for (event, _) in self.events.by_ref() {
-            match event {
-                Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
-                Event::MappingEnd | Event::SequenceEnd => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    crate::yaml::position(text, &path)
 }
 
 #[cfg(test)]
