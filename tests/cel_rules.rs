@@ -131,7 +131,8 @@ fn pod_spec_and_pod_metadata_are_the_template_wherever_the_kind_keeps_it() {
             "the pod template needs an app label"
         ]
     );
-    assert!(judge(&set, &deployment(json!([{"name": "a", "image": "x"}]))).allowed);
+    let d = judge(&set, &deployment(json!([{"name": "a", "image": "x"}])));
+    assert!(d.allowed, "{:?}", violations(&d));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! pays more than the budget.
 
 use kube_core::cel::cel::IdedExpr;
-use kube_core::cel::cel::common::ast::{EntryExpr, Expr};
+use kube_core::cel::cel::common::ast::{EntryExpr, Expr, LiteralValue};
 use kube_core::cel::cel::parser::Parser;
 
 use super::super::cel_cost::{self, Cost};
@@ -93,6 +93,95 @@ fn parse(c: &mut Checker, site: &Site<'_>) -> Option<IdedExpr> {
             }
             None
         }
+    }
+}
+
+/// Whether `e` gives an optional (`a.?b`, `m[?k]`, `optional.of(x)`, `x.or(y)`, ...).
+fn gives_optional(e: &IdedExpr) -> bool {
+    match &e.expr {
+        Expr::Call(call) => match call.func_name.as_str() {
+            "_?._" | "_[?_]" | "or" => true,
+            "of" | "none" | "ofNonZeroValue" => matches!(
+                call.target.as_deref().map(|t| &t.expr),
+                Some(Expr::Ident(ns)) if ns == "optional"
+            ),
+            "_?_:_" => call.args.get(1).is_some_and(gives_optional),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Rewrites `x.?f` where `x` is not an optional into `has(x.f) ? optional.of(x.f) :
+/// optional.none()`: the interpreter (cel 0.13) fails on `x.?f` when `x` has no `f`, where
+/// CEL gives `optional.none()`.
+fn optional_selects(e: &mut IdedExpr) {
+    use kube_core::cel::cel::common::ast::{CallExpr, SelectExpr};
+    match &mut e.expr {
+        Expr::Call(call) => {
+            if let Some(t) = call.target.as_deref_mut() {
+                optional_selects(t);
+            }
+            for a in &mut call.args {
+                optional_selects(a);
+            }
+            if call.func_name != "_?._" || call.args.len() != 2 || gives_optional(&call.args[0])
+            {
+                return;
+            }
+            let Expr::Literal(LiteralValue::String(field)) = &call.args[1].expr else {
+                return;
+            };
+            let field: String = field.inner().to_owned();
+            let operand = call.args[0].clone();
+            let id = e.id;
+            let node = |expr| IdedExpr { id, expr };
+            let select = |test| {
+                node(Expr::Select(SelectExpr {
+                    operand: Box::new(operand.clone()),
+                    field: field.clone(),
+                    test,
+                }))
+            };
+            let optional = |name: &str, args| {
+                node(Expr::Call(CallExpr {
+                    func_name: name.to_owned(),
+                    target: Some(Box::new(node(Expr::Ident("optional".to_owned())))),
+                    args,
+                }))
+            };
+            e.expr = Expr::Call(CallExpr {
+                func_name: "_?_:_".to_owned(),
+                target: None,
+                args: vec![
+                    select(true),
+                    optional("of", vec![select(false)]),
+                    optional("none", vec![]),
+                ],
+            });
+        }
+        Expr::Select(s) => optional_selects(&mut s.operand),
+        Expr::Comprehension(c) => {
+            for x in [
+                &mut c.iter_range,
+                &mut c.accu_init,
+                &mut c.loop_cond,
+                &mut c.loop_step,
+                &mut c.result,
+            ] {
+                optional_selects(x);
+            }
+        }
+        Expr::List(l) => l.elements.iter_mut().for_each(optional_selects),
+        Expr::Map(m) => {
+            for entry in &mut m.entries {
+                if let EntryExpr::MapEntry(me) = &mut entry.expr {
+                    optional_selects(&mut me.key);
+                    optional_selects(&mut me.value);
+                }
+            }
+        }
+        Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) | Expr::Struct(_) => {}
     }
 }
 
@@ -327,7 +416,8 @@ fn expression(
         );
         return None;
     }
-    let ast = parse(c, &site)?;
+    let mut ast = parse(c, &site)?;
+    optional_selects(&mut ast);
     let before = c.errors.len();
     let reads = check_names(c, &site, scope, &ast);
     (c.errors.len() == before).then(|| {
