@@ -388,7 +388,6 @@ fn expensive_but_linear_rules_are_answered_within_the_budget_on_the_largest_obje
         r#"      forEachContainer: true
       validations:
       - expression: "container.?env.orValue([]).all(e, e.name.matches('^[A-Z_][A-Z0-9_]*$'))"
-      - expression: "podSpec.containers.exists(c, c.name == container.name)"
 "#,
     );
     let object = huge(2000, 40);
@@ -403,4 +402,22 @@ fn expensive_but_linear_rules_are_answered_within_the_budget_on_the_largest_obje
         "{:?}",
         &v[..v.len().min(3)]
     );
+}
+
+#[test]
+fn optional_chains_and_indexes_give_none_for_absent_fields() {
+    let set = load(
+        r#"      validations:
+      - expression: "object.?spec.?template.?spec.?hostNetwork.orValue(false) == false"
+        message: "chain"
+      - expression: "object.metadata.?labels[?'missing'].orValue('none') == 'none'"
+        message: "index"
+      - expression: "object.?spec.?template.?metadata.?labels.?app.orValue('') == 'web'"
+        message: "present"
+      - expression: "!has(object.spec.strategy)"
+        message: "has"
+"#,
+    );
+    let d = judge(&set, &deployment(json!([])));
+    assert!(d.allowed, "{:?}", violations(&d));
 }

@@ -112,12 +112,81 @@ fn gives_optional(e: &IdedExpr) -> bool {
     }
 }
 
-/// Rewrites `x.?f` where `x` is not an optional into `has(x.f) ? optional.of(x.f) :
-/// optional.none()`: the interpreter (cel 0.13) fails on `x.?f` when `x` has no `f`, where
-/// CEL gives `optional.none()`.
+/// Rewrites each chain of optional selects `x.?f1.?f2...` (longest first) into
+/// `has(x.f1) && has(x.f1.f2) && ... ? optional.of(x.f1.f2...) : optional.none()` (and, when
+/// `x` is itself an optional, into `x.hasValue() ? <the same over x.value()> :
+/// optional.none()`): the interpreter (cel 0.13) fails on `x.?f` when `x` has no `f`, and
+/// gives an optional inside an optional for `x.?f.?g` when `f` has no `g`, where CEL gives
+/// `optional.none()`. `x` is evaluated once per link; the cost estimate sees the rewrite.
 fn optional_selects(e: &mut IdedExpr) {
     use kube_core::cel::cel::common::ast::{CallExpr, SelectExpr};
     match &mut e.expr {
+        Expr::Call(call) if call.func_name == "_?._" && call.args.len() == 2 => {
+            // The chain's fields, outermost last, and its base.
+            let mut fields: Vec<String> = Vec::new();
+            let mut base = e.clone();
+            loop {
+                match &base.expr {
+                    Expr::Call(c) if c.func_name == "_?._" && c.args.len() == 2 => {
+                        let Expr::Literal(LiteralValue::String(f)) = &c.args[1].expr else {
+                            return;
+                        };
+                        fields.push(f.inner().to_owned());
+                        let inner = c.args[0].clone();
+                        base = inner;
+                    }
+                    _ => break,
+                }
+            }
+            fields.reverse();
+            optional_selects(&mut base);
+            let id = e.id;
+            let node = |expr| IdedExpr { id, expr };
+            let call = |target: Option<IdedExpr>, name: &str, args: Vec<IdedExpr>| {
+                node(Expr::Call(CallExpr {
+                    func_name: name.to_owned(),
+                    target: target.map(Box::new),
+                    args,
+                }))
+            };
+            let optional = || node(Expr::Ident("optional".to_owned()));
+            let base_is_optional = gives_optional(&base);
+            let root = if base_is_optional {
+                call(Some(base.clone()), "value", vec![])
+            } else {
+                base.clone()
+            };
+            let mut path = root;
+            let mut tests: Vec<IdedExpr> = Vec::new();
+            for f in &fields {
+                tests.push(node(Expr::Select(SelectExpr {
+                    operand: Box::new(path.clone()),
+                    field: f.clone(),
+                    test: true,
+                })));
+                path = node(Expr::Select(SelectExpr {
+                    operand: Box::new(path),
+                    field: f.clone(),
+                    test: false,
+                }));
+            }
+            if base_is_optional {
+                tests.insert(0, call(Some(base), "hasValue", vec![]));
+            }
+            let mut condition = tests.remove(0);
+            for t in tests {
+                condition = call(None, "_&&_", vec![condition, t]);
+            }
+            e.expr = Expr::Call(CallExpr {
+                func_name: "_?_:_".to_owned(),
+                target: None,
+                args: vec![
+                    condition,
+                    call(Some(optional()), "of", vec![path]),
+                    call(Some(optional()), "none", vec![]),
+                ],
+            });
+        }
         Expr::Call(call) => {
             if let Some(t) = call.target.as_deref_mut() {
                 optional_selects(t);
@@ -125,40 +194,6 @@ fn optional_selects(e: &mut IdedExpr) {
             for a in &mut call.args {
                 optional_selects(a);
             }
-            if call.func_name != "_?._" || call.args.len() != 2 || gives_optional(&call.args[0])
-            {
-                return;
-            }
-            let Expr::Literal(LiteralValue::String(field)) = &call.args[1].expr else {
-                return;
-            };
-            let field: String = field.inner().to_owned();
-            let operand = call.args[0].clone();
-            let id = e.id;
-            let node = |expr| IdedExpr { id, expr };
-            let select = |test| {
-                node(Expr::Select(SelectExpr {
-                    operand: Box::new(operand.clone()),
-                    field: field.clone(),
-                    test,
-                }))
-            };
-            let optional = |name: &str, args| {
-                node(Expr::Call(CallExpr {
-                    func_name: name.to_owned(),
-                    target: Some(Box::new(node(Expr::Ident("optional".to_owned())))),
-                    args,
-                }))
-            };
-            e.expr = Expr::Call(CallExpr {
-                func_name: "_?_:_".to_owned(),
-                target: None,
-                args: vec![
-                    select(true),
-                    optional("of", vec![select(false)]),
-                    optional("none", vec![]),
-                ],
-            });
         }
         Expr::Select(s) => optional_selects(&mut s.operand),
         Expr::Comprehension(c) => {
