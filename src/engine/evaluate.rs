@@ -7,6 +7,7 @@ use crate::json::Json;
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::patch::{Patch, PatchOp};
 use super::rule::{Context, Found};
+use super::cel_values::{Facts, Input};
 use super::{Operation, Request, cel, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::{NamespaceLabels, Selection, Subject};
@@ -271,7 +272,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     }
 
     // What CEL rules see besides the workload; their values are made when first needed.
-    let facts = cel::Facts {
+    let facts = Facts {
         operation: req.operation,
         group: req.group,
         kind: req.kind,
@@ -283,7 +284,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         old_object: req.old_object.filter(|_| req.operation == Operation::Update),
     };
     // Judge the object as mutated: the view shows the planned additions.
-    let cel_input = cel::Input::new(facts);
+    let cel_input = Input::new(facts);
     let violations = validate(
         &selected,
         &Context {
@@ -294,7 +295,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
     );
     // A violation denies only if it holds with the label-dependent additions too: the real
     // labels might otherwise have added what it misses.
-    let what_if_input = cel::Input::new(facts);
+    let what_if_input = Input::new(facts);
     let what_if = what_if_added.as_ref().map(|a| {
         validate(
             &selected,
@@ -318,7 +319,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
             };
             let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, None);
             // The stored object as it was created: a CREATE, without an old object.
-            let old_input = cel::Input::new(cel::Facts {
+            let old_input = Input::new(Facts {
                 operation: Operation::Create,
                 old_object: None,
                 ..facts

@@ -339,7 +339,7 @@ mod tests {
             labels: vec!["team".into(), "empty".into(), "tier".into()],
             target: vec![MetadataTarget::Object, MetadataTarget::PodTemplate],
         };
-        let input = crate::engine::cel::Input::default();
+        let input = crate::engine::cel_values::Input::default();
         let in_namespace = |namespace| Context {
             workload: w,
             namespace,

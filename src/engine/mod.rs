@@ -2,6 +2,7 @@
 //! no I/O, no clock, no metrics. Callers (webhook, CLI) fetch what they need and pass it in.
 
 mod cel;
+mod cel_values;
 mod decision;
 mod evaluate;
 mod images;

@@ -16,7 +16,7 @@ pub(super) struct Context<'a> {
     pub namespace: Option<&'a str>,
     /// What CEL rules see besides the workload (the request, the old object, the namespace),
     /// and the CEL values made from them once, when a CEL rule first needs them.
-    pub cel: &'a super::cel::Input<'a>,
+    pub cel: &'a super::cel_values::Input<'a>,
 }
 
 /// Something a rule found, before the policy's mode turns it into a [`super::Finding`]: a

@@ -516,34 +516,3 @@ pub fn estimate(rule: &CompiledCel) -> Result<Cost, Refusal> {
     Ok(Cost { steps, memory })
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use crate::policy::CompiledRule;
-
-    fn cost(rule: &str) -> super::Cost {
-        let text = format!(
-            "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n  mode: enforce\n  rules:\n  - cel:\n{rule}"
-        );
-        let set = match crate::policy::load::compile_str(Path::new("p.yaml"), &text) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
-        match &set.policies[0].rules[0] {
-            CompiledRule::Cel(c) => c.cost,
-            _ => panic!("a cel rule"),
-        }
-    }
-
-    #[test]
-    fn debug_polys() {
-        for r in [
-            "      validations:\n      - expression: \"podSpec.containers.exists(c, c.name == 'x')\"\n",
-            "      forEachContainer: true\n      validations:\n      - expression: \"container.name == 'x'\"\n",
-            "      forEachContainer: true\n      validations:\n      - expression: \"podSpec.containers.exists(c, c.name == container.name)\"\n",
-        ] {
-            eprintln!("{r}{:?}", cost(r));
-        }
-    }
-}
