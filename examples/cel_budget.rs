@@ -44,7 +44,10 @@ fn size(v: &Value) -> f64 {
 }
 
 const RULES: &[(&str, &str)] = &[
-    ("one validation, no comprehension", "object.spec.replicas >= 1"),
+    (
+        "one validation, no comprehension",
+        "object.spec.replicas >= 1",
+    ),
     (
         "every container's image",
         "podSpec.containers.all(c, c.image.startsWith('registry.corp/'))",

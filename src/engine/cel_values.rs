@@ -193,7 +193,11 @@ fn mutated_object(w: &Workload<'_>, c: &mut Converter) -> Value {
         .collect();
     if let Some(spec) = v.pointer_mut(&spec_pointer).and_then(|s| s.as_object_mut()) {
         for (init, container) in &added.containers {
-            let list = if *init { "initContainers" } else { "containers" };
+            let list = if *init {
+                "initContainers"
+            } else {
+                "containers"
+            };
             if let Some(l) = spec
                 .entry(list)
                 .or_insert_with(|| serde_json::Value::Array(Vec::new()))
@@ -257,7 +261,11 @@ fn mutated_object(w: &Workload<'_>, c: &mut Converter) -> Value {
 }
 
 fn object_to_value(o: Object<'_>) -> serde_json::Value {
-    serde_json::Value::Object(o.iter().map(|(k, v)| (k.to_owned(), v.to_value())).collect())
+    serde_json::Value::Object(
+        o.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_value()))
+            .collect(),
+    )
 }
 
 /// The value at `tokens` under `v` (null when absent).
@@ -357,4 +365,3 @@ fn namespace_object(name: &str, labels: &BTreeMap<String, String>) -> Value {
         ),
     ])
 }
-

@@ -4,10 +4,10 @@
 
 use crate::json::Json;
 
+use super::cel_values::{Facts, Input};
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::patch::{Patch, PatchOp};
 use super::rule::{Context, Found};
-use super::cel_values::{Facts, Input};
 use super::{Operation, Request, cel, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::{NamespaceLabels, Selection, Subject};
@@ -281,7 +281,9 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         username: req.username,
         dry_run: req.dry_run,
         namespace_labels: known,
-        old_object: req.old_object.filter(|_| req.operation == Operation::Update),
+        old_object: req
+            .old_object
+            .filter(|_| req.operation == Operation::Update),
     };
     // Judge the object as mutated: the view shows the planned additions.
     let cel_input = Input::new(facts);

@@ -335,7 +335,10 @@ impl Estimator<'_> {
         })
     }
 
-    fn call(&mut self, call: &kube_core::cel::cel::common::ast::CallExpr) -> Result<Est, Unbounded> {
+    fn call(
+        &mut self,
+        call: &kube_core::cel::cel::common::ast::CallExpr,
+    ) -> Result<Est, Unbounded> {
         let one = Poly::constant(1.0);
         let qualified = match call.target.as_deref().map(|t| &t.expr) {
             Some(Expr::Ident(ns)) if self.bound.iter().all(|(b, _)| b != ns) && ns_like(ns) => {
@@ -371,7 +374,14 @@ impl Estimator<'_> {
                     peak: c.peak.max(a.peak).max(b.peak),
                 });
             }
-            "_&&_" | "_||_" | "!_" | "@not_strictly_false" | "-_" | "_*_" | "_/_" | "_%_"
+            "_&&_"
+            | "_||_"
+            | "!_"
+            | "@not_strictly_false"
+            | "-_"
+            | "_*_"
+            | "_/_"
+            | "_%_"
             | "_-_" => (Poly::default(), one),
             "_+_" => (all_sizes, all_sizes),
             "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" | "@in" => (all_sizes, one),
@@ -390,8 +400,13 @@ impl Estimator<'_> {
             "matches" | "find" | "findAll" => {
                 // Compiling the pattern, and running it over the string (linear in both).
                 let (s, p) = (size(0), size(1));
-                let run = s.plus(one).times(p.plus(one)).ok_or_else(|| too_deep(name))?;
-                let compile = p.times(Poly::constant(100.0)).ok_or_else(|| too_deep(name))?;
+                let run = s
+                    .plus(one)
+                    .times(p.plus(one))
+                    .ok_or_else(|| too_deep(name))?;
+                let compile = p
+                    .times(Poly::constant(100.0))
+                    .ok_or_else(|| too_deep(name))?;
                 (run.plus(compile), s)
             }
             "replace" => {
@@ -413,7 +428,9 @@ impl Estimator<'_> {
                 (sq, all_sizes)
             }
             "string" | "format" | "strings.quote" => {
-                let out = all_sizes.times(Poly::constant(4.0)).ok_or_else(|| too_deep(name))?;
+                let out = all_sizes
+                    .times(Poly::constant(4.0))
+                    .ok_or_else(|| too_deep(name))?;
                 (out, out)
             }
             _ => (all_sizes, all_sizes),
@@ -430,7 +447,15 @@ impl Estimator<'_> {
 fn ns_like(ns: &str) -> bool {
     matches!(
         ns,
-        "optional" | "base64" | "format" | "ip" | "jsonpatch" | "lists" | "math" | "sets" | "strings"
+        "optional"
+            | "base64"
+            | "format"
+            | "ip"
+            | "jsonpatch"
+            | "lists"
+            | "math"
+            | "sets"
+            | "strings"
     )
 }
 
@@ -453,14 +478,15 @@ pub fn estimate(rule: &CompiledCel) -> Result<Cost, Refusal> {
     let run = |container: Poly| -> Result<Est, Refusal> {
         let mut sizes: Vec<Poly> = Vec::new();
         let mut total = Est::default();
-        let refusal = |field, index, key, e: &CelExpression, (needle, message): Unbounded| Refusal {
-            field,
-            index,
-            key,
-            text: e.text.clone(),
-            needle,
-            message,
-        };
+        let refusal =
+            |field, index, key, e: &CelExpression, (needle, message): Unbounded| Refusal {
+                field,
+                index,
+                key,
+                text: e.text.clone(),
+                needle,
+                message,
+            };
         for (i, v) in rule.variables.iter().enumerate() {
             let mut est = Estimator {
                 bound: vec![("container".to_owned(), container)],
@@ -494,16 +520,17 @@ pub fn estimate(rule: &CompiledCel) -> Result<Cost, Refusal> {
     let (steps, memory) = if rule.for_each_container {
         let small = run(Poly::default())?;
         let large = run(Poly::s())?;
-        let steps = Poly::s()
-            .times(small.cost)
-            .map(|p| p.plus(large.cost));
+        let steps = Poly::s().times(small.cost).map(|p| p.plus(large.cost));
         (steps, large.peak)
     } else {
         let once = run(Poly::s())?;
         (Some(once.cost), once.peak)
     };
     let Some(steps) = steps else {
-        let first = located.first().map(|(_, _, _, e)| e.text.clone()).unwrap_or_default();
+        let first = located
+            .first()
+            .map(|(_, _, _, e)| e.text.clone())
+            .unwrap_or_default();
         return Err(Refusal {
             field: "validations",
             index: 0,
@@ -515,4 +542,3 @@ pub fn estimate(rule: &CompiledCel) -> Result<Cost, Refusal> {
     };
     Ok(Cost { steps, memory })
 }
-

@@ -773,11 +773,7 @@ pub fn coverage(set: &PolicySet, results: &[SuiteResult]) -> Vec<RuleCoverage> {
     // (policy, rule type, validation): the validation only for `cel` rules.
     type Unit = (String, &'static str, Option<usize>);
     let unit_of = |policy: &str, rule: &'static str, part: usize| -> Unit {
-        (
-            policy.to_owned(),
-            rule,
-            (rule == "cel").then_some(part),
-        )
+        (policy.to_owned(), rule, (rule == "cel").then_some(part))
     };
     let units = |p: &crate::policy::CompiledPolicy| -> Vec<Unit> {
         let mut out: Vec<Unit> = Vec::new();
