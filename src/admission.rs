@@ -657,6 +657,7 @@ mod tests {
         Finding {
             policy: "p".into(),
             rule: "requireProbes",
+            part: 0,
             kind,
             mode: Mode::Enforce,
             effect,
