@@ -1,0 +1,682 @@
+//! The differential suite: the corpus and the shipped CEL validations, judged by Portcullis and
+//! by the API server's ValidatingAdmissionPolicy admission (see tests/e2e_cel.rs).
+//!
+//! One round for everything: each pair's object is first sent as a dry run with no policy
+//! installed, and what the API server answers (the object defaulted and mutated as admission
+//! sees it) is what Portcullis judges, as the webhook would; then one ValidatingAdmissionPolicy
+//! and binding per case is created (refused ones recorded), each matching only its own objects
+//! by name (`resourceNames`), a marker policy created last tells when the API server uses them
+//! all, and every object is sent again as a dry run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use portcullis::engine::{self, FindingKind, NamespaceLabels, Request};
+use portcullis::policy::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::e2e_support::api::{self, Api};
+use crate::e2e_support::{Case, ROOT, World, wait_for};
+
+/// The corpus, relative to the repository root.
+pub const CORPUS: &str = "tests/cel_corpus/corpus.yaml";
+/// The page whose "Known divergences" section lists the cases that differ.
+pub const DIVERGENCES: &str = "docs/cel-divergences.md";
+/// The heading of that section.
+const DIVERGENCES_HEADING: &str = "## Known divergences";
+/// The label on every object this suite creates in the cluster.
+const LABEL: &str = "e2e-celdiff";
+/// Requests in flight at once.
+const IN_FLIGHT: usize = 16;
+
+pub fn cases() -> Vec<Case> {
+    vec![Case::exclusive(
+        "cel_rules_judge_the_corpus_as_the_api_server_does",
+        differential,
+    )]
+}
+
+/// What one side says of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Admitted.
+    Allow,
+    /// Denied by a validation that evaluated to false.
+    Deny,
+    /// Denied because an expression failed at run time (`failurePolicy: Fail`).
+    Error,
+    /// The policy itself is refused (the API server at creation, Portcullis at load).
+    Refused,
+}
+
+impl Verdict {
+    /// Whether two verdicts are the same decision: a run-time error denies, as a false
+    /// validation does (Portcullis fails closed); they differ only in their words.
+    fn same_decision(self, other: Verdict) -> bool {
+        let d = |v: Verdict| if v == Verdict::Error { Verdict::Deny } else { v };
+        d(self) == d(other)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Expect {
+    All(Verdict),
+    Each(BTreeMap<String, Verdict>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Corpus {
+    /// The labels of the namespace the objects are sent to (`namespaceObject`).
+    namespace_labels: BTreeMap<String, String>,
+    /// The objects, by key; the cases name them.
+    objects: BTreeMap<String, Value>,
+    cases: Vec<CorpusCase>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CorpusCase {
+    /// Unique; with the object key it names the objects sent (lowercase, digits, `-`).
+    id: String,
+    /// One validation's expression (with `message`, `messageExpression`, `reason`); or
+    /// `validations`, or both (this one first).
+    #[serde(default)]
+    expression: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    message_expression: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    validations: Vec<Value>,
+    #[serde(default)]
+    variables: Vec<Value>,
+    #[serde(default)]
+    match_conditions: Vec<Value>,
+    /// The objects it is judged against (default: `pod`).
+    #[serde(default)]
+    objects: Vec<String>,
+    /// What the API server says (checked: a corpus entry the API server does not answer as
+    /// written is a failure, so the harness cannot agree with itself by judging nothing).
+    expect: Expect,
+    /// Why the case is there.
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: Option<String>,
+}
+
+/// One case as both sides get it: a CEL rule body and the objects it judges.
+struct Planned {
+    id: String,
+    /// The `cel` rule's body: `validations`, `variables`, `matchConditions`.
+    rule: Value,
+    /// (object key, expected API verdict if pinned).
+    objects: Vec<(String, Option<Verdict>)>,
+}
+
+fn load_corpus() -> (Corpus, Vec<Planned>) {
+    let path = Path::new(ROOT).join(CORPUS);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{CORPUS}: {e}"));
+    let corpus: Corpus = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{CORPUS}: {e}"));
+    let mut seen = BTreeSet::new();
+    let mut planned = Vec::new();
+    for c in &corpus.cases {
+        assert!(seen.insert(c.id.clone()), "{CORPUS}: case {} twice", c.id);
+        assert!(
+            !c.id.is_empty()
+                && c.id.len() <= 40
+                && c.id
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'),
+            "{CORPUS}: case id {:?}: at most 40 of a-z, 0-9, -",
+            c.id
+        );
+        let mut validations = Vec::new();
+        if let Some(e) = &c.expression {
+            let mut v = json!({"expression": e});
+            for (k, f) in [
+                ("message", &c.message),
+                ("messageExpression", &c.message_expression),
+                ("reason", &c.reason),
+            ] {
+                if let Some(f) = f {
+                    v[k] = json!(f);
+                }
+            }
+            validations.push(v);
+        } else {
+            assert!(
+                c.message.is_none() && c.message_expression.is_none() && c.reason.is_none(),
+                "{CORPUS}: case {}: message fields without an expression",
+                c.id
+            );
+        }
+        validations.extend(c.validations.iter().cloned());
+        assert!(
+            !validations.is_empty(),
+            "{CORPUS}: case {}: no validation",
+            c.id
+        );
+        let mut rule = json!({"validations": validations});
+        if !c.variables.is_empty() {
+            rule["variables"] = json!(c.variables);
+        }
+        if !c.match_conditions.is_empty() {
+            rule["matchConditions"] = json!(c.match_conditions);
+        }
+        let keys = if c.objects.is_empty() {
+            vec!["pod".to_owned()]
+        } else {
+            c.objects.clone()
+        };
+        let objects = keys
+            .into_iter()
+            .map(|k| {
+                assert!(
+                    corpus.objects.contains_key(&k),
+                    "{CORPUS}: case {}: no object {k}",
+                    c.id
+                );
+                let expect = match &c.expect {
+                    Expect::All(v) => *v,
+                    Expect::Each(m) => *m.get(&k).unwrap_or_else(|| {
+                        panic!("{CORPUS}: case {}: no expectation for {k}", c.id)
+                    }),
+                };
+                (k, Some(expect))
+            })
+            .collect();
+        planned.push(Planned {
+            id: c.id.clone(),
+            rule,
+            objects,
+        });
+    }
+    (corpus, planned)
+}
+
+/// Every `cel` rule of the shipped policies (`policies/*.yaml`), judged against every corpus
+/// object that is a workload of a kind the policy's expressions can read.
+fn shipped(corpus: &Corpus) -> Vec<Planned> {
+    let dir = Path::new(ROOT).join("policies");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("policies/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a policy file");
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let Ok(doc) = Value::deserialize(doc) else {
+                continue;
+            };
+            if doc["kind"] != "Policy" {
+                continue;
+            }
+            let name = doc["metadata"]["name"].as_str().unwrap_or("").to_owned();
+            let rules = doc["spec"]["rules"].as_array().cloned().unwrap_or_default();
+            for (i, rule) in rules.iter().enumerate() {
+                let Some(cel) = rule.get("cel") else { continue };
+                out.push(Planned {
+                    id: format!("shipped-{name}-{i}"),
+                    rule: cel.clone(),
+                    objects: corpus
+                        .objects
+                        .keys()
+                        .filter(|k| k.starts_with("shipped-"))
+                        .map(|k| (k.clone(), None))
+                        .collect(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The name of the object sent for a pair.
+fn object_name(id: &str, key: &str) -> String {
+    format!("{id}-{key}")
+}
+
+/// The collection path of a workload kind in namespace `ns`.
+fn collection(kind: &str, ns: &str) -> String {
+    let (prefix, plural) = match kind {
+        "Pod" => ("/api/v1", "pods"),
+        "Deployment" => ("/apis/apps/v1", "deployments"),
+        "StatefulSet" => ("/apis/apps/v1", "statefulsets"),
+        "DaemonSet" => ("/apis/apps/v1", "daemonsets"),
+        "ReplicaSet" => ("/apis/apps/v1", "replicasets"),
+        "Job" => ("/apis/batch/v1", "jobs"),
+        "CronJob" => ("/apis/batch/v1", "cronjobs"),
+        other => panic!("{CORPUS}: kind {other} is not a workload kind this suite sends"),
+    };
+    format!("{prefix}/namespaces/{ns}/{plural}")
+}
+
+const RESOURCES: [&str; 7] = [
+    "pods",
+    "deployments",
+    "statefulsets",
+    "daemonsets",
+    "replicasets",
+    "jobs",
+    "cronjobs",
+];
+
+fn vap_name(id: &str) -> String {
+    format!("celdiff-{id}")
+}
+
+/// The ValidatingAdmissionPolicy and binding of a case: the CEL rule's fields pasted in
+/// unchanged, matching only the case's own objects.
+fn vap(p: &Planned) -> (Value, Value) {
+    let name = vap_name(&p.id);
+    let names: Vec<String> = p
+        .objects
+        .iter()
+        .map(|(k, _)| object_name(&p.id, k))
+        .collect();
+    let mut spec = json!({
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{
+            "apiGroups": ["", "apps", "batch"], "apiVersions": ["v1"],
+            "operations": ["CREATE"], "resources": RESOURCES, "resourceNames": names}]},
+        "validations": p.rule["validations"],
+    });
+    for k in ["variables", "matchConditions"] {
+        if let Some(v) = p.rule.get(k) {
+            spec[k] = v.clone();
+        }
+    }
+    let labels = json!({LABEL: "yes"});
+    (
+        json!({"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name, "labels": labels}, "spec": spec}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"policyName": name, "validationActions": ["Deny"]}}),
+    )
+}
+
+/// The Portcullis policy of a case: one `cel` rule, in enforce mode.
+fn policy_text(p: &Planned) -> String {
+    let policy = json!({
+        "apiVersion": "portcullis.dev/v1alpha1",
+        "kind": "Policy",
+        "metadata": {"name": vap_name(&p.id)},
+        "spec": {"mode": "enforce", "rules": [{"cel": p.rule}]},
+    });
+    serde_yaml_ng::to_string(&policy).expect("YAML")
+}
+
+/// One side's answer for a pair: the verdict and the words (a denial's message, or why the
+/// policy was refused).
+#[derive(Debug, Clone)]
+struct Said {
+    verdict: Verdict,
+    words: String,
+}
+
+/// Portcullis' answer for a pair: the loader (with its lint), then the engine on the object the
+/// API server's admission sees.
+fn portcullis_says(
+    p: &Planned,
+    object: &Value,
+    labels: &BTreeMap<String, String>,
+    user: &str,
+) -> Said {
+    let file = format!("celdiff/{}.yaml", p.id);
+    let set = match portcullis::lint::load_str(Path::new(&file), &policy_text(p)) {
+        Ok(set) => set,
+        Err(e) => {
+            return Said {
+                verdict: Verdict::Refused,
+                words: format!("{e:?}"),
+            };
+        }
+    };
+    let mut request = Request::create(object, Timestamp::now());
+    request.namespace_labels = NamespaceLabels::Known(labels);
+    request.username = Some(user);
+    request.dry_run = true;
+    let d = engine::evaluate(&set, &request);
+    let violations: Vec<&engine::Finding> = d
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Violation)
+        .collect();
+    match (d.allowed, violations.first()) {
+        (true, _) => Said {
+            verdict: Verdict::Allow,
+            words: String::new(),
+        },
+        (false, Some(f)) => Said {
+            verdict: Verdict::Deny,
+            words: f.message.clone(),
+        },
+        (false, None) => Said {
+            verdict: Verdict::Deny,
+            words: d.denial_message().unwrap_or_default(),
+        },
+    }
+}
+
+/// The API server's answer to a dry run, for the case whose policy is `vap`.
+fn api_says(answer: &api::Answer, vap: &str) -> Result<Said, String> {
+    if answer.status == 201 {
+        return Ok(Said {
+            verdict: Verdict::Allow,
+            words: String::new(),
+        });
+    }
+    let message = answer.body["message"].as_str().unwrap_or("");
+    let prefix = format!("ValidatingAdmissionPolicy '{vap}' with binding '{vap}' denied request: ");
+    match message.find(&prefix) {
+        Some(at) => {
+            let words = message[at + prefix.len()..].to_owned();
+            let error = words.starts_with("expression '") && words.contains("' resulted in error")
+                || words.contains("running out of cost budget")
+                || words.starts_with("failed to evaluate");
+            Ok(Said {
+                verdict: if error { Verdict::Error } else { Verdict::Deny },
+                words,
+            })
+        }
+        None => Err(format!(
+            "HTTP {} without a denial of {vap}: {}",
+            answer.status, answer.body
+        )),
+    }
+}
+
+/// The case ids listed under "Known divergences" (the first cell of each table row).
+fn listed_divergences() -> BTreeMap<String, String> {
+    let path = Path::new(ROOT).join(DIVERGENCES);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{DIVERGENCES}: {e}"));
+    let section = text
+        .split_once(DIVERGENCES_HEADING)
+        .unwrap_or_else(|| panic!("{DIVERGENCES}: no {DIVERGENCES_HEADING:?} section"))
+        .1;
+    let section = section.split("\n## ").next().unwrap_or("");
+    section
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("| `")?;
+            let (id, rest) = rest.split_once('`')?;
+            Some((id.to_owned(), rest.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// A marker policy denying ConfigMaps labelled with it, created after every case's policy: the
+/// API server uses every earlier policy and binding once it uses this one (one watch per kind).
+fn marker() -> (Value, Value) {
+    let name = "celdiff-marker";
+    let labels = json!({LABEL: "yes"});
+    (
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                        "operations": ["CREATE"], "resources": ["configmaps"]}],
+                    "objectSelector": {"matchLabels": {LABEL: "marker"}}},
+                "validations": [{"expression": "false", "message": "celdiff marker"}]}}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"policyName": name, "validationActions": ["Deny"]}}),
+    )
+}
+
+const POLICIES: &str = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies";
+const BINDINGS: &str = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings";
+
+fn differential(w: &World) {
+    let started = Instant::now();
+    let (corpus, mut planned) = load_corpus();
+    let corpus_pairs: usize = planned.iter().map(|p| p.objects.len()).sum();
+    planned.extend(shipped(&corpus));
+    let ns = w.namespace("celdiff");
+    let k = w.kubectl();
+    let mut label_args = vec![
+        "label".to_owned(),
+        "namespace".to_owned(),
+        ns.clone(),
+        "--overwrite".to_owned(),
+    ];
+    label_args.extend(
+        corpus
+            .namespace_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    let refs: Vec<&str> = label_args.iter().map(String::as_str).collect();
+    k.run(&refs).ok();
+    let namespace = k.run(&["get", "namespace", &ns, "-o", "json"]).json();
+    let labels: BTreeMap<String, String> =
+        serde_json::from_value(namespace["metadata"]["labels"].clone()).expect("labels");
+    let user = k.run(&["auth", "whoami", "-o", "json"]).json()["status"]["userInfo"]["username"]
+        .as_str()
+        .expect("a username")
+        .to_owned();
+
+    // Each pair's object as sent.
+    let pairs: Vec<(usize, String, Value)> = planned
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            let corpus = &corpus;
+            let ns = &ns;
+            p.objects.iter().map(move |(key, _)| {
+                let mut o = corpus.objects[key].clone();
+                o["metadata"]["name"] = json!(object_name(&p.id, key));
+                o["metadata"]["namespace"] = json!(ns);
+                (i, key.clone(), o)
+            })
+        })
+        .collect();
+
+    let rt = api::runtime();
+    let api = Api::new(&w.cluster);
+    let dry_run = |o: &Value| {
+        let kind = o["kind"].as_str().unwrap_or("");
+        let path = format!("{}?dryRun=All", collection(kind, &ns));
+        let api = api.clone();
+        let o = o.clone();
+        async move { api.post(&path, &o).await }
+    };
+    let send_all = |objects: Vec<&Value>| -> Vec<api::Answer> {
+        rt.block_on(
+            futures::stream::iter(objects.into_iter().map(dry_run))
+                .buffered(IN_FLIGHT)
+                .collect(),
+        )
+    };
+
+    // What admission sees: each object as the API server defaults and mutates it.
+    let references = send_all(pairs.iter().map(|(_, _, o)| o).collect());
+    let mut problems: Vec<String> = Vec::new();
+    for ((i, key, _), a) in pairs.iter().zip(&references) {
+        if a.status != 201 {
+            problems.push(format!(
+                "{} / {key}: the API server refuses the object itself (HTTP {}): {}",
+                planned[*i].id, a.status, a.body
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // The policies: created one by one (the API server refuses some), the marker last.
+    let mut refused: BTreeMap<usize, String> = BTreeMap::new();
+    rt.block_on(async {
+        for (i, p) in planned.iter().enumerate() {
+            let (policy, binding) = vap(p);
+            let a = api.post(POLICIES, &policy).await;
+            if a.status != 201 {
+                let message = a.body["message"].as_str().unwrap_or("").to_owned();
+                assert!(
+                    a.status == 422,
+                    "{}: creating its policy: HTTP {}: {}",
+                    p.id,
+                    a.status,
+                    a.body
+                );
+                refused.insert(i, message);
+                continue;
+            }
+            let a = api.post(BINDINGS, &binding).await;
+            assert_eq!(a.status, 201, "{}: its binding: {}", p.id, a.body);
+        }
+        let (policy, binding) = marker();
+        assert_eq!(api.post(POLICIES, &policy).await.status, 201, "the marker");
+        assert_eq!(api.post(BINDINGS, &binding).await.status, 201, "its binding");
+    });
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "celdiff-marker", "namespace": ns, "labels": {LABEL: "marker"}}});
+    let cm_path = format!("/api/v1/namespaces/{ns}/configmaps?dryRun=All");
+    wait_for(
+        "the API server to use the policies",
+        Duration::from_secs(60),
+        || {
+            let a = rt.block_on(api.post(&cm_path, &cm));
+            (a.status == 403).then_some(())
+        },
+    );
+    let installed = started.elapsed();
+
+    let answers = send_all(pairs.iter().map(|(_, _, o)| o).collect());
+
+    // Both sides, pair by pair.
+    let listed = listed_divergences();
+    let mut differing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut expectation_wrong: Vec<String> = Vec::new();
+    let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (((i, key, _), reference), answer) in pairs.iter().zip(&references).zip(&answers) {
+        let p = &planned[*i];
+        let title = format!("{} / {key}", p.id);
+        let api = match refused.get(i) {
+            Some(m) => Said {
+                verdict: Verdict::Refused,
+                words: m.clone(),
+            },
+            None => match api_says(answer, &vap_name(&p.id)) {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.push(format!("{title}: {e}"));
+                    continue;
+                }
+            },
+        };
+        *tally
+            .entry(match api.verdict {
+                Verdict::Allow => "allowed",
+                Verdict::Deny => "denied",
+                Verdict::Error => "errors",
+                Verdict::Refused => "refused",
+            })
+            .or_default() += 1;
+        let expected = p
+            .objects
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, e)| *e);
+        if let Some(e) = expected
+            && e != api.verdict
+        {
+            expectation_wrong.push(format!(
+                "{title}: the corpus expects {e:?}, the API server says {:?}: {}",
+                api.verdict, api.words
+            ));
+        }
+        let ours = portcullis_says(p, &reference.body, &labels, &user);
+        let differs = if !api.verdict.same_decision(ours.verdict) {
+            Some(format!(
+                "the API server: {:?} ({}); Portcullis: {:?} ({})",
+                api.verdict, api.words, ours.verdict, ours.words
+            ))
+        } else if api.verdict == Verdict::Deny && api.words != ours.words {
+            Some(format!(
+                "both deny; the API server says {:?}, Portcullis {:?}",
+                api.words, ours.words
+            ))
+        } else {
+            None
+        };
+        if let Some(d) = differs {
+            differing
+                .entry(p.id.clone())
+                .or_default()
+                .push(format!("{key}: {d}"));
+        }
+    }
+
+    // Leave the cluster as found.
+    k.run(&[
+        "delete",
+        "validatingadmissionpolicybindings,validatingadmissionpolicies",
+        "-l",
+        &format!("{LABEL}=yes"),
+    ])
+    .ok();
+
+    let total = pairs.len();
+    println!(
+        "cel differential: {total} pairs ({corpus_pairs} from the corpus) of {} cases: {tally:?}; \
+         {} cases differ, {} listed; policies in force after {:.1} s, {:.1} s in all",
+        planned.len(),
+        differing.len(),
+        listed.len(),
+        installed.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    for (id, lines) in &differing {
+        for l in lines {
+            println!("  differs: {id} / {l}");
+        }
+    }
+    let unlisted: Vec<String> = differing
+        .iter()
+        .filter(|(id, _)| !listed.contains_key(*id))
+        .map(|(id, lines)| format!("{id}: {}", lines.join("; ")))
+        .collect();
+    let vanished: Vec<&String> = listed
+        .keys()
+        .filter(|id| !differing.contains_key(*id))
+        .collect();
+    let mut failures = Vec::new();
+    if !problems.is_empty() {
+        failures.push(format!("the harness:\n{}", problems.join("\n")));
+    }
+    if !expectation_wrong.is_empty() {
+        failures.push(format!(
+            "{} pairs are not answered as {CORPUS} expects:\n{}",
+            expectation_wrong.len(),
+            expectation_wrong.join("\n")
+        ));
+    }
+    if !unlisted.is_empty() {
+        failures.push(format!(
+            "{} cases differ and are not listed under {DIVERGENCES_HEADING:?} in {DIVERGENCES}:\n{}",
+            unlisted.len(),
+            unlisted.join("\n")
+        ));
+    }
+    if !vanished.is_empty() {
+        failures.push(format!(
+            "listed in {DIVERGENCES} but no longer differ (remove them from the list): {vanished:?}"
+        ));
+    }
+    assert!(total >= 150, "only {total} expression × object pairs");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
