@@ -342,7 +342,7 @@ fn portcullis_says(
         Err(e) => {
             return Said {
                 verdict: Verdict::Refused,
-                words: format!("{e:?}"),
+                words: e.to_string(),
             };
         }
     };
@@ -397,6 +397,16 @@ fn api_says(answer: &api::Answer, vap: &str) -> Result<Said, String> {
             "HTTP {} without a denial of {vap}: {}",
             answer.status, answer.body
         )),
+    }
+}
+
+/// At most a few lines of `s`, for messages.
+fn short(s: &str) -> String {
+    const MAX: usize = 400;
+    let s = s.trim();
+    match s.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &s[..at]),
+        None => s.to_owned(),
     }
 }
 
@@ -517,30 +527,51 @@ fn differential(w: &World) {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
-    // The policies: created one by one (the API server refuses some), the marker last.
-    let mut refused: BTreeMap<usize, String> = BTreeMap::new();
-    rt.block_on(async {
-        for (i, p) in planned.iter().enumerate() {
-            let (policy, binding) = vap(p);
-            let a = api.post(POLICIES, &policy).await;
+    // The policies (the API server refuses some), then their bindings, the marker last.
+    let refused: BTreeMap<usize, String> = rt.block_on(async {
+        let created: Vec<(usize, api::Answer)> = futures::stream::iter(
+            planned.iter().enumerate().map(|(i, p)| {
+                let api = api.clone();
+                async move { (i, api.post(POLICIES, &vap(p).0).await) }
+            }),
+        )
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
+        let mut refused = BTreeMap::new();
+        for (i, a) in &created {
             if a.status != 201 {
-                let message = a.body["message"].as_str().unwrap_or("").to_owned();
                 assert!(
                     a.status == 422,
                     "{}: creating its policy: HTTP {}: {}",
-                    p.id,
+                    planned[*i].id,
                     a.status,
                     a.body
                 );
-                refused.insert(i, message);
-                continue;
+                let message = a.body["message"].as_str().unwrap_or("").to_owned();
+                refused.insert(*i, message);
             }
-            let a = api.post(BINDINGS, &binding).await;
-            assert_eq!(a.status, 201, "{}: its binding: {}", p.id, a.body);
+        }
+        let bound: Vec<(usize, api::Answer)> = futures::stream::iter(
+            planned
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains_key(i))
+                .map(|(i, p)| {
+                    let api = api.clone();
+                    async move { (i, api.post(BINDINGS, &vap(p).1).await) }
+                }),
+        )
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
+        for (i, a) in &bound {
+            assert_eq!(a.status, 201, "{}: its binding: {}", planned[*i].id, a.body);
         }
         let (policy, binding) = marker();
         assert_eq!(api.post(POLICIES, &policy).await.status, 201, "the marker");
         assert_eq!(api.post(BINDINGS, &binding).await.status, 201, "its binding");
+        refused
     });
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "celdiff-marker", "namespace": ns, "labels": {LABEL: "marker"}}});
@@ -550,12 +581,14 @@ fn differential(w: &World) {
         Duration::from_secs(60),
         || {
             let a = rt.block_on(api.post(&cm_path, &cm));
-            (a.status == 403).then_some(())
+            let message = a.body["message"].as_str().unwrap_or("");
+            message.contains("celdiff marker").then_some(())
         },
     );
     let installed = started.elapsed();
 
     let answers = send_all(pairs.iter().map(|(_, _, o)| o).collect());
+    let answered = started.elapsed();
 
     // Both sides, pair by pair.
     let listed = listed_divergences();
@@ -596,14 +629,18 @@ fn differential(w: &World) {
         {
             expectation_wrong.push(format!(
                 "{title}: the corpus expects {e:?}, the API server says {:?}: {}",
-                api.verdict, api.words
+                api.verdict,
+                short(&api.words)
             ));
         }
         let ours = portcullis_says(p, &reference.body, &labels, &user);
         let differs = if !api.verdict.same_decision(ours.verdict) {
             Some(format!(
                 "the API server: {:?} ({}); Portcullis: {:?} ({})",
-                api.verdict, api.words, ours.verdict, ours.words
+                api.verdict,
+                short(&api.words),
+                ours.verdict,
+                short(&ours.words)
             ))
         } else if api.verdict == Verdict::Deny && api.words != ours.words {
             Some(format!(
@@ -621,30 +658,30 @@ fn differential(w: &World) {
         }
     }
 
+    let judged = started.elapsed();
     // Leave the cluster as found.
-    k.run(&[
-        "delete",
-        "validatingadmissionpolicybindings,validatingadmissionpolicies",
-        "-l",
-        &format!("{LABEL}=yes"),
-    ])
-    .ok();
+    rt.block_on(async {
+        for collection in [BINDINGS, POLICIES] {
+            let a = api
+                .delete(&format!("{collection}?labelSelector={LABEL}%3Dyes"))
+                .await;
+            assert_eq!(a.status, 200, "deleting {collection}: {}", a.body);
+        }
+    });
 
     let total = pairs.len();
     println!(
         "cel differential: {total} pairs ({corpus_pairs} from the corpus) of {} cases: {tally:?}; \
-         {} cases differ, {} listed; policies in force after {:.1} s, {:.1} s in all",
+         {} cases differ, {} listed; policies in force after {:.1} s, answered after {:.1} s, \
+         judged by Portcullis after {:.1} s, {:.1} s in all",
         planned.len(),
         differing.len(),
         listed.len(),
         installed.as_secs_f64(),
+        answered.as_secs_f64(),
+        judged.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
-    for (id, lines) in &differing {
-        for l in lines {
-            println!("  differs: {id} / {l}");
-        }
-    }
     let unlisted: Vec<String> = differing
         .iter()
         .filter(|(id, _)| !listed.contains_key(*id))
