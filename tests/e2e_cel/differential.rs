@@ -57,7 +57,13 @@ impl Verdict {
     /// Whether two verdicts are the same decision: a run-time error denies, as a false
     /// validation does (Portcullis fails closed); they differ only in their words.
     fn same_decision(self, other: Verdict) -> bool {
-        let d = |v: Verdict| if v == Verdict::Error { Verdict::Deny } else { v };
+        let d = |v: Verdict| {
+            if v == Verdict::Error {
+                Verdict::Deny
+            } else {
+                v
+            }
+        };
         d(self) == d(other)
     }
 }
@@ -115,8 +121,14 @@ struct CorpusCase {
 /// One case as both sides get it: a CEL rule body and the objects it judges.
 struct Planned {
     id: String,
-    /// The `cel` rule's body: `validations`, `variables`, `matchConditions`.
+    /// The `cel` rule's body as Portcullis gets it.
     rule: Value,
+    /// The same rule for the ValidatingAdmissionPolicy: `validations`, `variables`,
+    /// `matchConditions` (a shipped rule's Portcullis-only variables rewritten).
+    vap_rule: Value,
+    /// Whether the denials' words are compared (not for a per-container rule, whose
+    /// findings name each container while the policy says one message).
+    compare_words: bool,
     /// (object key, expected API verdict if pinned).
     objects: Vec<(String, Option<Verdict>)>,
 }
@@ -195,16 +207,29 @@ fn load_corpus() -> (Corpus, Vec<Planned>) {
             .collect();
         planned.push(Planned {
             id: c.id.clone(),
+            vap_rule: rule.clone(),
             rule,
             objects,
+            compare_words: true,
         });
     }
     (corpus, planned)
 }
 
 /// Every `cel` rule of the shipped policies (`policies/*.yaml`), judged against every corpus
-/// object that is a workload of a kind the policy's expressions can read.
+/// object. The API server has no `podSpec`, `podMetadata` or `container`: its policy gets
+/// them as variables (`variables.podSpec`: the Pod spec wherever the kind keeps it), and a
+/// per-container rule's validations become `....containers.all(container, EXPRESSION)`.
 fn shipped(corpus: &Corpus) -> Vec<Planned> {
+    assert_eq!(
+        rename_identifier(
+            "podSpec.x + 'podSpec' + a.podSpec + r'\\'+ podSpec_2 + podSpec",
+            "podSpec",
+            "variables.podSpec"
+        ),
+        "variables.podSpec.x + 'podSpec' + a.podSpec + r'\\'+ podSpec_2 + variables.podSpec",
+        "the rewriting of Portcullis-only variables"
+    );
     let dir = Path::new(ROOT).join("policies");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("policies/")
@@ -226,18 +251,140 @@ fn shipped(corpus: &Corpus) -> Vec<Planned> {
             let rules = doc["spec"]["rules"].as_array().cloned().unwrap_or_default();
             for (i, rule) in rules.iter().enumerate() {
                 let Some(cel) = rule.get("cel") else { continue };
+                let per_container = cel["forEachContainer"] == json!(true);
                 out.push(Planned {
-                    id: format!("shipped-{name}-{i}"),
+                    id: format!("s-{name}-{i}"),
                     rule: cel.clone(),
-                    objects: corpus
-                        .objects
-                        .keys()
-                        .filter(|k| k.starts_with("shipped-"))
-                        .map(|k| (k.clone(), None))
-                        .collect(),
+                    vap_rule: as_vap_rule(cel, per_container),
+                    objects: corpus.objects.keys().map(|k| (k.clone(), None)).collect(),
+                    compare_words: !per_container,
                 });
             }
         }
+    }
+    out
+}
+
+/// The Pod spec and metadata wherever the workload kinds keep them, as VAP variables.
+const POD_SPEC: &str = "object.kind == 'Pod' ? object.spec : object.kind == 'CronJob' ? \
+     object.spec.jobTemplate.spec.template.spec : object.spec.template.spec";
+const POD_METADATA: &str = "object.kind == 'Pod' ? object.metadata : object.kind == 'CronJob' ? \
+     object.spec.jobTemplate.spec.template.metadata : object.spec.template.metadata";
+
+/// A shipped `cel` rule as a ValidatingAdmissionPolicy's fields.
+fn as_vap_rule(cel: &Value, per_container: bool) -> Value {
+    let names = ["podSpec", "podMetadata"];
+    let rename = |e: &str| {
+        names.iter().fold(e.to_owned(), |e, n| {
+            rename_identifier(&e, n, &format!("variables.{n}"))
+        })
+    };
+    let mut variables = vec![
+        json!({"name": "podSpec", "expression": POD_SPEC}),
+        json!({"name": "podMetadata", "expression": POD_METADATA}),
+    ];
+    for v in cel["variables"].as_array().into_iter().flatten() {
+        let mut v = v.clone();
+        if let Some(e) = v["expression"].as_str() {
+            v["expression"] = json!(rename(e));
+        }
+        variables.push(v);
+    }
+    let validations: Vec<Value> = cel["validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let mut v = v.clone();
+            if let Some(e) = v["expression"].as_str() {
+                let e = rename(e);
+                v["expression"] = json!(if per_container {
+                    format!("variables.podSpec.containers.all(container, {e})")
+                } else {
+                    e
+                });
+            }
+            if let Some(m) = v.get("messageExpression").and_then(Value::as_str) {
+                let m = rename(m);
+                if per_container {
+                    // `container` is bound only inside the validation.
+                    v.as_object_mut().map(|o| o.remove("messageExpression"));
+                } else {
+                    v["messageExpression"] = json!(m);
+                }
+            }
+            v
+        })
+        .collect();
+    let mut rule = json!({"validations": validations, "variables": variables});
+    if let Some(m) = cel.get("matchConditions").and_then(Value::as_array) {
+        let m: Vec<Value> = m
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if let Some(e) = c["expression"].as_str() {
+                    c["expression"] = json!(rename(e));
+                }
+                c
+            })
+            .collect();
+        rule["matchConditions"] = json!(m);
+    }
+    rule
+}
+
+/// `expression` with every use of the identifier `from` (not a field selected with `.`, not
+/// inside a string literal) replaced by `to`.
+fn rename_identifier(expression: &str, from: &str, to: &str) -> String {
+    let chars: Vec<char> = expression.chars().collect();
+    let mut out = String::with_capacity(expression.len());
+    let mut i = 0;
+    let mut last_significant: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' || c == '"' {
+            // A string literal: copied as is, to its closing quote.
+            let raw = i > 0 && matches!(chars[i - 1], 'r' | 'R');
+            let triple = chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c);
+            let quote = if triple { 3 } else { 1 };
+            let start = i;
+            i += quote;
+            while i < chars.len() {
+                if !raw && chars[i] == '\\' {
+                    i += 2;
+                    continue;
+                }
+                if chars[i] == c
+                    && (!triple || (chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c)))
+                {
+                    i += quote;
+                    break;
+                }
+                i += 1;
+            }
+            out.extend(&chars[start..i.min(chars.len())]);
+            last_significant = Some(c);
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            if word == from && last_significant != Some('.') {
+                out.push_str(to);
+            } else {
+                out.push_str(&word);
+            }
+            last_significant = word.chars().last();
+            continue;
+        }
+        out.push(c);
+        if !c.is_whitespace() {
+            last_significant = Some(c);
+        }
+        i += 1;
     }
     out
 }
@@ -290,10 +437,10 @@ fn vap(p: &Planned) -> (Value, Value) {
         "matchConstraints": {"resourceRules": [{
             "apiGroups": ["", "apps", "batch"], "apiVersions": ["v1"],
             "operations": ["CREATE"], "resources": RESOURCES, "resourceNames": names}]},
-        "validations": p.rule["validations"],
+        "validations": p.vap_rule["validations"],
     });
     for k in ["variables", "matchConditions"] {
-        if let Some(v) = p.rule.get(k) {
+        if let Some(v) = p.vap_rule.get(k) {
             spec[k] = v.clone();
         }
     }
@@ -402,8 +549,9 @@ fn api_says(answer: &api::Answer, vap: &str) -> Result<Said, String> {
 
 /// At most a few lines of `s`, for messages.
 fn short(s: &str) -> String {
-    const MAX: usize = 400;
-    let s = s.trim();
+    const MAX: usize = 240;
+    let s = s.trim().replace('\n', " ");
+    let s = s.as_str();
     match s.char_indices().nth(MAX) {
         Some((at, _)) => format!("{}...", &s[..at]),
         None => s.to_owned(),
@@ -529,15 +677,14 @@ fn differential(w: &World) {
 
     // The policies (the API server refuses some), then their bindings, the marker last.
     let refused: BTreeMap<usize, String> = rt.block_on(async {
-        let created: Vec<(usize, api::Answer)> = futures::stream::iter(
-            planned.iter().enumerate().map(|(i, p)| {
+        let created: Vec<(usize, api::Answer)> =
+            futures::stream::iter(planned.iter().enumerate().map(|(i, p)| {
                 let api = api.clone();
                 async move { (i, api.post(POLICIES, &vap(p).0).await) }
-            }),
-        )
-        .buffered(IN_FLIGHT)
-        .collect()
-        .await;
+            }))
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
         let mut refused = BTreeMap::new();
         for (i, a) in &created {
             if a.status != 201 {
@@ -570,7 +717,11 @@ fn differential(w: &World) {
         }
         let (policy, binding) = marker();
         assert_eq!(api.post(POLICIES, &policy).await.status, 201, "the marker");
-        assert_eq!(api.post(BINDINGS, &binding).await.status, 201, "its binding");
+        assert_eq!(
+            api.post(BINDINGS, &binding).await.status,
+            201,
+            "its binding"
+        );
         refused
     });
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -642,7 +793,7 @@ fn differential(w: &World) {
                 ours.verdict,
                 short(&ours.words)
             ))
-        } else if api.verdict == Verdict::Deny && api.words != ours.words {
+        } else if p.compare_words && api.verdict == Verdict::Deny && api.words != ours.words {
             Some(format!(
                 "both deny; the API server says {:?}, Portcullis {:?}",
                 api.words, ours.words
