@@ -1,6 +1,7 @@
 //! The policy decision: `evaluate(&PolicySet, &Request) -> Decision`. Pure and synchronous:
 //! no I/O, no clock, no metrics. Callers (webhook, CLI) fetch what they need and pass it in.
 
+mod cel;
 mod decision;
 mod evaluate;
 mod images;

@@ -87,6 +87,7 @@ mod tests {
         let ctx = Context {
             workload,
             namespace: None,
+            cel: &crate::engine::cel::Input::default(),
         };
         check(rule, &ctx, &mut out);
         out

@@ -108,6 +108,7 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Suite>, Vec<Diagnostic>) {
         problems.push(Diagnostic {
             file: paths.first().cloned().unwrap_or_default(),
             line: 0,
+            column: 0,
             message: "no test files found (looked for *.yaml and *.yml)".to_owned(),
             hint: "pass test files or directories; by default `portcullis test` reads <policies>/tests/".to_owned(),
         });
@@ -130,6 +131,7 @@ fn problem(file: &Path, line: usize, message: String, hint: &str) -> Diagnostic 
     Diagnostic {
         file: file.to_path_buf(),
         line,
+        column: 0,
         message,
         hint: hint.to_owned(),
     }

@@ -1,0 +1,584 @@
+//! The `cel` rule: evaluates a platform team's CEL validations (compiled at load, see
+//! `policy/compile/cel.rs`) against the review, as a ValidatingAdmissionPolicy would with
+//! `failurePolicy: Fail`. The review's values are made once, when a CEL rule first needs
+//! them (a set without CEL rules never makes them); each rule then runs in its own scope.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
+
+use kube_core::cel::KubeCelExt;
+use kube_core::cel::cel::objects::{Key, Map};
+use kube_core::cel::cel::{Context as CelContext, ExecutionError, IdedExpr, Value};
+
+use super::Operation;
+use super::rule::{Context, Found};
+use crate::json::{Json, Object};
+use crate::policy::{CelExpression, CompiledCel};
+use crate::workload::{ContainerRef, MetaLocation, Workload};
+
+/// The functions: CEL's standard library and the Kubernetes libraries, registered once.
+static FUNCTIONS: LazyLock<CelContext<'static>> = LazyLock::new(|| {
+    let mut ctx = CelContext::default();
+    ctx.register_all();
+    ctx
+});
+
+/// What the request says, for `request`, `oldObject` and `namespaceObject`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Facts<'a> {
+    pub operation: Operation,
+    pub group: &'a str,
+    pub kind: &'a str,
+    pub name: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub username: Option<&'a str>,
+    pub dry_run: bool,
+    /// The namespace's labels, when known.
+    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// The stored object (UPDATE).
+    pub old_object: Option<Json<'a>>,
+}
+
+/// The roots a review binds, each made when a rule first reads it.
+const ROOTS: [&str; 6] = [
+    "object",
+    "oldObject",
+    "request",
+    "namespaceObject",
+    "podSpec",
+    "podMetadata",
+];
+
+/// The review's CEL values, made on first use.
+struct Bound {
+    /// A scope under [`FUNCTIONS`] holding the roots bound so far.
+    ctx: CelContext<'static>,
+    /// Which of [`ROOTS`] are bound.
+    bound: [bool; ROOTS.len()],
+    /// The object (with the planned additions) as a CEL value.
+    object: Value,
+    /// The size of what the review binds (bytes of strings plus values), for the cost check.
+    size: f64,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("bound", &self.bound)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What CEL rules see besides the workload, and the values made from it.
+#[derive(Debug)]
+pub(super) struct Input<'a> {
+    facts: Option<Facts<'a>>,
+    bound: RefCell<Option<Bound>>,
+}
+
+impl Default for Input<'_> {
+    /// No request (a rule module's unit tests): `request` and `oldObject` are null.
+    fn default() -> Self {
+        Input {
+            facts: None,
+            bound: RefCell::new(None),
+        }
+    }
+}
+
+impl<'a> Input<'a> {
+    pub fn new(facts: Facts<'a>) -> Input<'a> {
+        Input {
+            facts: Some(facts),
+            bound: RefCell::new(None),
+        }
+    }
+}
+
+/// Counts what it converts, for the cost check.
+struct Converter {
+    size: f64,
+}
+
+impl Converter {
+    fn json(&mut self, j: Json<'_>) -> Value {
+        self.size += 1.0;
+        if let Some(s) = j.as_str() {
+            self.size += s.len() as f64;
+            return Value::String(Arc::new(s.to_owned()));
+        }
+        if let Some(b) = j.as_bool() {
+            return Value::Bool(b);
+        }
+        if let Some(n) = j.as_number() {
+            return number(&n);
+        }
+        if let Some(o) = j.as_object() {
+            return self.object(o);
+        }
+        if let Some(a) = j.as_array() {
+            return Value::List(Arc::new(a.iter().map(|v| self.json(v)).collect()));
+        }
+        Value::Null
+    }
+
+    fn object(&mut self, o: Object<'_>) -> Value {
+        let mut map = HashMap::with_capacity(o.len());
+        for (k, v) in o.iter() {
+            self.size += k.len() as f64;
+            map.insert(Key::String(Arc::new(k.to_owned())), self.json(v));
+        }
+        Value::Map(Map { map: Arc::new(map) })
+    }
+
+    fn serde(&mut self, v: &serde_json::Value) -> Value {
+        self.json(Json::from(v))
+    }
+}
+
+/// A JSON number as CEL reads it: an integer as `int` (as the API server reads unstructured
+/// integers), else `uint` beyond `int`'s range, else `double`.
+fn number(n: &serde_json::Number) -> Value {
+    if let Some(i) = n.as_i64() {
+        Value::Int(i)
+    } else if let Some(u) = n.as_u64() {
+        Value::UInt(u)
+    } else {
+        Value::Float(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+fn string(s: &str) -> Value {
+    Value::String(Arc::new(s.to_owned()))
+}
+
+fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    Value::Map(Map {
+        map: Arc::new(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), v))
+                .collect(),
+        ),
+    })
+}
+
+/// The object as the validation rules judge it: with the mutation rules' planned additions
+/// (containers, labels and annotations in full; mounts by name and path; volumes by name:
+/// the view knows no more of them).
+fn mutated_object(w: &Workload<'_>, c: &mut Converter) -> Value {
+    let Some(added) = w.additions_planned().filter(|a| {
+        !(a.containers.is_empty()
+            && a.volumes.is_empty()
+            && a.mounts.is_empty()
+            && a.metadata.is_empty())
+    }) else {
+        return c.object(w.object);
+    };
+    let mut v = object_to_value(w.object);
+    let spec_pointer: String = w
+        .pod_spec_tokens()
+        .iter()
+        .map(|t| format!("/{t}"))
+        .collect();
+    if let Some(spec) = v.pointer_mut(&spec_pointer).and_then(|s| s.as_object_mut()) {
+        for (init, container) in &added.containers {
+            let list = if *init { "initContainers" } else { "containers" };
+            if let Some(l) = spec
+                .entry(list)
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+                .as_array_mut()
+            {
+                l.push(object_to_value(*container));
+            }
+        }
+        for name in &added.volumes {
+            if let Some(l) = spec
+                .entry("volumes")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+                .as_array_mut()
+            {
+                l.push(serde_json::json!({ "name": name }));
+            }
+        }
+        for (index, name, path) in &added.mounts {
+            if let Some(c) = spec
+                .get_mut("containers")
+                .and_then(|l| l.get_mut(*index))
+                .and_then(|c| c.as_object_mut())
+                && let Some(l) = c
+                    .entry("volumeMounts")
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+                    .as_array_mut()
+            {
+                l.push(serde_json::json!({ "name": name, "mountPath": path }));
+            }
+        }
+    }
+    let template_pointer: String = w
+        .template_tokens()
+        .iter()
+        .map(|t| format!("/{t}"))
+        .collect();
+    for m in &added.metadata {
+        let root = match m.location {
+            MetaLocation::Object => "",
+            MetaLocation::Template => template_pointer.as_str(),
+        };
+        let Some(holder) = v.pointer_mut(root).and_then(|h| h.as_object_mut()) else {
+            continue;
+        };
+        let meta = holder
+            .entry("metadata")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            let key = if m.label { "labels" } else { "annotations" };
+            if let Some(map) = meta
+                .entry(key)
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
+            {
+                map.entry(m.key)
+                    .or_insert_with(|| serde_json::Value::String(m.value.clone()));
+            }
+        }
+    }
+    c.serde(&v)
+}
+
+fn object_to_value(o: Object<'_>) -> serde_json::Value {
+    serde_json::Value::Object(o.iter().map(|(k, v)| (k.to_owned(), v.to_value())).collect())
+}
+
+/// The value at `tokens` under `v` (null when absent).
+fn at_path(v: &Value, tokens: &[&str]) -> Value {
+    let mut v = v.clone();
+    for t in tokens {
+        v = match &v {
+            Value::Map(m) => m
+                .map
+                .get(&Key::String(Arc::new((*t).to_owned())))
+                .cloned()
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+    }
+    v
+}
+
+impl Input<'_> {
+    /// Makes sure the roots `rule` reads are bound; returns the size of the review.
+    fn bind(&self, w: &Workload<'_>, needs: &[bool; ROOTS.len()]) -> f64 {
+        let mut slot = self.bound.borrow_mut();
+        let bound = slot.get_or_insert_with(|| {
+            let mut c = Converter { size: 0.0 };
+            let object = mutated_object(w, &mut c);
+            Bound {
+                ctx: FUNCTIONS.new_inner_scope(),
+                bound: [false; ROOTS.len()],
+                object,
+                size: c.size,
+            }
+        });
+        for (i, root) in ROOTS.iter().enumerate() {
+            if !needs[i] || bound.bound[i] {
+                continue;
+            }
+            let mut c = Converter { size: 0.0 };
+            let value = match *root {
+                "object" => bound.object.clone(),
+                "oldObject" => self
+                    .facts
+                    .and_then(|f| f.old_object)
+                    .map_or(Value::Null, |o| c.json(o)),
+                "request" => self.facts.map_or(Value::Null, |f| request(&f)),
+                "namespaceObject" => self
+                    .facts
+                    .and_then(|f| Some((f.namespace?, f.namespace_labels?)))
+                    .map_or(Value::Null, |(name, labels)| namespace_object(name, labels)),
+                "podSpec" => at_path(&bound.object, w.pod_spec_tokens()),
+                _ => {
+                    let mut tokens = w.template_tokens().to_vec();
+                    tokens.push("metadata");
+                    at_path(&bound.object, &tokens)
+                }
+            };
+            bound.size += c.size;
+            bound.ctx.add_variable_from_value(*root, value);
+            bound.bound[i] = true;
+        }
+        bound.size
+    }
+}
+
+fn request(f: &Facts<'_>) -> Value {
+    let (group, kind) = (f.group, f.kind);
+    map([
+        ("operation", string(f.operation.as_str())),
+        (
+            "kind",
+            map([("group", string(group)), ("kind", string(kind))]),
+        ),
+        ("name", string(f.name.unwrap_or(""))),
+        ("namespace", string(f.namespace.unwrap_or(""))),
+        (
+            "userInfo",
+            map([("username", string(f.username.unwrap_or("")))]),
+        ),
+        ("dryRun", Value::Bool(f.dry_run)),
+    ])
+}
+
+fn namespace_object(name: &str, labels: &BTreeMap<String, String>) -> Value {
+    let labels = Value::Map(Map {
+        map: Arc::new(
+            labels
+                .iter()
+                .map(|(k, v)| (Key::String(Arc::new(k.clone())), string(v)))
+                .collect(),
+        ),
+    });
+    map([
+        ("apiVersion", string("v1")),
+        ("kind", string("Namespace")),
+        (
+            "metadata",
+            map([("name", string(name)), ("labels", labels)]),
+        ),
+    ])
+}
+
+/// Which roots the rule's expressions name.
+fn roots_read(rule: &CompiledCel) -> [bool; ROOTS.len()] {
+    let mut out = [false; ROOTS.len()];
+    let mut mark = |e: &CelExpression| mark_roots(&e.ast, &mut out);
+    rule.match_conditions.iter().for_each(&mut mark);
+    rule.variables.iter().for_each(&mut mark);
+    for v in &rule.validations {
+        mark(&v.check);
+        if let Some(m) = &v.message_expression {
+            mark(m);
+        }
+    }
+    out
+}
+
+fn mark_roots(e: &IdedExpr, out: &mut [bool; ROOTS.len()]) {
+    use kube_core::cel::cel::common::ast::{EntryExpr, Expr};
+    match &e.expr {
+        Expr::Ident(name) => {
+            if let Some(i) = ROOTS.iter().position(|r| r == name) {
+                out[i] = true;
+            }
+        }
+        Expr::Select(s) => mark_roots(&s.operand, out),
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                mark_roots(t, out);
+            }
+            c.args.iter().for_each(|a| mark_roots(a, out));
+        }
+        Expr::Comprehension(c) => {
+            for x in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                mark_roots(x, out);
+            }
+        }
+        Expr::List(l) => l.elements.iter().for_each(|x| mark_roots(x, out)),
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    mark_roots(&me.key, out);
+                    mark_roots(&me.value, out);
+                }
+            }
+        }
+        Expr::Unspecified | Expr::Literal(_) | Expr::Struct(_) => {}
+    }
+}
+
+/// The hint of a violation that is an error rather than a false validation.
+const ERROR_HINT: &str = "the expression could not be evaluated on this object; Portcullis denies then, as the API server does with failurePolicy: Fail (fix the expression, or guard it with has() or ?.)";
+
+/// Judges the workload with a `cel` rule.
+pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>) {
+    let w = &ctx.workload;
+    let size = ctx.cel.bind(w, &roots_read(rule));
+    if let Err(why) = rule.cost.check(size) {
+        out.push(Found::in_object(
+            String::new(),
+            format!("the CEL rule was not evaluated: {why} for an object this large"),
+            "the rule's worst-case cost grows with the object's size; simplify it (docs/cel.md, \"Cost\")".to_owned(),
+        ));
+        return;
+    }
+    let slot = ctx.cel.bound.borrow();
+    let Some(bound) = slot.as_ref() else {
+        return;
+    };
+    if rule.for_each_container {
+        let containers: Vec<ContainerRef<'_>> =
+            w.containers().chain(w.ephemeral_containers()).collect();
+        for c in &containers {
+            let mut scope = bound.ctx.new_inner_scope();
+            let mut conv = Converter { size: 0.0 };
+            scope.add_variable_from_value("container", conv.object(c.value));
+            judge(rule, scope, &mut |part, message, hint| {
+                out.push(Found::in_container(w, c, &[], message, hint).part(part));
+            });
+        }
+    } else {
+        judge(rule, bound.ctx.new_inner_scope(), &mut |part, message, hint| {
+            out.push(Found::in_object(String::new(), message, hint).part(part));
+        });
+    }
+}
+
+/// The variables of one scope, each evaluated at most once.
+struct Variables<'r> {
+    rule: &'r CompiledCel,
+    values: Vec<Option<Result<Value, String>>>,
+}
+
+impl Variables<'_> {
+    /// Evaluates the variables `needs` that are not yet, and binds `variables` in `scope`.
+    fn ensure(&mut self, scope: &mut CelContext<'_>, needs: &[usize]) {
+        for &i in needs {
+            if self.values.get(i).is_some_and(Option::is_some) {
+                continue;
+            }
+            let Some(v) = self.rule.variables.get(i) else {
+                continue;
+            };
+            let result = scope.resolve(&v.ast).map_err(|e| describe(&e));
+            self.values[i] = Some(result);
+            // Later variables may read this one.
+            self.bind(scope);
+        }
+    }
+
+    fn bind(&self, scope: &mut CelContext<'_>) {
+        let map: HashMap<Key, Value> = self
+            .rule
+            .variables
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(v, value)| match value {
+                Some(Ok(value)) => Some((Key::String(Arc::new(v.name.clone())), value.clone())),
+                _ => None,
+            })
+            .collect();
+        scope.add_variable_from_value("variables", Value::Map(Map { map: Arc::new(map) }));
+    }
+
+    /// The first variable among `needs` that failed, and why.
+    fn failed(&self, needs: &[usize]) -> Option<(&str, &str)> {
+        needs.iter().find_map(|&i| match self.values.get(i) {
+            Some(Some(Err(e))) => self.rule.variables.get(i).map(|v| (v.name.as_str(), e.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// An interpreter error in words.
+fn describe(e: &ExecutionError) -> String {
+    e.to_string()
+}
+
+/// Evaluates `e` in `scope` (its variables first).
+fn run(
+    vars: &mut Variables<'_>,
+    scope: &mut CelContext<'_>,
+    e: &CelExpression,
+) -> Result<Value, String> {
+    if !e.needs.is_empty() {
+        vars.ensure(scope, &e.needs);
+    }
+    scope.resolve(&e.ast).map_err(|err| {
+        match vars.failed(&e.needs) {
+            Some((name, why)) => format!("composited variable \"{name}\" fails to evaluate: {why}"),
+            None => describe(&err),
+        }
+    })
+}
+
+/// Runs the rule's match conditions and validations in `scope`, reporting each violation
+/// as (check number, message, hint): validations are numbered from 0, match conditions
+/// after them.
+fn judge(rule: &CompiledCel, mut scope: CelContext<'_>, report: &mut dyn FnMut(usize, String, String)) {
+    let mut vars = Variables {
+        rule,
+        values: vec![None; rule.variables.len()],
+    };
+    for (j, m) in rule.match_conditions.iter().enumerate() {
+        let part = rule.validations.len() + j;
+        match run(&mut vars, &mut scope, m) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => return,
+            Ok(other) => {
+                report(
+                    part,
+                    format!(
+                        "matchCondition '{}' resulted in error: it gave {} rather than a bool",
+                        m.name,
+                        type_name(&other)
+                    ),
+                    ERROR_HINT.to_owned(),
+                );
+                return;
+            }
+            Err(e) => {
+                report(
+                    part,
+                    format!("matchCondition '{}' resulted in error: {e}", m.name),
+                    ERROR_HINT.to_owned(),
+                );
+                return;
+            }
+        }
+    }
+    for (i, v) in rule.validations.iter().enumerate() {
+        let text = v.check.text.trim();
+        match run(&mut vars, &mut scope, &v.check) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => {
+                let message = v
+                    .message_expression
+                    .as_ref()
+                    .and_then(|m| match run(&mut vars, &mut scope, m) {
+                        Ok(Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => {
+                            Some(s.trim().to_owned())
+                        }
+                        _ => None,
+                    })
+                    .or_else(|| v.message.clone())
+                    .unwrap_or_else(|| format!("failed expression: {text}"));
+                report(i, message, String::new());
+            }
+            Ok(other) => report(
+                i,
+                format!(
+                    "expression '{text}' resulted in error: it gave {} rather than a bool",
+                    type_name(&other)
+                ),
+                ERROR_HINT.to_owned(),
+            ),
+            Err(e) => report(
+                i,
+                format!("expression '{text}' resulted in error: {e}"),
+                ERROR_HINT.to_owned(),
+            ),
+        }
+    }
+}
+
+fn type_name(v: &Value) -> String {
+    v.type_of().to_string()
+}

@@ -1,0 +1,495 @@
+//! The `cel` rule at load: parses every expression, refuses what the interpreter cannot honour
+//! (with the position inside the expression), works out which variables each expression reads,
+//! and estimates what the rule can cost ([`super::super::cel_cost`]) so that a review never
+//! pays more than the budget.
+
+use kube_core::cel::cel::IdedExpr;
+use kube_core::cel::cel::common::ast::{EntryExpr, Expr};
+use kube_core::cel::cel::parser::Parser;
+
+use super::super::cel_cost::{self, Cost};
+use super::super::model::{CelNamedExpression, CelRule};
+use super::super::{CelExpression, CelValidation, CompiledCel, CompiledRule};
+use super::{Checker, FieldPath};
+
+/// The roots an expression may name, besides `variables` and `container`.
+const ROOTS: [&str; 6] = [
+    "object",
+    "oldObject",
+    "request",
+    "namespaceObject",
+    "podSpec",
+    "podMetadata",
+];
+
+/// The functions the interpreter knows: CEL's standard ones (`cel` crate) and the Kubernetes
+/// libraries (kube-cel). Operators (`_+_`, `!_`, `@in`, ...) are the interpreter's own.
+const FUNCTIONS: &[&str] = &[
+    // CEL standard library (cel::Context::default).
+    "contains", "size", "max", "min", "startsWith", "endsWith", "string", "bytes", "double",
+    "int", "uint", "optional.none", "optional.of", "optional.ofNonZeroValue", "value",
+    "hasValue", "or", "orValue", "matches", "duration", "timestamp", "getFullYear", "getMonth",
+    "getDayOfYear", "getDayOfMonth", "getDate", "getDayOfWeek", "getHours", "getMinutes",
+    "getSeconds", "getMilliseconds",
+    // Kubernetes libraries (kube-cel): strings, lists, sets, regex, urls, ip/cidr, semver,
+    // format, quantity, jsonpatch, math, base64.
+    "add", "asApproximateFloat", "asInteger", "base64.decode", "base64.encode", "charAt",
+    "cidr", "compareTo", "containsCIDR", "containsIP", "distinct", "family", "find", "findAll",
+    "first", "flatten", "format", "format.byte", "format.date", "format.datetime",
+    "format.dns1035Label", "format.dns1035LabelPrefix", "format.dns1123Label",
+    "format.dns1123LabelPrefix", "format.dns1123Subdomain", "format.dns1123SubdomainPrefix",
+    "format.labelValue", "format.named", "format.qualifiedName", "format.uri", "format.uuid",
+    "getEscapedPath", "getHost", "getHostname", "getPort", "getQuery", "getScheme", "indexOf",
+    "ip", "ip.isCanonical", "isCIDR", "isCIDRv4", "isCIDRv6", "isGlobalUnicast",
+    "isGreaterThan", "isIP", "isIPv4", "isIPv6", "isInteger", "isLessThan",
+    "isLinkLocalMulticast", "isLinkLocalUnicast", "isLoopback", "isQuantity", "isSemver",
+    "isSorted", "isURL", "isUnspecified", "join", "jsonpatch.escapeKey", "last", "lastIndexOf",
+    "lists.range", "lowerAscii", "major", "masked", "math.abs", "math.bitAnd", "math.bitNot",
+    "math.bitOr", "math.bitShiftLeft", "math.bitShiftRight", "math.bitXor", "math.ceil",
+    "math.floor", "math.greatest", "math.isFinite", "math.isInf", "math.isNaN", "math.least",
+    "math.round", "math.sign", "math.sqrt", "math.trunc", "minor", "patch", "prefixLength",
+    "quantity", "replace", "reverse", "semver", "sets.contains", "sets.equivalent",
+    "sets.intersects", "sign", "slice", "sort", "split", "strings.quote", "sub", "substring",
+    "sum", "trim", "upperAscii", "url", "validate",
+];
+
+/// Namespaces of qualified function names (`lists.range`): `lists` there is no variable.
+const NAMESPACES: [&str; 9] = [
+    "optional", "base64", "format", "ip", "jsonpatch", "lists", "math", "sets", "strings",
+];
+
+/// Comprehension macros; called with three arguments they are the two-variable forms (except
+/// `map`, whose three-argument form is filter-then-map).
+const MACROS: [&str; 9] = [
+    "all",
+    "exists",
+    "exists_one",
+    "existsOne",
+    "map",
+    "filter",
+    "transformList",
+    "transformMap",
+    "transformMapEntry",
+];
+
+/// Where in a policy an expression sits, for messages.
+struct Site<'a> {
+    path: FieldPath,
+    text: &'a str,
+}
+
+/// Parses `text` (a VAP expression: optional syntax on) or reports where it fails.
+fn parse(c: &mut Checker, site: &Site<'_>) -> Option<IdedExpr> {
+    match Parser::new().enable_optional_syntax(true).parse(site.text) {
+        Ok(e) => Some(e),
+        Err(errors) => {
+            for e in errors.errors {
+                c.error_at(
+                    site.path.clone(),
+                    Some((e.pos.0.max(1) as usize, e.pos.1.max(0) as usize + 1)),
+                    format!("CEL syntax error: {}", e.msg),
+                    "check the expression; CEL is the language of ValidatingAdmissionPolicy (docs/cel.md)",
+                );
+            }
+            None
+        }
+    }
+}
+
+/// The 1-based (line, column) of the first occurrence of `needle` in `text`, for refusals
+/// the parser does not locate (it keeps no position per node).
+fn position_of(text: &str, needle: &str) -> Option<(usize, usize)> {
+    let at = text.find(needle)?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column))
+}
+
+/// What an expression may name.
+struct Scope<'a> {
+    /// `container` is bound (the `forEachContainer` form).
+    container: bool,
+    /// The variables declared before this expression (a variable reads only earlier ones).
+    variables: &'a [String],
+}
+
+/// Checks every identifier and call of `e` against what the interpreter honours; returns the
+/// variables it reads directly (indexes into `scope.variables`).
+fn check_names(c: &mut Checker, site: &Site<'_>, scope: &Scope<'_>, e: &IdedExpr) -> Vec<usize> {
+    let mut reads = Vec::new();
+    let mut bound: Vec<String> = Vec::new();
+    walk(c, site, scope, e, &mut bound, &mut reads);
+    reads.sort_unstable();
+    reads.dedup();
+    reads
+}
+
+fn refuse(c: &mut Checker, site: &Site<'_>, needle: &str, message: String, hint: &str) {
+    c.error_at(
+        site.path.clone(),
+        position_of(site.text, needle),
+        message,
+        hint,
+    );
+}
+
+fn walk(
+    c: &mut Checker,
+    site: &Site<'_>,
+    scope: &Scope<'_>,
+    e: &IdedExpr,
+    bound: &mut Vec<String>,
+    reads: &mut Vec<usize>,
+) {
+    match &e.expr {
+        Expr::Unspecified | Expr::Literal(_) => {}
+        Expr::Ident(name) => check_ident(c, site, scope, name, bound),
+        Expr::Select(s) => {
+            if let Expr::Ident(root) = &s.operand.expr
+                && root == "variables"
+                && !bound.iter().any(|b| b == "variables")
+            {
+                match scope.variables.iter().position(|v| *v == s.field) {
+                    Some(i) => reads.push(i),
+                    None => refuse(
+                        c,
+                        site,
+                        &format!("variables.{}", s.field),
+                        format!(
+                            "unknown variable `variables.{}`{}",
+                            s.field,
+                            if scope.variables.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    " (declared before this expression: {})",
+                                    scope.variables.join(", ")
+                                )
+                            }
+                        ),
+                        "declare it under `variables` (a variable reads only the variables listed before it)",
+                    ),
+                }
+                return;
+            }
+            walk(c, site, scope, &s.operand, bound, reads);
+        }
+        Expr::Call(call) => {
+            let qualified = match call.target.as_deref().map(|t| &t.expr) {
+                Some(Expr::Ident(ns))
+                    if NAMESPACES.contains(&ns.as_str()) && !bound.contains(ns) =>
+                {
+                    Some(format!("{ns}.{}", call.func_name))
+                }
+                Some(Expr::Ident(ns)) if ns == "cel" && !bound.contains(ns) => {
+                    refuse(
+                        c,
+                        site,
+                        &format!("cel.{}", call.func_name),
+                        format!("`cel.{}` is not supported by the interpreter", call.func_name),
+                        "declare the value under `variables` and read it as `variables.NAME`",
+                    );
+                    return;
+                }
+                _ => None,
+            };
+            let name = qualified.as_deref().unwrap_or(&call.func_name);
+            let operator = name.starts_with(['_', '!', '-', '@']);
+            if MACROS.contains(&name) && !(name == "map" && call.args.len() == 3) {
+                refuse(
+                    c,
+                    site,
+                    &format!("{name}("),
+                    format!(
+                        "`{name}` with {} arguments is not supported by the interpreter (two-variable comprehensions are not)",
+                        call.args.len()
+                    ),
+                    "use the one-variable form, e.g. `list.all(x, ...)`; over a map, iterate its keys: `m.all(k, m[k] ...)`",
+                );
+            } else if !operator && !FUNCTIONS.contains(&name) {
+                let close = FUNCTIONS
+                    .iter()
+                    .filter(|f| strsim::jaro_winkler(f, name) > 0.85)
+                    .copied()
+                    .collect::<Vec<_>>();
+                refuse(
+                    c,
+                    site,
+                    &format!("{}(", call.func_name),
+                    format!("unknown function `{name}`"),
+                    &if close.is_empty() {
+                        "see docs/cel.md for the functions Portcullis knows".to_owned()
+                    } else {
+                        format!("did you mean {}?", close.join(" or "))
+                    },
+                );
+            }
+            if qualified.is_none()
+                && let Some(t) = &call.target
+            {
+                walk(c, site, scope, t, bound, reads);
+            }
+            for a in &call.args {
+                walk(c, site, scope, a, bound, reads);
+            }
+        }
+        Expr::Comprehension(comp) => {
+            walk(c, site, scope, &comp.iter_range, bound, reads);
+            walk(c, site, scope, &comp.accu_init, bound, reads);
+            bound.push(comp.iter_var.clone());
+            bound.push(comp.accu_var.clone());
+            if let Some(v2) = &comp.iter_var2 {
+                bound.push(v2.clone());
+            }
+            walk(c, site, scope, &comp.loop_cond, bound, reads);
+            walk(c, site, scope, &comp.loop_step, bound, reads);
+            walk(c, site, scope, &comp.result, bound, reads);
+            bound.truncate(bound.len() - 2 - usize::from(comp.iter_var2.is_some()));
+        }
+        Expr::List(l) => {
+            for x in &l.elements {
+                walk(c, site, scope, x, bound, reads);
+            }
+        }
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    walk(c, site, scope, &me.key, bound, reads);
+                    walk(c, site, scope, &me.value, bound, reads);
+                }
+            }
+        }
+        Expr::Struct(s) => refuse(
+            c,
+            site,
+            &s.type_name,
+            format!(
+                "message construction (`{}{{...}}`) is not supported",
+                s.type_name
+            ),
+            "build a map instead: `{'key': value}`",
+        ),
+    }
+}
+
+fn check_ident(c: &mut Checker, site: &Site<'_>, scope: &Scope<'_>, name: &str, bound: &[String]) {
+    if bound.iter().any(|b| b == name)
+        || ROOTS.contains(&name)
+        || (name == "container" && scope.container)
+        || matches!(name, "null" | "true" | "false")
+    {
+        return;
+    }
+    let (message, hint) = match name {
+        "params" => (
+            "`params` is not supported: a Portcullis policy has no parameter resource".to_owned(),
+            "write the values into the expression or into `variables`".to_owned(),
+        ),
+        "authorizer" => (
+            "`authorizer` is not supported: Portcullis cannot ask the API server for authorization checks".to_owned(),
+            "keep such checks in a ValidatingAdmissionPolicy".to_owned(),
+        ),
+        "container" => (
+            "`container` is bound only in the per-container form".to_owned(),
+            "set `forEachContainer: true`, or iterate `podSpec.containers`".to_owned(),
+        ),
+        "variables" => (
+            "`variables` is read only as `variables.NAME`".to_owned(),
+            "name one variable: `variables.NAME`".to_owned(),
+        ),
+        _ => (
+            format!("unknown variable `{name}`"),
+            format!(
+                "the variables are {}, variables.NAME{} (docs/cel.md)",
+                ROOTS.join(", "),
+                if scope.container { ", container" } else { "" }
+            ),
+        ),
+    };
+    refuse(c, site, name, message, &hint);
+}
+
+/// Compiles one expression: parse, names, variables read (direct).
+fn expression(
+    c: &mut Checker,
+    path: FieldPath,
+    name: &str,
+    text: &str,
+    scope: &Scope<'_>,
+) -> Option<(CelExpression, Vec<usize>)> {
+    let site = Site { path, text };
+    if text.trim().is_empty() {
+        c.error(
+            site.path,
+            "the expression is empty",
+            "write a CEL expression, e.g. `object.spec.replicas >= 2`",
+        );
+        return None;
+    }
+    let ast = parse(c, &site)?;
+    let before = c.errors.len();
+    let reads = check_names(c, &site, scope, &ast);
+    (c.errors.len() == before).then(|| {
+        (
+            CelExpression {
+                name: name.to_owned(),
+                text: text.to_owned(),
+                ast,
+                needs: Vec::new(),
+            },
+            reads,
+        )
+    })
+}
+
+/// The variables an expression needs, with those its variables need, in declaration order.
+fn closure(direct: &[usize], variable_reads: &[Vec<usize>]) -> Vec<usize> {
+    let mut needs: Vec<usize> = Vec::new();
+    let mut stack: Vec<usize> = direct.to_vec();
+    while let Some(v) = stack.pop() {
+        if !needs.contains(&v) {
+            needs.push(v);
+            stack.extend(variable_reads.get(v).into_iter().flatten().copied());
+        }
+    }
+    needs.sort_unstable();
+    needs
+}
+
+fn check_names_unique(c: &mut Checker, path: &FieldPath, list: &[CelNamedExpression], what: &str) {
+    for (i, v) in list.iter().enumerate() {
+        if list[..i].iter().any(|w| w.name == v.name) {
+            c.error(
+                path.index(i).key("name"),
+                format!("{what} {:?} is declared twice", v.name),
+                format!("give each {what} its own name"),
+            );
+        }
+        let valid = v.name.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+            && v.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        if what == "variable" && !valid {
+            c.error(
+                path.index(i).key("name"),
+                format!("variable name {:?} is not a CEL identifier", v.name),
+                "use letters, digits and '_', starting with a letter",
+            );
+        }
+    }
+}
+
+/// Compiles a `cel` rule at `path`.
+pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> CompiledRule {
+    if rule.validations.is_empty() {
+        c.error(
+            path.key("validations"),
+            "the rule has no validation: it checks nothing",
+            "add `validations: [{expression: \"...\"}]`, or delete the rule",
+        );
+    }
+    check_names_unique(c, &path.key("variables"), &rule.variables, "variable");
+    check_names_unique(
+        c,
+        &path.key("matchConditions"),
+        &rule.match_conditions,
+        "matchCondition",
+    );
+    let container = rule.for_each_container;
+    let names: Vec<String> = rule.variables.iter().map(|v| v.name.clone()).collect();
+    let mut variables = Vec::new();
+    let mut variable_reads: Vec<Vec<usize>> = Vec::new();
+    for (i, v) in rule.variables.iter().enumerate() {
+        let scope = Scope {
+            container,
+            variables: &names[..i],
+        };
+        let p = path.key("variables").index(i).key("expression");
+        match expression(c, p, &v.name, &v.expression, &scope) {
+            Some((e, reads)) => {
+                variables.push(e);
+                variable_reads.push(reads);
+            }
+            None => variable_reads.push(Vec::new()),
+        }
+    }
+    let all = Scope {
+        container,
+        variables: &names,
+    };
+    let with_needs = |e: Option<(CelExpression, Vec<usize>)>| {
+        e.map(|(mut e, reads)| {
+            e.needs = closure(&reads, &variable_reads);
+            e
+        })
+    };
+    let match_conditions: Vec<CelExpression> = rule
+        .match_conditions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let p = path.key("matchConditions").index(i).key("expression");
+            with_needs(expression(c, p, &m.name, &m.expression, &all))
+        })
+        .collect();
+    let mut validations = Vec::new();
+    for (i, v) in rule.validations.iter().enumerate() {
+        let p = path.key("validations").index(i);
+        let check = with_needs(expression(c, p.key("expression"), "", &v.expression, &all));
+        let message_expression = v.message_expression.as_ref().and_then(|m| {
+            with_needs(expression(c, p.key("messageExpression"), "", m, &all))
+        });
+        if let Some(reason) = &v.reason
+            && !matches!(
+                reason.as_str(),
+                "Unauthorized" | "Forbidden" | "Invalid" | "RequestEntityTooLarge"
+            )
+        {
+            c.error(
+                p.key("reason"),
+                format!("reason {reason:?} is not one a ValidatingAdmissionPolicy accepts"),
+                "use Unauthorized, Forbidden, Invalid or RequestEntityTooLarge",
+            );
+        }
+        if let Some(m) = &v.message
+            && m.contains('\n')
+        {
+            c.error(
+                p.key("message"),
+                "the message has a line break",
+                "write the message on one line (the API server refuses line breaks too)",
+            );
+        }
+        if let Some(check) = check
+            && (v.message_expression.is_none() || message_expression.is_some())
+        {
+            validations.push(CelValidation {
+                check,
+                message: v.message.clone(),
+                message_expression,
+                reason: v.reason.clone(),
+            });
+        }
+    }
+    let mut compiled = CompiledCel {
+        for_each_container: container,
+        match_conditions,
+        variables,
+        validations,
+        cost: Cost::default(),
+    };
+    match cel_cost::estimate(&compiled) {
+        Ok(cost) => {
+            if let Err(why) = cost.check_at_load() {
+                c.error(path.clone(), why, cel_cost::HINT);
+            }
+            compiled.cost = cost;
+        }
+        Err(refusal) => c.error_at(
+            path.key(refusal.field).index(refusal.index).key(refusal.key),
+            position_of(&refusal.text, &refusal.needle),
+            refusal.message,
+            cel_cost::HINT,
+        ),
+    }
+    CompiledRule::Cel(Box::new(compiled))
+}
