@@ -74,7 +74,11 @@ fn a_false_validation_denies_with_its_message() {
     assert!(!d.allowed);
     assert_eq!(
         violations(&d),
-        [(String::new(), String::new(), "at least two replicas".to_owned())]
+        [(
+            String::new(),
+            String::new(),
+            "at least two replicas".to_owned()
+        )]
     );
 }
 
@@ -150,8 +154,10 @@ fn the_per_container_form_names_each_container_and_its_field() {
         {"name": "ok", "image": "registry.corp/web:1"},
         {"name": "bad", "image": "docker.io/web:1"}
     ]));
-    object["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "init", "image": "busybox"}]);
-    object["spec"]["template"]["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]);
+    object["spec"]["template"]["spec"]["initContainers"] =
+        json!([{"name": "init", "image": "busybox"}]);
+    object["spec"]["template"]["spec"]["ephemeralContainers"] =
+        json!([{"name": "debug", "image": "busybox"}]);
     let d = judge(&set, &object);
     assert_eq!(
         violations(&d),
@@ -220,7 +226,8 @@ fn a_variable_is_evaluated_only_when_read_and_its_error_named() {
     let v = violations(&d);
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(
-        v[0].2.contains("composited variable \"broken\" fails to evaluate"),
+        v[0].2
+            .contains("composited variable \"broken\" fails to evaluate"),
         "{v:?}"
     );
 }
@@ -361,7 +368,10 @@ fn pathological_expressions_are_refused_at_load() {
             "podSpec.containers.all(c, podSpec.volumes.all(v, c.name != v.name))",
             "too expensive",
         ),
-        ("lists.range(object.spec.replicas).size() < 10", "lists.range"),
+        (
+            "lists.range(object.spec.replicas).size() < 10",
+            "lists.range",
+        ),
         ("lists.range(100000000).all(i, i >= 0)", "too expensive"),
         (
             "podSpec.containers.map(c, podSpec.containers.map(d, object)).size() > 0",

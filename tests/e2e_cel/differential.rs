@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use portcullis::engine::{self, FindingKind, NamespaceLabels, Request};
 use portcullis::policy::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::e2e_support::api::{self, Api};
@@ -40,7 +40,7 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// What one side says of a pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Admitted.
@@ -51,6 +51,8 @@ pub enum Verdict {
     Error,
     /// The policy itself is refused (the API server at creation, Portcullis at load).
     Refused,
+    /// Portcullis panicked (never the same as anything the API server says).
+    Panicked,
 }
 
 impl Verdict {
@@ -475,16 +477,20 @@ struct Said {
     words: String,
 }
 
+/// One pair for Portcullis: the policy file and the object as admission sees it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Job {
+    file: String,
+    policy: String,
+    object: Value,
+    labels: BTreeMap<String, String>,
+    user: String,
+}
+
 /// Portcullis' answer for a pair: the loader (with its lint), then the engine on the object the
 /// API server's admission sees.
-fn portcullis_says(
-    p: &Planned,
-    object: &Value,
-    labels: &BTreeMap<String, String>,
-    user: &str,
-) -> Said {
-    let file = format!("celdiff/{}.yaml", p.id);
-    let set = match portcullis::lint::load_str(Path::new(&file), &policy_text(p)) {
+fn portcullis_says(job: &Job) -> Said {
+    let set = match portcullis::lint::load_str(Path::new(&job.file), &job.policy) {
         Ok(set) => set,
         Err(e) => {
             return Said {
@@ -493,9 +499,9 @@ fn portcullis_says(
             };
         }
     };
-    let mut request = Request::create(object, Timestamp::now());
-    request.namespace_labels = NamespaceLabels::Known(labels);
-    request.username = Some(user);
+    let mut request = Request::create(&job.object, Timestamp::now());
+    request.namespace_labels = NamespaceLabels::Known(&job.labels);
+    request.username = Some(&job.user);
     request.dry_run = true;
     let d = engine::evaluate(&set, &request);
     let violations: Vec<&engine::Finding> = d
@@ -517,6 +523,94 @@ fn portcullis_says(
             words: d.denial_message().unwrap_or_default(),
         },
     }
+}
+
+/// The environment variable that makes this test binary a judge: it reads the jobs (a JSON
+/// array) from the file it names, from index `$PORTCULLIS_CELDIFF_FROM` on, and prints one
+/// JSON line per job. Portcullis judges in such a child process so that a crash (a stack
+/// overflow aborts the process) is recorded as the pair's verdict, not the end of the suite.
+pub const JUDGE_ENV: &str = "PORTCULLIS_CELDIFF_JUDGE";
+const FROM_ENV: &str = "PORTCULLIS_CELDIFF_FROM";
+/// The judge's stack: tokio's worker threads' (the webhook evaluates on them).
+const JUDGE_STACK: usize = 2 * 1024 * 1024;
+
+/// The judge's `main`.
+pub fn judge_main() -> std::process::ExitCode {
+    let path = std::env::var(JUDGE_ENV).unwrap_or_default();
+    let from: usize = std::env::var(FROM_ENV)
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let jobs: Vec<Job> = serde_json::from_str(&text).expect("the jobs");
+    // A panic is the pair's verdict, without a backtrace.
+    std::panic::set_hook(Box::new(|_| {}));
+    let worker = std::thread::Builder::new()
+        .stack_size(JUDGE_STACK)
+        .spawn(move || {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            for (index, job) in jobs.iter().enumerate().skip(from) {
+                let said =
+                    std::panic::catch_unwind(|| portcullis_says(job)).unwrap_or_else(|panic| {
+                        Said {
+                            verdict: Verdict::Panicked,
+                            words: format!(
+                                "panicked: {}",
+                                panic
+                                    .downcast_ref::<&str>()
+                                    .map(|s| (*s).to_owned())
+                                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                                    .unwrap_or_default()
+                            ),
+                        }
+                    });
+                let line = json!({"index": index, "verdict": said.verdict, "words": said.words});
+                writeln!(out, "{line}").expect("stdout");
+                out.flush().expect("stdout");
+            }
+        })
+        .expect("a judge thread");
+    match worker.join() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(_) => std::process::ExitCode::FAILURE,
+    }
+}
+
+/// Portcullis' answers for every job, from judge processes: when one dies (an abort), the job
+/// it was judging gets [`Verdict::Panicked`] with how it died, and a new judge goes on after it.
+fn judge_all(jobs: &[Job]) -> Vec<Said> {
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), serde_json::to_string(jobs).expect("JSON")).expect("the jobs");
+    let exe = std::env::current_exe().expect("this test binary");
+    let mut said: Vec<Said> = Vec::with_capacity(jobs.len());
+    while said.len() < jobs.len() {
+        let out = std::process::Command::new(&exe)
+            .env(JUDGE_ENV, file.path())
+            .env(FROM_ENV, said.len().to_string())
+            .output()
+            .expect("a judge process");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line).expect("a judge's line");
+            assert_eq!(v["index"], json!(said.len()), "the judge's order");
+            said.push(Said {
+                verdict: serde_json::from_value(v["verdict"].clone()).expect("a verdict"),
+                words: v["words"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        if said.len() < jobs.len() && !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            said.push(Said {
+                verdict: Verdict::Panicked,
+                words: format!(
+                    "the process died ({}): {}",
+                    out.status,
+                    stderr.lines().last().unwrap_or("")
+                ),
+            });
+        }
+    }
+    said
 }
 
 /// The API server's answer to a dry run, for the case whose policy is `vap`.
@@ -741,12 +835,26 @@ fn differential(w: &World) {
     let answers = send_all(pairs.iter().map(|(_, _, o)| o).collect());
     let answered = started.elapsed();
 
+    // Portcullis' side.
+    let jobs: Vec<Job> = pairs
+        .iter()
+        .zip(&references)
+        .map(|((i, _, _), reference)| Job {
+            file: format!("celdiff/{}.yaml", planned[*i].id),
+            policy: policy_text(&planned[*i]),
+            object: reference.body.clone(),
+            labels: labels.clone(),
+            user: user.clone(),
+        })
+        .collect();
+    let ours = judge_all(&jobs);
+
     // Both sides, pair by pair.
     let listed = listed_divergences();
     let mut differing: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut expectation_wrong: Vec<String> = Vec::new();
     let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for (((i, key, _), reference), answer) in pairs.iter().zip(&references).zip(&answers) {
+    for (n, ((i, key, _), answer)) in pairs.iter().zip(&answers).enumerate() {
         let p = &planned[*i];
         let title = format!("{} / {key}", p.id);
         let api = match refused.get(i) {
@@ -768,6 +876,7 @@ fn differential(w: &World) {
                 Verdict::Deny => "denied",
                 Verdict::Error => "errors",
                 Verdict::Refused => "refused",
+                Verdict::Panicked => "panicked",
             })
             .or_default() += 1;
         let expected = p
@@ -784,7 +893,7 @@ fn differential(w: &World) {
                 short(&api.words)
             ));
         }
-        let ours = portcullis_says(p, &reference.body, &labels, &user);
+        let ours = &ours[n];
         let differs = if !api.verdict.same_decision(ours.verdict) {
             Some(format!(
                 "the API server: {:?} ({}); Portcullis: {:?} ({})",
