@@ -185,11 +185,7 @@ fn mutated_object(w: &Workload<'_>, c: &mut Converter) -> Value {
         .collect();
     if let Some(spec) = v.pointer_mut(&spec_pointer).and_then(|s| s.as_object_mut()) {
         for (init, container) in &added.containers {
-            let list = if *init {
-                "initContainers"
-            } else {
-                "containers"
-            };
+            let list = if *init { "initContainers" } else { "containers" };
             if let Some(l) = spec
                 .entry(list)
                 .or_insert_with(|| serde_json::Value::Array(Vec::new()))
@@ -253,11 +249,7 @@ fn mutated_object(w: &Workload<'_>, c: &mut Converter) -> Value {
 }
 
 fn object_to_value(o: Object<'_>) -> serde_json::Value {
-    serde_json::Value::Object(
-        o.iter()
-            .map(|(k, v)| (k.to_owned(), v.to_value()))
-            .collect(),
-    )
+    serde_json::Value::Object(o.iter().map(|(k, v)| (k.to_owned(), v.to_value())).collect())
 }
 
 /// The value at `tokens` under `v` (null when absent).
@@ -443,13 +435,9 @@ pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>)
             });
         }
     } else {
-        judge(
-            rule,
-            bound.ctx.new_inner_scope(),
-            &mut |part, message, hint| {
-                out.push(Found::in_object(String::new(), message, hint).part(part));
-            },
-        );
+        judge(rule, bound.ctx.new_inner_scope(), &mut |part, message, hint| {
+            out.push(Found::in_object(String::new(), message, hint).part(part));
+        });
     }
 }
 
@@ -493,11 +481,7 @@ impl Variables<'_> {
     /// The first variable among `needs` that failed, and why.
     fn failed(&self, needs: &[usize]) -> Option<(&str, &str)> {
         needs.iter().find_map(|&i| match self.values.get(i) {
-            Some(Some(Err(e))) => self
-                .rule
-                .variables
-                .get(i)
-                .map(|v| (v.name.as_str(), e.as_str())),
+            Some(Some(Err(e))) => self.rule.variables.get(i).map(|v| (v.name.as_str(), e.as_str())),
             _ => None,
         })
     }
@@ -517,22 +501,18 @@ fn run(
     if !e.needs.is_empty() {
         vars.ensure(scope, &e.needs);
     }
-    scope
-        .resolve(&e.ast)
-        .map_err(|err| match vars.failed(&e.needs) {
+    scope.resolve(&e.ast).map_err(|err| {
+        match vars.failed(&e.needs) {
             Some((name, why)) => format!("composited variable \"{name}\" fails to evaluate: {why}"),
             None => describe(&err),
-        })
+        }
+    })
 }
 
 /// Runs the rule's match conditions and validations in `scope`, reporting each violation
 /// as (check number, message, hint): validations are numbered from 0, match conditions
 /// after them.
-fn judge(
-    rule: &CompiledCel,
-    mut scope: CelContext<'_>,
-    report: &mut dyn FnMut(usize, String, String),
-) {
+fn judge(rule: &CompiledCel, mut scope: CelContext<'_>, report: &mut dyn FnMut(usize, String, String)) {
     let mut vars = Variables {
         rule,
         values: vec![None; rule.variables.len()],

@@ -279,9 +279,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         username: req.username,
         dry_run: req.dry_run,
         namespace_labels: known,
-        old_object: req
-            .old_object
-            .filter(|_| req.operation == Operation::Update),
+        old_object: req.old_object.filter(|_| req.operation == Operation::Update),
     };
     // Judge the object as mutated: the view shows the planned additions.
     let cel_input = cel::Input::new(facts);

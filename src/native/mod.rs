@@ -199,11 +199,7 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
         .enumerate()
         .filter(|(_, r)| !r.is_mutation() && !matches!(r, CompiledRule::Cel(_)))
         .collect();
-    for rule in policy
-        .rules
-        .iter()
-        .filter(|r| matches!(r, CompiledRule::Cel(_)))
-    {
+    for rule in policy.rules.iter().filter(|r| matches!(r, CompiledRule::Cel(_))) {
         out.not_exported.push(NotExported {
             policy: policy.name.clone(),
             rule: Some(rule.type_name()),

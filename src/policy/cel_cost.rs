@@ -107,8 +107,9 @@ pub struct Cost {
 impl Cost {
     /// Why the rule is refused at load, if it is: over the budget on an ordinary object.
     pub fn check_at_load(&self) -> Result<(), String> {
-        self.check(TYPICAL_SIZE)
-            .map_err(|why| format!("the rule is too expensive: {why} on an object of 64 KiB"))
+        self.check(TYPICAL_SIZE).map_err(|why| {
+            format!("the rule is too expensive: {why} on an object of 64 KiB")
+        })
     }
 
     /// Why the rule may not run on a review of size `s`, if so.
@@ -319,10 +320,7 @@ impl Estimator<'_> {
         })
     }
 
-    fn call(
-        &mut self,
-        call: &kube_core::cel::cel::common::ast::CallExpr,
-    ) -> Result<Est, Unbounded> {
+    fn call(&mut self, call: &kube_core::cel::cel::common::ast::CallExpr) -> Result<Est, Unbounded> {
         let one = Poly::constant(1.0);
         let qualified = match call.target.as_deref().map(|t| &t.expr) {
             Some(Expr::Ident(ns)) if self.bound.iter().all(|(b, _)| b != ns) && ns_like(ns) => {
@@ -358,14 +356,7 @@ impl Estimator<'_> {
                     peak: c.peak.max(a.peak).max(b.peak),
                 });
             }
-            "_&&_"
-            | "_||_"
-            | "!_"
-            | "@not_strictly_false"
-            | "-_"
-            | "_*_"
-            | "_/_"
-            | "_%_"
+            "_&&_" | "_||_" | "!_" | "@not_strictly_false" | "-_" | "_*_" | "_/_" | "_%_"
             | "_-_" => (Poly::default(), one),
             "_+_" => (all_sizes, all_sizes),
             "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" | "@in" => (all_sizes, one),
@@ -384,13 +375,8 @@ impl Estimator<'_> {
             "matches" | "find" | "findAll" => {
                 // Compiling the pattern, and running it over the string (linear in both).
                 let (s, p) = (size(0), size(1));
-                let run = s
-                    .plus(one)
-                    .times(p.plus(one))
-                    .ok_or_else(|| too_deep(name))?;
-                let compile = p
-                    .times(Poly::constant(100.0))
-                    .ok_or_else(|| too_deep(name))?;
+                let run = s.plus(one).times(p.plus(one)).ok_or_else(|| too_deep(name))?;
+                let compile = p.times(Poly::constant(100.0)).ok_or_else(|| too_deep(name))?;
                 (run.plus(compile), s)
             }
             "replace" => {
@@ -410,9 +396,7 @@ impl Estimator<'_> {
                 (sq, all_sizes)
             }
             "string" | "format" | "strings.quote" => {
-                let out = all_sizes
-                    .times(Poly::constant(4.0))
-                    .ok_or_else(|| too_deep(name))?;
+                let out = all_sizes.times(Poly::constant(4.0)).ok_or_else(|| too_deep(name))?;
                 (out, out)
             }
             _ => (all_sizes, all_sizes),
@@ -429,15 +413,7 @@ impl Estimator<'_> {
 fn ns_like(ns: &str) -> bool {
     matches!(
         ns,
-        "optional"
-            | "base64"
-            | "format"
-            | "ip"
-            | "jsonpatch"
-            | "lists"
-            | "math"
-            | "sets"
-            | "strings"
+        "optional" | "base64" | "format" | "ip" | "jsonpatch" | "lists" | "math" | "sets" | "strings"
     )
 }
 
@@ -460,15 +436,14 @@ pub fn estimate(rule: &CompiledCel) -> Result<Cost, Refusal> {
     let run = |container: Poly| -> Result<Est, Refusal> {
         let mut sizes: Vec<Poly> = Vec::new();
         let mut total = Est::default();
-        let refusal =
-            |field, index, key, e: &CelExpression, (needle, message): Unbounded| Refusal {
-                field,
-                index,
-                key,
-                text: e.text.clone(),
-                needle,
-                message,
-            };
+        let refusal = |field, index, key, e: &CelExpression, (needle, message): Unbounded| Refusal {
+            field,
+            index,
+            key,
+            text: e.text.clone(),
+            needle,
+            message,
+        };
         for (i, v) in rule.variables.iter().enumerate() {
             let mut est = Estimator {
                 bound: vec![("container".to_owned(), container)],
@@ -502,17 +477,16 @@ pub fn estimate(rule: &CompiledCel) -> Result<Cost, Refusal> {
     let (steps, memory) = if rule.for_each_container {
         let small = run(Poly::default())?;
         let large = run(Poly::s())?;
-        let steps = Poly::s().times(small.cost).map(|p| p.plus(large.cost));
+        let steps = Poly::s()
+            .times(small.cost)
+            .map(|p| p.plus(large.cost));
         (steps, large.peak)
     } else {
         let once = run(Poly::s())?;
         (Some(once.cost), once.peak)
     };
     let Some(steps) = steps else {
-        let first = located
-            .first()
-            .map(|(_, _, _, e)| e.text.clone())
-            .unwrap_or_default();
+        let first = located.first().map(|(_, _, _, e)| e.text.clone()).unwrap_or_default();
         return Err(Refusal {
             field: "validations",
             index: 0,

@@ -628,20 +628,25 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
             }
             match compile_document_raw(*doc, parsed.raw.as_ref(), parsed.source.clone()) {
                 Ok(p) => policies.push(p),
-                Err(errors) => diagnostics.extend(errors.into_iter().map(|e: CompileError| {
-                    let line = line_of(&e.path);
-                    let (line, column) = match e.at {
-                        Some(at) => value_position(text, line, at),
-                        None => (line, 0),
-                    };
-                    Diagnostic {
+                Err(errors) => {
+                    diagnostics.extend(errors.into_iter().map(|e: CompileError| {
+                        let line = line_of(&e.path);
+                        let (line, column) = match e.at {
+                            Some(at) => value_position(
+                                text,
+                                line,
+                                at,
+                            ),
+                            None => (line, 0),
+                        };
+                        Diagnostic {
                         file: file.clone(),
                         line,
                         column,
                         message: format!("{}: {}", e.path, e.message),
                         hint: e.hint,
-                    }
-                })),
+                    }}))
+                }
             }
         }
     }

@@ -26,158 +26,36 @@ const ROOTS: [&str; 6] = [
 /// libraries (kube-cel). Operators (`_+_`, `!_`, `@in`, ...) are the interpreter's own.
 const FUNCTIONS: &[&str] = &[
     // CEL standard library (cel::Context::default).
-    "contains",
-    "size",
-    "max",
-    "min",
-    "startsWith",
-    "endsWith",
-    "string",
-    "bytes",
-    "double",
-    "int",
-    "uint",
-    "optional.none",
-    "optional.of",
-    "optional.ofNonZeroValue",
-    "value",
-    "hasValue",
-    "or",
-    "orValue",
-    "matches",
-    "duration",
-    "timestamp",
-    "getFullYear",
-    "getMonth",
-    "getDayOfYear",
-    "getDayOfMonth",
-    "getDate",
-    "getDayOfWeek",
-    "getHours",
-    "getMinutes",
-    "getSeconds",
-    "getMilliseconds",
+    "contains", "size", "max", "min", "startsWith", "endsWith", "string", "bytes", "double",
+    "int", "uint", "optional.none", "optional.of", "optional.ofNonZeroValue", "value",
+    "hasValue", "or", "orValue", "matches", "duration", "timestamp", "getFullYear", "getMonth",
+    "getDayOfYear", "getDayOfMonth", "getDate", "getDayOfWeek", "getHours", "getMinutes",
+    "getSeconds", "getMilliseconds",
     // Kubernetes libraries (kube-cel): strings, lists, sets, regex, urls, ip/cidr, semver,
     // format, quantity, jsonpatch, math, base64.
-    "add",
-    "asApproximateFloat",
-    "asInteger",
-    "base64.decode",
-    "base64.encode",
-    "charAt",
-    "cidr",
-    "compareTo",
-    "containsCIDR",
-    "containsIP",
-    "distinct",
-    "family",
-    "find",
-    "findAll",
-    "first",
-    "flatten",
-    "format",
-    "format.byte",
-    "format.date",
-    "format.datetime",
-    "format.dns1035Label",
-    "format.dns1035LabelPrefix",
-    "format.dns1123Label",
-    "format.dns1123LabelPrefix",
-    "format.dns1123Subdomain",
-    "format.dns1123SubdomainPrefix",
-    "format.labelValue",
-    "format.named",
-    "format.qualifiedName",
-    "format.uri",
-    "format.uuid",
-    "getEscapedPath",
-    "getHost",
-    "getHostname",
-    "getPort",
-    "getQuery",
-    "getScheme",
-    "indexOf",
-    "ip",
-    "ip.isCanonical",
-    "isCIDR",
-    "isCIDRv4",
-    "isCIDRv6",
-    "isGlobalUnicast",
-    "isGreaterThan",
-    "isIP",
-    "isIPv4",
-    "isIPv6",
-    "isInteger",
-    "isLessThan",
-    "isLinkLocalMulticast",
-    "isLinkLocalUnicast",
-    "isLoopback",
-    "isQuantity",
-    "isSemver",
-    "isSorted",
-    "isURL",
-    "isUnspecified",
-    "join",
-    "jsonpatch.escapeKey",
-    "last",
-    "lastIndexOf",
-    "lists.range",
-    "lowerAscii",
-    "major",
-    "masked",
-    "math.abs",
-    "math.bitAnd",
-    "math.bitNot",
-    "math.bitOr",
-    "math.bitShiftLeft",
-    "math.bitShiftRight",
-    "math.bitXor",
-    "math.ceil",
-    "math.floor",
-    "math.greatest",
-    "math.isFinite",
-    "math.isInf",
-    "math.isNaN",
-    "math.least",
-    "math.round",
-    "math.sign",
-    "math.sqrt",
-    "math.trunc",
-    "minor",
-    "patch",
-    "prefixLength",
-    "quantity",
-    "replace",
-    "reverse",
-    "semver",
-    "sets.contains",
-    "sets.equivalent",
-    "sets.intersects",
-    "sign",
-    "slice",
-    "sort",
-    "split",
-    "strings.quote",
-    "sub",
-    "substring",
-    "sum",
-    "trim",
-    "upperAscii",
-    "url",
-    "validate",
+    "add", "asApproximateFloat", "asInteger", "base64.decode", "base64.encode", "charAt",
+    "cidr", "compareTo", "containsCIDR", "containsIP", "distinct", "family", "find", "findAll",
+    "first", "flatten", "format", "format.byte", "format.date", "format.datetime",
+    "format.dns1035Label", "format.dns1035LabelPrefix", "format.dns1123Label",
+    "format.dns1123LabelPrefix", "format.dns1123Subdomain", "format.dns1123SubdomainPrefix",
+    "format.labelValue", "format.named", "format.qualifiedName", "format.uri", "format.uuid",
+    "getEscapedPath", "getHost", "getHostname", "getPort", "getQuery", "getScheme", "indexOf",
+    "ip", "ip.isCanonical", "isCIDR", "isCIDRv4", "isCIDRv6", "isGlobalUnicast",
+    "isGreaterThan", "isIP", "isIPv4", "isIPv6", "isInteger", "isLessThan",
+    "isLinkLocalMulticast", "isLinkLocalUnicast", "isLoopback", "isQuantity", "isSemver",
+    "isSorted", "isURL", "isUnspecified", "join", "jsonpatch.escapeKey", "last", "lastIndexOf",
+    "lists.range", "lowerAscii", "major", "masked", "math.abs", "math.bitAnd", "math.bitNot",
+    "math.bitOr", "math.bitShiftLeft", "math.bitShiftRight", "math.bitXor", "math.ceil",
+    "math.floor", "math.greatest", "math.isFinite", "math.isInf", "math.isNaN", "math.least",
+    "math.round", "math.sign", "math.sqrt", "math.trunc", "minor", "patch", "prefixLength",
+    "quantity", "replace", "reverse", "semver", "sets.contains", "sets.equivalent",
+    "sets.intersects", "sign", "slice", "sort", "split", "strings.quote", "sub", "substring",
+    "sum", "trim", "upperAscii", "url", "validate",
 ];
 
 /// Namespaces of qualified function names (`lists.range`): `lists` there is no variable.
 const NAMESPACES: [&str; 9] = [
-    "optional",
-    "base64",
-    "format",
-    "ip",
-    "jsonpatch",
-    "lists",
-    "math",
-    "sets",
-    "strings",
+    "optional", "base64", "format", "ip", "jsonpatch", "lists", "math", "sets", "strings",
 ];
 
 /// Comprehension macros; called with three arguments they are the two-variable forms (except
@@ -309,10 +187,7 @@ fn walk(
                         c,
                         site,
                         &format!("cel.{}", call.func_name),
-                        format!(
-                            "`cel.{}` is not supported by the interpreter",
-                            call.func_name
-                        ),
+                        format!("`cel.{}` is not supported by the interpreter", call.func_name),
                         "declare the value under `variables` and read it as `variables.NAME`",
                     );
                     return;
@@ -491,14 +366,8 @@ fn check_names_unique(c: &mut Checker, path: &FieldPath, list: &[CelNamedExpress
                 format!("give each {what} its own name"),
             );
         }
-        let valid = v
-            .name
-            .chars()
-            .next()
-            .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
-            && v.name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        let valid = v.name.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+            && v.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
         if what == "variable" && !valid {
             c.error(
                 path.index(i).key("name"),
@@ -566,10 +435,9 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
     for (i, v) in rule.validations.iter().enumerate() {
         let p = path.key("validations").index(i);
         let check = with_needs(expression(c, p.key("expression"), "", &v.expression, &all));
-        let message_expression = v
-            .message_expression
-            .as_ref()
-            .and_then(|m| with_needs(expression(c, p.key("messageExpression"), "", m, &all)));
+        let message_expression = v.message_expression.as_ref().and_then(|m| {
+            with_needs(expression(c, p.key("messageExpression"), "", m, &all))
+        });
         if let Some(reason) = &v.reason
             && !matches!(
                 reason.as_str(),
@@ -617,9 +485,7 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
             compiled.cost = cost;
         }
         Err(refusal) => c.error_at(
-            path.key(refusal.field)
-                .index(refusal.index)
-                .key(refusal.key),
+            path.key(refusal.field).index(refusal.index).key(refusal.key),
             position_of(&refusal.text, &refusal.needle),
             refusal.message,
             cel_cost::HINT,
