@@ -3,7 +3,7 @@
 //! `failurePolicy: Fail`. The review's values are made once, when a CEL rule first needs
 //! them (a set without CEL rules never makes them); each rule then runs in its own scope.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
@@ -76,6 +76,8 @@ impl std::fmt::Debug for Bound {
 pub(super) struct Input<'a> {
     facts: Option<Facts<'a>>,
     bound: RefCell<Option<Bound>>,
+    /// The estimated cost of the rules run so far on this object.
+    spent: Cell<f64>,
 }
 
 impl Default for Input<'_> {
@@ -84,6 +86,7 @@ impl Default for Input<'_> {
         Input {
             facts: None,
             bound: RefCell::new(None),
+            spent: Cell::new(0.0),
         }
     }
 }
@@ -93,20 +96,25 @@ impl<'a> Input<'a> {
         Input {
             facts: Some(facts),
             bound: RefCell::new(None),
+            spent: Cell::new(0.0),
         }
     }
 }
 
-/// Counts what it converts, for the cost check.
+/// Counts what it converts, for the cost check: one unit per value, one per 16 bytes of
+/// strings and keys (see `policy::cel_cost`).
 struct Converter {
     size: f64,
 }
+
+/// Bytes of string per unit of size.
+const BYTES_PER_UNIT: f64 = 16.0;
 
 impl Converter {
     fn json(&mut self, j: Json<'_>) -> Value {
         self.size += 1.0;
         if let Some(s) = j.as_str() {
-            self.size += s.len() as f64;
+            self.size += s.len() as f64 / BYTES_PER_UNIT;
             return Value::String(Arc::new(s.to_owned()));
         }
         if let Some(b) = j.as_bool() {
@@ -127,7 +135,7 @@ impl Converter {
     fn object(&mut self, o: Object<'_>) -> Value {
         let mut map = HashMap::with_capacity(o.len());
         for (k, v) in o.iter() {
-            self.size += k.len() as f64;
+            self.size += k.len() as f64 / BYTES_PER_UNIT;
             map.insert(Key::String(Arc::new(k.to_owned())), self.json(v));
         }
         Value::Map(Map { map: Arc::new(map) })
@@ -411,14 +419,16 @@ const ERROR_HINT: &str = "the expression could not be evaluated on this object; 
 pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>) {
     let w = &ctx.workload;
     let size = ctx.cel.bind(w, &roots_read(rule));
-    if let Err(why) = rule.cost.check(size) {
+    let spent = ctx.cel.spent.get();
+    if let Err(why) = rule.cost.check(size, spent) {
         out.push(Found::in_object(
             String::new(),
-            format!("the CEL rule was not evaluated: {why} for an object this large"),
+            format!("the CEL rule was not evaluated: {why}"),
             "the rule's worst-case cost grows with the object's size; simplify it (docs/cel.md, \"Cost\")".to_owned(),
         ));
         return;
     }
+    ctx.cel.spent.set(spent + rule.cost.steps.at(size));
     let slot = ctx.cel.bound.borrow();
     let Some(bound) = slot.as_ref() else {
         return;

@@ -72,6 +72,7 @@ fn finding(active: &Active<'_>, rule: &'static str, kind: FindingKind, f: Found)
     Finding {
         policy: active.policy.name.clone(),
         rule,
+        part: f.part,
         kind,
         mode: active.mode,
         effect,

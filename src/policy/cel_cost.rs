@@ -1,6 +1,7 @@
 //! What a `cel` rule can cost: a worst-case estimate over the expressions' syntax trees, as a
 //! polynomial in the size `S` of what the review binds (the object, the old object, the
-//! namespace: string bytes plus values). The interpreter has no budget of its own, so:
+//! namespace): one unit per JSON value, plus one per 16 bytes of strings and keys. A list
+//! has at most `S` elements; a string at most `16·S` bytes. The interpreter has no budget of its own, so:
 //!
 //! - at load, a rule is refused when its cost grows faster than `S^MAX_DEGREE`, when it
 //!   makes lists of a length only known at run time (`lists.range(n)`), or when even an
@@ -29,14 +30,17 @@ use super::{CelExpression, CompiledCel};
 /// The highest power of `S` a rule's cost may grow with.
 pub const MAX_DEGREE: usize = 4;
 /// The cost a rule may have on one review (in the estimate's units: about one value visited
-/// or copied, or one byte of a string read or made). See BENCHMARKS.md "CEL rules" for what
+/// or copied, or 16 bytes of a string read or made). See BENCHMARKS.md "CEL rules" for what
 /// a unit costs in time.
 pub const BUDGET: f64 = 20_000_000.0;
+/// The cost all the CEL rules may have together on one object: a rule that would take the
+/// total past it is not run (a violation saying so).
+pub const REVIEW_BUDGET: f64 = 3.0 * BUDGET;
 /// The size of values a rule may make on one review (same units), bounding its memory.
 pub const MEMORY_BUDGET: f64 = 8_000_000.0;
-/// The size of an ordinary large object (64 KiB): a rule over the budget there is refused at
-/// load.
-pub const TYPICAL_SIZE: f64 = 65_536.0;
+/// The size of an ordinary large object (in units: about a Deployment of 20 containers, or
+/// 16 KiB of JSON): a rule over the budget there is refused at load.
+pub const TYPICAL_SIZE: f64 = 2_000.0;
 /// The hint of every cost refusal.
 pub const HINT: &str = "iterate the data once (no comprehension over a list inside a comprehension over another list), declare shared values under `variables`, and use literal bounds; see docs/cel.md, \"Cost\"";
 
@@ -107,17 +111,23 @@ pub struct Cost {
 impl Cost {
     /// Why the rule is refused at load, if it is: over the budget on an ordinary object.
     pub fn check_at_load(&self) -> Result<(), String> {
-        self.check(TYPICAL_SIZE).map_err(|why| {
-            format!("the rule is too expensive: {why} on an object of 64 KiB")
+        self.check(TYPICAL_SIZE, 0.0).map_err(|why| {
+            format!("the rule is too expensive: {why} on an ordinary object (about 16 KiB of JSON)")
         })
     }
 
-    /// Why the rule may not run on a review of size `s`, if so.
-    pub fn check(&self, s: f64) -> Result<(), String> {
+    /// Why the rule may not run on an object of size `s` after rules that cost `spent`, if
+    /// so.
+    pub fn check(&self, s: f64, spent: f64) -> Result<(), String> {
         let steps = self.steps.at(s);
         if steps > BUDGET {
             return Err(format!(
                 "its estimated cost is {steps:.0}, over the budget of {BUDGET:.0}"
+            ));
+        }
+        if spent + steps > REVIEW_BUDGET {
+            return Err(format!(
+                "its estimated cost ({steps:.0}) would take the CEL rules of this object past their budget of {REVIEW_BUDGET:.0}"
             ));
         }
         let memory = self.memory.at(s);
@@ -190,8 +200,8 @@ impl Estimator<'_> {
             Expr::Unspecified => Est::default(),
             Expr::Literal(l) => {
                 let size = match l {
-                    LiteralValue::String(s) => Poly::constant(s.len() as f64 + 1.0),
-                    LiteralValue::Bytes(b) => Poly::constant(b.len() as f64 + 1.0),
+                    LiteralValue::String(s) => Poly::constant(s.len() as f64 / 16.0 + 1.0),
+                    LiteralValue::Bytes(b) => Poly::constant(b.len() as f64 / 16.0 + 1.0),
                     _ => one,
                 };
                 Est {
@@ -265,22 +275,27 @@ impl Estimator<'_> {
                 let range = self.est(&c.iter_range)?;
                 let init = self.est(&c.accu_init)?;
                 let n = range.size;
-                // The accumulator's growth per step, for an element of size 0 and of the
-                // range's whole size.
-                let step_growth = |me: &mut Self, s: Poly| -> Result<Poly, Unbounded> {
+                // The step's value for an element of size `s` and an accumulator of size `a`.
+                let step_size = |me: &mut Self, s: Poly, a: Poly| -> Result<Poly, Unbounded> {
                     me.bound.push((c.iter_var.clone(), s));
-                    me.bound.push((c.accu_var.clone(), Poly::default()));
+                    me.bound.push((c.accu_var.clone(), a));
                     let r = me.est(&c.loop_step);
                     me.bound.truncate(me.bound.len() - 2);
                     Ok(r?.size)
                 };
-                let g0 = step_growth(self, Poly::default())?;
-                let gs = step_growth(self, range.size)?;
-                let accu = n
-                    .times(g0)
-                    .ok_or_else(|| too_deep(&c.iter_var))?
-                    .plus(gs)
-                    .plus(init.size);
+                // A step that keeps the accumulator (`map`, `filter`: `@result + [x]`) grows
+                // it by what it adds; one that replaces it (`all`, `exists`) does not.
+                let g0 = step_size(self, Poly::default(), Poly::default())?;
+                let gs = step_size(self, range.size, Poly::default())?;
+                let keeps = step_size(self, Poly::default(), Poly::constant(1.0))? != g0;
+                let accu = if keeps {
+                    n.times(g0)
+                        .ok_or_else(|| too_deep(&c.iter_var))?
+                        .plus(gs)
+                        .plus(init.size)
+                } else {
+                    gs.max(init.size)
+                };
                 // One step: the condition, the step, and the copies of the element and the
                 // accumulator the interpreter makes.
                 let step = |me: &mut Self, s: Poly| -> Result<Est, Unbounded> {
@@ -381,9 +396,11 @@ impl Estimator<'_> {
             }
             "replace" => {
                 // `s.replace(old, new)`: every position of `s` may become `new`.
+                // Bytes: (16·s)·(16·n), in units of 16 bytes.
                 let grown = size(0)
                     .plus(one)
                     .times(size(2).plus(one))
+                    .and_then(|p| p.times(Poly::constant(16.0)))
                     .ok_or_else(|| too_deep(name))?;
                 (grown.plus(all_sizes), grown)
             }
@@ -497,4 +514,36 @@ pub fn estimate(rule: &CompiledCel) -> Result<Cost, Refusal> {
         });
     };
     Ok(Cost { steps, memory })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::policy::CompiledRule;
+
+    fn cost(rule: &str) -> super::Cost {
+        let text = format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n  mode: enforce\n  rules:\n  - cel:\n{rule}"
+        );
+        let set = match crate::policy::load::compile_str(Path::new("p.yaml"), &text) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        match &set.policies[0].rules[0] {
+            CompiledRule::Cel(c) => c.cost,
+            _ => panic!("a cel rule"),
+        }
+    }
+
+    #[test]
+    fn debug_polys() {
+        for r in [
+            "      validations:\n      - expression: \"podSpec.containers.exists(c, c.name == 'x')\"\n",
+            "      forEachContainer: true\n      validations:\n      - expression: \"container.name == 'x'\"\n",
+            "      forEachContainer: true\n      validations:\n      - expression: \"podSpec.containers.exists(c, c.name == container.name)\"\n",
+        ] {
+            eprintln!("{r}{:?}", cost(r));
+        }
+    }
 }

@@ -851,13 +851,12 @@ pub(crate) fn value_position(text: &str, key_line: usize, at: (usize, usize)) ->
     let skipped = line.len() - value.len();
     let block = value.starts_with('|') || value.starts_with('>');
     if block || value.is_empty() {
-        // The value starts on the next line, at its indentation.
-        let below = key_line + at.0;
+        // The value starts on the next line; the block's indentation is its first line's.
         let indent = text
             .lines()
-            .nth(below.saturating_sub(1))
+            .nth(key_line)
             .map_or(0, |l| l.len() - l.trim_start().len());
-        return (below, indent + at.1);
+        return (key_line + at.0, indent + at.1);
     }
     let quote = usize::from(value.starts_with('"') || value.starts_with('\''));
     let before: usize = line[..skipped].chars().count() + quote;

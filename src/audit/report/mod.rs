@@ -584,6 +584,7 @@ mod tests {
         Finding {
             policy: "require-probes".into(),
             rule: "requireProbes",
+            part: 0,
             kind: FindingKind::Violation,
             mode: Mode::Enforce,
             effect,
@@ -666,6 +667,7 @@ mod tests {
         let notice = Finding {
             policy: "inject-logging-sidecar".into(),
             rule: "injectSidecar",
+            part: 0,
             kind: FindingKind::Notice,
             effect: Effect::Warn,
             container: Some("log-shipper".into()),

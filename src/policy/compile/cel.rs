@@ -4,7 +4,7 @@
 //! pays more than the budget.
 
 use kube_core::cel::cel::IdedExpr;
-use kube_core::cel::cel::common::ast::{EntryExpr, Expr};
+use kube_core::cel::cel::common::ast::{EntryExpr, Expr, LiteralValue};
 use kube_core::cel::cel::parser::Parser;
 
 use super::super::cel_cost::{self, Cost};
@@ -93,6 +93,130 @@ fn parse(c: &mut Checker, site: &Site<'_>) -> Option<IdedExpr> {
             }
             None
         }
+    }
+}
+
+/// Whether `e` gives an optional (`a.?b`, `m[?k]`, `optional.of(x)`, `x.or(y)`, ...).
+fn gives_optional(e: &IdedExpr) -> bool {
+    match &e.expr {
+        Expr::Call(call) => match call.func_name.as_str() {
+            "_?._" | "_[?_]" | "or" => true,
+            "of" | "none" | "ofNonZeroValue" => matches!(
+                call.target.as_deref().map(|t| &t.expr),
+                Some(Expr::Ident(ns)) if ns == "optional"
+            ),
+            "_?_:_" => call.args.get(1).is_some_and(gives_optional),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Rewrites each chain of optional selects `x.?f1.?f2...` (longest first) into
+/// `has(x.f1) && has(x.f1.f2) && ... ? optional.of(x.f1.f2...) : optional.none()` (and, when
+/// `x` is itself an optional, into `x.hasValue() ? <the same over x.value()> :
+/// optional.none()`): the interpreter (cel 0.13) fails on `x.?f` when `x` has no `f`, and
+/// gives an optional inside an optional for `x.?f.?g` when `f` has no `g`, where CEL gives
+/// `optional.none()`. `x` is evaluated once per link; the cost estimate sees the rewrite.
+fn optional_selects(e: &mut IdedExpr) {
+    use kube_core::cel::cel::common::ast::{CallExpr, SelectExpr};
+    match &mut e.expr {
+        Expr::Call(call) if call.func_name == "_?._" && call.args.len() == 2 => {
+            // The chain's fields, outermost last, and its base.
+            let mut fields: Vec<String> = Vec::new();
+            let mut base = e.clone();
+            loop {
+                match &base.expr {
+                    Expr::Call(c) if c.func_name == "_?._" && c.args.len() == 2 => {
+                        let Expr::Literal(LiteralValue::String(f)) = &c.args[1].expr else {
+                            return;
+                        };
+                        fields.push(f.inner().to_owned());
+                        let inner = c.args[0].clone();
+                        base = inner;
+                    }
+                    _ => break,
+                }
+            }
+            fields.reverse();
+            optional_selects(&mut base);
+            let id = e.id;
+            let node = |expr| IdedExpr { id, expr };
+            let call = |target: Option<IdedExpr>, name: &str, args: Vec<IdedExpr>| {
+                node(Expr::Call(CallExpr {
+                    func_name: name.to_owned(),
+                    target: target.map(Box::new),
+                    args,
+                }))
+            };
+            let optional = || node(Expr::Ident("optional".to_owned()));
+            let base_is_optional = gives_optional(&base);
+            let root = if base_is_optional {
+                call(Some(base.clone()), "value", vec![])
+            } else {
+                base.clone()
+            };
+            let mut path = root;
+            let mut tests: Vec<IdedExpr> = Vec::new();
+            for f in &fields {
+                tests.push(node(Expr::Select(SelectExpr {
+                    operand: Box::new(path.clone()),
+                    field: f.clone(),
+                    test: true,
+                })));
+                path = node(Expr::Select(SelectExpr {
+                    operand: Box::new(path),
+                    field: f.clone(),
+                    test: false,
+                }));
+            }
+            if base_is_optional {
+                tests.insert(0, call(Some(base), "hasValue", vec![]));
+            }
+            let mut condition = tests.remove(0);
+            for t in tests {
+                condition = call(None, "_&&_", vec![condition, t]);
+            }
+            e.expr = Expr::Call(CallExpr {
+                func_name: "_?_:_".to_owned(),
+                target: None,
+                args: vec![
+                    condition,
+                    call(Some(optional()), "of", vec![path]),
+                    call(Some(optional()), "none", vec![]),
+                ],
+            });
+        }
+        Expr::Call(call) => {
+            if let Some(t) = call.target.as_deref_mut() {
+                optional_selects(t);
+            }
+            for a in &mut call.args {
+                optional_selects(a);
+            }
+        }
+        Expr::Select(s) => optional_selects(&mut s.operand),
+        Expr::Comprehension(c) => {
+            for x in [
+                &mut c.iter_range,
+                &mut c.accu_init,
+                &mut c.loop_cond,
+                &mut c.loop_step,
+                &mut c.result,
+            ] {
+                optional_selects(x);
+            }
+        }
+        Expr::List(l) => l.elements.iter_mut().for_each(optional_selects),
+        Expr::Map(m) => {
+            for entry in &mut m.entries {
+                if let EntryExpr::MapEntry(me) = &mut entry.expr {
+                    optional_selects(&mut me.key);
+                    optional_selects(&mut me.value);
+                }
+            }
+        }
+        Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) | Expr::Struct(_) => {}
     }
 }
 
@@ -327,7 +451,8 @@ fn expression(
         );
         return None;
     }
-    let ast = parse(c, &site)?;
+    let mut ast = parse(c, &site)?;
+    optional_selects(&mut ast);
     let before = c.errors.len();
     let reads = check_names(c, &site, scope, &ast);
     (c.errors.len() == before).then(|| {
