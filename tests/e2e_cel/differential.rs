@@ -942,6 +942,14 @@ fn differential(w: &World) {
         judged.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    for (id, lines) in &differing {
+        let listed = if listed.contains_key(id) {
+            "listed"
+        } else {
+            "NOT LISTED"
+        };
+        println!("  differs ({listed}): {id}: {}", lines.join("; "));
+    }
     let unlisted: Vec<String> = differing
         .iter()
         .filter(|(id, _)| !listed.contains_key(*id))
