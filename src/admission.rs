@@ -7,7 +7,9 @@ use kube::core::response::StatusSummary;
 use kube::core::{DynamicObject, ObjectMeta};
 use serde_json::Value;
 
-use crate::engine::{self, Decision, FindingKind, NamespaceLabels, Operation, Request};
+use crate::engine::{
+    self, Decision, FindingKind, NamespaceLabels, NativeRules, Operation, Request,
+};
 use crate::json::{Document, Json};
 use crate::policy::{PolicySet, Timestamp};
 use crate::telemetry::{Endpoint, Outcome};
@@ -613,20 +615,26 @@ pub fn handle(
         parse_review(body)?,
         time,
         NamespaceLabels::NameOnly,
+        &NativeRules::NONE,
     )
 }
 
 /// [`handle`] after the parse: evaluate a review at `time` with what is known of its
-/// namespace's labels (the webhook looks them up in its namespace cache in between), build and
-/// encode the answer.
+/// namespace's labels (the webhook looks them up in its namespace cache in between), leaving
+/// out the rules the API server enforces itself (`native`), build and encode the answer.
 pub fn answer(
     endpoint: Endpoint,
     policies: &PolicySet,
     review: Review,
     time: Timestamp,
     labels: NamespaceLabels<'_>,
+    native: &NativeRules,
 ) -> Result<Handled, HandleError> {
-    let decision = review.evaluate_with(policies, time, labels);
+    let decision = {
+        let mut request = review.engine_request(time);
+        request.namespace_labels = labels;
+        engine::evaluate_with_native(policies, &request, native)
+    };
     let failed = |reason: String| HandleError::Answer {
         uid: review.request.uid.clone(),
         reason,

@@ -1,7 +1,9 @@
 //! Portcullis: a Kubernetes admission webhook policy enforcer.
 //!
-//! Data flows one way: bytes → AdmissionReview → workload view → pure evaluation → Decision →
-//! AdmissionResponse. See DESIGN.md for the semantics.
+//! Every verdict comes from one pure function, [`engine::evaluate`]; the webhook, `audit`,
+//! `mutate`, `portcullis test` and the reports only read input for it and say what it decided.
+//! docs/architecture.md has the data flows, the layers and what each module may use;
+//! docs/policies.md the semantics.
 
 pub mod admission;
 pub mod audit;

@@ -248,6 +248,69 @@ pub struct Metrics {
     pub namespace_cache: NamespaceCacheMetrics,
     /// The policy reports (zero without `--reports`).
     pub reports: ReportsMetrics,
+    /// The native admission policies kept in sync (zero without `--native-sync`).
+    pub native: NativeMetrics,
+}
+
+/// Labels of `portcullis_native_rules_skipped_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NativeRuleLabels {
+    /// The policy's name.
+    pub policy: String,
+    /// The rule type (`requireProbes`).
+    pub rule: String,
+}
+
+/// Metrics of the native sync ([`crate::cluster::native_sync`]) and of what the webhook leaves
+/// to the API server.
+#[derive(Debug, Clone, Default)]
+pub struct NativeMetrics {
+    /// Rules the cluster enforces as exported (the webhook leaves them to the API server).
+    pub rules_confirmed: Gauge,
+    /// Admission policy objects Portcullis owns in the cluster.
+    pub objects: Gauge,
+    /// Objects written, by operation (`apply`, `delete`).
+    pub writes: Family<WriteLabels, Counter>,
+    /// Writes that failed.
+    pub write_errors: Counter,
+    /// Rules the webhook did not judge because the API server does, per review at
+    /// `/validate`, by policy and rule.
+    pub skipped: Family<NativeRuleLabels, Counter>,
+}
+
+impl NativeMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "native_rules_confirmed",
+            "Rules the cluster's native admission policies enforce as exported: the webhook leaves them to the API server",
+            self.rules_confirmed.clone(),
+        );
+        registry.register(
+            "native_objects",
+            "Native admission policy objects Portcullis owns in the cluster",
+            self.objects.clone(),
+        );
+        registry.register(
+            "native_writes",
+            "Native admission policy objects written by the sync, by operation (apply, delete)",
+            self.writes.clone(),
+        );
+        registry.register(
+            "native_write_errors",
+            "Native admission policy writes that failed",
+            self.write_errors.clone(),
+        );
+        registry.register(
+            "native_rules_skipped",
+            "Rules the webhook left to the API server's native admission policies, per review at /validate, by policy and rule",
+            self.skipped.clone(),
+        );
+        for operation in ["apply", "delete"] {
+            drop(self.writes.get_or_create(&WriteLabels {
+                operation: operation.to_owned(),
+            }));
+        }
+    }
 }
 
 /// Labels of the report write counter.
@@ -499,6 +562,8 @@ impl Metrics {
         namespace_cache.register(&mut registry);
         let reports = ReportsMetrics::default();
         reports.register(&mut registry);
+        let native = NativeMetrics::default();
+        native.register(&mut registry);
         // Both results exist from the start, so rate() and alerts work before the first reload.
         for success in [true, false] {
             drop(policy_reloads.get_or_create(&reload_labels(success)));
@@ -521,6 +586,7 @@ impl Metrics {
             certificate_expiry,
             namespace_cache,
             reports,
+            native,
             policy_mode,
             policy_next_mode_change,
             exceptions_applied,

@@ -16,6 +16,9 @@
 //! the module it names, to the module that defines what it names. A reference from a module to
 //! one of its ancestors or descendants (`super::Config` from a submodule, a `mod.rs` naming its
 //! children) is not between siblings, so it does not count: the parent is their shared facade.
+//!
+//! And the top-level modules use one another only as the layer table of docs/architecture.md
+//! says (every use listed, every listed use made).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -678,5 +681,133 @@ fn imports_count_and_comments_do_not() {
         ["import cycle between the modules of crate: a -> b -> a\n  \
           a -> b:\n    src/a.rs:2: crate::b::Thing (in a)\n  \
           b -> a:\n    src/b/inner.rs:3: super::super::a::f (in b::inner)\n"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layers of docs/architecture.md
+
+/// The layer table of docs/architecture.md (after `<!-- architecture: layers -->`): each
+/// top-level module with the top-level modules it may use.
+fn documented_layers(page: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let table = page
+        .split("<!-- architecture: layers -->")
+        .nth(1)
+        .expect("docs/architecture.md has no `<!-- architecture: layers -->` table");
+    let mut layers = BTreeMap::new();
+    for row in table
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+    {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let [module, _job, uses] = cells[..] else {
+            panic!("docs/architecture.md: a layer row of other than three cells: {row}");
+        };
+        let names = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        };
+        let module = names(module)
+            .pop()
+            .unwrap_or_else(|| panic!("docs/architecture.md: no module in row {row}"));
+        layers.insert(module, names(uses).into_iter().collect());
+    }
+    layers
+}
+
+/// Where the code and the layer table disagree: a top-level module using another the table does
+/// not let it use (with where), a listed use the code does not make, a module missing from the
+/// table or a row for a module that does not exist.
+fn layer_problems(krate: &Crate, layers: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut used: BTreeMap<(String, String), Reference> = BTreeMap::new();
+    for r in krate.references() {
+        if let (Some(from), Some(to)) = (r.from.first(), r.to.first())
+            && from != to
+        {
+            used.entry((from.clone(), to.clone())).or_insert(r);
+        }
+    }
+    let modules: BTreeSet<String> = krate
+        .modules
+        .iter()
+        .filter(|m| m.len() == 1)
+        .map(|m| m[0].clone())
+        .collect();
+    let mut problems = Vec::new();
+    for m in &modules {
+        if !layers.contains_key(m) {
+            problems.push(format!("module `{m}` is not in the layer table"));
+        }
+    }
+    for (m, uses) in layers {
+        if !modules.contains(m) {
+            problems.push(format!(
+                "the layer table lists `{m}`, which is not a module of src/"
+            ));
+        }
+        for u in uses {
+            if !used.contains_key(&(m.clone(), u.clone())) {
+                problems.push(format!(
+                    "the layer table says `{m}` may use `{u}`, and it does not: remove it"
+                ));
+            }
+        }
+    }
+    for ((from, to), r) in &used {
+        if !layers.get(from).is_some_and(|uses| uses.contains(to)) {
+            problems.push(format!(
+                "`{from}` uses `{to}`, which the layer table does not let it use: {}:{}: {}",
+                r.file.display(),
+                r.line,
+                r.text
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_layers_are_the_documented_ones() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md");
+    let page = std::fs::read_to_string(&path).expect("docs/architecture.md");
+    let problems = layer_problems(&read_crate(), &documented_layers(&page));
+    assert!(
+        problems.is_empty(),
+        "\n{}\nThe layer table of docs/architecture.md is the rule for what each top-level \
+         module may use: change the code, or the table (and say why in the page).",
+        problems.join("\n")
+    );
+}
+
+/// On a small crate: an undocumented use is found with its file and line, as are a listed use
+/// that is not made, and a module missing from the table.
+#[test]
+fn a_use_against_the_layers_is_found() {
+    let files = [
+        ("lib.rs", "pub mod low;\npub mod high;\npub mod extra;\n"),
+        ("low.rs", "use crate::high::f;\npub fn g() {}\n"),
+        ("high.rs", "pub fn f() {}\n"),
+        ("extra.rs", "\n"),
+    ];
+    let files: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(p, t)| (PathBuf::from(p), (*t).to_owned()))
+        .collect();
+    let page = "<!-- architecture: layers -->\n| module | job | may use |\n|---|---|---|\n\
+                | `low` | bottom | — |\n| `high` | top | `low` |\n";
+    let problems = layer_problems(&read_crate_from(&files), &documented_layers(page));
+    assert_eq!(
+        problems,
+        [
+            "module `extra` is not in the layer table",
+            "the layer table says `high` may use `low`, and it does not: remove it",
+            "`low` uses `high`, which the layer table does not let it use: src/low.rs:1: \
+             crate::high::f",
+        ]
     );
 }

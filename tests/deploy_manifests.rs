@@ -12,7 +12,8 @@ use std::path::Path;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use deploy_support::{
-    AUDIT_FIRST, BASE, CERT_MANAGER, Checkout, DEFAULT, ROOT, Rendered, decode, write_config_map,
+    AUDIT_FIRST, BASE, CERT_MANAGER, Checkout, DEFAULT, NATIVE_SYNC, ROOT, Rendered, decode,
+    write_config_map,
 };
 use portcullis::audit::{self, JudgeOptions, Outcome, Verdict};
 use portcullis::lint;
@@ -88,6 +89,15 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                 max_mode: Some(Mode::Warn),
             },
         ),
+        (
+            NATIVE_SYNC,
+            Expect {
+                tls: Tls::PortcullisCerts,
+                mutating_failure: STRICT.0,
+                validating_failure: STRICT.1,
+                max_mode: None,
+            },
+        ),
     ]
 }
 
@@ -141,6 +151,12 @@ fn every_install_renders_safely() {
             .env("PORTCULLIS_MAX_MODE")
             .map(|m| m.parse::<Mode>().expect("a mode"));
         assert_eq!(max_mode, expect.max_mode, "{dir}: PORTCULLIS_MAX_MODE");
+        let sync = rendered.env("PORTCULLIS_NATIVE_SYNC");
+        assert_eq!(
+            sync.as_deref(),
+            (dir == NATIVE_SYNC).then_some("true"),
+            "{dir}: PORTCULLIS_NATIVE_SYNC"
+        );
     }
 }
 
@@ -925,12 +941,34 @@ fn least_privilege(dir: &str, r: &Rendered) {
         ],
         "{dir}"
     );
+    // The native sync's role, only where the sync is on: the admission policy objects, nothing
+    // else (no wildcard, no webhook configuration).
+    let sync = dir == NATIVE_SYNC;
+    if sync {
+        let verbs = ["get", "list", "watch", "create", "patch", "delete"];
+        let mut expected: Vec<String> = [
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings",
+            "mutatingadmissionpolicies",
+            "mutatingadmissionpolicybindings",
+        ]
+        .iter()
+        .flat_map(|res| verbs.map(|v| format!("admissionregistration.k8s.io/{res} {v}")))
+        .collect();
+        expected.sort();
+        assert_eq!(
+            grants(&role("ClusterRole", "portcullis-native-sync")),
+            expected,
+            "{dir}"
+        );
+    }
+    let expected_roles = if sync { 4 } else { 3 };
     let roles: Vec<&Value> = r
         .objects
         .iter()
         .filter(|o| ["Role", "ClusterRole"].contains(&str_of(&o["kind"])))
         .collect();
-    assert_eq!(roles.len(), 3, "{dir}: only the three roles above");
+    assert_eq!(roles.len(), expected_roles, "{dir}: only the roles above");
     for binding in r
         .objects
         .iter()
@@ -950,5 +988,5 @@ fn least_privilege(dir: &str, r: &Rendered) {
         .iter()
         .filter(|o| ["RoleBinding", "ClusterRoleBinding"].contains(&str_of(&o["kind"])))
         .count();
-    assert_eq!(bindings, 3, "{dir}");
+    assert_eq!(bindings, expected_roles, "{dir}");
 }

@@ -2,6 +2,7 @@
 //! BENCHMARKS.md, certs/README.md and docs/*.md are read as a newcomer reads them, and
 //!
 //! - every relative link and `#anchor` resolves, and every page of docs/ is linked from the README;
+//! - every repository file a page names by path (`src/engine/rule.rs`) exists;
 //! - every Portcullis document in a fenced yaml block (Policy, PolicyException, PolicyTest, a rule
 //!   snippet) is accepted by the loader and its lint, unless marked as a counter-example, which
 //!   must be refused;
@@ -342,6 +343,95 @@ fn a_broken_link_or_anchor_is_found() {
     assert!(problems[0].contains("#no-such-heading"), "{problems:#?}");
     assert!(
         problems[1].contains("docs/missing.md does not exist"),
+        "{problems:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files named
+
+/// The top-level directories whose files the documentation names by path.
+const REPOSITORY_DIRS: &[&str] = &[
+    "src/",
+    "tests/",
+    "deploy/",
+    "benches/",
+    "examples/",
+    "policies/",
+    "fuzz/",
+    "docs/",
+];
+
+/// Every file or directory a page names that does not exist: code spans that are repository
+/// paths (`src/engine/rule.rs`, `deploy/rbac/`, `examples/profile_review` for its `.rs`; a
+/// `#anchor` or `:line` after it is dropped; a pattern with `*`, `{...}` or `<...>` is not a
+/// path), and, in the plain-text diagrams of
+/// docs/architecture.md, every Rust file (`server/handlers.rs`, under `src/`).
+fn named_file_problems(pages: &[Page], root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut check = |page: &Page, line: usize, path: &str| {
+        let example = path.starts_with("examples/") && root.join(format!("{path}.rs")).exists();
+        if !root.join(path).exists() && !example {
+            problems.push(format!(
+                "{}: names {path}, which does not exist",
+                page.whence(line)
+            ));
+        }
+    };
+    for page in pages {
+        for (line, paragraph) in &page.paragraphs {
+            for span in code_spans(paragraph) {
+                let path = span.split(['#', ':']).next().unwrap_or("");
+                if REPOSITORY_DIRS.iter().any(|d| path.starts_with(d))
+                    && !path.contains(['*', '<', '{', ' '])
+                {
+                    check(page, *line, path);
+                }
+            }
+        }
+        if page.path == Path::new("docs/architecture.md") {
+            for block in page.blocks.iter().filter(|b| b.lang == "text") {
+                for word in block.body.split(|c: char| {
+                    !(c.is_ascii_alphanumeric() || c == '_' || c == '/' || c == '.')
+                }) {
+                    if word.ends_with(".rs") {
+                        let path = if word.starts_with("src/") {
+                            word.to_owned()
+                        } else {
+                            format!("src/{word}")
+                        };
+                        check(page, block.line, &path);
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_file_named_exists() {
+    let pages = documentation();
+    let problems = named_file_problems(&pages, Path::new(ROOT));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_file_named_that_does_not_exist_is_found() {
+    let page = parse_page(
+        PathBuf::from("docs/architecture.md"),
+        "# Example\n\nThe engine is `src/engine/evaluate.rs`, the router `src/server/router.rs`, \
+         tests in `tests/fuzz_regressions/<target>/` and `docs/*.md`.\n\n\
+         ```text\nserver/handlers.rs ──▶ admission/gone.rs\n```\n",
+    );
+    let problems = named_file_problems(&[page], Path::new(ROOT));
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(
+        problems[0].contains("src/server/router.rs"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].contains("src/admission/gone.rs"),
         "{problems:#?}"
     );
 }

@@ -489,3 +489,132 @@ fn a_running_server_learns_of_exceptions_entering_their_last_days_or_expiring() 
         "{review:?}"
     );
 }
+
+/// A policy `off` at the request's time is judged for readiness only
+/// (`OffPolicies::Measure`): its violations are found by the same rules, on the object as the
+/// `enforce` policies mutate it, exceptions applied, and the decision is otherwise exactly the
+/// one without measuring: verdict, findings, patch, policies.
+#[test]
+fn off_policies_are_measured_and_decide_nothing() {
+    use portcullis::engine::{OffPolicies, evaluate_with};
+    let set = load_str(
+        Path::new("off.yaml"),
+        r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: require-resources}
+spec:
+  mode: enforce
+  rules: [{requireResources: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: require-probes}
+spec:
+  mode: "off"
+  schedule:
+    - {from: 2027-02-01, mode: enforce, namespaces: {include: [team-*]}}
+  rules: [{requireProbes: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: team-label}
+spec:
+  mode: "off"
+  rules: [{requireLabels: {labels: [team]}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: add-team}
+spec:
+  mode: enforce
+  match: {namespaces: {include: [team-a]}}
+  rules: [{defaultLabels: {labels: {team: a}}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: PolicyException
+metadata: {name: batch-probes}
+spec:
+  owner: team-a
+  reason: the batch job has no port to probe
+  expires: 2027-06-01
+  policies: [{name: require-probes}]
+  match: {names: [batch-*]}
+"#,
+    )
+    .expect("set loads");
+    let time = at("2026-12-01");
+    let cases = [
+        pod("team-a", "web", false, true),
+        pod("team-a", "batch-1", false, false),
+        pod("team-a", "ready", true, true),
+        pod("shop", "web", false, true),
+    ];
+    for object in &cases {
+        let req = Request::create(object, time);
+        let plain = evaluate(&set, &req);
+        let measured = evaluate_with(&set, &req, OffPolicies::Measure);
+        let name = &plain.workload;
+        // Measuring changes nothing of the decision.
+        assert_eq!(plain.allowed, measured.allowed, "{name}");
+        assert_eq!(plain.findings, measured.findings, "{name}");
+        assert_eq!(plain.policies, measured.policies, "{name}");
+        assert_eq!(
+            serde_json::to_value(&plain.patch).expect("patch"),
+            serde_json::to_value(&measured.patch).expect("patch"),
+            "{name}"
+        );
+        assert!(plain.off_policies.is_empty() && plain.off_violations.is_empty());
+        assert!(
+            !plain
+                .findings
+                .iter()
+                .any(|f| f.policy == "require-probes" || f.policy == "team-label"),
+            "{name}: off policies run nothing"
+        );
+        assert_eq!(
+            measured.off_policies,
+            ["require-probes", "team-label"],
+            "{name}"
+        );
+        for f in &measured.off_violations {
+            assert_eq!(f.mode, Mode::Off, "{name}: {f:?}");
+        }
+    }
+    let measure = |i: usize| {
+        let req = Request::create(&cases[i], time);
+        let d = evaluate_with(&set, &req, OffPolicies::Measure);
+        d.off_violations
+            .iter()
+            .map(|f| (f.policy.clone(), f.effect, f.enforced_from))
+            .collect::<Vec<_>>()
+    };
+    let feb = Some(at("2027-02-01"));
+    // team-a/web: both probes missing (enforced from the step); the team label is added by the
+    // enforce mutation first, so team-label finds nothing.
+    assert_eq!(
+        measure(0),
+        [
+            ("require-probes".to_owned(), Effect::Audit, feb),
+            ("require-probes".to_owned(), Effect::Audit, feb)
+        ]
+    );
+    // batch-1: the exception covers its missing probes.
+    assert_eq!(
+        measure(1),
+        [
+            ("require-probes".to_owned(), Effect::Excepted, feb),
+            ("require-probes".to_owned(), Effect::Excepted, feb)
+        ]
+    );
+    assert_eq!(measure(2), []);
+    // shop/web: no label added there, and the step does not reach shop.
+    assert_eq!(
+        measure(3),
+        [
+            ("require-probes".to_owned(), Effect::Audit, None),
+            ("require-probes".to_owned(), Effect::Audit, None),
+            ("team-label".to_owned(), Effect::Audit, None)
+        ]
+    );
+}

@@ -259,8 +259,9 @@ fn a_set_that_does_not_load_exports_nothing() {
 
 #[test]
 fn the_sync_role_grants_only_the_admission_policy_objects() {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/rbac/native-sync.yaml"))
-        .expect("deploy/rbac/native-sync.yaml");
+    let text =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/rbac/native-sync/clusterrole.yaml"))
+            .expect("deploy/rbac/native-sync/clusterrole.yaml");
     let role = &documents(&text)[0];
     assert_eq!(role["kind"], "ClusterRole");
     let rules = role["rules"].as_array().expect("rules");

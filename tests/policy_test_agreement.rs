@@ -103,6 +103,7 @@ fn agree(set: &PolicySet, case: &Case, request: &Request<'_>) {
                 review,
                 request.time,
                 request.namespace_labels,
+                &portcullis::engine::NativeRules::NONE,
             )
             .expect("the webhook answers");
             same(&format!("{what}, webhook"), &runner, &handled.decision);

@@ -385,7 +385,8 @@ fn judge_one(
 /// (in `default_namespace` when it names none); an object with a controller `ownerReference`
 /// is presented as created by [`OFFLINE_CONTROLLER_USERNAME`], so it is skipped as the
 /// webhook skips it. `portcullis audit` (files and cluster) and the policy reports all judge
-/// through here.
+/// through here. Policies `off` at `time` are measured ([`engine::OffPolicies::Measure`]):
+/// what they would deny is in [`Decision::off_violations`], and decides nothing.
 pub fn decide(
     policies: &PolicySet,
     object: &Value,
@@ -401,7 +402,8 @@ pub fn decide(
     if has_controller_owner(object) {
         request.username = Some(OFFLINE_CONTROLLER_USERNAME);
     }
-    engine::evaluate(policies, &request)
+    // Policies that are `off` are judged too, for the reports' readiness figures only.
+    engine::evaluate_with(policies, &request, engine::OffPolicies::Measure)
 }
 
 /// The verdict a decision amounts to.

@@ -2,7 +2,6 @@
 
 pub mod audit;
 pub mod certs;
-pub mod export;
 pub mod mutate;
 pub mod policy;
 pub mod serve;

@@ -1,10 +1,13 @@
-//! `portcullis policy validate|schema`: check policy files, print their JSON Schema.
+//! `portcullis policy validate|schema|export`: check policy files, print their JSON Schema,
+//! export them as native admission policies ([`export`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+
+pub mod export;
 
 use crate::lint::{load_dir, load_str};
 use crate::policy::model::{ExceptionDocument, PolicyDocument};
@@ -20,7 +23,7 @@ pub enum PolicyCommand {
     Schema,
     /// Print the policies as native admission policies (ValidatingAdmissionPolicy,
     /// MutatingAdmissionPolicy) the API server enforces without the webhook.
-    Export(super::export::ExportArgs),
+    Export(export::ExportArgs),
 }
 
 /// `portcullis policy validate`.
@@ -49,7 +52,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             write_stdout(&schema)?;
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Export(args) => super::export::run(args),
+        PolicyCommand::Export(args) => export::run(args),
     }
 }
 

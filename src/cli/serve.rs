@@ -11,7 +11,10 @@ use anyhow::Context as _;
 
 use crate::cluster::KubeArgs;
 use crate::cluster::connect::{self, Discovery};
-use crate::cluster::reports::{self, Inputs, Limits, Reports, ReportsConfig, Status};
+use crate::cluster::lease::{self, Leadership, LeaseConfig};
+use crate::cluster::native_sync::{self, NativeSync, SyncConfig};
+use crate::cluster::reports::{Inputs, Limits, Reports, ReportsConfig, Status};
+use crate::native::DEFAULT_EXCLUDED_NAMESPACES;
 use crate::policy::model::Mode;
 use crate::server::{self, PolicySource, ServerConfig};
 use crate::telemetry::{self, LogFormat};
@@ -109,11 +112,29 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_REPORTS_BUDGET", default_value = "1000", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub reports_budget: u32,
-    /// Seconds the reports Lease is valid without renewal (renewed every two thirds of it): a
-    /// leader that stops without releasing it is replaced within this time.
+    /// Seconds the Lease that elects the writing replica (reports, native sync) is valid without
+    /// renewal (renewed every two thirds of it): a leader that stops without releasing it is
+    /// replaced within this time.
     #[arg(long, env = "PORTCULLIS_REPORTS_LEASE_DURATION", default_value = "15", value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(3..=300))]
     pub reports_lease_duration: u64,
+    /// Keep the native admission policies of `portcullis policy export` (ValidatingAdmissionPolicy,
+    /// MutatingAdmissionPolicy where the cluster serves it, and their bindings) applied in the
+    /// cluster, by one replica (the Lease); the webhook then leaves to the API server the rules
+    /// it has confirmed the cluster enforces as exported. Needs cluster access and the RBAC of
+    /// deploy/overlays/native-sync.
+    #[arg(long, env = "PORTCULLIS_NATIVE_SYNC")]
+    pub native_sync: bool,
+    /// Seconds between two comparisons of the exported objects with the cluster's (repairing
+    /// drift), besides on every change, reload, schedule step and exception expiry.
+    #[arg(long, env = "PORTCULLIS_NATIVE_SYNC_INTERVAL", default_value = "300", value_name = "SECONDS",
+          value_parser = parse_seconds)]
+    pub native_sync_interval: Duration,
+    /// Namespaces no native binding applies to (comma-separated; `""` for none): keep them
+    /// those the webhook configurations leave out. There the webhook judges every rule.
+    #[arg(long, env = "PORTCULLIS_NATIVE_SYNC_EXCLUDED_NAMESPACES", value_name = "NAMES",
+          value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_NAMESPACES.map(str::to_owned))]
+    pub native_sync_excluded_namespaces: Vec<String>,
     /// Log format.
     #[arg(
         long,
@@ -156,10 +177,10 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
-    /// How the reports are written, this replica's identity and the Lease's namespace included
-    /// (from the downward API's `POD_NAME` and `POD_NAMESPACE`, else the host name and process
-    /// id, and the kubeconfig's namespace).
-    pub fn reports_config(&self, cluster: &crate::cluster::Connection) -> ReportsConfig {
+    /// The Lease that elects the writing replica: this replica's identity and the Lease's
+    /// namespace (from the downward API's `POD_NAME` and `POD_NAMESPACE`, else the host name and
+    /// process id, and the kubeconfig's namespace).
+    pub fn lease_config(&self, cluster: &crate::cluster::Connection) -> LeaseConfig {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let identity = env("POD_NAME").unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -169,6 +190,15 @@ impl ServeArgs {
                 .unwrap_or_else(|| "portcullis".to_owned());
             format!("{host}-{}", std::process::id())
         });
+        LeaseConfig {
+            namespace: env("POD_NAMESPACE").unwrap_or_else(|| cluster.default_namespace.clone()),
+            identity,
+            duration: Duration::from_secs(self.reports_lease_duration),
+        }
+    }
+
+    /// How the reports are written.
+    pub fn reports_config(&self, lease: LeaseConfig) -> ReportsConfig {
         let mut statuses = self.reports_results.clone();
         statuses.sort();
         statuses.dedup();
@@ -179,10 +209,21 @@ impl ServeArgs {
             },
             budget: self.reports_budget as usize,
             interval: self.reports_interval,
-            lease_namespace: env("POD_NAMESPACE")
-                .unwrap_or_else(|| cluster.default_namespace.clone()),
-            identity,
-            lease_duration: Duration::from_secs(self.reports_lease_duration),
+            lease,
+        }
+    }
+
+    /// How the native sync runs.
+    pub fn sync_config(&self, lease: LeaseConfig) -> SyncConfig {
+        SyncConfig {
+            interval: self.native_sync_interval,
+            excluded_namespaces: self
+                .native_sync_excluded_namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
+            lease,
         }
     }
 }
@@ -241,20 +282,49 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.cluster = connect::connect(&args.kube, Discovery::Explicit)
             .await
             .context("cannot configure cluster access")?;
-        let reports_on = match (&config.cluster, args.reports) {
-            (None, true) => anyhow::bail!(
+        let writers_on = match (&config.cluster, args.reports, args.native_sync) {
+            (None, true, _) => anyhow::bail!(
                 "--reports (PORTCULLIS_REPORTS) needs cluster access: run in a Pod with a service \
                  account, or give --kubeconfig (or KUBECONFIG)"
             ),
-            (Some(cluster), true) => Some(cluster.clone()),
-            (_, false) => None,
+            (None, _, true) => anyhow::bail!(
+                "--native-sync (PORTCULLIS_NATIVE_SYNC) needs cluster access: run in a Pod with a \
+                 service account, or give --kubeconfig (or KUBECONFIG)"
+            ),
+            (Some(cluster), true, _) | (Some(cluster), _, true) => Some(cluster.clone()),
+            _ => None,
         };
         let server = server::start(config).await?;
-        let reports = match reports_on {
-            Some(cluster) => {
-                let config = args.reports_config(&cluster);
-                tracing::info!(identity = %config.identity, lease = reports::LEASE_NAME,
-                    lease_namespace = %config.lease_namespace, max_results = config.limits.max_results,
+        // One election for every writer: the holder of the Lease writes reports and native
+        // policies alike.
+        let leadership = writers_on.as_ref().map(|cluster| {
+            let lease = args.lease_config(cluster);
+            tracing::info!(identity = %lease.identity, lease = lease::LEASE_NAME,
+                lease_namespace = %lease.namespace, "joining the election of the writing replica");
+            let client = crate::cluster::connect::calls_client(&cluster.config)
+                .unwrap_or_else(|| cluster.client.clone());
+            (Leadership::start(client, lease.clone()), lease)
+        });
+        let native = match (&writers_on, &leadership, args.native_sync) {
+            (Some(cluster), Some((leadership, lease)), true) => {
+                let config = args.sync_config(lease.clone());
+                tracing::info!(interval_seconds = config.interval.as_secs(),
+                    excluded_namespaces = %config.excluded_namespaces.join(","),
+                    "native sync on: the holder of the Lease applies the exported admission policies");
+                let state = server.state();
+                let inputs = native_sync::Inputs {
+                    policies: state.shared_policies(),
+                    state: state.native_state(),
+                    metrics: state.metrics().native.clone(),
+                };
+                Some(NativeSync::start(cluster, inputs, config, leadership.subscribe()))
+            }
+            _ => None,
+        };
+        let reports = match (writers_on, &leadership, args.reports) {
+            (Some(cluster), Some((leadership, lease)), true) => {
+                let config = args.reports_config(lease.clone());
+                tracing::info!(max_results = config.limits.max_results,
                     budget = config.budget, "policy reports on: the holder of the Lease writes them");
                 let state = server.state();
                 let inputs = Inputs {
@@ -264,19 +334,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     )?,
                     metrics: state.metrics().reports.clone(),
                 };
-                Some(Reports::start(&cluster, inputs, config))
+                Some(Reports::start(&cluster, inputs, config, leadership.subscribe()))
             }
-            None => None,
+            _ => None,
         };
         let signal = shutdown_signal().await?;
         tracing::info!(signal, "shutdown requested");
-        // The reports stop (and release their Lease) while in-flight reviews drain; bounded,
-        // each of their calls times out anyway.
+        // The writers stop, then the Lease is released, while in-flight reviews drain;
+        // bounded, each of their calls times out anyway.
         let stop_reports = async {
+            if let Some(native) = native {
+                native.stop().await;
+            }
             if let Some(reports) = reports {
                 let stopping = tokio::time::timeout(Duration::from_secs(15), reports.stop());
                 if stopping.await.is_err() {
                     tracing::warn!("the policy reports did not stop in time");
+                }
+            }
+            if let Some((leadership, _)) = leadership {
+                let stopping = tokio::time::timeout(Duration::from_secs(15), leadership.stop());
+                if stopping.await.is_err() {
+                    tracing::warn!("leaving the leader election did not end in time");
                 }
             }
         };

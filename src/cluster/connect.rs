@@ -215,3 +215,21 @@ pub fn describe_error(error: &kube::Error) -> String {
     }
     parts.join(": ")
 }
+
+/// How long one single API call of a background writer (reports, native sync, the Lease) may
+/// take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for single calls (no watches) that time out after [`CALL_TIMEOUT`]; `None`
+/// (logged) if it cannot be made. Needs a tokio runtime.
+pub fn calls_client(config: &Config) -> Option<kube::Client> {
+    let mut config = config.clone();
+    config.read_timeout = Some(CALL_TIMEOUT);
+    match kube::Client::try_from(config) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make an API client with timeouts");
+            None
+        }
+    }
+}

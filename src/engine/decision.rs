@@ -184,6 +184,16 @@ pub struct Decision {
     /// ([`super::NamespaceLabels::Pending`]); then those whose violations only warned because
     /// a mutation of such a policy might have fixed them.
     pub labels_pending: Vec<String>,
+    /// With [`super::OffPolicies::Measure`]: the policies that select the workload but are
+    /// `off` at the request's time in its namespace.
+    pub off_policies: Vec<String>,
+    /// With [`super::OffPolicies::Measure`]: what the rules of [`Decision::off_policies`] find,
+    /// judged as if the policies ran (mode `off`, effect `audit`, or `excepted` when an
+    /// exception in force covers it). They decide nothing: readiness figures only.
+    pub off_violations: Vec<Finding>,
+    /// The rules of the selected policies left to the API server's native admission policies
+    /// (policy, rule type): not judged here ([`super::NativeRules`]).
+    pub native: Vec<(String, &'static str)>,
 }
 
 impl Decision {

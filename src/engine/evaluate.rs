@@ -8,7 +8,7 @@ use super::cel_values::{Facts, Input};
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::patch::{Patch, PatchOp};
 use super::rule::{Context, Found};
-use super::{Operation, Request, cel, images, labels, probes, resources, sidecar};
+use super::{NativeRules, Operation, Request, cel, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::{NamespaceLabels, Selection, Subject};
 use crate::policy::{CompiledException, CompiledPolicy, CompiledRule, PolicySet, Timestamp};
@@ -107,8 +107,39 @@ fn except(f: &mut Finding, exception: &CompiledException) {
     f.exception = Some(exception.info.clone());
 }
 
+/// What the engine does with the policies that select a request but are `off` at its time (in
+/// its namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffPolicies {
+    /// Leave them out, as the webhook does: they run nothing.
+    #[default]
+    Skip,
+    /// Judge their validation rules as the other policies' rules are judged (the object as the
+    /// `enforce` policies mutate it, exceptions applied) into [`Decision::off_violations`], so
+    /// that a report can say what each would deny were it enforced. They decide nothing: not
+    /// the verdict, the patch, the findings or the warnings.
+    Measure,
+}
+
 /// Evaluates a request against a policy set. Pure: same inputs, same decision.
 pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
+    evaluate_with_native(set, req, &NativeRules::NONE)
+}
+
+/// [`evaluate`], leaving out the rules the API server enforces itself (`native`): they neither
+/// find, deny, warn nor mutate here, and are listed in [`Decision::native`]. Pure.
+pub fn evaluate_with_native(set: &PolicySet, req: &Request<'_>, native: &NativeRules) -> Decision {
+    judge(set, req, native, OffPolicies::Skip)
+}
+
+/// [`evaluate`], with the policies that are `off` left out or measured (`off`). Whatever
+/// `off` says, the decision's verdict, findings and patch are [`evaluate`]'s.
+pub fn evaluate_with(set: &PolicySet, req: &Request<'_>, off: OffPolicies) -> Decision {
+    judge(set, req, &NativeRules::NONE, off)
+}
+
+/// The evaluation: [`evaluate_with_native`] and [`evaluate_with`].
+fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolicies) -> Decision {
     let fallback_name = || {
         let name = req.name.filter(|n| !n.is_empty()).unwrap_or("<unnamed>");
         match req.namespace.filter(|n| !n.is_empty()) {
@@ -173,6 +204,8 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         Vec::new()
     };
     let mut labels_pending = Vec::new();
+    // Selected, but `off` at this time here (measured only).
+    let mut off_now: Vec<Active<'_>> = Vec::new();
     let selected: Vec<Active<'_>> = set
         .policies
         .iter()
@@ -191,6 +224,13 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 mode = mode.at_most(Mode::Warn);
             }
             if mode == Mode::Off {
+                if off == OffPolicies::Measure {
+                    off_now.push(Active {
+                        policy,
+                        mode,
+                        enforced_from: policy.enforced_from(time, namespace, known),
+                    });
+                }
                 return None;
             }
             if uncertain {
@@ -223,6 +263,21 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         allowed: true,
         policies: selected.iter().map(|a| a.policy.name.clone()).collect(),
         labels_pending,
+        native: if native.is_empty() {
+            Vec::new()
+        } else {
+            selected
+                .iter()
+                .flat_map(|a| {
+                    a.policy
+                        .rules
+                        .iter()
+                        .enumerate()
+                        .filter(move |(i, r)| is_native(native, a, *i, r))
+                        .map(move |(_, r)| (a.policy.name.clone(), r.type_name()))
+                })
+                .collect()
+        },
         ..Decision::default()
     };
     let (added, ops) = mutate(
@@ -235,6 +290,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         },
         object,
         &exceptions,
+        native,
         Some(&mut decision.findings),
     );
     // Policies whose selection waits on the labels would, were they selected, mutate the
@@ -260,7 +316,8 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
             controller_owned: owner.is_some(),
             operation: req.operation,
         };
-        let (what_if_added, what_if_ops) = mutate(&what_if, &target, object, &exceptions, None);
+        let (what_if_added, what_if_ops) =
+            mutate(&what_if, &target, object, &exceptions, native, None);
         (what_if_ops != ops).then_some(what_if_added)
     };
     decision.patch = Patch(ops);
@@ -294,6 +351,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
             namespace,
             cel: &cel_input,
         },
+        native,
     );
     // A violation denies only if it holds with the label-dependent additions too: the real
     // labels might otherwise have added what it misses.
@@ -306,6 +364,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 namespace,
                 cel: &what_if_input,
             },
+            native,
         )
     });
 
@@ -319,7 +378,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                 controller_owned: false,
                 operation: Operation::Create,
             };
-            let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, None);
+            let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, native, None);
             // The stored object as it was created: a CREATE, without an old object.
             let old_input = Input::new(Facts {
                 operation: Operation::Create,
@@ -335,6 +394,7 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
                             namespace,
                             cel: &old_input,
                         },
+                        native,
                     )
                 })
                 .unwrap_or_default()
@@ -385,6 +445,35 @@ pub fn evaluate(set: &PolicySet, req: &Request<'_>) -> Decision {
         .findings
         .iter()
         .any(|f| f.kind == FindingKind::Violation && f.effect == Effect::Deny);
+    if !off_now.is_empty() {
+        // The same rules on the same object the others judged: what these policies would deny.
+        let judged = validate(
+            &off_now,
+            &Context {
+                workload: workload.with_additions(&added),
+                namespace,
+                cel: &cel_input,
+            },
+            native,
+        );
+        decision.off_policies = off_now.iter().map(|a| a.policy.name.clone()).collect();
+        decision.off_violations = judged
+            .into_iter()
+            .map(|v| {
+                let exception = excepting(
+                    &exceptions,
+                    &v.active.policy.name,
+                    v.rule_type,
+                    v.found.container.as_deref(),
+                );
+                let mut f = finding(&v.active, v.rule_type, FindingKind::Violation, v.found);
+                if let Some(e) = exception {
+                    except(&mut f, e);
+                }
+                f
+            })
+            .collect();
+    }
     decision
 }
 
@@ -414,6 +503,7 @@ fn mutate<'p>(
     target: &Target<'_>,
     object: Json<'_>,
     exceptions: &[&CompiledException],
+    native: &NativeRules,
     mut findings: Option<&mut Vec<Finding>>,
 ) -> (Additions<'p>, Vec<PatchOp>) {
     let immutable = target.pod_spec_immutable();
@@ -424,7 +514,10 @@ fn mutate<'p>(
     };
     for active in selected {
         let policy = active.policy;
-        for rule in &policy.rules {
+        for (i, rule) in policy.rules.iter().enumerate() {
+            if !native.is_empty() && is_native(native, active, i, rule) {
+                continue; // A MutatingAdmissionPolicy applies it.
+            }
             let view = base.with_additions(&added);
             // The mutation rules' dispatch (validation rules plan nothing): where a rule may
             // not mutate, it plans nothing either: a sidecar into a pod spec the apiserver keeps
@@ -504,12 +597,27 @@ fn mutate<'p>(
     (added, ops)
 }
 
-/// Runs the validation rules of the selected policies against a workload.
-fn validate<'p>(selected: &[Active<'p>], ctx: &Context<'_>) -> Vec<Violation<'p>> {
+/// Whether rule `i` (`rule`) of `active` is left to the API server: validation rules when
+/// listed, mutation rules when listed and the policy enforces here (a MutatingAdmissionPolicy
+/// is exported for the `enforce` mode only; in `warn` and `audit` the webhook describes).
+fn is_native(native: &NativeRules, active: &Active<'_>, i: usize, rule: &CompiledRule) -> bool {
+    native.contains(&active.policy.name, i) && (!rule.is_mutation() || active.mode == Mode::Enforce)
+}
+
+/// Runs the validation rules of the selected policies against a workload, but those left to
+/// the API server.
+fn validate<'p>(
+    selected: &[Active<'p>],
+    ctx: &Context<'_>,
+    native: &NativeRules,
+) -> Vec<Violation<'p>> {
     let mut out = Vec::new();
     let mut found = Vec::new();
     for active in selected {
         for (i, rule) in active.policy.rules.iter().enumerate() {
+            if !native.is_empty() && is_native(native, active, i, rule) {
+                continue; // A ValidatingAdmissionPolicy judges it.
+            }
             check(rule, ctx, &mut found);
             if found.is_empty() {
                 continue; // Most rules find nothing: no draining then.
@@ -537,5 +645,88 @@ fn check(rule: &CompiledRule, ctx: &Context<'_>, out: &mut Vec<Found>) {
         CompiledRule::DisallowNamespaces(r) => labels::check_namespace(r, ctx, out),
         CompiledRule::Cel(r) => cel::check(r, ctx, out),
         CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::load::compile_str;
+
+    const SET: &str = r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: strict}
+spec:
+  mode: enforce
+  rules: [{requireProbes: {}}, {defaultLabels: {labels: {team: platform}}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: lenient}
+spec:
+  mode: warn
+  rules: [{defaultLabels: {labels: {tier: web}}}, {requireResources: {}}]
+"#;
+
+    fn kinds(d: &Decision) -> Vec<(&str, &str, Effect)> {
+        d.findings
+            .iter()
+            .map(|f| (f.policy.as_str(), f.rule, f.effect))
+            .collect()
+    }
+
+    #[test]
+    fn native_rules_are_left_out_validation_in_every_mode_mutation_only_where_enforced() {
+        let set = compile_str(std::path::Path::new("set.yaml"), SET).expect("set");
+        let object = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}});
+        let request = Request::create(&object, Timestamp::from_unix(0));
+        let all = evaluate(&set, &request);
+        assert!(!all.allowed);
+        assert!(all.is_patched());
+        assert!(all.native.is_empty());
+        let every_rule = NativeRules::new([
+            ("strict".to_owned(), 0),
+            ("strict".to_owned(), 1),
+            ("lenient".to_owned(), 0),
+            ("lenient".to_owned(), 1),
+        ]);
+        let native = evaluate_with_native(&set, &request, &every_rule);
+        assert!(
+            native.allowed,
+            "the API server denies: {:?}",
+            kinds(&native)
+        );
+        assert!(!native.is_patched(), "the API server labels");
+        // What only the webhook can do stays: the warn policy's mutation (object and
+        // template labels), described.
+        let mut left = kinds(&native);
+        left.dedup();
+        assert_eq!(left, [("lenient", "defaultLabels", Effect::Warn)]);
+        assert_eq!(
+            native.native,
+            [
+                ("strict".to_owned(), "requireProbes"),
+                ("strict".to_owned(), "defaultLabels"),
+                ("lenient".to_owned(), "requireResources"),
+            ]
+        );
+        // Only the listed rules: the rest is judged as without.
+        let one = NativeRules::new([("strict".to_owned(), 0)]);
+        let partial = evaluate_with_native(&set, &request, &one);
+        assert!(partial.allowed);
+        assert!(partial.is_patched(), "strict's labels are not native here");
+        assert!(
+            kinds(&partial).contains(&("lenient", "requireResources", Effect::Warn)),
+            "{:?}",
+            kinds(&partial)
+        );
+        assert!(
+            !kinds(&partial)
+                .iter()
+                .any(|(_, r, _)| *r == "requireProbes")
+        );
     }
 }

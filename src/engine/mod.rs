@@ -20,9 +20,64 @@ use crate::policy::Timestamp;
 /// What the caller knows of a namespace's labels (see [`Request::namespace_labels`]).
 pub use crate::policy::select::NamespaceLabels;
 pub use decision::{Decision, Effect, Finding, FindingKind, Skip};
-pub use evaluate::evaluate;
+pub use evaluate::{OffPolicies, evaluate, evaluate_with, evaluate_with_native};
 pub use message::{MAX_WARNING_LEN, MAX_WARNINGS_TOTAL};
 pub use patch::Patch;
+
+/// The rules the API server enforces itself, by native admission policies confirmed in place
+/// (`portcullis serve --native-sync`): the webhook's evaluation leaves them out, so nothing is
+/// judged twice. A plain value the caller passes in ([`evaluate_with_native`]); which rules
+/// are in it is the caller's business (the engine reads no cluster). Validation rules are left
+/// out in every mode (one ValidatingAdmissionPolicy per mode); mutation rules only where the
+/// policy enforces (a MutatingAdmissionPolicy applies, it never describes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NativeRules {
+    /// Per policy name, the indexes of its rules (sorted, no duplicates).
+    rules: std::collections::BTreeMap<String, Vec<usize>>,
+}
+
+impl NativeRules {
+    /// No rule: the webhook judges everything.
+    pub const NONE: NativeRules = NativeRules {
+        rules: std::collections::BTreeMap::new(),
+    };
+
+    /// The rules `(policy, rule index)`.
+    pub fn new(rules: impl IntoIterator<Item = (String, usize)>) -> NativeRules {
+        let mut out = NativeRules::default();
+        for (policy, rule) in rules {
+            let indexes = out.rules.entry(policy).or_default();
+            if let Err(at) = indexes.binary_search(&rule) {
+                indexes.insert(at, rule);
+            }
+        }
+        out
+    }
+
+    /// Whether no rule is left to the API server.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// How many rules are left to the API server.
+    pub fn len(&self) -> usize {
+        self.rules.values().map(Vec::len).sum()
+    }
+
+    /// Whether rule `rule` (its index) of `policy` is left to the API server.
+    pub fn contains(&self, policy: &str, rule: usize) -> bool {
+        self.rules
+            .get(policy)
+            .is_some_and(|r| r.binary_search(&rule).is_ok())
+    }
+
+    /// Every rule, `(policy, rule index)`, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.rules
+            .iter()
+            .flat_map(|(p, r)| r.iter().map(move |i| (p.as_str(), *i)))
+    }
+}
 
 /// The username of Kubernetes' garbage collector (kube-controller-manager with
 /// `--use-service-account-credentials`). Its requests are never judged: see

@@ -115,9 +115,21 @@ pub struct Exported {
     pub rule: usize,
     /// The rule type.
     pub rule_type: &'static str,
-    /// The names of the objects that enforce it.
+    /// The names of the objects that enforce it (each the name of a policy object and of
+    /// its binding).
     pub objects: Vec<String>,
+    /// The kinds of those objects: the policy's and the binding's
+    /// (`ValidatingAdmissionPolicy`, `ValidatingAdmissionPolicyBinding`, or the mutating pair).
+    pub kinds: [&'static str; 2],
 }
+
+/// The kinds of the validating objects: policy, binding.
+pub const VALIDATING_KINDS: [&str; 2] = [
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+];
+/// The kinds of the mutating objects: policy, binding.
+pub const MUTATING_KINDS: [&str; 2] = ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"];
 
 /// What an export gives.
 #[derive(Debug, Clone, Default)]
@@ -255,6 +267,7 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
             rule: *index,
             rule_type: rule.type_name(),
             objects: validating_names.clone(),
+            kinds: VALIDATING_KINDS,
         });
     }
 
@@ -343,6 +356,7 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
             rule: *index,
             rule_type: rule.type_name(),
             objects: vec![name.clone()],
+            kinds: MUTATING_KINDS,
         });
     }
 }

@@ -61,7 +61,8 @@ pub const DEFAULT_TRUSTED_CONTROLLERS: &[&str] = &[
 pub struct PolicySet {
     /// Policies in a stable order (file name, then position in the file).
     pub policies: Vec<Arc<CompiledPolicy>>,
-    /// Usernames whose controller-owned objects are not judged again (see DESIGN.md).
+    /// Usernames whose controller-owned objects are not judged again (`serve --trusted-controllers`,
+    /// docs/webhook.md).
     pub trusted_controllers: Vec<String>,
     /// Pitfalls found at load that do not stop the set from being used ([`crate::lint`]
     /// warnings).

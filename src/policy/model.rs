@@ -593,7 +593,7 @@ pub struct InjectSidecar {
     /// keep their Pods running forever.
     #[serde(default)]
     pub native_sidecar: bool,
-    /// `template` (default) or `pod`: see DESIGN.md, "Where mutations land".
+    /// `template` (default) or `pod`: see docs/policies.md, `injectSidecar`'s `target`.
     #[serde(default)]
     pub target: InjectionTarget,
     /// An annotation with which a workload may opt out (`"false"` or `"disabled"` skips

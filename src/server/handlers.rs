@@ -14,7 +14,7 @@ use crate::admission::{self, HandleError};
 use crate::cluster::namespaces::Lookup;
 use crate::engine::{Decision, Effect, NamespaceLabels};
 use crate::policy::Timestamp;
-use crate::telemetry::{Endpoint, ExceptionLabels, Outcome, PolicyLabels};
+use crate::telemetry::{Endpoint, ExceptionLabels, NativeRuleLabels, Outcome, PolicyLabels};
 
 /// `POST /validate`.
 pub async fn validate(State(state): State<AppState>, body: Bytes) -> Response {
@@ -47,7 +47,14 @@ async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
     let labels = lookup
         .as_ref()
         .map_or(NamespaceLabels::NameOnly, Lookup::labels);
-    let handled = match admission::answer(endpoint, &policies.set, parsed, now, labels) {
+    // The rules the API server enforces as this set exports them (`--native-sync`), if any.
+    let native = state.native();
+    let native = native.for_request(
+        policies.generation,
+        now,
+        parsed.request.namespace.as_deref(),
+    );
+    let handled = match admission::answer(endpoint, &policies.set, parsed, now, labels, native) {
         Ok(handled) => handled,
         Err(HandleError::Unreadable(e)) => {
             tracing::warn!(endpoint = endpoint.as_str(), error = %e, "unreadable AdmissionReview");
@@ -83,6 +90,19 @@ async fn review(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Response {
 /// Counts violations (at `/validate`) or mutations (at `/mutate`) per policy, so each finding
 /// is counted once although both endpoints evaluate.
 fn record_findings(state: &AppState, endpoint: Endpoint, decision: &Decision) {
+    if endpoint == Endpoint::Validate {
+        for (policy, rule) in &decision.native {
+            state
+                .metrics()
+                .native
+                .skipped
+                .get_or_create(&NativeRuleLabels {
+                    policy: policy.clone(),
+                    rule: (*rule).to_owned(),
+                })
+                .inc();
+        }
+    }
     let (family, findings): (_, Vec<_>) = match endpoint {
         Endpoint::Validate => (&state.metrics().violations, decision.violations().collect()),
         Endpoint::Mutate => (&state.metrics().mutations, decision.mutations().collect()),

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::cluster::namespaces::{self, Lookup, NamespaceCache};
+use crate::cluster::native_sync::{Confirmed, NativeState};
 use crate::policy::{LoadedPolicies, PolicySet, SharedPolicies};
 use crate::telemetry::Metrics;
 
@@ -21,6 +22,7 @@ struct Shared {
     tls_bound: AtomicBool,
     draining: AtomicBool,
     namespaces: OnceLock<NamespaceCache>,
+    native: NativeState,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
                 tls_bound: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
                 namespaces: OnceLock::new(),
+                native: NativeState::default(),
             }),
         }
     }
@@ -64,6 +67,17 @@ impl AppState {
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
         metrics.policies_loaded.set(count);
         generation
+    }
+
+    /// The rules the cluster's native admission policies were last confirmed to enforce
+    /// (nothing without `--native-sync`).
+    pub fn native(&self) -> Arc<Confirmed> {
+        self.inner.native.load()
+    }
+
+    /// Where the native sync publishes what it confirms.
+    pub fn native_state(&self) -> NativeState {
+        self.inner.native.clone()
     }
 
     /// The metrics.

@@ -55,6 +55,11 @@ fn violations(o: &Value) -> impl Iterator<Item = &Value> {
         .filter(|f| f["kind"] == "violation")
 }
 
+/// The violations, and those of the policies that are `off` (judged for readiness only).
+fn measured(o: &Value) -> impl Iterator<Item = &Value> {
+    violations(o).chain(o["offViolations"].as_array().into_iter().flatten())
+}
+
 fn excepted(o: &Value) -> bool {
     o["findings"]
         .as_array()
@@ -231,25 +236,46 @@ pub fn check_report(
         })?;
     }
 
-    // Readiness: what enforce would deny today, per policy.
+    // Readiness: what enforce would deny today, per policy, `off` ones included: the JSON
+    // report's `readiness`; for the policies that run, also what their findings say.
     let rows = b.eval(
         &p,
-        "[...document.querySelectorAll('#readiness-table tbody tr')].map(r => [r.dataset.policy, r.querySelector('[data-would-deny]').dataset.wouldDeny])",
+        "[...document.querySelectorAll('#readiness-table tbody tr')].map(r => [r.dataset.policy, r.querySelector('[data-would-deny]').dataset.wouldDeny, r.cells[2].textContent])",
     )?;
+    let readiness: BTreeMap<&str, &Value> = json["readiness"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["policy"].as_str()?, r)))
+        .collect();
     for r in rows.as_array().into_iter().flatten() {
         let policy = r[0].as_str().unwrap_or("");
-        let Some(shown) = r[1].as_str().filter(|v| !v.is_empty()) else {
-            continue; // off: not evaluated
-        };
-        let want = objects
+        let shown = r[1].as_str().unwrap_or("");
+        let (want, selected) = readiness.get(policy).map_or((0, 0), |r| {
+            (
+                r["wouldDeny"].as_u64().unwrap_or(0),
+                r["selected"].as_u64().unwrap_or(0),
+            )
+        });
+        ensure(
+            shown == want.to_string() && n(&r[2])? == selected as usize,
+            || {
+                format!(
+                    "readiness of {policy}: the page shows {shown} of {}, the JSON says {want} of {selected}",
+                    r[2]
+                )
+            },
+        )?;
+        let from_findings = objects
             .iter()
             .filter(|o| {
-                judged(o)
-                    && violations(o).any(|f| f["policy"] == policy && f["effect"] != "excepted")
+                judged(o) && measured(o).any(|f| f["policy"] == policy && f["effect"] != "excepted")
             })
             .count();
-        ensure(shown == want.to_string(), || {
-            format!("readiness of {policy}: the page shows {shown}, the JSON says {want}")
+        ensure(from_findings as u64 == want, || {
+            format!(
+                "readiness of {policy}: {want} in the JSON's readiness, {from_findings} from its findings"
+            )
         })?;
     }
 
@@ -264,7 +290,7 @@ pub fn check_report(
             .iter()
             .filter(|o| {
                 judged(o)
-                    && violations(o).any(|f| {
+                    && measured(o).any(|f| {
                         f["policy"] == policy
                             && f["enforcedFrom"] == from
                             && (f["exception"].is_null()
@@ -351,9 +377,10 @@ pub fn check_report(
     // Every violation and notice is shown, under its workload (unless the page says it cut).
     let cut = b.eval(&p, "document.getElementById('cut') !== null")? == true;
     if !cut {
+        // A group's findings are shown once for each of its workloads.
         let shown = b.eval(
             &p,
-            "document.querySelectorAll('#findings ul.findings > li').length",
+            "[...document.querySelectorAll('#findings ul.findings')].map(u => u.children.length * Number(u.closest('article').dataset.workloads || 1)).reduce((a, b) => a + b, 0)",
         )?;
         let want: usize = objects
             .iter()
@@ -387,7 +414,7 @@ pub fn check_report(
     })?;
     let articles = b.eval(
         &p,
-        "[...document.querySelectorAll('#findings article.w')].filter(a => a.checkVisibility()).map(a => a.dataset.verdict)",
+        "[...document.querySelectorAll('#findings article.w')].filter(a => a.checkVisibility()).flatMap(a => Array(Number(a.dataset.workloads || 1)).fill(a.dataset.verdict))",
     )?;
     let verdicts: Vec<&str> = articles
         .as_array()
@@ -432,6 +459,22 @@ pub fn check_report(
             || format!("filter by {ns}: {names:?}"),
         )?;
         b.eval(&p, "(() => { const i = document.getElementById('name-filter'); i.value = ''; i.dispatchEvent(new Event('input')); })()")?;
+    }
+    // A workload of a group of workloads with the same findings: its group stays, showing
+    // only that workload's name.
+    let member = b.eval(
+        &p,
+        "(() => { const g = document.querySelector('#findings article.group'); if (!g) return null; const name = g.querySelector('.members > li').firstChild.textContent.trim(); const i = document.getElementById('name-filter'); i.value = g.dataset.name + name; i.dispatchEvent(new Event('input')); const shown = [...document.querySelectorAll('#findings .w')].filter(a => a.checkVisibility()); const r = [shown.length, shown[0] === g, [...g.querySelectorAll('.members > li')].filter(l => l.checkVisibility()).map(l => l.firstChild.textContent.trim()), name]; i.value = ''; i.dispatchEvent(new Event('input')); return r; })()",
+    )?;
+    if !member.is_null() {
+        ensure(
+            member[0] == 1 && member[1] == true && member[2] == serde_json::json!([member[3]]),
+            || {
+                format!(
+                    "filter by a grouped workload's name: [shown, the group, its names shown, the name] {member}"
+                )
+            },
+        )?;
     }
 
     // Sorting (script): by namespace name, ascending.

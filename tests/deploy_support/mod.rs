@@ -23,6 +23,8 @@ pub const DEFAULT: &str = "deploy";
 pub const CERT_MANAGER: &str = "deploy/overlays/cert-manager";
 /// The audit-first overlay.
 pub const AUDIT_FIRST: &str = "deploy/overlays/audit-first";
+/// The native-sync overlay (`serve --native-sync` and its role).
+pub const NATIVE_SYNC: &str = "deploy/overlays/native-sync";
 
 /// A copy of the repository parts deploy/ needs, in a temporary directory.
 pub struct Checkout {

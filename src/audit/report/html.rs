@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::baseline::Baseline;
 use super::position::FieldPositions;
+use super::readiness::Readiness;
 use super::row::{Row, finding_key};
 use super::{RunContext, Summary};
 use crate::audit::Verdict;
@@ -101,10 +102,11 @@ struct Object {
     line: Option<u32>,
     verdict: Verdict,
     reason: Sym,
-    policies: Box<[Sym]>,
     mutated_by: Box<[Sym]>,
     mutations: u32,
     findings: Box<[Found]>,
+    /// Violations of the policies that are `off` (measured for readiness only).
+    off: Box<[Found]>,
 }
 
 impl Object {
@@ -112,6 +114,58 @@ impl Object {
         self.findings.iter().any(|f| f.exception != 0)
     }
 }
+
+/// What makes two workloads of a namespace one entry of the findings section: the same kind,
+/// verdict, reason, mutations and findings (their lines relative to their document's start).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GroupKey {
+    kind: Sym,
+    verdict: Verdict,
+    reason: Sym,
+    mutations: u32,
+    mutated_by: Box<[Sym]>,
+    findings: Vec<FoundKey>,
+}
+
+/// A [`Found`] as [`GroupKey`] compares it.
+type FoundKey = ([Sym; 7], bool, Effect, Option<i64>, Option<i64>);
+
+impl GroupKey {
+    fn of(o: &Object) -> GroupKey {
+        GroupKey {
+            kind: o.kind,
+            verdict: o.verdict,
+            reason: o.reason,
+            mutations: o.mutations,
+            mutated_by: o.mutated_by.clone(),
+            findings: o
+                .findings
+                .iter()
+                .map(|f| {
+                    (
+                        [
+                            f.policy,
+                            f.rule,
+                            f.container,
+                            f.field,
+                            f.message,
+                            f.hint,
+                            f.exception,
+                        ],
+                        f.notice,
+                        f.effect,
+                        f.enforced_from.map(Timestamp::unix),
+                        f.line.zip(o.line).map(|(l, s)| i64::from(l) - i64::from(s)),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A namespace of the findings section: its name, counts, entries (workloads with the same
+/// findings together) and the names of the workloads that passed with no finding.
+type NamespaceEntries<'o> = (String, Tally, Vec<Vec<&'o Object>>, Vec<String>);
 
 /// Gathers the rows of an audit for the page.
 #[derive(Debug, Default)]
@@ -135,32 +189,30 @@ impl Collector {
             return;
         }
         let s = &mut self.strings;
-        let findings = row
-            .findings
-            .iter()
-            .map(|f| {
-                if let Some(e) = &f.exception {
-                    self.exceptions
-                        .entry(e.name.clone())
-                        .or_insert_with(|| e.clone());
-                }
-                Found {
-                    policy: s.add(&f.policy),
-                    rule: s.add(f.rule),
-                    notice: f.kind == FindingKind::Notice,
-                    effect: f.effect,
-                    container: s.opt(f.container.as_deref()),
-                    field: s.add(&f.field),
-                    message: s.add(&f.message),
-                    hint: s.add(&f.hint),
-                    exception: s.opt(f.exception.as_ref().map(|e| e.name.as_str())),
-                    enforced_from: f.enforced_from,
-                    line: positions
-                        .field_position(&row.location, &f.field)
-                        .and_then(|p| u32::try_from(p.line).ok()),
-                }
-            })
-            .collect();
+        let mut intern = |f: &crate::engine::Finding| {
+            if let Some(e) = &f.exception {
+                self.exceptions
+                    .entry(e.name.clone())
+                    .or_insert_with(|| e.clone());
+            }
+            Found {
+                policy: s.add(&f.policy),
+                rule: s.add(f.rule),
+                notice: f.kind == FindingKind::Notice,
+                effect: f.effect,
+                container: s.opt(f.container.as_deref()),
+                field: s.add(&f.field),
+                message: s.add(&f.message),
+                hint: s.add(&f.hint),
+                exception: s.opt(f.exception.as_ref().map(|e| e.name.as_str())),
+                enforced_from: f.enforced_from,
+                line: positions
+                    .field_position(&row.location, &f.field)
+                    .and_then(|p| u32::try_from(p.line).ok()),
+            }
+        };
+        let findings = row.findings.iter().map(&mut intern).collect();
+        let off = row.off_violations.iter().map(&mut intern).collect();
         let to32 = |n: Option<usize>| n.and_then(|n| u32::try_from(n).ok());
         let object = Object {
             kind: s.add(&row.kind),
@@ -172,10 +224,10 @@ impl Collector {
             line: to32(row.location.line),
             verdict: row.verdict,
             reason: s.opt(row.reason.as_deref()),
-            policies: row.policies.iter().map(|p| s.add(p)).collect(),
             mutated_by: row.mutated_by.iter().map(|p| s.add(p)).collect(),
             mutations: u32::try_from(row.mutations).unwrap_or(u32::MAX),
             findings,
+            off,
         };
         self.objects.push(object);
     }
@@ -186,8 +238,9 @@ impl Collector {
         context: &RunContext,
         summary: &Summary,
         unused: &[(Arc<CompiledException>, Diagnostic)],
+        readiness: &Readiness,
     ) -> String {
-        Page::new(self, context, summary, unused).render()
+        Page::new(self, context, summary, unused, readiness).render()
     }
 }
 
@@ -241,6 +294,8 @@ struct Page<'a> {
     context: &'a RunContext,
     summary: &'a Summary,
     unused: &'a [(Arc<CompiledException>, Diagnostic)],
+    /// Readiness per policy (the JSON report's).
+    readiness: &'a Readiness,
     /// Namespaces (display names) worst first, with their counts.
     namespaces: Vec<(String, Tally)>,
     out: String,
@@ -260,6 +315,7 @@ impl<'a> Page<'a> {
         context: &'a RunContext,
         summary: &'a Summary,
         unused: &'a [(Arc<CompiledException>, Diagnostic)],
+        readiness: &'a Readiness,
     ) -> Page<'a> {
         let mut tallies: HashMap<String, Tally> = HashMap::new();
         for o in &c.objects {
@@ -276,6 +332,7 @@ impl<'a> Page<'a> {
             context,
             summary,
             unused,
+            readiness,
             namespaces,
             out: String::with_capacity(1 << 20),
             fix_numbers: HashMap::new(),
@@ -403,56 +460,25 @@ impl<'a> Page<'a> {
     }
 
     fn readiness_section(&mut self) {
-        self.out.push_str("<section id=\"readiness\" aria-labelledby=\"readiness-h\">\n<h2 id=\"readiness-h\">Readiness per policy</h2>\n<p>If the policy were <code>enforce</code> today, everywhere, these workloads would be denied: those with a violation of it that no exception covers (as judged at the audit's time; mutations of <code>enforce</code> policies applied first).</p>\n");
+        self.out.push_str("<section id=\"readiness\" aria-labelledby=\"readiness-h\">\n<h2 id=\"readiness-h\">Readiness per policy</h2>\n<p>If the policy were <code>enforce</code> today, everywhere, these workloads would be denied: those with a violation of it that no exception covers (as judged at the audit's time; mutations of <code>enforce</code> policies applied first). Policies that are <code>off</code> are judged too, for this table only: they decide nothing.</p>\n");
         self.out.push_str("<table class=\"sortable\" id=\"readiness-table\">\n<thead><tr><th scope=\"col\">Policy</th><th scope=\"col\">Mode now</th><th scope=\"col\" class=\"n\">Workloads selected</th><th scope=\"col\" class=\"n\">Would be denied if enforced today</th><th scope=\"col\" class=\"n\">Excepted</th><th scope=\"col\">Ready</th></tr></thead>\n<tbody>\n");
         let mut policies = self.context.policies.policies.clone();
         // Policies that can deny first (most workloads they would deny first), then those
-        // that only mutate, then those that are off.
-        let would_deny = |p: &crate::policy::CompiledPolicy| {
-            self.workloads()
-                .filter(|o| {
-                    o.findings.iter().any(|f| {
-                        !f.notice && f.effect != Effect::Excepted && self.s(f.policy) == p.name
-                    })
-                })
-                .count()
-        };
-        let rank = |p: &crate::policy::CompiledPolicy| {
-            let class = if p.strictest_mode() == Mode::Off {
-                2
-            } else if p.rules.iter().all(|r| r.is_mutation()) {
-                1
-            } else {
-                0
-            };
-            (class, std::cmp::Reverse(would_deny(p)))
-        };
-        policies.sort_by_cached_key(|p| rank(p));
+        // that only mutate.
+        let readiness = self.readiness;
+        policies.sort_by_cached_key(|p| {
+            (
+                p.rules.iter().all(|r| r.is_mutation()),
+                std::cmp::Reverse(readiness.of(&p.name).would_deny),
+            )
+        });
         for p in &policies {
             let name = p.name.as_str();
-            let mut selected = 0;
-            let mut violating = 0;
-            let mut excepted = 0;
-            let mut mutated = 0;
-            for o in self.workloads() {
-                if !o.policies.iter().any(|&q| self.s(q) == name) {
-                    continue;
-                }
-                selected += 1;
-                let mine = || {
-                    o.findings
-                        .iter()
-                        .filter(|f| !f.notice && self.s(f.policy) == name)
-                };
-                if mine().any(|f| f.effect != Effect::Excepted) {
-                    violating += 1;
-                } else if mine().next().is_some() {
-                    excepted += 1;
-                }
-                if o.mutated_by.iter().any(|&q| self.s(q) == name) {
-                    mutated += 1;
-                }
-            }
+            let r = readiness.of(name);
+            let mutated = self
+                .workloads()
+                .filter(|o| o.mutated_by.iter().any(|&q| self.s(q) == name))
+                .count();
             let modes = p.modes_at(self.context.time);
             let mode_text = modes
                 .iter()
@@ -466,44 +492,43 @@ impl<'a> Page<'a> {
                 .collect::<Vec<_>>()
                 .join("; ");
             let validates = p.rules.iter().any(|r| !r.is_mutation());
-            let fails = violating > 0;
             let _ = write!(
                 self.out,
-                "<tr data-policy=\"{}\"{}><th scope=\"row\"><a href=\"#policy-{}\">{}</a></th><td>{}</td>",
+                "<tr data-policy=\"{}\" class=\"{}\"><th scope=\"row\"><a href=\"#policy-{}\">{}</a></th><td>{}</td>",
                 esc(name),
-                if fails {
-                    " class=\"fails\""
-                } else {
-                    " class=\"ok\""
-                },
+                if r.would_deny > 0 { "fails" } else { "ok" },
                 slug(name),
                 esc(name),
                 esc(&mode_text)
             );
-            if p.strictest_mode() == Mode::Off {
-                self.out.push_str("<td class=\"n\">-</td><td class=\"n\" data-would-deny=\"\">-</td><td class=\"n\">-</td><td>off at every time: not evaluated (set it to <code>audit</code> to measure)</td></tr>\n");
-                continue;
-            }
             if !validates {
+                let what = if p.strictest_mode() == Mode::Off {
+                    "off: mutates nothing; never denies".to_owned()
+                } else {
+                    format!(
+                        "mutates {} workload{}; never denies",
+                        thousands(mutated),
+                        plural(mutated)
+                    )
+                };
                 let _ = writeln!(
                     self.out,
-                    "<td class=\"n\">{}</td><td class=\"n\" data-would-deny=\"0\">0</td><td class=\"n\">-</td><td>mutates {} workload{}; never denies</td></tr>",
-                    thousands(selected),
-                    thousands(mutated),
-                    plural(mutated)
+                    "<td class=\"n\">{}</td><td class=\"n\" data-would-deny=\"0\">0</td><td class=\"n\">-</td><td>{what}</td></tr>",
+                    thousands(r.selected),
                 );
                 continue;
             }
-            let ready = selected - violating;
-            let pct = percent(ready, selected);
+            let ready = r.selected - r.would_deny;
+            let pct = percent(ready, r.selected);
             let _ = writeln!(
                 self.out,
-                "<td class=\"n\">{}</td><td class=\"n\" data-would-deny=\"{violating}\">{}</td><td class=\"n\">{}</td><td><span class=\"meter\" role=\"img\" aria-label=\"{pct}% ready\"><span style=\"width:{pct}%\"></span></span> {pct}% ready ({} of {})</td></tr>",
-                thousands(selected),
-                thousands(violating),
-                thousands(excepted),
+                "<td class=\"n\">{}</td><td class=\"n\" data-would-deny=\"{}\">{}</td><td class=\"n\">{}</td><td><span class=\"meter\" role=\"img\" aria-label=\"{pct}% ready\"><span style=\"width:{pct}%\"></span></span> {pct}% ready ({} of {})</td></tr>",
+                thousands(r.selected),
+                r.would_deny,
+                thousands(r.would_deny),
+                thousands(r.excepted),
                 thousands(ready),
-                thousands(selected)
+                thousands(r.selected)
             );
         }
         self.out.push_str("</tbody>\n</table>\n</section>\n");
@@ -606,12 +631,13 @@ impl<'a> Page<'a> {
     }
 
     fn policies_section(&mut self) {
-        self.out.push_str("<section id=\"policies\" aria-labelledby=\"policies-h\">\n<h2 id=\"policies-h\">Policies and rules</h2>\n<p>Per rule: how many workloads violate it, and how to fix it (each fix is numbered; the findings below refer to it).</p>\n");
+        self.out.push_str("<section id=\"policies\" aria-labelledby=\"policies-h\">\n<h2 id=\"policies-h\">Policies and rules</h2>\n<p>Per rule: what it requires, how many workloads violate it, and how to fix it (each fix is numbered; the findings below refer to it). The rules of policies that are <code>off</code> are judged too: what they would find, were they on.</p>\n");
         // (policy, rule) -> (workloads, findings, hint -> count)
         type RuleTally = (HashSet<usize>, usize, BTreeMap<Sym, usize>);
         let mut per_rule: HashMap<(Sym, Sym), RuleTally> = HashMap::new();
         for (i, o) in self.c.objects.iter().enumerate() {
-            for f in o.findings.iter().filter(|f| !f.notice) {
+            // The violations of `off` policies too: what they would find, were they on.
+            for f in o.findings.iter().filter(|f| !f.notice).chain(o.off.iter()) {
                 let t = per_rule.entry((f.policy, f.rule)).or_default();
                 t.0.insert(i);
                 t.1 += 1;
@@ -639,17 +665,11 @@ impl<'a> Page<'a> {
                 if !seen.insert(rule) {
                     continue;
                 }
-                if p.strictest_mode() == Mode::Off {
-                    let _ = writeln!(
-                        self.out,
-                        "<tr><th scope=\"row\"><code>{rule}</code></th><td class=\"n\">-</td><td class=\"n\">-</td><td>off: not evaluated</td></tr>"
-                    );
-                    continue;
-                }
+                let about = code_spans(&esc(&super::sarif::rule_type_description(rule)));
                 if r.is_mutation() {
                     let _ = writeln!(
                         self.out,
-                        "<tr><th scope=\"row\"><code>{rule}</code></th><td class=\"n\">-</td><td class=\"n\">-</td><td>mutation: never denies</td></tr>"
+                        "<tr><th scope=\"row\"><code>{rule}</code></th><td class=\"n\">-</td><td class=\"n\">-</td><td><p class=\"about\">{about}</p>mutation: never denies</td></tr>"
                     );
                     continue;
                 }
@@ -688,7 +708,7 @@ impl<'a> Page<'a> {
                 };
                 let _ = writeln!(
                     self.out,
-                    "<tr class=\"{}\"><th scope=\"row\"><code>{rule}</code></th><td class=\"n\" data-k=\"violating\">{}</td><td class=\"n\">{}</td><td>{fixes}</td></tr>",
+                    "<tr class=\"{}\"><th scope=\"row\"><code>{rule}</code></th><td class=\"n\" data-k=\"violating\">{}</td><td class=\"n\">{}</td><td><p class=\"about\">{about}</p>{fixes}</td></tr>",
                     if workloads > 0 { "fails" } else { "ok" },
                     thousands(workloads),
                     thousands(findings)
@@ -725,7 +745,8 @@ impl<'a> Page<'a> {
                     for o in self.workloads() {
                         let mut hit = false;
                         let mut held = false;
-                        for f in o.findings.iter().filter(|f| {
+                        // A policy `off` now is measured: its violations are in `off`.
+                        for f in o.findings.iter().chain(o.off.iter()).filter(|f| {
                             !f.notice
                                 && self.s(f.policy) == p.name
                                 && f.enforced_from == Some(step.from)
@@ -980,26 +1001,7 @@ impl<'a> Page<'a> {
     }
 
     fn findings_section(&mut self) -> Option<String> {
-        self.out.push_str("<section id=\"findings\" aria-labelledby=\"findings-h\">\n<h2 id=\"findings-h\">Findings by workload</h2>\n<p>By namespace, worst first; in each, denied workloads first. Each violation and notice: effect, policy, container, what is wrong, the field (and its line in the file), the fix. Mutations are counted (<code>portcullis mutate --diff</code> shows them).</p>\n");
-        // Fix texts inline when the page has room for them; else by their number (F3).
-        let mut estimate = self.out.len();
-        let mut hints = 0;
-        for o in &self.c.objects {
-            estimate += 200 + o.name.len();
-            for f in o.findings.iter() {
-                estimate += 110
-                    + self.s(f.field).len()
-                    + self.s(f.message).len()
-                    + self.s(f.policy).len()
-                    + self.s(f.container).len();
-                hints += self.s(f.hint).len();
-            }
-        }
-        let inline_fixes = estimate + hints < BUDGET;
-        if !inline_fixes {
-            self.out.push_str("<p class=\"note\">Each finding names its fix by number (F1, F2, ...): the texts are under <a href=\"#policies\">Policies and rules</a>, written once to keep the page small.</p>\n");
-        }
-        self.out.push_str("<p class=\"filter-box\" hidden><label>Filter workloads by name: <input type=\"search\" id=\"name-filter\" placeholder=\"e.g. shop/web\"></label></p>\n");
+        self.out.push_str("<section id=\"findings\" aria-labelledby=\"findings-h\">\n<h2 id=\"findings-h\">Findings by workload</h2>\n<p>By namespace, worst first; in each, denied workloads first. Each violation and notice: effect, policy, container, what is wrong, the field (and its line in the file), the fix. Workloads of a namespace with the same findings (same kind, verdict, findings at the same place in their document, mutations) are one entry that names them all. Mutations are counted (<code>portcullis mutate --diff</code> shows them).</p>\n");
         let mut by_ns: HashMap<String, Vec<&Object>> = HashMap::new();
         for o in &self.c.objects {
             if matches!(o.verdict, Verdict::Error) {
@@ -1013,13 +1015,10 @@ impl<'a> Page<'a> {
             Verdict::Pass => 2,
             _ => 3,
         };
-        let mut brief_from: Option<usize> = None;
-        let mut counted_from: Option<usize> = None;
-        let mut brief = 0usize;
-        let mut counted = 0usize;
-        let namespaces: Vec<(String, Tally)> = self.namespaces.clone();
-        let mut seq = 0usize;
-        for (ns, t) in &namespaces {
+        // Per namespace, worst first: its entries (workloads with the same findings together,
+        // in the order of their first), and the workloads that passed with no finding.
+        let mut sections: Vec<NamespaceEntries<'_>> = Vec::new();
+        for (ns, t) in &self.namespaces {
             let Some(mut objects) = by_ns.remove(ns) else {
                 continue;
             };
@@ -1029,6 +1028,49 @@ impl<'a> Page<'a> {
                     .then(self.s(a.kind).cmp(self.s(b.kind)))
                     .then(a.name.cmp(&b.name))
             });
+            let mut entries: Vec<Vec<&Object>> = Vec::new();
+            let mut index: HashMap<GroupKey, usize> = HashMap::new();
+            let mut quiet: Vec<String> = Vec::new();
+            for o in objects {
+                if o.findings.is_empty() && o.verdict == Verdict::Pass {
+                    quiet.push(format!("{} {}", self.s(o.kind), o.name));
+                    continue;
+                }
+                match index.entry(GroupKey::of(o)) {
+                    std::collections::hash_map::Entry::Occupied(e) => entries[*e.get()].push(o),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(entries.len());
+                        entries.push(vec![o]);
+                    }
+                }
+            }
+            sections.push((ns.clone(), *t, entries, quiet));
+        }
+        // Fix texts inline when the page has room for them; else by their number (F3).
+        let mut estimate = self.out.len();
+        let mut hints = 0;
+        for (_, _, entries, quiet) in &sections {
+            estimate += 120 + quiet.iter().map(|q| q.len() + 2).sum::<usize>();
+            for entry in entries {
+                estimate += 200 + entry.iter().map(|o| o.name.len() + 40).sum::<usize>();
+                for f in entry[0].findings.iter() {
+                    estimate += 110
+                        + self.s(f.field).len()
+                        + self.s(f.message).len()
+                        + self.s(f.policy).len()
+                        + self.s(f.container).len();
+                    hints += self.s(f.hint).len();
+                }
+            }
+        }
+        let inline_fixes = estimate + hints < BUDGET;
+        if !inline_fixes {
+            self.out.push_str("<p class=\"note\">Each finding names its fix by number (F1, F2, ...): the texts are under <a href=\"#policies\">Policies and rules</a>, written once to keep the page small.</p>\n");
+        }
+        self.out.push_str("<p class=\"filter-box\" hidden><label>Filter workloads by name: <input type=\"search\" id=\"name-filter\" placeholder=\"e.g. shop/web\"></label></p>\n");
+        let mut brief = 0usize;
+        let mut counted = 0usize;
+        for (ns, t, entries, quiet) in &sections {
             let _ = writeln!(
                 self.out,
                 "<section class=\"ns {}\" id=\"ns-{}\" aria-labelledby=\"ns-{}-h\">\n<h3 id=\"ns-{}-h\">{} <span class=\"dim\">({} denied, {} warned, {} passed)</span></h3>",
@@ -1041,25 +1083,22 @@ impl<'a> Page<'a> {
                 thousands(t.warn),
                 thousands(t.pass)
             );
-            let mut quiet: Vec<String> = Vec::new();
-            for o in objects {
-                seq += 1;
-                if o.findings.is_empty() && o.verdict == Verdict::Pass {
-                    quiet.push(format!("{} {}", self.s(o.kind), o.name));
-                    continue;
-                }
+            for entry in entries {
                 if self.out.len() > BUDGET {
-                    counted += 1;
-                    counted_from.get_or_insert(seq);
+                    counted += entry.len();
                     continue;
                 }
                 if self.out.len() > BUDGET * 9 / 10 {
-                    brief += 1;
-                    brief_from.get_or_insert(seq);
-                    self.brief_workload(o);
+                    brief += entry.len();
+                    for o in entry {
+                        self.brief_workload(o);
+                    }
                     continue;
                 }
-                self.workload(o, inline_fixes);
+                match entry.as_slice() {
+                    [o] => self.workload(o, inline_fixes),
+                    _ => self.group(entry, inline_fixes),
+                }
             }
             if !quiet.is_empty() && self.out.len() <= BUDGET {
                 let _ = writeln!(
@@ -1166,6 +1205,72 @@ impl<'a> Page<'a> {
         if o.reason != 0 {
             let _ = writeln!(self.out, "<p class=\"dim\">{}</p>", esc(self.s(o.reason)));
         }
+        self.findings_list(o, inline_fixes, false);
+        if o.mutations > 0 {
+            let _ = writeln!(
+                self.out,
+                "<p class=dim>{} mutation{}: {}</p>",
+                o.mutations,
+                plural(o.mutations as usize),
+                esc(&o
+                    .mutated_by
+                    .iter()
+                    .map(|&p| self.s(p))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            );
+        }
+        self.out.push_str("</article>\n");
+    }
+
+    /// Workloads of one namespace with the same findings: one entry naming them all, the
+    /// findings once (their lines as lines of each document, when read from files).
+    fn group(&mut self, members: &[&Object], inline_fixes: bool) {
+        let Some(&o) = members.first() else {
+            return;
+        };
+        let (text, class) = Page::badge(o.verdict);
+        let kind = self.s(o.kind);
+        let _ = write!(
+            self.out,
+            "<article class=\"w {class} group\" data-name=\"{} {}/\" data-verdict={} data-workloads={}><h4><b class=\"badge {class}\">{text}</b> {} {kind} workloads with the same findings</h4>\n<ul class=\"members\">",
+            esc(kind),
+            esc(&self.namespace_of(o)),
+            o.verdict.as_str(),
+            members.len(),
+            thousands(members.len()),
+        );
+        for m in members {
+            let _ = write!(self.out, "<li>{}", esc(&m.name));
+            if !self.s(m.file).starts_with('<') {
+                let _ = write!(self.out, " <small>{}</small>", esc(&self.where_(m)));
+            }
+            self.out.push_str("</li>");
+        }
+        self.out.push_str("</ul>\n");
+        if o.reason != 0 {
+            let _ = writeln!(self.out, "<p class=\"dim\">{}</p>", esc(self.s(o.reason)));
+        }
+        self.findings_list(o, inline_fixes, true);
+        if o.mutations > 0 {
+            let _ = writeln!(
+                self.out,
+                "<p class=dim>{} mutation{} each: {}</p>",
+                o.mutations,
+                plural(o.mutations as usize),
+                esc(&o
+                    .mutated_by
+                    .iter()
+                    .map(|&p| self.s(p))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            );
+        }
+        self.out.push_str("</article>\n");
+    }
+
+    /// The violations and notices of `o` (of each workload of its group, when `grouped`).
+    fn findings_list(&mut self, o: &Object, inline_fixes: bool, grouped: bool) {
         if !o.findings.is_empty() {
             self.out.push_str("<ul class=findings>\n");
             for f in o.findings.iter() {
@@ -1193,8 +1298,18 @@ impl<'a> Page<'a> {
                     esc(self.s(f.message)),
                     esc(self.s(f.field))
                 );
-                if let Some(line) = f.line {
-                    let _ = write!(self.out, " <span class=\"dim\">line {line}</span>");
+                match (f.line, o.line) {
+                    (Some(line), Some(start)) if grouped => {
+                        let _ = write!(
+                            self.out,
+                            " <span class=\"dim\">line {} of each document</span>",
+                            i64::from(line) - i64::from(start) + 1
+                        );
+                    }
+                    (Some(line), _) if !grouped => {
+                        let _ = write!(self.out, " <span class=\"dim\">line {line}</span>");
+                    }
+                    _ => {}
                 }
                 if f.hint != 0 {
                     let number = self.fix_numbers.get(&f.hint).copied();
@@ -1243,21 +1358,6 @@ impl<'a> Page<'a> {
             }
             self.out.push_str("</ul>\n");
         }
-        if o.mutations > 0 {
-            let _ = writeln!(
-                self.out,
-                "<p class=dim>{} mutation{}: {}</p>",
-                o.mutations,
-                plural(o.mutations as usize),
-                esc(&o
-                    .mutated_by
-                    .iter()
-                    .map(|&p| self.s(p))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-            );
-        }
-        self.out.push_str("</article>\n");
     }
 
     fn tail(&mut self) {
@@ -1280,6 +1380,19 @@ pub fn esc(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escaped text with its `backquoted` parts as `<code>`.
+fn code_spans(escaped: &str) -> String {
+    let mut out = String::with_capacity(escaped.len() + 16);
+    for (i, part) in escaped.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{part}</code>");
+        } else {
+            out.push_str(part);
         }
     }
     out
@@ -1419,6 +1532,8 @@ tr.fails th[scope=row]{border-left:3px solid var(--deny)}
 .meter span{display:block;height:100%;background:#12b76a}
 .mode{font-size:12px;font-weight:600;padding:1px 6px;border-radius:3px;background:#eef1f5}
 .m-enforce{color:var(--deny)}.m-warn{color:var(--warn)}
+.about{margin:0 0 4px;color:var(--dim);font-size:13px}
+table.rules th code{white-space:nowrap}
 .fixes{margin:0;padding-left:0;list-style:none}.fixes li{margin:2px 0}
 .badge{display:inline-block;font-size:11px;font-weight:700;padding:1px 6px;border-radius:3px;letter-spacing:.03em}
 .badge.deny{background:var(--deny-bg);color:var(--deny);border:1px solid var(--deny)}
@@ -1436,6 +1551,7 @@ li.deny .e{color:var(--deny)}li.warn .e{color:var(--warn)}li.exc .e{color:var(--
 .note{background:var(--warn-bg);border:1px solid #fedf89;padding:6px 10px;border-radius:4px}
 ul.plain{padding-left:18px}
 p.w{margin:2px 0;font-size:13px}
+ul.members{list-style:none;margin:2px 0 6px;padding:0;font-size:13px;display:flex;flex-wrap:wrap;gap:2px 14px;max-height:9.5em;overflow:auto}
 body:has(#only-failing:checked) .ok{display:none}
 body:has(#only-failing:checked) article.w:not(.deny),body:has(#only-failing:checked) p.w:not(.deny){display:none}
 .hidden-by-filter{display:none}
@@ -1487,7 +1603,18 @@ const SCRIPT: &str = r##"
       var q = input.value.trim().toLowerCase();
       items.forEach(function (el) {
         var name = (el.getAttribute("data-name") || "").toLowerCase();
-        el.classList.toggle("hidden-by-filter", q !== "" && name.indexOf(q) < 0);
+        if (!el.classList.contains("group")) {
+          el.classList.toggle("hidden-by-filter", q !== "" && name.indexOf(q) < 0);
+          return;
+        }
+        // A group: "Kind namespace/" and its members' names.
+        var any = false;
+        el.querySelectorAll(".members > li").forEach(function (li) {
+          var hit = q === "" || (name + li.firstChild.textContent.toLowerCase()).indexOf(q) >= 0;
+          li.classList.toggle("hidden-by-filter", !hit);
+          any = any || hit;
+        });
+        el.classList.toggle("hidden-by-filter", !any);
       });
     });
   }
@@ -1514,5 +1641,9 @@ mod tests {
         assert_ne!(slug("a.b"), slug("a_b"));
         assert_eq!(percent(1, 3), 33);
         assert_eq!(percent(0, 0), 100);
+        assert_eq!(
+            code_spans("a `b` c `d`"),
+            "a <code>b</code> c <code>d</code>"
+        );
     }
 }

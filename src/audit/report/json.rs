@@ -29,6 +29,10 @@ pub struct JsonReport {
     /// Every exception in force that excepted no finding of the objects audited (empty when no
     /// object was read).
     pub unused_exceptions: Vec<JsonUnusedException>,
+    /// Per policy that selected a workload (by name, whatever its mode, `off` included): how
+    /// many workloads it selects, how many it would deny were it `enforce` today, how many
+    /// have only excepted violations of it.
+    pub readiness: Vec<super::readiness::JsonReadiness>,
 }
 
 /// One object (or unreadable document) of the JSON report.
@@ -64,6 +68,11 @@ pub struct JsonObject {
     pub findings: Vec<JsonFinding>,
     /// The RFC 6902 JSON Patch the webhook would return (empty: no change).
     pub patch: Value,
+    /// The violations of the policies that select the object but are `off` at the audit's
+    /// time, judged for readiness only (mode `off`, effect `audit` or `excepted`): they decide
+    /// nothing. Left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub off_violations: Vec<JsonFinding>,
 }
 
 /// One finding of the JSON report.
@@ -171,6 +180,7 @@ pub fn json_report(outcomes: &[Outcome]) -> JsonReport {
         summary: Summary::of(outcomes),
         errors,
         unused_exceptions: Vec::new(),
+        readiness: super::readiness::Readiness::of_outcomes(outcomes).json(),
     }
 }
 
@@ -215,6 +225,7 @@ pub(super) fn json_error(e: &ReadError) -> (JsonObject, Option<JsonError>) {
         policies: Vec::new(),
         findings: Vec::new(),
         patch: Value::Array(Vec::new()),
+        off_violations: Vec::new(),
     };
     (object, Some(error))
 }
@@ -236,6 +247,7 @@ pub(super) fn json_object(j: &Judged) -> JsonObject {
         policies: j.decision.policies.clone(),
         findings: j.decision.findings.iter().map(json_finding).collect(),
         patch: serde_json::to_value(&j.decision.patch).unwrap_or(Value::Null),
+        off_violations: j.decision.off_violations.iter().map(json_finding).collect(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod position;
+pub mod readiness;
 pub mod row;
 pub mod sarif;
 pub mod text;
@@ -208,6 +209,8 @@ pub struct Piece {
     mutated: bool,
     /// The exceptions that excepted a finding of the outcome.
     exceptions: Vec<String>,
+    /// JSON, HTML: where the workload stands with each policy that selects it.
+    standings: Vec<(String, readiness::Standing)>,
     body: PieceBody,
 }
 
@@ -267,10 +270,15 @@ pub fn piece(format: Format, outcome: &Outcome) -> Piece {
             PieceBody::Row(Box::new(row::Row::of(outcome)))
         }
     };
+    let standings = match format {
+        Format::Json | Format::Html => readiness::standings(outcome),
+        Format::Text(_) | Format::Sarif | Format::Junit => Vec::new(),
+    };
     Piece {
         verdict,
         mutated,
         exceptions,
+        standings,
         body,
     }
 }
@@ -322,6 +330,8 @@ pub struct ReportWriter<W: std::io::Write> {
     /// those that excepted a finding so far.
     checked: Vec<Arc<CompiledException>>,
     used: HashSet<String>,
+    /// JSON, HTML: readiness per policy so far.
+    readiness: readiness::Readiness,
     /// HTML, SARIF, JUnit: the run, the writer, and where findings' fields are in files.
     context: Box<RunContext>,
     rows: Option<RowWriter>,
@@ -372,6 +382,7 @@ impl<W: std::io::Write> ReportWriter<W> {
             written: 0,
             checked: Vec::new(),
             used: HashSet::new(),
+            readiness: readiness::Readiness::default(),
             context: Box::new(context),
             rows,
             positions,
@@ -422,6 +433,9 @@ impl<W: std::io::Write> ReportWriter<W> {
         self.summary.count(piece.verdict, piece.mutated);
         if !self.checked.is_empty() {
             self.used.extend(piece.exceptions);
+        }
+        if !piece.standings.is_empty() {
+            self.readiness.add(piece.standings);
         }
         match piece.body {
             PieceBody::Block(text) => self.out.write_all(text.as_bytes())?,
@@ -496,15 +510,16 @@ impl<W: std::io::Write> ReportWriter<W> {
                     .collect();
                 write!(
                     self.out,
-                    ",\n  \"summary\": {},\n  \"errors\": {},\n  \"unusedExceptions\": {}\n}}\n",
+                    ",\n  \"summary\": {},\n  \"errors\": {},\n  \"unusedExceptions\": {},\n  \"readiness\": {}\n}}\n",
                     indented(&pretty(&summary), "  ", false),
                     indented(&pretty(&self.errors), "  ", false),
-                    indented(&pretty(&unused), "  ", false)
+                    indented(&pretty(&unused), "  ", false),
+                    indented(&pretty(&self.readiness.json()), "  ", false)
                 )?;
             }
             Format::Html | Format::Sarif | Format::Junit => match &mut self.rows {
                 Some(RowWriter::Html(c)) => {
-                    let page = c.render(&self.context, &summary, &unused);
+                    let page = c.render(&self.context, &summary, &unused, &self.readiness);
                     self.out.write_all(page.as_bytes())?;
                 }
                 Some(RowWriter::Sarif(w)) => w.finish(&unused, &mut self.out)?,

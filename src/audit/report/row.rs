@@ -31,6 +31,9 @@ pub struct Row {
     pub mutated_by: Vec<String>,
     /// How many mutation findings it has.
     pub mutations: usize,
+    /// The violations of the policies that select it but are `off` (measured, deciding
+    /// nothing: see [`crate::engine::Decision::off_violations`]).
+    pub off_violations: Vec<Finding>,
     /// The labels of a `v1 Namespace` (with `kubernetes.io/metadata.name`), so reports can
     /// group namespaces by label; `None` for any other object.
     pub namespace_labels: Option<BTreeMap<String, String>>,
@@ -51,6 +54,7 @@ impl Row {
                 findings: Vec::new(),
                 mutated_by: Vec::new(),
                 mutations: 0,
+                off_violations: Vec::new(),
                 namespace_labels: None,
             },
             Outcome::Judged(j) => Row::of_judged(j),
@@ -82,6 +86,7 @@ impl Row {
             findings,
             mutated_by,
             mutations,
+            off_violations: j.decision.off_violations.clone(),
             namespace_labels: crate::audit::namespace_labels_of(&j.object).map(|(_, l)| l),
         }
     }

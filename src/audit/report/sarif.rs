@@ -349,7 +349,7 @@ fn rule_descriptor(r: &RuleInfo) -> Value {
 }
 
 /// What a rule type checks, from the policy format's own documentation (its JSON Schema).
-fn rule_type_description(rule: &str) -> String {
+pub(super) fn rule_type_description(rule: &str) -> String {
     use crate::policy::model::{
         DefaultLabels, DisallowNamespaces, InjectSidecar, RequireImageTag, RequireLabels,
         RequireProbes, RequireResources,

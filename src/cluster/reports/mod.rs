@@ -1,29 +1,31 @@
 //! Policy reports in the cluster (`portcullis serve --reports`): the live workloads judged in
 //! the background, at start, on policy change, on workload and namespace change (watches) and
 //! periodically, written as OpenReports `Report`s (one per namespace, `openreports.io/v1alpha1`)
-//! by one replica, the holder of a `coordination.k8s.io` Lease.
+//! by one replica, the holder of the `coordination.k8s.io` Lease ([`super::lease`]).
 //!
 //! What a report says is decided without I/O, in [`content`] (one report) and [`index`] (every
 //! namespace's, within the budget); [`writer`] watches the cluster and writes what differs, on a
-//! thread and runtime of its own (admission never waits for it); [`lease`] is the Lease that
-//! elects the replica that writes. This module runs the writer while this replica leads. What
-//! the reports read (the policies in force, the namespace cache, their metrics) is handed to
-//! them as [`Inputs`]; they stop on a [`CancellationToken`] of their own.
+//! thread and runtime of its own (admission never waits for it). This module runs the writer
+//! while this replica leads. What the reports read (the policies in force, the namespace
+//! cache, their metrics) is handed to them as [`Inputs`]; they stop on a [`CancellationToken`]
+//! of their own.
 
 pub mod content;
 pub mod index;
-pub mod lease;
 pub mod writer;
 
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use super::connect::{CALL_TIMEOUT, calls_client};
+pub use super::lease::LEASE_NAME;
+use super::lease::LeaseConfig;
 use super::{Connection, NamespaceCache};
 use crate::policy::SharedPolicies;
 use crate::telemetry::ReportsMetrics;
 pub use content::{Limits, Status};
-pub use lease::LEASE_NAME;
 
 /// How the reports are written.
 #[derive(Debug, Clone)]
@@ -35,21 +37,8 @@ pub struct ReportsConfig {
     /// Every workload is judged again this often (exceptions and schedules change verdicts
     /// with time), besides on every change.
     pub interval: Duration,
-    /// The Lease's namespace.
-    pub lease_namespace: String,
-    /// This replica's name in the Lease (the Pod's name).
-    pub identity: String,
-    /// How long a Lease is valid without renewal: a stopped leader's successor takes over
-    /// within it.
-    pub lease_duration: Duration,
-}
-
-impl ReportsConfig {
-    /// Renewal happens this long before the Lease expires: a third of its duration (at least
-    /// one second).
-    pub fn lease_grace(&self) -> u64 {
-        (self.lease_duration.as_secs() / 3).max(1)
-    }
+    /// The Lease that elects the writer (its fence before each batch of writes).
+    pub lease: LeaseConfig,
 }
 
 /// What the reports read, each shared with the webhook (cheap to clone).
@@ -72,134 +61,82 @@ pub struct Reports {
 }
 
 impl Reports {
-    /// Joins the leader election (a task on the current runtime: renewing the Lease is light
-    /// and must not wait behind the reports' work); while this replica leads, the writer runs
-    /// on a thread of its own, at the lowest CPU priority, with its own runtime and client
-    /// ([`writer::Running`]), so its work never delays admission.
-    pub fn start(connection: &Connection, inputs: Inputs, config: ReportsConfig) -> Reports {
+    /// Follows the leader election (`leading`, from [`super::lease::Leadership`]); while this
+    /// replica leads, the writer runs on a thread of its own, at the lowest CPU priority, with
+    /// its own runtime and client ([`writer::Running`]), so its work never delays admission.
+    pub fn start(
+        connection: &Connection,
+        inputs: Inputs,
+        config: ReportsConfig,
+        leading: watch::Receiver<bool>,
+    ) -> Reports {
         let stop = CancellationToken::new();
-        // Its own client, whose calls cannot hang: a renewal that does not answer fails, and the
-        // writer stops, rather than leaving a replica that believes it leads.
         let client = calls_client(&connection.config).unwrap_or_else(|| connection.client.clone());
-        let task = tokio::spawn(elect_and_write(
+        let task = tokio::spawn(follow_and_write(
             client,
             connection.config.clone(),
             inputs,
             config,
+            leading,
             stop.clone(),
         ));
         Reports { stop, task }
     }
 
-    /// Stops writing and gives up the Lease (a successor takes over at once).
+    /// Stops writing.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }
 }
 
-/// How long one API call of the election or of a report write may take.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A client for single calls (no watches) that time out after [`CALL_TIMEOUT`]; `None`
-/// (logged) if it cannot be made. Needs a tokio runtime.
-pub fn calls_client(config: &kube::Config) -> Option<kube::Client> {
-    let mut config = config.clone();
-    config.read_timeout = Some(CALL_TIMEOUT);
-    match kube::Client::try_from(config) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!(error = %e, "reports: cannot make a client with timeouts");
-            None
-        }
-    }
-}
-
-/// Joins the election and, while this replica leads, runs the writer. A replica that loses
-/// the Lease (or cannot renew it) stops writing at once and waits, idle, to lead again. Ends,
-/// giving up the Lease, when `stop` is cancelled.
-async fn elect_and_write(
+/// While this replica leads, runs the writer; a replica that stops leading stops writing at
+/// once and waits, idle, to lead again. Ends when `stop` is cancelled.
+async fn follow_and_write(
     client: kube::Client,
     kube_config: kube::Config,
     inputs: Inputs,
     config: ReportsConfig,
+    mut leading: watch::Receiver<bool>,
     stop: CancellationToken,
 ) {
     let metrics = inputs.metrics.clone();
     writer::check_crds(&client, &metrics, true).await;
-    let mut backoff = Duration::from_secs(1);
+    let mut running: Option<writer::Running> = None;
     loop {
-        let manager = tokio::select! {
-            m = lease::join(&client, &config) => m,
-            () = stop.cancelled() => return,
-        };
-        let manager = match manager {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, lease = LEASE_NAME, namespace = %config.lease_namespace,
-                    "cannot join the reports leader election; retrying");
-                if wait(&stop, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                continue;
+        let lead = *leading.borrow_and_update();
+        match (lead, running.is_some()) {
+            (true, false) => {
+                metrics.leader.set(1);
+                tracing::info!(identity = %config.lease.identity, lease = LEASE_NAME,
+                    "leading: writing policy reports");
+                running = writer::Running::start(
+                    kube_config.clone(),
+                    inputs.clone(),
+                    config.clone(),
+                    &stop,
+                );
             }
-        };
-        backoff = Duration::from_secs(1);
-        let mut running: Option<writer::Running> = None;
-        loop {
-            tokio::select! {
-                changed = manager.changed() => match changed {
-                    Ok(true) => {
-                        metrics.leader.set(1);
-                        tracing::info!(identity = %config.identity, lease = LEASE_NAME,
-                            "leading: writing policy reports");
-                        running = writer::Running::start(
-                            kube_config.clone(), inputs.clone(), config.clone(), &stop);
-                    }
-                    Ok(false) => {
-                        stop_writer(&mut running).await;
-                        metrics.leader.set(0);
-                        tracing::info!(identity = %config.identity, "another replica leads: reports idle here");
-                    }
-                    Err(e) => {
-                        stop_writer(&mut running).await;
-                        metrics.leader.set(0);
-                        tracing::warn!(error = %e, identity = %config.identity,
-                            "reports Lease cannot be renewed: stopped writing, idle until it can");
-                        break;
-                    }
-                },
-                () = stop.cancelled() => {
-                    stop_writer(&mut running).await;
-                    metrics.leader.set(0);
-                    match tokio::time::timeout(CALL_TIMEOUT, manager.release()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::warn!(error = %e,
-                            "cannot release the reports Lease: a successor waits for it to expire"),
-                        Err(_) => tracing::warn!(
-                            "releasing the reports Lease timed out: a successor waits for it to expire"),
-                    }
-                    return;
-                }
+            (false, true) => {
+                stop_writer(&mut running).await;
+                metrics.leader.set(0);
+                tracing::info!(identity = %config.lease.identity, "not leading: reports idle here");
             }
+            _ => {}
         }
-        if wait(&stop, backoff).await {
-            return;
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() {
+                break; // The election ended.
+            },
+            () = stop.cancelled() => break,
         }
     }
+    stop_writer(&mut running).await;
+    metrics.leader.set(0);
 }
 
 async fn stop_writer(running: &mut Option<writer::Running>) {
     if let Some(r) = running.take() {
         r.stop().await;
-    }
-}
-
-/// Sleeps `d`; true when asked to stop meanwhile.
-async fn wait(stop: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(d) => false,
-        () = stop.cancelled() => true,
     }
 }

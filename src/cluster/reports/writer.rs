@@ -547,7 +547,7 @@ impl Writer {
         if applies.is_empty() && deletes.is_empty() {
             return;
         }
-        if !super::lease::still_leading(&self.calls, &self.config).await {
+        if !crate::cluster::lease::still_leading(&self.calls, &self.config.lease).await {
             tracing::warn!("reports: the Lease is no longer ours; not writing");
             // Written by the next leader; here, built again if this replica leads again.
             self.index.none_written();

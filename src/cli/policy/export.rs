@@ -46,7 +46,7 @@ pub struct ExportArgs {
 /// Runs `portcullis policy export`: 0 on success, 1 when the policies do not load (as
 /// `policy validate` reports them), 3 when --cluster cannot reach the cluster.
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let set = match super::policy::load(&args.path) {
+    let set = match super::load(&args.path) {
         Ok(set) => set,
         Err(e) => {
             for d in &e.diagnostics {
@@ -82,7 +82,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     for n in &export.not_exported {
         eprintln!("not exported: {n}");
     }
-    super::policy::write_stdout(&text)?;
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -127,31 +127,13 @@ fn served_mutating_version(args: &ExportArgs) -> anyhow::Result<Option<MutatingV
         let connection = connect::connect(&kube, Discovery::Kubectl).await?.context(
             "--cluster needs a kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config)",
         )?;
-        for version in MutatingVersion::ALL {
-            let group_version = format!("{}/{}", native::GROUP, version.as_str());
-            match connection
-                .client
-                .list_api_group_resources(&group_version)
-                .await
-            {
-                Ok(list) => {
-                    if list
-                        .resources
-                        .iter()
-                        .any(|r| r.name == "mutatingadmissionpolicies")
-                    {
-                        return Ok(Some(version));
-                    }
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "asking {} for {group_version}",
-                        connection.description
-                    )));
-                }
-            }
-        }
-        Ok(None)
+        crate::cluster::native_sync::served_mutating_version(&connection.client)
+            .await
+            .with_context(|| {
+                format!(
+                    "asking {} for MutatingAdmissionPolicy",
+                    connection.description
+                )
+            })
     })
 }
