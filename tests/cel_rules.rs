@@ -431,3 +431,103 @@ fn optional_chains_and_indexes_give_none_for_absent_fields() {
     let d = judge(&set, &deployment(json!([])));
     assert!(d.allowed, "{:?}", violations(&d));
 }
+
+/// Loads a rule with `expression` and judges a Deployment with it, on a thread with the
+/// 2 MiB stack of tokio's workers (where the webhook loads and evaluates): the load error, or
+/// whether the review was allowed. A stack overflow would abort the whole test process.
+fn on_a_worker_stack(expression: String) -> Result<bool, String> {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let rule = format!(
+                "      validations:\n      - expression: {}\n",
+                serde_json::to_string(&expression).expect("a string")
+            );
+            let set = portcullis::lint::load_str(Path::new("cel.yaml"), &policy(&rule))
+                .map_err(|e| e.to_string())?;
+            Ok(judge(&set, &deployment(json!([{"name": "a", "image": "x"}]))).allowed)
+        })
+        .expect("a thread")
+        .join()
+        .expect("no panic")
+}
+
+/// Each construct at `n` levels (every one evaluates to true).
+fn nested(construct: &str, n: usize) -> String {
+    match construct {
+        "parentheses" => format!("{}true{}", "(".repeat(n), ")".repeat(n)),
+        "lists" => format!("{}true{} != []", "[".repeat(n), "]".repeat(n)),
+        "calls" => format!("{}'x'{} == 'x'", "string(".repeat(n), ")".repeat(n)),
+        "ternaries" => format!("{}true", "false ? false : ".repeat(n)),
+        "comprehensions" => format!("{}true{}", "[1].all(x, ".repeat(n), ")".repeat(n)),
+        "sums" => format!("1{} == {}", " + 1".repeat(n), n + 1),
+        "conjunctions" => format!("true{}", " && true".repeat(n)),
+        "selections" => format!("!object{}.hasValue()", ".?a".repeat(n)),
+        "negations" => format!("{}1 != 0", "-".repeat(n)),
+        other => panic!("no construct {other}"),
+    }
+}
+
+#[test]
+fn nesting_is_refused_past_what_a_worker_stack_holds_and_accepted_at_the_limit() {
+    for construct in [
+        "parentheses",
+        "lists",
+        "calls",
+        "ternaries",
+        "comprehensions",
+        "sums",
+        "conjunctions",
+        "selections",
+        "negations",
+    ] {
+        // The deepest accepted: every level up to it loads and evaluates to true.
+        let mut n = 1;
+        loop {
+            match on_a_worker_stack(nested(construct, n)) {
+                Ok(allowed) => assert!(allowed, "{construct} at {n} evaluates to true"),
+                Err(e) => {
+                    assert!(n > 2, "{construct} is accepted at 2 levels: {e}");
+                    assert!(
+                        e.contains("levels of brackets and ternaries; at most 8")
+                            || e.contains(
+                                "levels deep (long chains of operators nest too); at most 50"
+                            )
+                            || e.contains("characters long; at most 1000"),
+                        "{construct} at {n} is refused for its depth: {e}"
+                    );
+                    break;
+                }
+            }
+            n += 1;
+        }
+        // Far past the limit: refused, not a crash.
+        let e = on_a_worker_stack(nested(construct, 5_000)).expect_err("refused");
+        assert!(e.contains("at most"), "{construct} at 5000: {e}");
+    }
+}
+
+#[test]
+fn twenty_nested_parentheses_are_refused_with_where() {
+    let e = on_a_worker_stack(format!("{}true{}", "(".repeat(20), ")".repeat(20)))
+        .expect_err("refused");
+    assert!(
+        e.contains("cel.yaml:9:41:")
+            && e.contains("nests 20 levels of brackets and ternaries; at most 8 are accepted"),
+        "{e}"
+    );
+}
+
+#[test]
+fn brackets_inside_strings_do_not_count_and_long_expressions_are_refused() {
+    let text = format!("'{}' != '' && r'\\' != ''", "((((((((((".repeat(5));
+    assert_eq!(on_a_worker_stack(text), Ok(true));
+    let long = format!("'{}' != ''", "a".repeat(992));
+    assert_eq!(long.chars().count(), 1_000);
+    assert_eq!(on_a_worker_stack(long.clone()), Ok(true));
+    let e = on_a_worker_stack(long.replace("' !=", "a' !=")).expect_err("refused");
+    assert!(
+        e.contains("the expression is 1001 characters long; at most 1000 are accepted"),
+        "{e}"
+    );
+}

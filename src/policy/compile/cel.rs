@@ -200,9 +200,177 @@ struct Site<'a> {
     text: &'a str,
 }
 
-/// Parses `text` (a VAP expression: optional syntax on) or reports where it fails.
+/// The longest expression accepted, in characters. The parser recurses once per operator of
+/// a chain (`a + a + ...`, `a.b.c...`): this bounds the chain so that parsing stays within a
+/// 2 MiB stack (tokio's worker threads) even in a debug build (tests/cel_rules.rs proves it).
+pub(crate) const MAX_EXPRESSION_CHARS: usize = 1_000;
+
+/// The deepest nesting accepted in the text: brackets (`(`, `[`, `{`) and ternaries (`?`) open
+/// at once. The parser spends its stack per level (about 170 KiB in a debug build), before its
+/// own recursion limit can act, so the text is measured before it is parsed.
+pub(crate) const MAX_NESTING: usize = 8;
+
+/// The deepest expression tree accepted (checking, costing and evaluation recurse on it).
+pub(crate) const MAX_TREE_DEPTH: usize = 50;
+
+/// The deepest nesting of brackets and ternaries in `text` (outside string literals), and the
+/// byte offset where it is first reached. A `?` after `.`, `[`, `{` or `,` is optional syntax,
+/// not a ternary; a ternary stays open until its bracket closes or a `,` ends its element.
+fn nesting(text: &str) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    // Per open bracket, the ternaries open inside it (the outermost level is the first).
+    let mut levels: Vec<usize> = vec![0];
+    let (mut deepest, mut at) = (0, 0);
+    let mut previous = b' ';
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\'' | b'"' => {
+                let raw = i > 0 && matches!(bytes.get(i - 1), Some(b'r' | b'R'))
+                    || i > 1
+                        && matches!(bytes.get(i - 1), Some(b'b' | b'B'))
+                        && matches!(bytes.get(i - 2), Some(b'r' | b'R'));
+                let triple = bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b);
+                let quote = if triple { 3 } else { 1 };
+                i += quote;
+                while let Some(&c) = bytes.get(i) {
+                    if c == b'\\' && !raw {
+                        i += 2;
+                    } else if c == b
+                        && (!triple || bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b))
+                    {
+                        i += quote;
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+                previous = b;
+                continue;
+            }
+            b'(' | b'[' | b'{' => levels.push(0),
+            b')' | b']' | b'}' if levels.len() > 1 => {
+                levels.pop();
+            }
+            b',' => {
+                if let Some(l) = levels.last_mut() {
+                    *l = 0;
+                }
+            }
+            b'?' if !matches!(previous, b'.' | b'[' | b'{' | b',') => {
+                if let Some(l) = levels.last_mut() {
+                    *l += 1;
+                }
+            }
+            _ => {}
+        }
+        let depth = levels.len() - 1 + levels.iter().sum::<usize>();
+        if depth > deepest {
+            (deepest, at) = (depth, i);
+        }
+        if !b.is_ascii_whitespace() {
+            previous = b;
+        }
+        i += 1;
+    }
+    (deepest, at)
+}
+
+/// The depth of the tree under `e`, counted without recursion.
+fn tree_depth(e: &IdedExpr) -> usize {
+    let mut deepest = 0;
+    let mut stack: Vec<(&IdedExpr, usize)> = vec![(e, 1)];
+    while let Some((e, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        let mut children: Vec<&IdedExpr> = Vec::new();
+        let mut push = |x| children.push(x);
+        match &e.expr {
+            Expr::Select(s) => push(&s.operand),
+            Expr::Call(c) => {
+                if let Some(t) = &c.target {
+                    push(t);
+                }
+                c.args.iter().for_each(push);
+            }
+            Expr::Comprehension(c) => {
+                for x in [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ] {
+                    push(x);
+                }
+            }
+            Expr::List(l) => l.elements.iter().for_each(push),
+            Expr::Map(m) => {
+                for entry in &m.entries {
+                    if let EntryExpr::MapEntry(me) = &entry.expr {
+                        push(&me.key);
+                        push(&me.value);
+                    }
+                }
+            }
+            Expr::Struct(s) => {
+                for entry in &s.entries {
+                    if let EntryExpr::StructField(f) = &entry.expr {
+                        push(&f.value);
+                    }
+                }
+            }
+            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+        }
+        stack.extend(children.into_iter().map(|x| (x, depth + 1)));
+    }
+    deepest
+}
+
+/// The line and column (1-based) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+const TOO_DEEP_HINT: &str = "split the expression: declare parts under `variables` and combine them (docs/cel.md, \"Refused at load\")";
+
+/// Parses `text` (a VAP expression: optional syntax on) or reports where it fails. Text too
+/// long or too deeply nested for the parser's stack is refused before it is parsed.
 fn parse(c: &mut Checker, site: &Site<'_>) -> Option<IdedExpr> {
-    match Parser::new().enable_optional_syntax(true).parse(site.text) {
+    let chars = site.text.chars().count();
+    if chars > MAX_EXPRESSION_CHARS {
+        c.error(
+            site.path.clone(),
+            format!("the expression is {chars} characters long; at most {MAX_EXPRESSION_CHARS} are accepted"),
+            TOO_DEEP_HINT,
+        );
+        return None;
+    }
+    let (deepest, at) = nesting(site.text);
+    if deepest > MAX_NESTING {
+        c.error_at(
+            site.path.clone(),
+            Some(line_column(site.text, at)),
+            format!("the expression nests {deepest} levels of brackets and ternaries; at most {MAX_NESTING} are accepted"),
+            TOO_DEEP_HINT,
+        );
+        return None;
+    }
+    let parsed = Parser::new().enable_optional_syntax(true).parse(site.text);
+    if let Ok(e) = &parsed {
+        let depth = tree_depth(e);
+        if depth > MAX_TREE_DEPTH {
+            c.error(
+                site.path.clone(),
+                format!("the expression's tree is {depth} levels deep (long chains of operators nest too); at most {MAX_TREE_DEPTH} are accepted"),
+                TOO_DEEP_HINT,
+            );
+            return None;
+        }
+    }
+    match parsed {
         Ok(e) => Some(e),
         Err(errors) => {
             for e in errors.errors {
