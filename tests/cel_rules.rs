@@ -531,3 +531,23 @@ fn brackets_inside_strings_do_not_count_and_long_expressions_are_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn an_interpreter_panic_is_a_violation_with_the_error_not_a_crash() {
+    for expression in [
+        "-(-9223372036854775808) > 0",
+        "[9223372036854775807, 1].sum() > 0",
+    ] {
+        let set = load(&format!(
+            "      validations:\n      - expression: \"{expression}\"\n"
+        ));
+        let d = judge(&set, &deployment(json!([{"name": "a", "image": "x"}])));
+        assert!(!d.allowed, "{expression} fails closed");
+        let (_, _, message) = violations(&d).into_iter().next().expect("a violation");
+        assert!(
+            message.starts_with(&format!("expression '{expression}' resulted in error: "))
+                && message.contains("overflow"),
+            "{message}"
+        );
+    }
+}

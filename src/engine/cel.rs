@@ -127,7 +127,10 @@ impl Variables<'_> {
             let Some(v) = self.rule.variables.get(i) else {
                 continue;
             };
-            let result = scope.resolve(&v.ast).map_err(|e| describe(&e));
+            let result = resolve(scope, &v.ast).map_err(|e| match e {
+                Failure::Error(e) => describe(&e),
+                Failure::Panic(why) => why,
+            });
             self.values[i] = Some(result);
             // Later variables may read this one.
             self.bind(scope);
@@ -166,6 +169,30 @@ fn describe(e: &ExecutionError) -> String {
     e.to_string()
 }
 
+/// Why an evaluation gave no value.
+enum Failure {
+    /// The interpreter's error.
+    Error(ExecutionError),
+    /// The interpreter panicked (e.g. `attempt to negate with overflow` in kube-cel's
+    /// arithmetic): in words, so that the review fails closed instead of the process.
+    Panic(String),
+}
+
+/// Evaluates `ast` in `scope`, a panic of the interpreter caught and turned into an error.
+fn resolve(scope: &CelContext<'_>, ast: &IdedExpr) -> Result<Value, Failure> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scope.resolve(ast))) {
+        Ok(result) => result.map_err(Failure::Error),
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(Failure::Panic(format!("the interpreter failed: {why}")))
+        }
+    }
+}
+
 /// Evaluates `e` in `scope` (its variables first).
 fn run(
     vars: &mut Variables<'_>,
@@ -175,12 +202,13 @@ fn run(
     if !e.needs.is_empty() {
         vars.ensure(scope, &e.needs);
     }
-    scope
-        .resolve(&e.ast)
-        .map_err(|err| match vars.failed(&e.needs) {
-            Some((name, why)) => format!("composited variable \"{name}\" fails to evaluate: {why}"),
-            None => describe(&err),
-        })
+    resolve(scope, &e.ast).map_err(|err| match (vars.failed(&e.needs), err) {
+        (_, Failure::Panic(why)) => why,
+        (Some((name, why)), Failure::Error(_)) => {
+            format!("composited variable \"{name}\" fails to evaluate: {why}")
+        }
+        (None, Failure::Error(err)) => describe(&err),
+    })
 }
 
 /// Runs the rule's match conditions and validations in `scope`, reporting each violation

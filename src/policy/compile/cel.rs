@@ -358,7 +358,18 @@ fn parse(c: &mut Checker, site: &Site<'_>) -> Option<IdedExpr> {
         );
         return None;
     }
-    let parsed = Parser::new().enable_optional_syntax(true).parse(site.text);
+    // The parser's own recursion limit can panic (`attempt to subtract with overflow` past 96
+    // nested ternaries); the limits above keep it out of reach, and a panic is refused anyway.
+    let Ok(parsed) =
+        std::panic::catch_unwind(|| Parser::new().enable_optional_syntax(true).parse(site.text))
+    else {
+        c.error(
+            site.path.clone(),
+            "the CEL parser failed on this expression",
+            TOO_DEEP_HINT,
+        );
+        return None;
+    };
     if let Ok(e) = &parsed {
         let depth = tree_depth(e);
         if depth > MAX_TREE_DEPTH {
