@@ -9,15 +9,16 @@
 //! - at run time, before a rule runs, its polynomial is evaluated at the review's actual `S`:
 //!   a rule over the budget is not run, and is a violation (fail closed) saying so.
 //!
-//! The estimate is an upper bound of what the interpreter (`cel` 0.13, which copies values
-//! deeply: every iteration copies its element and its accumulator) does:
+//! The estimate is an upper bound of what the interpreter (`cel` 0.13: every iteration copies
+//! its element and its accumulator, shallowly, as its lists, maps and strings are behind
+//! `Arc`) does:
 //! - a value read from the review is at most `S` in size, and so is each part of it;
 //! - a comprehension over a list of size `r` runs at most `r` times; its body costs `g(s)`
 //!   where `s` is the size of the element. `g` is a polynomial with non-negative coefficients,
 //!   so convex, and the elements' sizes sum to at most `r`: the total is at most
 //!   `r·g(0) + g(r)` (the worst case puts all the data in one element);
-//! - each step copies the accumulator: for `map` and `filter` that is quadratic, as it is in
-//!   the interpreter;
+//! - each step copies the accumulator, one unit per element: for `map` and `filter` (whose
+//!   accumulator grows to `n` elements) that is quadratic, as it is in the interpreter;
 //! - `+` and the string and list functions cost the size of what they read and make;
 //!   `matches` costs the product of the string's and the pattern's size plus the compilation
 //!   of the pattern (the `regex` crate runs in linear time: no backtracking blow-up).
@@ -296,8 +297,15 @@ impl Estimator<'_> {
                 } else {
                     gs.max(init.size)
                 };
-                // One step: the condition, the step, and the copies of the element and the
-                // accumulator the interpreter makes.
+                // The interpreter's copies of the element and the accumulator are shallow
+                // (its lists, maps and strings are behind `Arc`): one unit per element of
+                // the copied list, which a kept accumulator has at most `n` of.
+                let copies = if keeps {
+                    n.plus(init.size).plus(Poly::constant(1.0))
+                } else {
+                    Poly::constant(2.0)
+                };
+                // One step: the condition, the step, and those copies.
                 let step = |me: &mut Self, s: Poly| -> Result<Est, Unbounded> {
                     me.bound.push((c.iter_var.clone(), s));
                     me.bound.push((c.accu_var.clone(), accu));
@@ -306,7 +314,7 @@ impl Estimator<'_> {
                     me.bound.truncate(me.bound.len() - 2);
                     let (cond, body) = (cond?, body?);
                     Ok(Est {
-                        cost: cond.cost.plus(body.cost).plus(s).plus(accu),
+                        cost: cond.cost.plus(body.cost).plus(copies),
                         size: body.size,
                         peak: cond.peak.max(body.peak),
                     })
