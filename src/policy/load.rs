@@ -755,6 +755,46 @@ fn check_exception_targets(
     }
 }
 
+/// The file position (line, column, 1-based) of the point `at` (line, column within the
+/// value) of the scalar value whose key is on `key_line` of `text`: after `key: ` (and an
+/// opening quote) on that line, or on the lines below a block scalar (`|`, `>`).
+/// Escapes in a quoted value (`\"`) may shift the column by their extra characters.
+pub(crate) fn value_position(text: &str, key_line: usize, at: (usize, usize)) -> (usize, usize) {
+    let Some(line) = text.lines().nth(key_line.saturating_sub(1)) else {
+        return (key_line, 0);
+    };
+    // After the key's colon (a list item's `- key:` included).
+    let value_start = line
+        .find(": ")
+        .map(|i| i + 2)
+        .or_else(|| line.ends_with(':').then_some(line.len()))
+        .unwrap_or(0);
+    let value = line[value_start..].trim_start();
+    let skipped = line.len() - value.len();
+    let block = value.starts_with('|') || value.starts_with('>');
+    if block || value.is_empty() {
+        // The value starts on the next line; the block's indentation is its first line's.
+        let indent = text
+            .lines()
+            .nth(key_line)
+            .map_or(0, |l| l.len() - l.trim_start().len());
+        return (key_line + at.0, indent + at.1);
+    }
+    let quote = usize::from(value.starts_with('"') || value.starts_with('\''));
+    let before: usize = line[..skipped].chars().count() + quote;
+    if at.0 <= 1 {
+        (key_line, before + at.1)
+    } else {
+        // A folded, multi-line flow scalar: later lines keep their own indentation.
+        let below = key_line + at.0 - 1;
+        let indent = text
+            .lines()
+            .nth(below.saturating_sub(1))
+            .map_or(0, |l| l.len() - l.trim_start().len());
+        (below, indent + at.1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -825,45 +865,5 @@ mod tests {
             ),
             "did not find expected key, while parsing a block mapping at line 5 column 1"
         );
-    }
-}
-
-/// The file position (line, column, 1-based) of the point `at` (line, column within the
-/// value) of the scalar value whose key is on `key_line` of `text`: after `key: ` (and an
-/// opening quote) on that line, or on the lines below a block scalar (`|`, `>`).
-/// Escapes in a quoted value (`\"`) may shift the column by their extra characters.
-pub(crate) fn value_position(text: &str, key_line: usize, at: (usize, usize)) -> (usize, usize) {
-    let Some(line) = text.lines().nth(key_line.saturating_sub(1)) else {
-        return (key_line, 0);
-    };
-    // After the key's colon (a list item's `- key:` included).
-    let value_start = line
-        .find(": ")
-        .map(|i| i + 2)
-        .or_else(|| line.ends_with(':').then_some(line.len()))
-        .unwrap_or(0);
-    let value = line[value_start..].trim_start();
-    let skipped = line.len() - value.len();
-    let block = value.starts_with('|') || value.starts_with('>');
-    if block || value.is_empty() {
-        // The value starts on the next line; the block's indentation is its first line's.
-        let indent = text
-            .lines()
-            .nth(key_line)
-            .map_or(0, |l| l.len() - l.trim_start().len());
-        return (key_line + at.0, indent + at.1);
-    }
-    let quote = usize::from(value.starts_with('"') || value.starts_with('\''));
-    let before: usize = line[..skipped].chars().count() + quote;
-    if at.0 <= 1 {
-        (key_line, before + at.1)
-    } else {
-        // A folded, multi-line flow scalar: later lines keep their own indentation.
-        let below = key_line + at.0 - 1;
-        let indent = text
-            .lines()
-            .nth(below.saturating_sub(1))
-            .map_or(0, |l| l.len() - l.trim_start().len());
-        (below, indent + at.1)
     }
 }
