@@ -264,7 +264,8 @@ fn judge(
                         }
                         _ => None,
                     })
-                    .or_else(|| v.message.clone())
+                    // The API server trims `message` as it does `messageExpression`'s value.
+                    .or_else(|| v.message.as_ref().map(|m| m.trim().to_owned()))
                     .unwrap_or_else(|| format!("failed expression: {text}"));
                 report(i, message, String::new());
             }
