@@ -175,6 +175,7 @@ impl Review {
             name: Some(r.name.as_str()).filter(|n| !n.is_empty()),
             object: self.object(),
             old_object: self.old_object(),
+            dry_run: r.dry_run,
             username: r.username.as_deref(),
             // The caller adds them from its namespace cache ([`Review::evaluate_with`]).
             namespace_labels: NamespaceLabels::NameOnly,

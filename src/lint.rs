@@ -90,6 +90,7 @@ fn lint_at(policy: &CompiledPolicy, severity: Severity, message: String, hint: &
         diagnostic: Diagnostic {
             file: policy.source.file.clone(),
             line: policy.source.line,
+            column: 0,
             message,
             hint: hint.to_owned(),
         },

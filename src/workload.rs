@@ -40,6 +40,9 @@ pub enum ContainerRole {
     Init,
     /// An entry of `initContainers` with `restartPolicy: Always` (a native sidecar).
     NativeSidecar,
+    /// An entry of `ephemeralContainers` (debug containers; only CEL rules judge them:
+    /// [`Workload::containers`] leaves them out).
+    Ephemeral,
 }
 
 /// One container of a workload, with where it sits.
@@ -61,6 +64,7 @@ impl ContainerRef<'_> {
         match self.role {
             ContainerRole::App => "containers",
             ContainerRole::Init | ContainerRole::NativeSidecar => "initContainers",
+            ContainerRole::Ephemeral => "ephemeralContainers",
         }
     }
 }
@@ -193,6 +197,30 @@ impl<'a> Workload<'a> {
             added: Some(added),
             ..self
         }
+    }
+
+    /// The additions the view shows, if any.
+    pub fn additions_planned(&self) -> Option<&'a Additions<'a>> {
+        self.added
+    }
+
+    /// The entries of `ephemeralContainers` (which [`Workload::containers`] leaves out).
+    pub fn ephemeral_containers(&self) -> impl Iterator<Item = ContainerRef<'a>> + 'a {
+        self.pod_spec
+            .get("ephemeralContainers")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flat_map(|a| a.iter())
+            .enumerate()
+            .filter_map(|(index, value)| {
+                let value = value.as_object()?;
+                Some(ContainerRef {
+                    role: ContainerRole::Ephemeral,
+                    index,
+                    name: value.get("name").and_then(Json::as_str).unwrap_or(""),
+                    value,
+                })
+            })
     }
 
     fn additions(&self) -> &'a [MetaAddition<'a>] {

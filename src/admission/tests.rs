@@ -18,6 +18,7 @@ fn finding(kind: FindingKind, effect: Effect) -> Finding {
     Finding {
         policy: "p".into(),
         rule: "requireProbes",
+        part: 0,
         kind,
         mode: Mode::Enforce,
         effect,

@@ -92,6 +92,7 @@ pub(super) fn load(path: &Path) -> Result<PolicySet, LoadError> {
                 diagnostics: vec![crate::policy::load::Diagnostic {
                     file: path.to_path_buf(),
                     line: 0,
+                    column: 0,
                     message: format!("cannot read: {e}"),
                     hint: String::new(),
                 }],

@@ -123,6 +123,9 @@ pub struct Finding {
     pub policy: String,
     /// The rule type (`requireProbes`).
     pub rule: &'static str,
+    /// Which check of its rule found it: a `cel` rule's validation (from 0; its match
+    /// conditions after them); 0 for the other rule types.
+    pub part: usize,
     /// Violation or mutation.
     pub kind: FindingKind,
     /// The policy's mode.

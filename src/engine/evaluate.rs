@@ -4,10 +4,11 @@
 
 use crate::json::Json;
 
+use super::cel_values::{Facts, Input};
 use super::decision::{Decision, Effect, Finding, FindingKind, Skip};
 use super::patch::{Patch, PatchOp};
 use super::rule::{Context, Found};
-use super::{NativeRules, Operation, Request, images, labels, probes, resources, sidecar};
+use super::{NativeRules, Operation, Request, cel, images, labels, probes, resources, sidecar};
 use crate::policy::model::{InjectionTarget, Mode, WorkloadKind};
 use crate::policy::select::{NamespaceLabels, Selection, Subject};
 use crate::policy::{CompiledException, CompiledPolicy, CompiledRule, PolicySet, Timestamp};
@@ -45,6 +46,7 @@ struct Key<'a> {
     rule: usize,
     container: Option<&'a str>,
     field: &'a str,
+    part: usize,
 }
 
 impl Violation<'_> {
@@ -54,6 +56,7 @@ impl Violation<'_> {
             rule: self.rule,
             container: self.found.container.as_deref(),
             field: self.found.field_in_container(),
+            part: self.found.part,
         }
     }
 }
@@ -70,6 +73,7 @@ fn finding(active: &Active<'_>, rule: &'static str, kind: FindingKind, f: Found)
     Finding {
         policy: active.policy.name.clone(),
         rule,
+        part: f.part,
         kind,
         mode: active.mode,
         effect,
@@ -324,23 +328,41 @@ fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolic
         return decision;
     }
 
+    // What CEL rules see besides the workload; their values are made when first needed.
+    let facts = Facts {
+        operation: req.operation,
+        group: req.group,
+        kind: req.kind,
+        name: req.name,
+        namespace,
+        username: req.username,
+        dry_run: req.dry_run,
+        namespace_labels: known,
+        old_object: req
+            .old_object
+            .filter(|_| req.operation == Operation::Update),
+    };
     // Judge the object as mutated: the view shows the planned additions.
+    let cel_input = Input::new(facts);
     let violations = validate(
         &selected,
         &Context {
             workload: workload.with_additions(&added),
             namespace,
+            cel: &cel_input,
         },
         native,
     );
     // A violation denies only if it holds with the label-dependent additions too: the real
     // labels might otherwise have added what it misses.
+    let what_if_input = Input::new(facts);
     let what_if = what_if_added.as_ref().map(|a| {
         validate(
             &selected,
             &Context {
                 workload: workload.with_additions(a),
                 namespace,
+                cel: &what_if_input,
             },
             native,
         )
@@ -357,6 +379,12 @@ fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolic
                 operation: Operation::Create,
             };
             let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, native, None);
+            // The stored object as it was created: a CREATE, without an old object.
+            let old_input = Input::new(Facts {
+                operation: Operation::Create,
+                old_object: None,
+                ..facts
+            });
             Workload::new(kind, old)
                 .map(|old_view| {
                     validate(
@@ -364,6 +392,7 @@ fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolic
                         &Context {
                             workload: old_view.with_additions(&old_added),
                             namespace,
+                            cel: &old_input,
                         },
                         native,
                     )
@@ -423,6 +452,7 @@ fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolic
             &Context {
                 workload: workload.with_additions(&added),
                 namespace,
+                cel: &cel_input,
             },
             native,
         );
@@ -613,6 +643,7 @@ fn check(rule: &CompiledRule, ctx: &Context<'_>, out: &mut Vec<Found>) {
         CompiledRule::RequireImageTag(r) => images::check(r, ctx, out),
         CompiledRule::RequireLabels(r) => labels::check_required(r, ctx, out),
         CompiledRule::DisallowNamespaces(r) => labels::check_namespace(r, ctx, out),
+        CompiledRule::Cel(r) => cel::check(r, ctx, out),
         CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {}
     }
 }

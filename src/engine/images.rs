@@ -120,6 +120,7 @@ mod tests {
         let ctx = Context {
             workload,
             namespace: None,
+            cel: &crate::engine::cel_values::Input::default(),
         };
         check(rule, &ctx, &mut out);
         out.into_iter().map(|f| f.message).collect()

@@ -339,9 +339,11 @@ mod tests {
             labels: vec!["team".into(), "empty".into(), "tier".into()],
             target: vec![MetadataTarget::Object, MetadataTarget::PodTemplate],
         };
+        let input = crate::engine::cel_values::Input::default();
         let in_namespace = |namespace| Context {
             workload: w,
             namespace,
+            cel: &input,
         };
         check_required(&rule, &in_namespace(None), &mut out);
         let fields: Vec<_> = out.iter().map(|f| f.field.as_str()).collect();

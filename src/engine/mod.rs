@@ -1,6 +1,8 @@
 //! The policy decision: `evaluate(&PolicySet, &Request) -> Decision`. Pure and synchronous:
 //! no I/O, no clock, no metrics. Callers (webhook, CLI) fetch what they need and pass it in.
 
+mod cel;
+mod cel_values;
 mod decision;
 mod evaluate;
 mod images;
@@ -126,6 +128,9 @@ pub struct Request<'a> {
     pub object: Option<Json<'a>>,
     /// The stored object, on UPDATE.
     pub old_object: Option<Json<'a>>,
+    /// Whether this is a dry run (`kubectl apply --dry-run=server`). Only CEL rules read it
+    /// (`request.dryRun`, as in a ValidatingAdmissionPolicy); the built-in rules never do.
+    pub dry_run: bool,
     /// The requesting user (`userInfo.username`), when known.
     pub username: Option<&'a str>,
     /// What is known of the labels of the request's namespace.
@@ -157,6 +162,7 @@ impl<'a> Request<'a> {
             name: field("name"),
             object: Some(object),
             old_object: None,
+            dry_run: false,
             username: None,
             namespace_labels: NamespaceLabels::NameOnly,
             time,

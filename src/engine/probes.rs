@@ -33,7 +33,7 @@ pub(super) fn check(rule: &RequireProbes, ctx: &Context<'_>, out: &mut Vec<Found
         let judged = match c.role {
             ContainerRole::App => true,
             ContainerRole::NativeSidecar => rule.native_sidecars,
-            ContainerRole::Init => false,
+            ContainerRole::Init | ContainerRole::Ephemeral => false,
         };
         if !judged {
             continue;
@@ -99,6 +99,7 @@ mod tests {
         let ctx = Context {
             workload,
             namespace: None,
+            cel: &crate::engine::cel_values::Input::default(),
         };
         check(rule, &ctx, &mut out);
         out

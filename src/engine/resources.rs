@@ -87,6 +87,7 @@ mod tests {
         let ctx = Context {
             workload,
             namespace: None,
+            cel: &crate::engine::cel_values::Input::default(),
         };
         check(rule, &ctx, &mut out);
         out

@@ -14,6 +14,9 @@ pub(super) struct Context<'a> {
     /// The request's namespace (else the object's); `None` when neither says (a manifest
     /// without one, judged offline).
     pub namespace: Option<&'a str>,
+    /// What CEL rules see besides the workload (the request, the old object, the namespace),
+    /// and the CEL values made from them once, when a CEL rule first needs them.
+    pub cel: &'a super::cel_values::Input<'a>,
 }
 
 /// Something a rule found, before the policy's mode turns it into a [`super::Finding`]: a
@@ -37,6 +40,9 @@ pub(super) struct Found {
     pub message: String,
     /// How to fix it (empty for changes).
     pub hint: String,
+    /// Which check of its rule found it, when a rule has several (a CEL rule's validations);
+    /// 0 otherwise. Part of what makes two violations the same one.
+    pub part: usize,
 }
 
 // Small, and called from every rule module: `#[inline]` lets them inline across codegen units
@@ -61,6 +67,7 @@ impl Found {
             within,
             message,
             hint,
+            part: 0,
         }
     }
 
@@ -74,7 +81,14 @@ impl Found {
             within: 0,
             message,
             hint,
+            part: 0,
         }
+    }
+
+    /// The same finding, found by check `part` of its rule.
+    #[inline]
+    pub fn part(self, part: usize) -> Found {
+        Found { part, ..self }
     }
 
     /// The same finding, naming a container it concerns although the field is not inside it

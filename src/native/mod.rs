@@ -209,8 +209,19 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
         .rules
         .iter()
         .enumerate()
-        .filter(|(_, r)| !r.is_mutation())
+        .filter(|(_, r)| !r.is_mutation() && !matches!(r, CompiledRule::Cel(_)))
         .collect();
+    for rule in policy
+        .rules
+        .iter()
+        .filter(|r| matches!(r, CompiledRule::Cel(_)))
+    {
+        out.not_exported.push(NotExported {
+            policy: policy.name.clone(),
+            rule: Some(rule.type_name()),
+            reason: "CEL rules are not exported yet (podSpec, podMetadata and forEachContainer need translating into VAP variables); the webhook evaluates them".to_owned(),
+        });
+    }
     let mut validating_names = Vec::new();
     for (mode, region) in &regions {
         let Some((variables, validations)) = validating::validations(policy, *mode, &exceptions)

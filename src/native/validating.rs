@@ -528,7 +528,9 @@ fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<P
         CompiledRule::RequireImageTag(r) => require_image_tag(ctx, r, side),
         CompiledRule::RequireLabels(r) => require_labels(ctx, r, side),
         CompiledRule::DisallowNamespaces(r) => disallow_namespaces(ctx, &r.namespaces, side),
-        CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => return None,
+        CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) | CompiledRule::Cel(_) => {
+            return None;
+        }
     };
     Some(Part {
         found: format!("({})", part.found),

@@ -22,6 +22,7 @@ fn warning(e: &CompiledException, message: String, hint: &str) -> Diagnostic {
     Diagnostic {
         file: e.source.file.clone(),
         line: e.source.line,
+        column: 0,
         message,
         hint: hint.to_owned(),
     }

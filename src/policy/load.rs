@@ -23,6 +23,9 @@ pub struct Diagnostic {
     pub file: PathBuf,
     /// 1-based line (0 when the problem concerns the file or directory as a whole).
     pub line: usize,
+    /// 1-based column, when the problem is at a point of the line (inside a CEL expression);
+    /// 0 otherwise.
+    pub column: usize,
     /// What is wrong, starting with the field path when there is one
     /// (`spec.rules[0].requireProbes: ...`).
     pub message: String,
@@ -32,7 +35,16 @@ pub struct Diagnostic {
 
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line > 0 {
+        if self.line > 0 && self.column > 0 {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )?;
+        } else if self.line > 0 {
             write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)?;
         } else {
             write!(f, "{}: {}", self.file.display(), self.message)?;
@@ -66,6 +78,7 @@ pub fn compile_dir(dir: &Path) -> Result<PolicySet, LoadError> {
         diagnostics: vec![Diagnostic {
             file: dir.to_path_buf(),
             line: 0,
+            column: 0,
             message: format!("cannot read the policy directory: {e}"),
             hint: "pass the directory that holds the policy YAML files".to_owned(),
         }],
@@ -108,6 +121,7 @@ pub fn compile_dir(dir: &Path) -> Result<PolicySet, LoadError> {
             diagnostics: vec![Diagnostic {
                 file: dir.to_path_buf(),
                 line: 0,
+                column: 0,
                 message: "no policy documents found (looked for *.yaml and *.yml files)".to_owned(),
                 hint: "check the path; to enforce nothing, keep the policies with `mode: off`"
                     .to_owned(),
@@ -132,6 +146,7 @@ fn file_problem(file: &Path, message: String) -> Diagnostic {
     Diagnostic {
         file: file.to_path_buf(),
         line: 0,
+        column: 0,
         message,
         hint: String::new(),
     }
@@ -203,6 +218,7 @@ pub(crate) fn parse_raw(file: &Path, chunk: Chunk<'_>) -> Result<serde_json::Val
     Err(Diagnostic {
         file: file.to_path_buf(),
         line,
+        column: 0,
         message,
         hint: hint.to_owned(),
     })
@@ -251,6 +267,7 @@ pub(crate) fn read_typed<T: serde::de::DeserializeOwned>(
         Diagnostic {
             file: file.to_path_buf(),
             line,
+            column: 0,
             hint: parse_hint(&message).to_owned(),
             message,
         }
@@ -289,6 +306,7 @@ fn parse_chunk<'a>(file: &Path, chunk: Chunk<'a>) -> Result<Option<Parsed<'a>>, 
     let diag = |line: usize, message: String, hint: &str| Diagnostic {
         file: file.to_path_buf(),
         line,
+        column: 0,
         message,
         hint: hint.to_owned(),
     };
@@ -388,6 +406,7 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
                         diagnostics.push(Diagnostic {
                             file: file.clone(),
                             line: name_line,
+                            column: 0,
                             message: format!(
                                 "metadata.name: duplicate exception name {name:?}, also defined at {}:{first_line}",
                                 first_file.display()
@@ -403,6 +422,7 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
                         Err(errors) => diagnostics.extend(errors.into_iter().map(|e| Diagnostic {
                             file: file.clone(),
                             line: line_of(&e.path),
+                            column: 0,
                             message: format!("{}: {}", e.path, e.message),
                             hint: e.hint,
                         })),
@@ -415,6 +435,7 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
                 diagnostics.push(Diagnostic {
                     file: file.clone(),
                     line: name_line,
+                    column: 0,
                     message: format!(
                         "metadata.name: duplicate policy name {name:?}, also defined at {}:{first_line}",
                         first_file.display()
@@ -426,14 +447,20 @@ fn load_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, LoadError> {
             }
             match compile_document_raw(*doc, parsed.raw.as_ref(), parsed.source.clone()) {
                 Ok(p) => policies.push(p),
-                Err(errors) => {
-                    diagnostics.extend(errors.into_iter().map(|e: CompileError| Diagnostic {
+                Err(errors) => diagnostics.extend(errors.into_iter().map(|e: CompileError| {
+                    let line = line_of(&e.path);
+                    let (line, column) = match e.at {
+                        Some(at) => value_position(text, line, at),
+                        None => (line, 0),
+                    };
+                    Diagnostic {
                         file: file.clone(),
-                        line: line_of(&e.path),
+                        line,
+                        column,
                         message: format!("{}: {}", e.path, e.message),
                         hint: e.hint,
-                    }))
-                }
+                    }
+                })),
             }
         }
     }
@@ -490,6 +517,7 @@ fn check_exception_targets(
     let diag = |line: usize, message: String, hint: String| Diagnostic {
         file: lines.file.clone(),
         line,
+        column: 0,
         message,
         hint,
     };
@@ -543,6 +571,46 @@ fn check_exception_targets(
                 "drop `match.containers`, or write a separate exception for the mutation rule".to_owned(),
             ));
         }
+    }
+}
+
+/// The file position (line, column, 1-based) of the point `at` (line, column within the
+/// value) of the scalar value whose key is on `key_line` of `text`: after `key: ` (and an
+/// opening quote) on that line, or on the lines below a block scalar (`|`, `>`).
+/// Escapes in a quoted value (`\"`) may shift the column by their extra characters.
+pub(crate) fn value_position(text: &str, key_line: usize, at: (usize, usize)) -> (usize, usize) {
+    let Some(line) = text.lines().nth(key_line.saturating_sub(1)) else {
+        return (key_line, 0);
+    };
+    // After the key's colon (a list item's `- key:` included).
+    let value_start = line
+        .find(": ")
+        .map(|i| i + 2)
+        .or_else(|| line.ends_with(':').then_some(line.len()))
+        .unwrap_or(0);
+    let value = line[value_start..].trim_start();
+    let skipped = line.len() - value.len();
+    let block = value.starts_with('|') || value.starts_with('>');
+    if block || value.is_empty() {
+        // The value starts on the next line; the block's indentation is its first line's.
+        let indent = text
+            .lines()
+            .nth(key_line)
+            .map_or(0, |l| l.len() - l.trim_start().len());
+        return (key_line + at.0, indent + at.1);
+    }
+    let quote = usize::from(value.starts_with('"') || value.starts_with('\''));
+    let before: usize = line[..skipped].chars().count() + quote;
+    if at.0 <= 1 {
+        (key_line, before + at.1)
+    } else {
+        // A folded, multi-line flow scalar: later lines keep their own indentation.
+        let below = key_line + at.0 - 1;
+        let indent = text
+            .lines()
+            .nth(below.saturating_sub(1))
+            .map_or(0, |l| l.len() - l.trim_start().len());
+        (below, indent + at.1)
     }
 }
 

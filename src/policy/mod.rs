@@ -1,6 +1,7 @@
 //! Policies: the file model, loading and validation, and the compiled [`PolicySet`] the engine
 //! evaluates. The lint, which judges a set by evaluating it, sits above both in [`crate::lint`].
 
+pub mod cel_cost;
 pub mod compile;
 pub mod exceptions;
 pub mod load;
@@ -402,6 +403,8 @@ pub enum CompiledRule {
     DisallowNamespaces(DisallowNamespaces),
     /// See [`model::RequireLabels`].
     RequireLabels(RequireLabels),
+    /// See [`model::CelRule`].
+    Cel(Box<CompiledCel>),
 }
 
 impl CompiledRule {
@@ -415,6 +418,7 @@ impl CompiledRule {
             CompiledRule::RequireImageTag(_) => "requireImageTag",
             CompiledRule::DisallowNamespaces(_) => "disallowNamespaces",
             CompiledRule::RequireLabels(_) => "requireLabels",
+            CompiledRule::Cel(_) => "cel",
         }
     }
 
@@ -425,6 +429,48 @@ impl CompiledRule {
             CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_)
         )
     }
+}
+
+/// A `cel` rule ready to evaluate: every expression parsed and checked, its cost bounded
+/// ([`cel_cost`]).
+#[derive(Debug, Clone)]
+pub struct CompiledCel {
+    /// Judge each container with `container` bound.
+    pub for_each_container: bool,
+    /// All must be true for the rule to apply.
+    pub match_conditions: Vec<CelExpression>,
+    /// `variables.NAME`, in declaration order.
+    pub variables: Vec<CelExpression>,
+    /// The checks, in order.
+    pub validations: Vec<CelValidation>,
+    /// What the rule can cost, as a function of the review's size.
+    pub cost: cel_cost::Cost,
+}
+
+/// One parsed CEL expression.
+#[derive(Debug, Clone)]
+pub struct CelExpression {
+    /// Its name (a variable's or a match condition's; empty for a validation).
+    pub name: String,
+    /// As written.
+    pub text: String,
+    /// The syntax tree.
+    pub ast: kube_core::cel::cel::IdedExpr,
+    /// The variables it reads, directly or through other variables (indexes, ascending).
+    pub needs: Vec<usize>,
+}
+
+/// One CEL validation, compiled.
+#[derive(Debug, Clone)]
+pub struct CelValidation {
+    /// The expression that must be true.
+    pub check: CelExpression,
+    /// The message when it is false.
+    pub message: Option<String>,
+    /// The expression giving the message.
+    pub message_expression: Option<CelExpression>,
+    /// The VAP reason, kept for the export.
+    pub reason: Option<String>,
 }
 
 /// A sidecar ready to inject: JSON values rendered once at load time.

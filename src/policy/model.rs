@@ -342,11 +342,13 @@ pub enum Rule {
     DisallowNamespaces(DisallowNamespaces),
     /// Workloads must carry these label keys.
     RequireLabels(RequireLabels),
+    /// A platform team's own validations, in CEL, as in a ValidatingAdmissionPolicy.
+    Cel(Box<CelRule>),
 }
 
 impl Rule {
     /// Every rule type's name, as written in policy files.
-    pub const TYPE_NAMES: [&'static str; 7] = [
+    pub const TYPE_NAMES: [&'static str; 8] = [
         "requireProbes",
         "requireResources",
         "injectSidecar",
@@ -354,6 +356,7 @@ impl Rule {
         "requireImageTag",
         "disallowNamespaces",
         "requireLabels",
+        "cel",
     ];
 
     /// The rule type's name as written in policy files (`requireProbes`).
@@ -366,6 +369,7 @@ impl Rule {
             Rule::RequireImageTag(_) => "requireImageTag",
             Rule::DisallowNamespaces(_) => "disallowNamespaces",
             Rule::RequireLabels(_) => "requireLabels",
+            Rule::Cel(_) => "cel",
         }
     }
 
@@ -402,6 +406,9 @@ pub struct RuleMap {
     /// Workloads must carry these label keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_labels: Option<RequireLabels>,
+    /// A platform team's own validations, in CEL, as in a ValidatingAdmissionPolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cel: Option<Box<CelRule>>,
 }
 
 impl TryFrom<RuleMap> for Rule {
@@ -416,6 +423,7 @@ impl TryFrom<RuleMap> for Rule {
         rules.extend(m.require_image_tag.map(Rule::RequireImageTag));
         rules.extend(m.disallow_namespaces.map(Rule::DisallowNamespaces));
         rules.extend(m.require_labels.map(Rule::RequireLabels));
+        rules.extend(m.cel.map(Rule::Cel));
         match rules.len() {
             1 => Ok(rules.remove(0)),
             0 => Err(format!(
@@ -445,6 +453,7 @@ impl From<Rule> for RuleMap {
             Rule::RequireImageTag(x) => m.require_image_tag = Some(x),
             Rule::DisallowNamespaces(x) => m.disallow_namespaces = Some(x),
             Rule::RequireLabels(x) => m.require_labels = Some(x),
+            Rule::Cel(x) => m.cel = Some(x),
         }
         m
     }
@@ -672,6 +681,58 @@ pub struct RequireLabels {
     /// Where to look. Default `[object]`.
     #[serde(default = "object_only")]
     pub target: Vec<MetadataTarget>,
+}
+
+/// `cel`: validations written in CEL, with the fields of a ValidatingAdmissionPolicy's
+/// `validations`, `variables` and `matchConditions`, so that a VAP's paste in unchanged. See
+/// docs/cel.md for the variables (`object`, `oldObject`, `request`, `namespaceObject`,
+/// `podSpec`, `podMetadata`, `container`) and the library.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CelRule {
+    /// Judge every container (`initContainers`, `containers`, `ephemeralContainers`) with
+    /// `container` bound to it; findings name the container. Default false: judge the object
+    /// once.
+    #[serde(default)]
+    pub for_each_container: bool,
+    /// Conditions that must all be true for the rule to apply (as in a VAP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_conditions: Vec<CelNamedExpression>,
+    /// Named expressions the others read as `variables.NAME` (as in a VAP): each evaluated at
+    /// most once per object (per container in the `forEachContainer` form), and only if read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<CelNamedExpression>,
+    /// The checks, in order: each false one is a violation (as in a VAP).
+    pub validations: Vec<CelValidation>,
+}
+
+/// A named CEL expression: a match condition or a variable.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CelNamedExpression {
+    /// The name (`variables.NAME` for a variable).
+    pub name: String,
+    /// The CEL expression.
+    pub expression: String,
+}
+
+/// One CEL validation (as in a VAP).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CelValidation {
+    /// A CEL expression that must evaluate to true.
+    pub expression: String,
+    /// The violation's message when it is false. Default: `failed expression: EXPRESSION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A CEL expression giving the message (a string); if it fails or gives an empty string,
+    /// `message` (or the default) is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_expression: Option<String>,
+    /// The reason (`Forbidden`, `Invalid`, `RequestEntityTooLarge`, `Unauthorized`), as in a
+    /// VAP; accepted and kept for the export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One exception document (`kind: PolicyException`): findings of some policies' rules about some

@@ -84,6 +84,7 @@ impl Case {
             name: str_at(subject, "/metadata/name"),
             object: object.map(Into::into),
             old_object: old_object.map(Into::into),
+            dry_run: c.dry_run,
             username: c.user_info.as_ref().map(|u| u.username.as_str()),
             namespace_labels: if c.namespace_labels.is_empty() {
                 NamespaceLabels::NameOnly
@@ -107,6 +108,7 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Suite>, Vec<Diagnostic>) {
         problems.push(Diagnostic {
             file: paths.first().cloned().unwrap_or_default(),
             line: 0,
+            column: 0,
             message: "no test files found (looked for *.yaml and *.yml)".to_owned(),
             hint: "pass test files or directories; by default `portcullis test` reads <policies>/tests/".to_owned(),
         });
@@ -129,6 +131,7 @@ fn problem(file: &Path, line: usize, message: String, hint: &str) -> Diagnostic 
     Diagnostic {
         file: file.to_path_buf(),
         line,
+        column: 0,
         message,
         hint: hint.to_owned(),
     }
@@ -735,13 +738,16 @@ fn json_diff(expected: &Value, actual: &Value) -> String {
     unified(&render(expected), &render(actual))
 }
 
-/// Whether each rule of the set fires in some case and passes in another.
+/// Whether each rule of the set (each validation of a `cel` rule) fires in some case and
+/// passes in another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleCoverage {
     /// The policy.
     pub policy: String,
     /// The rule type.
     pub rule: &'static str,
+    /// For a `cel` rule: which validation (its index); `None` for the other rule types.
+    pub validation: Option<usize>,
     /// Some case has a finding of the rule.
     pub fires: bool,
     /// Some judged case selected the policy and the rule found nothing.
@@ -755,46 +761,63 @@ impl RuleCoverage {
     }
 }
 
-/// Coverage of every rule of `set` by the cases run.
+/// Coverage of every rule of `set` by the cases run: per rule type of each policy, and per
+/// validation of each `cel` rule.
 pub fn coverage(set: &PolicySet, results: &[SuiteResult]) -> Vec<RuleCoverage> {
-    let mut fires: BTreeSet<(String, &str)> = BTreeSet::new();
-    let mut passes: BTreeSet<(String, &str)> = BTreeSet::new();
+    // (policy, rule type, validation): the validation only for `cel` rules.
+    type Unit = (String, &'static str, Option<usize>);
+    let unit_of = |policy: &str, rule: &'static str, part: usize| -> Unit {
+        (policy.to_owned(), rule, (rule == "cel").then_some(part))
+    };
+    let units = |p: &crate::policy::CompiledPolicy| -> Vec<Unit> {
+        let mut out: Vec<Unit> = Vec::new();
+        for r in &p.rules {
+            let rule = r.type_name();
+            let parts: Vec<Option<usize>> = match r {
+                crate::policy::CompiledRule::Cel(c) => (0..c.validations.len()).map(Some).collect(),
+                _ => vec![None],
+            };
+            for part in parts {
+                let u = (p.name.clone(), rule, part);
+                if !out.contains(&u) {
+                    out.push(u);
+                }
+            }
+        }
+        out
+    };
+    let mut fires: BTreeSet<Unit> = BTreeSet::new();
+    let mut passes: BTreeSet<Unit> = BTreeSet::new();
     for case in results.iter().flat_map(|s| &s.cases) {
         let d = &case.decision;
         for f in &d.findings {
-            fires.insert((f.policy.clone(), f.rule));
+            fires.insert(unit_of(&f.policy, f.rule, f.part));
         }
         if d.skipped.is_some() {
             continue;
         }
         for name in &d.policies {
             let Some(p) = set.get(name) else { continue };
-            for r in &p.rules {
-                let rule = r.type_name();
+            for u in units(p) {
                 if !d
                     .findings
                     .iter()
-                    .any(|f| f.policy == *name && f.rule == rule)
+                    .any(|f| unit_of(&f.policy, f.rule, f.part) == u)
                 {
-                    passes.insert((name.clone(), rule));
+                    passes.insert(u);
                 }
             }
         }
     }
     let mut out = Vec::new();
     for p in &set.policies {
-        let mut seen = BTreeSet::new();
-        for r in &p.rules {
-            let rule = r.type_name();
-            if !seen.insert(rule) {
-                continue;
-            }
-            let key = (p.name.clone(), rule);
+        for u in units(p) {
             out.push(RuleCoverage {
-                policy: p.name.clone(),
-                rule,
-                fires: fires.contains(&key),
-                passes: passes.contains(&key),
+                policy: u.0.clone(),
+                rule: u.1,
+                validation: u.2,
+                fires: fires.contains(&u),
+                passes: passes.contains(&u),
             });
         }
     }

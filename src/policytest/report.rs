@@ -108,7 +108,10 @@ fn coverage_gap(c: &RuleCoverage) -> String {
         (true, false) => "no case where it passes",
         (true, true) => "covered",
     };
-    format!("{}/{}: {missing}", c.policy, c.rule)
+    match c.validation {
+        Some(i) => format!("{}/{}.validations[{i}]: {missing}", c.policy, c.rule),
+        None => format!("{}/{}: {missing}", c.policy, c.rule),
+    }
 }
 
 /// The text report.
@@ -244,6 +247,9 @@ pub struct JsonCoverage {
     pub policy: String,
     /// The rule type.
     pub rule: &'static str,
+    /// For a `cel` rule: which validation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<usize>,
     /// Some case has a finding of it.
     pub fires: bool,
     /// Some case selected the policy and the rule found nothing.
@@ -285,6 +291,7 @@ pub fn json(run: &Run) -> JsonRun {
             .map(|c| JsonCoverage {
                 policy: c.policy.clone(),
                 rule: c.rule,
+                validation: c.validation,
                 fires: c.fires,
                 passes: c.passes,
             })

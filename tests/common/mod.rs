@@ -110,6 +110,7 @@ pub fn request_of(review: &Value) -> Request<'_> {
         name: s(&r["name"]),
         object: non_null(&r["object"]).map(Into::into),
         old_object: non_null(&r["oldObject"]).map(Into::into),
+        dry_run: r["dryRun"].as_bool().unwrap_or(false),
         username: s(&r["userInfo"]["username"]),
         namespace_labels: NamespaceLabels::NameOnly,
         time: TEST_TIME,

@@ -599,6 +599,7 @@ mod tests {
         Finding {
             policy: "require-probes".into(),
             rule: "requireProbes",
+            part: 0,
             kind: FindingKind::Violation,
             mode: Mode::Enforce,
             effect,
@@ -681,6 +682,7 @@ mod tests {
         let notice = Finding {
             policy: "inject-logging-sidecar".into(),
             rule: "injectSidecar",
+            part: 0,
             kind: FindingKind::Notice,
             effect: Effect::Warn,
             container: Some("log-shipper".into()),

@@ -397,6 +397,7 @@ mod tests {
         Finding {
             policy: policy.into(),
             rule: "requireProbes",
+            part: 0,
             kind,
             mode: if effect == Effect::Deny || effect == Effect::Apply {
                 Mode::Enforce

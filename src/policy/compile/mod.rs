@@ -3,6 +3,7 @@
 //! beside it: workload selection (`selection.rs`), sidecars (`sidecar.rs`), default labels
 //! (`default_labels.rs`), and `PolicyException` documents (`exception.rs`).
 
+mod cel;
 mod default_labels;
 mod exception;
 mod selection;
@@ -99,6 +100,9 @@ pub struct CompileError {
     pub message: String,
     /// How to fix it.
     pub hint: String,
+    /// Where inside the field's value the problem is: 1-based (line, column) within a CEL
+    /// expression. `None` for the field as a whole.
+    pub at: Option<(usize, usize)>,
 }
 
 /// Collects every problem of one document.
@@ -113,6 +117,23 @@ impl Checker {
             path,
             message: message.into(),
             hint: hint.into(),
+            at: None,
+        });
+    }
+
+    /// An error at a position inside the field's value (a CEL expression's line and column).
+    fn error_at(
+        &mut self,
+        path: FieldPath,
+        at: Option<(usize, usize)>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.errors.push(CompileError {
+            path,
+            message: message.into(),
+            hint: hint.into(),
+            at,
         });
     }
 }
@@ -335,6 +356,7 @@ fn compile_rule(
         }
         Rule::InjectSidecar(s) => sidecar::compile(c, &s, path, raw),
         Rule::DefaultLabels(d) => default_labels::compile(c, &d, path),
+        Rule::Cel(r) => cel::compile(c, &r, path),
     };
     (c.errors.len() == before).then_some(compiled)
 }

@@ -1,0 +1,291 @@
+//! The `cel` rule: evaluates a platform team's CEL validations (compiled at load, see
+//! `policy/compile/cel.rs`) against the review, as a ValidatingAdmissionPolicy would with
+//! `failurePolicy: Fail`. The review's values are made once (`cel_values.rs`), when a CEL
+//! rule first needs them; each rule then runs in its own scope.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kube_core::cel::cel::objects::{Key, Map};
+use kube_core::cel::cel::{Context as CelContext, ExecutionError, IdedExpr, Value};
+
+use super::cel_values::{Converter, ROOTS};
+use super::rule::{Context, Found};
+use crate::policy::{CelExpression, CompiledCel};
+use crate::workload::ContainerRef;
+
+/// Which roots the rule's expressions name.
+fn roots_read(rule: &CompiledCel) -> [bool; ROOTS.len()] {
+    let mut out = [false; ROOTS.len()];
+    let mut mark = |e: &CelExpression| mark_roots(&e.ast, &mut out);
+    rule.match_conditions.iter().for_each(&mut mark);
+    rule.variables.iter().for_each(&mut mark);
+    for v in &rule.validations {
+        mark(&v.check);
+        if let Some(m) = &v.message_expression {
+            mark(m);
+        }
+    }
+    out
+}
+
+fn mark_roots(e: &IdedExpr, out: &mut [bool; ROOTS.len()]) {
+    use kube_core::cel::cel::common::ast::{EntryExpr, Expr};
+    match &e.expr {
+        Expr::Ident(name) => {
+            if let Some(i) = ROOTS.iter().position(|r| r == name) {
+                out[i] = true;
+            }
+        }
+        Expr::Select(s) => mark_roots(&s.operand, out),
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                mark_roots(t, out);
+            }
+            c.args.iter().for_each(|a| mark_roots(a, out));
+        }
+        Expr::Comprehension(c) => {
+            for x in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                mark_roots(x, out);
+            }
+        }
+        Expr::List(l) => l.elements.iter().for_each(|x| mark_roots(x, out)),
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    mark_roots(&me.key, out);
+                    mark_roots(&me.value, out);
+                }
+            }
+        }
+        Expr::Unspecified | Expr::Literal(_) | Expr::Struct(_) => {}
+    }
+}
+
+/// The hint of a violation that is an error rather than a false validation.
+const ERROR_HINT: &str = "the expression could not be evaluated on this object; Portcullis denies then, as the API server does with failurePolicy: Fail (fix the expression, or guard it with has() or ?.)";
+
+/// Judges the workload with a `cel` rule.
+pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>) {
+    let w = &ctx.workload;
+    let size = ctx.cel.bind(w, &roots_read(rule));
+    let spent = ctx.cel.spent.get();
+    if let Err(why) = rule.cost.check(size, spent) {
+        out.push(Found::in_object(
+            String::new(),
+            format!("the CEL rule was not evaluated: {why}"),
+            "the rule's worst-case cost grows with the object's size; simplify it (docs/cel.md, \"Cost\")".to_owned(),
+        ));
+        return;
+    }
+    ctx.cel.spent.set(spent + rule.cost.steps.at(size));
+    let slot = ctx.cel.bound.borrow();
+    let Some(bound) = slot.as_ref() else {
+        return;
+    };
+    if rule.for_each_container {
+        let containers: Vec<ContainerRef<'_>> =
+            w.containers().chain(w.ephemeral_containers()).collect();
+        for c in &containers {
+            let mut scope = bound.ctx.new_inner_scope();
+            let mut conv = Converter { size: 0.0 };
+            scope.add_variable_from_value("container", conv.object(c.value));
+            judge(rule, scope, &mut |part, message, hint| {
+                out.push(Found::in_container(w, c, &[], message, hint).part(part));
+            });
+        }
+    } else {
+        judge(
+            rule,
+            bound.ctx.new_inner_scope(),
+            &mut |part, message, hint| {
+                out.push(Found::in_object(String::new(), message, hint).part(part));
+            },
+        );
+    }
+}
+
+/// The variables of one scope, each evaluated at most once.
+struct Variables<'r> {
+    rule: &'r CompiledCel,
+    values: Vec<Option<Result<Value, String>>>,
+}
+
+impl Variables<'_> {
+    /// Evaluates the variables `needs` that are not yet, and binds `variables` in `scope`.
+    fn ensure(&mut self, scope: &mut CelContext<'_>, needs: &[usize]) {
+        for &i in needs {
+            if self.values.get(i).is_some_and(Option::is_some) {
+                continue;
+            }
+            let Some(v) = self.rule.variables.get(i) else {
+                continue;
+            };
+            let result = resolve(scope, &v.ast).map_err(|e| match e {
+                Failure::Error(e) => describe(&e),
+                Failure::Panic(why) => why,
+            });
+            self.values[i] = Some(result);
+            // Later variables may read this one.
+            self.bind(scope);
+        }
+    }
+
+    fn bind(&self, scope: &mut CelContext<'_>) {
+        let map: HashMap<Key, Value> = self
+            .rule
+            .variables
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(v, value)| match value {
+                Some(Ok(value)) => Some((Key::String(Arc::new(v.name.clone())), value.clone())),
+                _ => None,
+            })
+            .collect();
+        scope.add_variable_from_value("variables", Value::Map(Map { map: Arc::new(map) }));
+    }
+
+    /// The first variable among `needs` that failed, and why.
+    fn failed(&self, needs: &[usize]) -> Option<(&str, &str)> {
+        needs.iter().find_map(|&i| match self.values.get(i) {
+            Some(Some(Err(e))) => self
+                .rule
+                .variables
+                .get(i)
+                .map(|v| (v.name.as_str(), e.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// An interpreter error in words.
+fn describe(e: &ExecutionError) -> String {
+    e.to_string()
+}
+
+/// Why an evaluation gave no value.
+enum Failure {
+    /// The interpreter's error.
+    Error(ExecutionError),
+    /// The interpreter panicked (e.g. `attempt to negate with overflow` in kube-cel's
+    /// arithmetic): in words, so that the review fails closed instead of the process.
+    Panic(String),
+}
+
+/// Evaluates `ast` in `scope`, a panic of the interpreter caught and turned into an error.
+fn resolve(scope: &CelContext<'_>, ast: &IdedExpr) -> Result<Value, Failure> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scope.resolve(ast))) {
+        Ok(result) => result.map_err(Failure::Error),
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(Failure::Panic(format!("the interpreter failed: {why}")))
+        }
+    }
+}
+
+/// Evaluates `e` in `scope` (its variables first).
+fn run(
+    vars: &mut Variables<'_>,
+    scope: &mut CelContext<'_>,
+    e: &CelExpression,
+) -> Result<Value, String> {
+    if !e.needs.is_empty() {
+        vars.ensure(scope, &e.needs);
+    }
+    resolve(scope, &e.ast).map_err(|err| match (vars.failed(&e.needs), err) {
+        (_, Failure::Panic(why)) => why,
+        (Some((name, why)), Failure::Error(_)) => {
+            format!("composited variable \"{name}\" fails to evaluate: {why}")
+        }
+        (None, Failure::Error(err)) => describe(&err),
+    })
+}
+
+/// Runs the rule's match conditions and validations in `scope`, reporting each violation
+/// as (check number, message, hint): validations are numbered from 0, match conditions
+/// after them.
+fn judge(
+    rule: &CompiledCel,
+    mut scope: CelContext<'_>,
+    report: &mut dyn FnMut(usize, String, String),
+) {
+    let mut vars = Variables {
+        rule,
+        values: vec![None; rule.variables.len()],
+    };
+    for (j, m) in rule.match_conditions.iter().enumerate() {
+        let part = rule.validations.len() + j;
+        match run(&mut vars, &mut scope, m) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => return,
+            Ok(other) => {
+                report(
+                    part,
+                    format!(
+                        "matchCondition '{}' resulted in error: it gave {} rather than a bool",
+                        m.name,
+                        type_name(&other)
+                    ),
+                    ERROR_HINT.to_owned(),
+                );
+                return;
+            }
+            Err(e) => {
+                report(
+                    part,
+                    format!("matchCondition '{}' resulted in error: {e}", m.name),
+                    ERROR_HINT.to_owned(),
+                );
+                return;
+            }
+        }
+    }
+    for (i, v) in rule.validations.iter().enumerate() {
+        let text = v.check.text.trim();
+        match run(&mut vars, &mut scope, &v.check) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => {
+                let message = v
+                    .message_expression
+                    .as_ref()
+                    .and_then(|m| match run(&mut vars, &mut scope, m) {
+                        Ok(Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => {
+                            Some(s.trim().to_owned())
+                        }
+                        _ => None,
+                    })
+                    // The API server trims `message` as it does `messageExpression`'s value.
+                    .or_else(|| v.message.as_ref().map(|m| m.trim().to_owned()))
+                    .unwrap_or_else(|| format!("failed expression: {text}"));
+                report(i, message, String::new());
+            }
+            Ok(other) => report(
+                i,
+                format!(
+                    "expression '{text}' resulted in error: it gave {} rather than a bool",
+                    type_name(&other)
+                ),
+                ERROR_HINT.to_owned(),
+            ),
+            Err(e) => report(
+                i,
+                format!("expression '{text}' resulted in error: {e}"),
+                ERROR_HINT.to_owned(),
+            ),
+        }
+    }
+}
+
+fn type_name(v: &Value) -> String {
+    v.type_of().to_string()
+}
