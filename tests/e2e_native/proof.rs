@@ -422,6 +422,7 @@ fn every_shipped_case(w: &World) {
 
     let mut mismatches: Vec<String> = Vec::new();
     let mut api_refused: Vec<String> = Vec::new();
+    let mut with_webhook: Vec<String> = Vec::new();
     let (mut compared, mut denied, mut objects_compared, mut warnings_compared) = (0, 0, 0, 0);
     let mut rounds_run = 0;
     for (group_set, time, planned) in &groups {
@@ -435,6 +436,26 @@ fn every_shipped_case(w: &World) {
                     .to_vec(),
             },
         );
+        // Rules the export leaves with the webhook (CEL rules, until they are exported): the
+        // exported objects cannot give Portcullis' verdict for these cases, so they are not
+        // compared, and each is counted and named below (never counted as agreeing).
+        let unexported: Vec<String> = export
+            .not_exported
+            .iter()
+            .filter(|n| n.rule == Some("cel"))
+            .map(ToString::to_string)
+            .collect();
+        if !unexported.is_empty() {
+            for p in planned {
+                with_webhook.push(format!(
+                    "{} / {}: {}",
+                    p.suite,
+                    p.case.name,
+                    unexported.join("; ")
+                ));
+            }
+            continue;
+        }
         let names: BTreeMap<String, String> = export
             .objects
             .iter()
@@ -605,7 +626,14 @@ fn every_shipped_case(w: &World) {
     for r in &api_refused {
         println!("  refused by the API server's own validation: {r}");
     }
-    assert_eq!(compared, total, "every shipped case is sent");
+    for r in &with_webhook {
+        println!("  not compared, a rule stays with the webhook: {r}");
+    }
+    assert_eq!(
+        compared + with_webhook.len(),
+        total,
+        "every shipped case is sent, or named as staying with the webhook"
+    );
     assert!(
         mismatches.is_empty(),
         "{} of {compared} cases differ:\n{}",
