@@ -9,64 +9,10 @@ use std::sync::Arc;
 use kube_core::cel::cel::objects::{Key, Map};
 use kube_core::cel::cel::{Context as CelContext, ExecutionError, IdedExpr, Value};
 
-use super::cel_values::{Converter, ROOTS};
+use super::cel_values::Converter;
 use super::rule::{Context, Found};
 use crate::policy::{CelExpression, CompiledCel};
 use crate::workload::ContainerRef;
-
-/// Which roots the rule's expressions name.
-fn roots_read(rule: &CompiledCel) -> [bool; ROOTS.len()] {
-    let mut out = [false; ROOTS.len()];
-    let mut mark = |e: &CelExpression| mark_roots(&e.ast, &mut out);
-    rule.match_conditions.iter().for_each(&mut mark);
-    rule.variables.iter().for_each(&mut mark);
-    for v in &rule.validations {
-        mark(&v.check);
-        if let Some(m) = &v.message_expression {
-            mark(m);
-        }
-    }
-    out
-}
-
-fn mark_roots(e: &IdedExpr, out: &mut [bool; ROOTS.len()]) {
-    use kube_core::cel::cel::common::ast::{EntryExpr, Expr};
-    match &e.expr {
-        Expr::Ident(name) => {
-            if let Some(i) = ROOTS.iter().position(|r| r == name) {
-                out[i] = true;
-            }
-        }
-        Expr::Select(s) => mark_roots(&s.operand, out),
-        Expr::Call(c) => {
-            if let Some(t) = &c.target {
-                mark_roots(t, out);
-            }
-            c.args.iter().for_each(|a| mark_roots(a, out));
-        }
-        Expr::Comprehension(c) => {
-            for x in [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ] {
-                mark_roots(x, out);
-            }
-        }
-        Expr::List(l) => l.elements.iter().for_each(|x| mark_roots(x, out)),
-        Expr::Map(m) => {
-            for entry in &m.entries {
-                if let EntryExpr::MapEntry(me) = &entry.expr {
-                    mark_roots(&me.key, out);
-                    mark_roots(&me.value, out);
-                }
-            }
-        }
-        Expr::Unspecified | Expr::Literal(_) | Expr::Struct(_) => {}
-    }
-}
 
 /// The hint of a violation that is an error rather than a false validation.
 const ERROR_HINT: &str = "the expression could not be evaluated on this object; Portcullis denies then, as the API server does with failurePolicy: Fail (fix the expression, or guard it with has() or ?.)";
@@ -74,7 +20,7 @@ const ERROR_HINT: &str = "the expression could not be evaluated on this object; 
 /// Judges the workload with a `cel` rule.
 pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>) {
     let w = &ctx.workload;
-    let size = ctx.cel.bind(w, &roots_read(rule));
+    let size = ctx.cel.bind(w, &rule.roots);
     let spent = ctx.cel.spent.get();
     if let Err(why) = rule.cost.check(size, spent) {
         out.push(Found::in_object(

@@ -12,6 +12,8 @@ use kube_core::cel::cel::{Context as CelContext, Value};
 
 use super::Operation;
 use crate::json::{Json, Object};
+// The roots a review binds, each made when a rule first reads it.
+use crate::policy::CEL_ROOTS as ROOTS;
 use crate::workload::{MetaLocation, Workload};
 
 /// The functions: CEL's standard library and the Kubernetes libraries, registered once.
@@ -36,16 +38,6 @@ pub(super) struct Facts<'a> {
     /// The stored object (UPDATE).
     pub old_object: Option<Json<'a>>,
 }
-
-/// The roots a review binds, each made when a rule first reads it.
-pub(super) const ROOTS: [&str; 6] = [
-    "object",
-    "oldObject",
-    "request",
-    "namespaceObject",
-    "podSpec",
-    "podMetadata",
-];
 
 /// The review's CEL values, made on first use.
 pub(super) struct Bound {

@@ -445,7 +445,19 @@ pub struct CompiledCel {
     pub validations: Vec<CelValidation>,
     /// What the rule can cost, as a function of the review's size.
     pub cost: cel_cost::Cost,
+    /// Which of [`CEL_ROOTS`] its expressions name: a review makes only those values.
+    pub roots: [bool; CEL_ROOTS.len()],
 }
+
+/// The values a CEL expression may name, besides `variables` and `container`.
+pub const CEL_ROOTS: [&str; 6] = [
+    "object",
+    "oldObject",
+    "request",
+    "namespaceObject",
+    "podSpec",
+    "podMetadata",
+];
 
 /// One parsed CEL expression.
 #[derive(Debug, Clone)]

@@ -9,18 +9,8 @@ use kube_core::cel::cel::parser::Parser;
 
 use super::super::cel_cost::{self, Cost};
 use super::super::model::{CelNamedExpression, CelRule};
-use super::super::{CelExpression, CelValidation, CompiledCel, CompiledRule};
+use super::super::{CEL_ROOTS as ROOTS, CelExpression, CelValidation, CompiledCel, CompiledRule};
 use super::{Checker, FieldPath};
-
-/// The roots an expression may name, besides `variables` and `container`.
-const ROOTS: [&str; 6] = [
-    "object",
-    "oldObject",
-    "request",
-    "namespaceObject",
-    "podSpec",
-    "podMetadata",
-];
 
 /// The functions the interpreter knows: CEL's standard ones (`cel` crate) and the Kubernetes
 /// libraries (kube-cel). Operators (`_+_`, `!_`, `@in`, ...) are the interpreter's own.
@@ -912,7 +902,9 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
         variables,
         validations,
         cost: Cost::default(),
+        roots: [false; ROOTS.len()],
     };
+    compiled.roots = roots_read(&compiled);
     match cel_cost::estimate(&compiled) {
         Ok(cost) => {
             if let Err(why) = cost.check_at_load() {
@@ -930,4 +922,58 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
         ),
     }
     CompiledRule::Cel(Box::new(compiled))
+}
+
+/// Which of [`ROOTS`] the rule's expressions name (compiled once, not walked per review).
+fn roots_read(rule: &CompiledCel) -> [bool; ROOTS.len()] {
+    let mut out = [false; ROOTS.len()];
+    let mut mark = |e: &CelExpression| mark_roots(&e.ast, &mut out);
+    rule.match_conditions.iter().for_each(&mut mark);
+    rule.variables.iter().for_each(&mut mark);
+    for v in &rule.validations {
+        mark(&v.check);
+        if let Some(m) = &v.message_expression {
+            mark(m);
+        }
+    }
+    out
+}
+
+fn mark_roots(e: &IdedExpr, out: &mut [bool; ROOTS.len()]) {
+    use kube_core::cel::cel::common::ast::{EntryExpr, Expr};
+    match &e.expr {
+        Expr::Ident(name) => {
+            if let Some(i) = ROOTS.iter().position(|r| r == name) {
+                out[i] = true;
+            }
+        }
+        Expr::Select(s) => mark_roots(&s.operand, out),
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                mark_roots(t, out);
+            }
+            c.args.iter().for_each(|a| mark_roots(a, out));
+        }
+        Expr::Comprehension(c) => {
+            for x in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                mark_roots(x, out);
+            }
+        }
+        Expr::List(l) => l.elements.iter().for_each(|x| mark_roots(x, out)),
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    mark_roots(&me.key, out);
+                    mark_roots(&me.value, out);
+                }
+            }
+        }
+        Expr::Unspecified | Expr::Literal(_) | Expr::Struct(_) => {}
+    }
 }
