@@ -1202,25 +1202,7 @@ impl<'a> Page<'a> {
             let _ = write!(self.out, " <small>{}</small>", esc(&self.where_(o)));
         }
         self.out.push_str("</h4>\n");
-        if o.reason != 0 {
-            let _ = writeln!(self.out, "<p class=\"dim\">{}</p>", esc(self.s(o.reason)));
-        }
-        self.findings_list(o, inline_fixes, false);
-        if o.mutations > 0 {
-            let _ = writeln!(
-                self.out,
-                "<p class=dim>{} mutation{}: {}</p>",
-                o.mutations,
-                plural(o.mutations as usize),
-                esc(&o
-                    .mutated_by
-                    .iter()
-                    .map(|&p| self.s(p))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-            );
-        }
-        self.out.push_str("</article>\n");
+        self.entry_body(o, inline_fixes, false);
     }
 
     /// Workloads of one namespace with the same findings: one entry naming them all, the
@@ -1248,16 +1230,23 @@ impl<'a> Page<'a> {
             self.out.push_str("</li>");
         }
         self.out.push_str("</ul>\n");
+        self.entry_body(o, inline_fixes, true);
+    }
+
+    /// What follows an entry's heading, for one workload or a group (`grouped`: each of its
+    /// workloads): why it was not judged, its findings, its mutations; then the entry's end.
+    fn entry_body(&mut self, o: &Object, inline_fixes: bool, grouped: bool) {
         if o.reason != 0 {
             let _ = writeln!(self.out, "<p class=\"dim\">{}</p>", esc(self.s(o.reason)));
         }
-        self.findings_list(o, inline_fixes, true);
+        self.findings_list(o, inline_fixes, grouped);
         if o.mutations > 0 {
             let _ = writeln!(
                 self.out,
-                "<p class=dim>{} mutation{} each: {}</p>",
+                "<p class=dim>{} mutation{}{}: {}</p>",
                 o.mutations,
                 plural(o.mutations as usize),
+                if grouped { " each" } else { "" },
                 esc(&o
                     .mutated_by
                     .iter()
