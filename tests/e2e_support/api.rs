@@ -50,50 +50,29 @@ impl Api {
     /// `POST PATH` (`/apis/apps/v1/namespaces/NS/deployments?dryRun=All`) with `body`.
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
         let url = format!("{}{path}", self.server);
-        let start = Instant::now();
-        let response = self.client.post(url).json(body).send().await;
-        let (status, body) = match response {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (0, Value::String(e.to_string())),
-        };
-        Answer {
-            status,
-            body,
-            took: start.elapsed(),
-        }
+        self.send(self.client.post(url).json(body)).await
     }
 
     /// `DELETE PATH`.
     pub async fn delete(&self, path: &str) -> Answer {
         let url = format!("{}{path}", self.server);
-        let start = Instant::now();
-        let response = self.client.delete(url).send().await;
-        let (status, body) = match response {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                (status, r.json::<Value>().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (0, Value::String(e.to_string())),
-        };
-        Answer {
-            status,
-            body,
-            took: start.elapsed(),
-        }
+        self.send(self.client.delete(url)).await
     }
 
     /// `POST /api/v1/namespaces/NS/pods` (with `?dryRun=All` when `dry_run`).
     pub async fn create_pod(&self, namespace: &str, pod: &Value, dry_run: bool) -> Answer {
-        let mut url = format!("{}/api/v1/namespaces/{namespace}/pods", self.server);
-        if dry_run {
-            url.push_str("?dryRun=All");
-        }
+        let dry_run = if dry_run { "?dryRun=All" } else { "" };
+        self.post(
+            &format!("/api/v1/namespaces/{namespace}/pods{dry_run}"),
+            pod,
+        )
+        .await
+    }
+
+    /// Sends `request`, timed: the status and JSON body, or status 0 and the error.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
         let start = Instant::now();
-        let response = self.client.post(url).json(pod).send().await;
-        let (status, body) = match response {
+        let (status, body) = match request.send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
                 (status, r.json::<Value>().await.unwrap_or(Value::Null))
