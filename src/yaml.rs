@@ -12,7 +12,7 @@
 use std::io::BufRead;
 
 use serde_json::Value;
-use serde_saphyr::granit_parser::{Event, Parser, Span};
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span};
 
 /// The most levels of nesting accepted (sequences and mappings): the same limit as for JSON
 /// ([`crate::nesting::MAX_DEPTH`]).
@@ -389,6 +389,19 @@ pub enum Step<'a> {
 /// node on the path that exists (the document's root for the empty path). The document ends
 /// where its root node does; what follows is never read. `None` when the document has no node.
 pub fn position(text: &str, path: &[Step<'_>]) -> Option<Position> {
+    walk(text, path).map(|(found, _)| found)
+}
+
+/// The text of the plain scalar at `path` in the document at the start of `text`, as written
+/// (`1.10`, `0x1F`, `true`): what a field that wants a string reads where the author left the
+/// quotes off. `None` when there is no node at `path`, or it is not a plain scalar.
+pub fn plain_scalar(text: &str, path: &[Step<'_>]) -> Option<String> {
+    walk(text, path).and_then(|(_, leaf)| leaf)
+}
+
+/// Walks the document at the start of `text` down `path`: the position [`position`] tells,
+/// and the plain scalar found at the end of the path, if that is one.
+fn walk(text: &str, path: &[Step<'_>]) -> Option<(Position, Option<String>)> {
     // Only the events of nodes and their ends: not the stream's and document's starts, nor
     // presentation (anchors, comments).
     let mut events = Parser::new_from_str(text)
@@ -414,9 +427,10 @@ pub fn position(text: &str, path: &[Step<'_>]) -> Option<Position> {
     let mut walk = Walk {
         events: &mut events,
         found: position_of(&span),
+        leaf: None,
     };
     walk.descend(&root, path);
-    Some(walk.found)
+    Some((walk.found, walk.leaf))
 }
 
 fn position_of(span: &Span) -> Position {
@@ -430,6 +444,8 @@ fn position_of(span: &Span) -> Position {
 struct Walk<'e, I: Iterator<Item = (Event<'e>, Span)>> {
     events: &'e mut I,
     found: Position,
+    /// The plain scalar at the end of the path, once reached.
+    leaf: Option<String>,
 }
 
 impl<'e, I: Iterator<Item = (Event<'e>, Span)>> Walk<'e, I> {
@@ -437,6 +453,9 @@ impl<'e, I: Iterator<Item = (Event<'e>, Span)>> Walk<'e, I> {
     /// consumed, except when the path is found inside it: the walk stops there).
     fn descend(&mut self, start: &Event<'e>, path: &[Step<'_>]) -> bool {
         let Some((step, rest)) = path.split_first() else {
+            if let Event::Scalar(value, ScalarStyle::Plain, ..) = start {
+                self.leaf = Some(value.to_string());
+            }
             return true;
         };
         match (start, step) {

@@ -446,3 +446,57 @@ fn deep_nesting_is_refused_before_parsing_with_its_line() {
         );
     }
 }
+
+/// The default labels of the one policy in `text` (after HEAD), rendered.
+fn default_labels(text: &str) -> Vec<(String, String)> {
+    let set = load_str(Path::new("policies/p.yaml"), &format!("{HEAD}{text}"))
+        .unwrap_or_else(|e| panic!("loads: {e}"));
+    let policy = set.get("p").expect("the policy");
+    policy
+        .rules
+        .iter()
+        .find_map(|r| match r {
+            portcullis::policy::CompiledRule::DefaultLabels(d) => Some(
+                d.labels
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.render("web", Some("ns"), "Pod").expect("text")))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .expect("a defaultLabels rule")
+}
+
+#[test]
+fn unquoted_numbers_and_booleans_where_text_is_wanted_are_read_as_written() {
+    // As policy files were always read (serde_yaml_ng read a plain scalar as its text where a
+    // string was wanted): the text as written, never the number's own form.
+    let labels = default_labels(
+        "  rules:\n    - defaultLabels:\n        labels: {tier: 1, version: 1.10, canary: true, mask: 0x1F, big: 1e3, quoted: '2'}\n",
+    );
+    let want = [
+        ("big", "1e3"),
+        ("canary", "true"),
+        ("mask", "0x1F"),
+        ("quoted", "2"),
+        ("tier", "1"),
+        ("version", "1.10"),
+    ];
+    assert_eq!(
+        labels,
+        want.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec()
+    );
+    // Where a number is not what the field wants, the error tells the value as it was read.
+    let found = diagnostics(&format!(
+        "{HEAD}  rules:\n    - requireProbes:\n        liveness: 1\n"
+    ));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .message
+            .contains("invalid type: integer `1`, expected a boolean"),
+        "{}",
+        found[0].message
+    );
+    assert_eq!(found[0].line, 9);
+}

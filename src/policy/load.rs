@@ -156,15 +156,18 @@ fn file_problem(file: &Path, message: String) -> Diagnostic {
 /// of the nearest ancestor that exists. The empty path gives the line where the document's
 /// content starts.
 pub fn field_line(yaml: &str, path: &FieldPath) -> Option<usize> {
-    let steps: Vec<Step<'_>> = path
-        .segments()
+    crate::yaml::position(yaml, &steps(path)).map(|p| p.line)
+}
+
+/// A field path as the YAML module's steps.
+fn steps(path: &FieldPath) -> Vec<Step<'_>> {
+    path.segments()
         .iter()
         .map(|s| match s {
             PathSegment::Key(k) => Step::Key(k),
             PathSegment::Index(i) => Step::Index(*i),
         })
-        .collect();
-    crate::yaml::position(yaml, &steps).map(|p| p.line)
+        .collect()
 }
 
 /// A hint for a problem found reading a document, by what its message says.
@@ -227,51 +230,123 @@ pub(crate) fn parse_raw(file: &Path, chunk: Chunk<'_>) -> Result<serde_json::Val
 /// Reads a parsed document (see [`parse_raw`]) into its typed form. A problem is told with
 /// its field path (`spec.rules[0].requireProbes: invalid type: string "yes", expected a
 /// boolean`) at the line of that field, or of the nearest ancestor that exists.
+///
+/// A number or boolean written without quotes where the format wants a string (`tier: 1`,
+/// `version: 1.10` under `defaultLabels`) is read as written (`"1"`, `"1.10"`: the plain
+/// scalar's text, never the number's), as policy files have always been read: the typed read
+/// is retried with the scalar's text at the field it stopped at, as long as that gets it past
+/// that field.
 pub(crate) fn read_typed<T: serde::de::DeserializeOwned>(
     file: &Path,
     chunk: Chunk<'_>,
     raw: &serde_json::Value,
 ) -> Result<T, Diagnostic> {
-    use serde_path_to_error::Segment;
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let path = FieldPath(
-            e.path()
-                .iter()
-                .filter_map(|s| match s {
-                    Segment::Seq { index } => Some(PathSegment::Index(*index)),
-                    Segment::Map { key } | Segment::Enum { variant: key } => {
-                        Some(PathSegment::Key(key.clone()))
-                    }
-                    Segment::Unknown => None,
-                })
-                .collect(),
-        );
-        let line =
-            field_line(chunk.text, &path).map_or(chunk.first_line, |l| l + chunk.first_line - 1);
-        let message = e.into_inner().to_string();
-        // An unknown field is told at its mapping's path (the message names the field), on
-        // the field's own line.
-        let named = match path.segments().split_last() {
-            Some((PathSegment::Key(k), parent))
-                if message.starts_with(&format!("unknown field `{k}`")) =>
-            {
-                FieldPath(parent.to_vec())
+    let mut raw = std::borrow::Cow::Borrowed(raw);
+    // The error before the last substitution, and where it was.
+    let mut before: Option<(FieldPath, serde_path_to_error::Error<serde_json::Error>)> = None;
+    for _ in 0..=MAX_SCALARS_AS_TEXT {
+        let e = match serde_path_to_error::deserialize::<_, T>(&*raw) {
+            Ok(typed) => return Ok(typed),
+            Err(e) => e,
+        };
+        let path = error_path(&e);
+        if let Some((at, first)) = before.take() {
+            if at == path {
+                // The text did not get the read past the field: tell what the value was.
+                return Err(typed_diagnostic(file, chunk, path, first));
             }
-            _ => path,
-        };
-        let message = if named.segments().is_empty() {
-            message
-        } else {
-            format!("{named}: {message}")
-        };
-        Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            column: 0,
-            hint: parse_hint(&message).to_owned(),
-            message,
         }
+        let Some(text) = as_written(&raw, chunk.text, &path) else {
+            return Err(typed_diagnostic(file, chunk, path, e));
+        };
+        if let Some(slot) = value_at(raw.to_mut(), &path) {
+            *slot = serde_json::Value::String(text);
+        }
+        before = Some((path, e));
+    }
+    // More unquoted values than any policy holds: the last one is told as it is.
+    let e = match serde_path_to_error::deserialize::<_, T>(&*raw) {
+        Ok(typed) => return Ok(typed),
+        Err(e) => e,
+    };
+    Err(typed_diagnostic(file, chunk, error_path(&e), e))
+}
+
+/// At most this many unquoted numbers and booleans per document are read as text (each costs
+/// a typed read and a walk of the document).
+const MAX_SCALARS_AS_TEXT: usize = 256;
+
+/// The field path a typed read stopped at.
+fn error_path(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldPath {
+    use serde_path_to_error::Segment;
+    FieldPath(
+        e.path()
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Seq { index } => Some(PathSegment::Index(*index)),
+                Segment::Map { key } | Segment::Enum { variant: key } => {
+                    Some(PathSegment::Key(key.clone()))
+                }
+                Segment::Unknown => None,
+            })
+            .collect(),
+    )
+}
+
+/// The text of the number or boolean at `path`, as written in `yaml` (a plain scalar).
+fn as_written(raw: &serde_json::Value, yaml: &str, path: &FieldPath) -> Option<String> {
+    let value = path.segments().iter().try_fold(raw, |v, s| match s {
+        PathSegment::Key(k) => v.get(k.as_str()),
+        PathSegment::Index(i) => v.get(*i),
+    })?;
+    if !(value.is_number() || value.is_boolean()) {
+        return None;
+    }
+    crate::yaml::plain_scalar(yaml, &steps(path))
+}
+
+/// The value at `path`, to replace.
+fn value_at<'v>(
+    raw: &'v mut serde_json::Value,
+    path: &FieldPath,
+) -> Option<&'v mut serde_json::Value> {
+    path.segments().iter().try_fold(raw, |v, s| match s {
+        PathSegment::Key(k) => v.get_mut(k.as_str()),
+        PathSegment::Index(i) => v.get_mut(*i),
     })
+}
+
+/// The diagnostic for a typed read that stopped at `path`.
+fn typed_diagnostic(
+    file: &Path,
+    chunk: Chunk<'_>,
+    path: FieldPath,
+    e: serde_path_to_error::Error<serde_json::Error>,
+) -> Diagnostic {
+    let line = field_line(chunk.text, &path).map_or(chunk.first_line, |l| l + chunk.first_line - 1);
+    let message = e.into_inner().to_string();
+    // An unknown field is told at its mapping's path (the message names the field), on
+    // the field's own line.
+    let named = match path.segments().split_last() {
+        Some((PathSegment::Key(k), parent))
+            if message.starts_with(&format!("unknown field `{k}`")) =>
+        {
+            FieldPath(parent.to_vec())
+        }
+        _ => path,
+    };
+    let message = if named.segments().is_empty() {
+        message
+    } else {
+        format!("{named}: {message}")
+    };
+    Diagnostic {
+        file: file.to_path_buf(),
+        line,
+        column: 0,
+        hint: parse_hint(&message).to_owned(),
+        message,
+    }
 }
 
 /// How a value found in a document is quoted in messages: a string as it is, anything else as
