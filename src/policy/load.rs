@@ -250,11 +250,11 @@ pub(crate) fn read_typed<T: serde::de::DeserializeOwned>(
             Err(e) => e,
         };
         let path = error_path(&e);
-        if let Some((at, first)) = before.take() {
-            if at == path {
-                // The text did not get the read past the field: tell what the value was.
-                return Err(typed_diagnostic(file, chunk, path, first));
-            }
+        if let Some((at, first)) = before.take()
+            && at == path
+        {
+            // The text did not get the read past the field: tell what the value was.
+            return Err(typed_diagnostic(file, chunk, path, first));
         }
         let Some(text) = as_written(&raw, chunk.text, &path) else {
             return Err(typed_diagnostic(file, chunk, path, e));
