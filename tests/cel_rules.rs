@@ -259,6 +259,34 @@ fn a_variable_is_evaluated_only_when_read_and_its_error_named() {
     );
 }
 
+/// `request.kind` and `request.resource` as a VAP sees them: from the AdmissionReview in the
+/// webhook (its `resource`, as sent), from the object's apiVersion and kind elsewhere.
+#[test]
+fn request_kind_and_resource_carry_version_and_resource() {
+    let set = load(
+        r#"      validations:
+      - expression: "request.kind.version == 'v1' && request.kind.group == 'apps' && request.resource.group == 'apps' && request.resource.version == 'v1'"
+        message: "kind"
+      - expression: "request.resource.resource == 'deployments'"
+        message: "resource"
+"#,
+    );
+    let d = judge(&set, &deployment(json!([{"name": "a", "image": "x"}])));
+    assert!(d.allowed, "{:?}", violations(&d));
+    let mut r = review("validate-update-deployment-replicas.json");
+    let review = |r: &Value| {
+        portcullis::admission::parse_review(&serde_json::to_vec(r).expect("JSON"))
+            .expect("a review")
+    };
+    let d = review(&r).evaluate(&set, at());
+    assert!(d.allowed, "{:?}", violations(&d));
+    // The webhook takes the resource from the review, not from the kind.
+    r["request"]["resource"]["resource"] = json!("deployments-as-sent");
+    let d = review(&r).evaluate(&set, at());
+    let v = violations(&d);
+    assert!(v.len() == 1 && v[0].2 == "resource", "{v:?}");
+}
+
 #[test]
 fn request_old_object_and_namespace_object_are_bound() {
     let set = load(
