@@ -169,7 +169,9 @@ impl Review {
         Request {
             operation: r.operation,
             group: &r.group,
+            version: &r.version,
             kind: &r.kind,
+            resource: Some(r.resource.as_str()),
             sub_resource: r.sub_resource.as_deref(),
             namespace: r.namespace.as_deref(),
             name: Some(r.name.as_str()).filter(|n| !n.is_empty()),

@@ -184,12 +184,12 @@ fn the_per_container_form_names_each_container_and_its_field() {
 
 #[test]
 fn a_runtime_error_is_a_violation_with_the_error() {
-    let set = load("      validations:\n      - expression: \"object.spec.nothing == 1\"\n");
+    let set = load("      validations:\n      - expression: \"object.spec.paused == 1\"\n");
     let d = judge(&set, &deployment(json!([])));
     assert!(!d.allowed, "fail closed");
     let m = &violations(&d)[0].2;
     assert!(
-        m.starts_with("expression 'object.spec.nothing == 1' resulted in error: "),
+        m.starts_with("expression 'object.spec.paused == 1' resulted in error: "),
         "{m}"
     );
 }
@@ -210,12 +210,38 @@ fn match_conditions_decide_whether_the_rule_applies() {
     assert!(!judge(&set, &elsewhere).allowed);
 }
 
+/// As the API server: a condition that gives `false` skips the rule even when another one,
+/// before or after it, fails; with none false, a failure is the violation.
+#[test]
+fn a_false_match_condition_wins_over_another_ones_error() {
+    let rule = |first: &str, second: &str| {
+        format!(
+            "      matchConditions:\n      - name: first\n        expression: \"{first}\"\n      \
+             - name: second\n        expression: \"{second}\"\n      validations:\n      \
+             - expression: \"false\"\n"
+        )
+    };
+    let broken = "object.spec.paused == true";
+    for (first, second) in [(broken, "false"), ("false", broken)] {
+        let d = judge(&load(&rule(first, second)), &deployment(json!([])));
+        assert!(d.allowed, "{first} / {second}: {:?}", violations(&d));
+    }
+    let d = judge(&load(&rule("true", broken)), &deployment(json!([])));
+    let v = violations(&d);
+    assert!(!d.allowed && v.len() == 1, "{v:?}");
+    assert!(
+        v[0].2
+            .starts_with("matchCondition 'second' resulted in error: "),
+        "{v:?}"
+    );
+}
+
 #[test]
 fn a_variable_is_evaluated_only_when_read_and_its_error_named() {
     let set = load(
         r#"      variables:
       - name: broken
-        expression: "object.spec.nothing"
+        expression: "object.spec.paused"
       - name: replicas
         expression: "object.spec.replicas"
       validations:
@@ -231,6 +257,34 @@ fn a_variable_is_evaluated_only_when_read_and_its_error_named() {
             .contains("composited variable \"broken\" fails to evaluate"),
         "{v:?}"
     );
+}
+
+/// `request.kind` and `request.resource` as a VAP sees them: from the AdmissionReview in the
+/// webhook (its `resource`, as sent), from the object's apiVersion and kind elsewhere.
+#[test]
+fn request_kind_and_resource_carry_version_and_resource() {
+    let set = load(
+        r#"      validations:
+      - expression: "request.kind.version == 'v1' && request.kind.group == 'apps' && request.resource.group == 'apps' && request.resource.version == 'v1'"
+        message: "kind"
+      - expression: "request.resource.resource == 'deployments'"
+        message: "resource"
+"#,
+    );
+    let d = judge(&set, &deployment(json!([{"name": "a", "image": "x"}])));
+    assert!(d.allowed, "{:?}", violations(&d));
+    let mut r = review("validate-update-deployment-replicas.json");
+    let review = |r: &Value| {
+        portcullis::admission::parse_review(&serde_json::to_vec(r).expect("JSON"))
+            .expect("a review")
+    };
+    let d = review(&r).evaluate(&set, at());
+    assert!(d.allowed, "{:?}", violations(&d));
+    // The webhook takes the resource from the review, not from the kind.
+    r["request"]["resource"]["resource"] = json!("deployments-as-sent");
+    let d = review(&r).evaluate(&set, at());
+    let v = violations(&d);
+    assert!(v.len() == 1 && v[0].2 == "resource", "{v:?}");
 }
 
 #[test]
@@ -337,6 +391,93 @@ fn what_the_interpreter_cannot_honour_is_refused_at_load_with_line_and_column() 
         let e = refused(rule);
         assert!(e.contains(says), "{rule}\n{e}");
         assert!(e.contains(position), "{rule}: want {position}\n{e}");
+    }
+}
+
+/// Field names are checked against the Kubernetes schema: each typo refused with where it
+/// is and the close name (rule, what the message says, the close name, line:column).
+#[test]
+fn unknown_fields_are_refused_at_load_with_the_close_name() {
+    let v = |e: &str| format!("      validations:\n      - expression: \"{e}\"\n");
+    let per_container = |e: &str| {
+        format!("      forEachContainer: true\n      validations:\n      - expression: \"{e}\"\n")
+    };
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            v("!podSpec.hostNetwrok"),
+            "unknown field `hostNetwrok`",
+            "`hostNetwork`",
+            "cel.yaml:9:31:",
+        ),
+        (
+            per_container("has(container.securityContex)"),
+            "unknown field `securityContex`",
+            "`securityContext`",
+            "cel.yaml:10:36:",
+        ),
+        (
+            per_container("container.?securityContext.?privilegd.orValue(false) == false"),
+            "unknown field `privilegd`",
+            "`privileged`",
+            "cel.yaml:10:50:",
+        ),
+        (
+            v("podSpec.containers.all(c, c.imagePullPolicyy != 'Always')"),
+            "unknown field `imagePullPolicyy`",
+            "`imagePullPolicy`",
+            "cel.yaml:9:50:",
+        ),
+        (
+            v("podSpec.containers[0].resources.limts.size() > 0"),
+            "unknown field `limts`",
+            "`limits`",
+            "cel.yaml:9:54:",
+        ),
+        (
+            v("podSpec[?'nodeSelectr'].hasValue()"),
+            "unknown field `nodeSelectr`",
+            "`nodeSelector`",
+            "cel.yaml:9:32:",
+        ),
+        (
+            v("podMetadata.lables.app == 'x'"),
+            "unknown field `lables`",
+            "`labels`",
+            "cel.yaml:9:34:",
+        ),
+        (
+            v("object.metadata.namspace == 'x'"),
+            "unknown field `namspace`",
+            "`namespace`",
+            "cel.yaml:9:38:",
+        ),
+        (
+            v("object.spec.replicsa >= 2"),
+            "unknown field `replicsa`",
+            "`replicas`",
+            "cel.yaml:9:34:",
+        ),
+    ];
+    for (rule, says, close, position) in &cases {
+        let e = refused(rule);
+        assert!(e.contains(says) && e.contains(close), "{rule}\n{e}");
+        assert!(e.contains(position), "{rule}: want {position}\n{e}");
+    }
+    // What the schema leaves free, or what is not certainly of a type, is not checked.
+    for rule in [
+        v("podMetadata.labels.anything == 'x' || has(object.metadata.annotations.whatever)"),
+        v("podSpec.containers.all(c, c.resources.?limits[?'nvidia.com/gpu'].hasValue())"),
+        v(
+            "object.spec.?jobTemplate.?spec.?template.hasValue() || object.spec.template.metadata.name == ''",
+        ),
+        v("object.status.anything == 1 || object.missing == 1 || request.kind.group == ''"),
+        v("podSpec.containers.map(c, c.name).all(n, n.size() > 0)"),
+        v(
+            "object.spec.replicas >= 2 && object.spec.schedule != '' && object.spec.selector.matchLabels.app == 'x'",
+        ),
+        per_container("container.targetContainerName == '' || container.image != ''"),
+    ] {
+        load(&rule);
     }
 }
 

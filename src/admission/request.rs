@@ -18,6 +18,8 @@ pub struct ReviewRequest {
     pub version: String,
     /// `kind.kind`.
     pub kind: String,
+    /// `resource.resource` (`deployments`), for a CEL rule's `request.resource`.
+    pub resource: String,
     /// `subResource`.
     pub sub_resource: Option<String>,
     /// `name` (`""` when absent: a `generateName` CREATE).
@@ -154,6 +156,7 @@ fn read_fields(value: Json<'_>) -> Read<ReviewRequest> {
         group: String::new(),
         version: String::new(),
         kind: String::new(),
+        resource: String::new(),
         sub_resource: None,
         name: String::new(),
         namespace: None,
@@ -200,7 +203,8 @@ fn read_fields(value: Json<'_>) -> Read<ReviewRequest> {
     request.uid = required(uid, "uid")?.to_owned();
     let [group, version, kind] = required(kind, "kind")?;
     (request.group, request.version, request.kind) = (group.into(), version.into(), kind.into());
-    required(resource, "resource")?;
+    let [_, _, resource] = required(resource, "resource")?;
+    request.resource = resource.into();
     request.operation = required(operation, "operation")?;
     request.username = required(user, "userInfo")?;
     Ok(request)

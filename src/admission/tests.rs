@@ -154,6 +154,7 @@ fn kube_reads(body: &[u8]) -> Option<Read> {
         group: r.kind.group,
         version: r.kind.version,
         kind: r.kind.kind,
+        resource: r.resource.resource,
         sub_resource: r.sub_resource,
         name: r.name,
         namespace: r.namespace,

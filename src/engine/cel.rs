@@ -3,8 +3,9 @@
 //! `failurePolicy: Fail`. The review's values are made once (`cel_values.rs`), when a CEL
 //! rule first needs them; each rule then runs in its own scope.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use kube_core::cel::cel::objects::{Key, Map};
 use kube_core::cel::cel::{Context as CelContext, ExecutionError, IdedExpr, Value};
@@ -124,9 +125,40 @@ enum Failure {
     Panic(String),
 }
 
+thread_local! {
+    /// On while this thread evaluates a CEL expression: a panic then is the interpreter's,
+    /// caught and turned into a finding, so the panic hook stays quiet about it.
+    static EVALUATING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that says nothing while [`EVALUATING`] is on
+/// and hands every other panic to the hook it replaced (the default one prints it). Without
+/// it each caught panic of the interpreter would print `thread panicked at ...` to stderr:
+/// noise in the webhook's log for what is a finding.
+fn quiet_while_evaluating() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !EVALUATING.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` with a panic inside it caught, and not printed by the panic hook.
+pub(crate) fn catch_quietly<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    quiet_while_evaluating();
+    let was = EVALUATING.with(|e| e.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    EVALUATING.with(|e| e.set(was));
+    result
+}
+
 /// Evaluates `ast` in `scope`, a panic of the interpreter caught and turned into an error.
 fn resolve(scope: &CelContext<'_>, ast: &IdedExpr) -> Result<Value, Failure> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scope.resolve(ast))) {
+    match catch_quietly(|| scope.resolve(ast)) {
         Ok(result) => result.map_err(Failure::Error),
         Err(payload) => {
             let why = payload
@@ -169,32 +201,27 @@ fn judge(
         rule,
         values: vec![None; rule.variables.len()],
     };
+    // As the API server: every condition is evaluated; one that gives `false` skips the
+    // rule, even when another failed; otherwise the first failure is the violation.
+    let mut failed: Option<(usize, String)> = None;
     for (j, m) in rule.match_conditions.iter().enumerate() {
         let part = rule.validations.len() + j;
-        match run(&mut vars, &mut scope, m) {
-            Ok(Value::Bool(true)) => {}
+        let why = match run(&mut vars, &mut scope, m) {
+            Ok(Value::Bool(true)) => continue,
             Ok(Value::Bool(false)) => return,
-            Ok(other) => {
-                report(
-                    part,
-                    format!(
-                        "matchCondition '{}' resulted in error: it gave {} rather than a bool",
-                        m.name,
-                        type_name(&other)
-                    ),
-                    ERROR_HINT.to_owned(),
-                );
-                return;
-            }
-            Err(e) => {
-                report(
-                    part,
-                    format!("matchCondition '{}' resulted in error: {e}", m.name),
-                    ERROR_HINT.to_owned(),
-                );
-                return;
-            }
+            Ok(other) => format!("it gave {} rather than a bool", type_name(&other)),
+            Err(e) => e,
+        };
+        if failed.is_none() {
+            failed = Some((
+                part,
+                format!("matchCondition '{}' resulted in error: {why}", m.name),
+            ));
         }
+    }
+    if let Some((part, message)) = failed {
+        report(part, message, ERROR_HINT.to_owned());
+        return;
     }
     for (i, v) in rule.validations.iter().enumerate() {
         let text = v.check.text.trim();

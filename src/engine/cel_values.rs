@@ -28,7 +28,9 @@ static FUNCTIONS: LazyLock<CelContext<'static>> = LazyLock::new(|| {
 pub(super) struct Facts<'a> {
     pub operation: Operation,
     pub group: &'a str,
+    pub version: &'a str,
     pub kind: &'a str,
+    pub resource: &'a str,
     pub name: Option<&'a str>,
     pub namespace: Option<&'a str>,
     pub username: Option<&'a str>,
@@ -322,12 +324,24 @@ impl Input<'_> {
 }
 
 fn request(f: &Facts<'_>) -> Value {
-    let (group, kind) = (f.group, f.kind);
+    let (group, version) = (string(f.group), string(f.version));
     map([
         ("operation", string(f.operation.as_str())),
         (
             "kind",
-            map([("group", string(group)), ("kind", string(kind))]),
+            map([
+                ("group", group.clone()),
+                ("version", version.clone()),
+                ("kind", string(f.kind)),
+            ]),
+        ),
+        (
+            "resource",
+            map([
+                ("group", group),
+                ("version", version),
+                ("resource", string(f.resource)),
+            ]),
         ),
         ("name", string(f.name.unwrap_or(""))),
         ("namespace", string(f.namespace.unwrap_or(""))),

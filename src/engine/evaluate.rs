@@ -332,7 +332,9 @@ fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolic
     let facts = Facts {
         operation: req.operation,
         group: req.group,
+        version: req.version,
         kind: req.kind,
+        resource: req.resource.unwrap_or(kind.resource()),
         name: req.name,
         namespace,
         username: req.username,

@@ -116,8 +116,13 @@ pub struct Request<'a> {
     pub operation: Operation,
     /// API group of the object's kind (`""` for core, `apps`, `batch`).
     pub group: &'a str,
+    /// The version of the object's kind (`v1`).
+    pub version: &'a str,
     /// The object's kind (`Deployment`).
     pub kind: &'a str,
+    /// The resource the request names (`deployments`), as an AdmissionReview carries it;
+    /// `None` (files, test cases): the kind's own resource, as kubectl would send it.
+    pub resource: Option<&'a str>,
     /// The subresource (`scale`, `status`), if any: such requests are not judged.
     pub sub_resource: Option<&'a str>,
     /// The request's namespace.
@@ -150,13 +155,15 @@ impl<'a> Request<'a> {
             .get("apiVersion")
             .and_then(Json::as_str)
             .unwrap_or("");
-        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let meta = object.get("metadata");
         let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Json::as_str);
         Request {
             operation: Operation::Create,
             group,
+            version,
             kind: object.get("kind").and_then(Json::as_str).unwrap_or(""),
+            resource: None,
             sub_resource: None,
             namespace: field("namespace"),
             name: field("name"),

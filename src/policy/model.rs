@@ -195,6 +195,20 @@ impl WorkloadKind {
         }
     }
 
+    /// The kind's resource (plural), as the API server names it (`deployments`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Pod => "pods",
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+            WorkloadKind::DaemonSet => "daemonsets",
+            WorkloadKind::ReplicaSet => "replicasets",
+            WorkloadKind::Job => "jobs",
+            WorkloadKind::CronJob => "cronjobs",
+            WorkloadKind::ReplicationController => "replicationcontrollers",
+        }
+    }
+
     /// The API group the kind lives in (`""` for the core group).
     pub fn group(self) -> &'static str {
         match self {

@@ -75,7 +75,9 @@ impl Case {
                 TestOperation::Delete => Operation::Delete,
             },
             group: api_version.rsplit_once('/').map_or("", |(g, _)| g),
+            version: api_version.rsplit_once('/').map_or(api_version, |(_, v)| v),
             kind: str_at(subject, "/kind").unwrap_or(""),
+            resource: None,
             sub_resource: None,
             namespace: c
                 .namespace

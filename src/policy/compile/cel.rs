@@ -10,7 +10,7 @@ use kube_core::cel::cel::parser::Parser;
 use super::super::cel_cost::{self, Cost};
 use super::super::model::{CelNamedExpression, CelRule};
 use super::super::{CEL_ROOTS as ROOTS, CelExpression, CelValidation, CompiledCel, CompiledRule};
-use super::{Checker, FieldPath};
+use super::{Checker, FieldPath, fields};
 
 /// The functions the interpreter knows: CEL's standard ones (`cel` crate) and the Kubernetes
 /// libraries (kube-cel). Operators (`_+_`, `!_`, `@in`, ...) are the interpreter's own.
@@ -266,6 +266,89 @@ fn nesting(text: &str) -> (usize, usize) {
     (deepest, at)
 }
 
+/// Which bytes of `text` are outside string literals (plain, raw, triple-quoted).
+fn outside_literals(text: &str) -> Vec<bool> {
+    let bytes = text.as_bytes();
+    let mut out = vec![true; bytes.len()];
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'\'' && b != b'"' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let raw = i > 0 && matches!(bytes.get(i - 1), Some(b'r' | b'R'))
+            || i > 1
+                && matches!(bytes.get(i - 1), Some(b'b' | b'B'))
+                && matches!(bytes.get(i - 2), Some(b'r' | b'R'));
+        let triple = bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b);
+        let quote = if triple { 3 } else { 1 };
+        i += quote;
+        while let Some(&c) = bytes.get(i) {
+            if c == b'\\' && !raw {
+                i += 2;
+            } else if c == b
+                && (!triple || bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b))
+            {
+                i += quote;
+                break;
+            } else {
+                i += 1;
+            }
+        }
+        for o in out.iter_mut().take(i).skip(start) {
+            *o = false;
+        }
+    }
+    out
+}
+
+/// `text` with each run of logical nots (`!!x`, `! ! x`) reduced as cel-go's parser reduces
+/// it: an even run to nothing, an odd run to one `!`. The interpreter's parser (cel 0.13)
+/// makes one `!` of any run, so `!!true` would be `false`. The removed `!`s become spaces, so
+/// that positions in the text stay the same.
+fn collapse_negations(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let code = outside_literals(text);
+    let is_not = |i: usize| {
+        bytes.get(i) == Some(&b'!') && code.get(i) == Some(&true) && bytes.get(i + 1) != Some(&b'=')
+    };
+    let mut blank: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_not(i) {
+            i += 1;
+            continue;
+        }
+        let mut run = vec![i];
+        let mut j = i + 1;
+        loop {
+            while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
+                j += 1;
+            }
+            if is_not(j) {
+                run.push(j);
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if run.len() > 1 {
+            let keep = run.len() % 2;
+            blank.extend(&run[..run.len() - keep]);
+        }
+        i = j;
+    }
+    if blank.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = bytes.to_vec();
+    for b in blank {
+        out[b] = b' ';
+    }
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| text.to_owned()))
+}
+
 /// The depth of the tree under `e`, counted without recursion.
 fn tree_depth(e: &IdedExpr) -> usize {
     let mut deepest = 0;
@@ -350,8 +433,9 @@ fn parse(c: &mut Checker, site: &Site<'_>) -> Option<IdedExpr> {
     }
     // The parser's own recursion limit can panic (`attempt to subtract with overflow` past 96
     // nested ternaries); the limits above keep it out of reach, and a panic is refused anyway.
+    let text = collapse_negations(site.text);
     let Ok(parsed) =
-        std::panic::catch_unwind(|| Parser::new().enable_optional_syntax(true).parse(site.text))
+        std::panic::catch_unwind(|| Parser::new().enable_optional_syntax(true).parse(&text))
     else {
         c.error(
             site.path.clone(),
@@ -746,8 +830,11 @@ fn expression(
         return None;
     }
     let mut ast = parse(c, &site)?;
-    optional_selects(&mut ast);
     let before = c.errors.len();
+    for u in fields::unknown_fields(&ast, scope.container) {
+        refuse(c, &site, &u.field, u.message, &u.hint);
+    }
+    optional_selects(&mut ast);
     let reads = check_names(c, &site, scope, &ast);
     (c.errors.len() == before).then(|| {
         (
@@ -853,7 +940,9 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
         .enumerate()
         .filter_map(|(i, m)| {
             let p = path.key("matchConditions").index(i).key("expression");
-            with_needs(expression(c, p, &m.name, &m.expression, &all))
+            let e = with_needs(expression(c, p.clone(), &m.name, &m.expression, &all))?;
+            wants_type(c, p, &e.ast, "bool");
+            Some(e)
         })
         .collect();
     let mut validations = Vec::new();
@@ -864,17 +953,24 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
             .message_expression
             .as_ref()
             .and_then(|m| with_needs(expression(c, p.key("messageExpression"), "", m, &all)));
+        // The API server v1.32 accepts these three only (`Unauthorized` too is refused).
         if let Some(reason) = &v.reason
             && !matches!(
                 reason.as_str(),
-                "Unauthorized" | "Forbidden" | "Invalid" | "RequestEntityTooLarge"
+                "Forbidden" | "Invalid" | "RequestEntityTooLarge"
             )
         {
             c.error(
                 p.key("reason"),
                 format!("reason {reason:?} is not one a ValidatingAdmissionPolicy accepts"),
-                "use Unauthorized, Forbidden, Invalid or RequestEntityTooLarge",
+                "use Forbidden, Invalid or RequestEntityTooLarge",
             );
+        }
+        if let Some(check) = &check {
+            wants_type(c, p.key("expression"), &check.ast, "bool");
+        }
+        if let Some(m) = &message_expression {
+            wants_type(c, p.key("messageExpression"), &m.ast, "string");
         }
         if let Some(m) = &v.message
             && m.contains('\n')
@@ -922,6 +1018,60 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
         ),
     }
     CompiledRule::Cel(Box::new(compiled))
+}
+
+/// The type `e` certainly gives, whatever the object: known from its outermost operator or
+/// literal alone (`'x'`, `1 + 2`, `[...]`, `a == b`, `size(x)`); `None` when it depends on
+/// what it reads. The API server's type checker refuses a matchCondition or validation that
+/// is not a bool, and a messageExpression that is not a string, when the policy is created;
+/// this finds the cases a load can see without a schema.
+fn static_type(e: &IdedExpr) -> Option<&'static str> {
+    match &e.expr {
+        Expr::Literal(l) => Some(match l {
+            LiteralValue::Int(_) => "int",
+            LiteralValue::UInt(_) => "uint",
+            LiteralValue::Double(_) => "double",
+            LiteralValue::String(_) => "string",
+            LiteralValue::Bytes(_) => "bytes",
+            LiteralValue::Boolean(_) => "bool",
+            LiteralValue::Null => "null",
+        }),
+        Expr::List(_) => Some("list"),
+        Expr::Map(_) => Some("map"),
+        Expr::Call(call) => match call.func_name.as_str() {
+            "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" | "_&&_" | "_||_" | "!_" | "@in" => {
+                Some("bool")
+            }
+            // Arithmetic other than `+` never gives a bool or a string (numbers, durations,
+            // timestamps); `+` gives what its operands are when one is certain.
+            "_-_" | "_*_" | "_/_" | "_%_" | "-_" => Some("a number"),
+            "_+_" => call.args.iter().find_map(static_type).map(|t| match t {
+                "int" | "uint" | "double" => "a number",
+                other => other,
+            }),
+            "size" => Some("int"),
+            "_?_:_" => {
+                let (a, b) = (call.args.get(1)?, call.args.get(2)?);
+                static_type(a).filter(|t| static_type(b) == Some(t))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Refuses `e` at `path` when it certainly gives another type than `want` ([`static_type`]).
+fn wants_type(c: &mut Checker, path: FieldPath, e: &IdedExpr, want: &str) {
+    if let Some(t) = static_type(e)
+        && t != want
+    {
+        c.error_at(
+            path,
+            Some((1, 1)),
+            format!("the expression gives {t}, not a {want}"),
+            format!("a ValidatingAdmissionPolicy refuses it when it is created; write an expression that gives a {want}"),
+        );
+    }
 }
 
 /// Which of [`ROOTS`] the rule's expressions name (compiled once, not walked per review).
@@ -975,5 +1125,26 @@ fn mark_roots(e: &IdedExpr, out: &mut [bool; ROOTS.len()]) {
             }
         }
         Expr::Unspecified | Expr::Literal(_) | Expr::Struct(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_logical_nots_are_reduced_as_cel_go_reduces_them() {
+        for (text, want) in [
+            ("!!true", "  true"),
+            ("! !x", "   x"),
+            ("!!!x", "  !x"),
+            ("!!!!x", "    x"),
+            ("!x", "!x"),
+            ("!(!x)", "!(!x)"),
+            ("a != b && !!c", "a != b &&   c"),
+            ("'!!' == r\"!!\" && !!x", "'!!' == r\"!!\" &&   x"),
+        ] {
+            assert_eq!(collapse_negations(text), want, "{text}");
+        }
     }
 }

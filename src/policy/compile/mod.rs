@@ -6,6 +6,7 @@
 mod cel;
 mod default_labels;
 mod exception;
+mod fields;
 mod selection;
 mod sidecar;
 
