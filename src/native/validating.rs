@@ -81,6 +81,10 @@ struct Check {
     field: String,
     /// The fix.
     hint: String,
+    /// Whether another check of the same container fails whenever this one does (a request
+    /// with the limit of the same resource required: a limit stands in for the request), so
+    /// that whether any check fails can be decided without it.
+    implied: bool,
 }
 
 /// How the findings of one rule become texts: its policy, rule type, exceptions, and whether
@@ -206,9 +210,15 @@ impl Part {
     }
 }
 
-/// Whether one of `checks` fails.
+/// Whether one of `checks` fails (decided by the checks no other implies).
 fn any_fails(checks: &[Check]) -> String {
-    cel::or(&checks.iter().map(|c| c.fails.clone()).collect::<Vec<_>>())
+    cel::or(
+        &checks
+            .iter()
+            .filter(|c| !c.implied)
+            .map(|c| c.fails.clone())
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The groups (one per container) of checks on the containers of `list_expr`.
@@ -294,6 +304,7 @@ fn probe_checks(rule: &RequireProbes, side: Side, list_name: &str) -> Vec<Check>
                     cel::string("set exactly one of httpGet, tcpSocket, grpc or exec: the apiserver refuses a probe without one"),
                     cel::string("keep exactly one of httpGet, tcpSocket, grpc or exec: the apiserver refuses a probe with more than one"),
                 ),
+                implied: false,
             }
         })
         .collect()
@@ -365,6 +376,8 @@ fn resource_checks(rule: &RequireResources, side: Side, list_name: &str) -> Vec<
                     "set resources.{section}.{n} (e.g. {}) {why}",
                     example(*name)
                 )),
+                // No request and no limit: the limit's check fails too.
+                implied: section == "requests" && rule.limits.contains(name),
             });
         }
     }
@@ -410,6 +423,7 @@ fn image_checks(rule: &RequireImageTag, side: Side, list_name: &str) -> Vec<Chec
             message: format!("{image} + 'is not pinned by digest'"),
             field,
             hint: format!("'use ' + {name} + '@sha256:<digest> (e.g. from `crane digest`)'"),
+            implied: false,
         }]
     } else {
         let forbidden = cel::string_list(&rule.forbidden_tags);
@@ -420,6 +434,7 @@ fn image_checks(rule: &RequireImageTag, side: Side, list_name: &str) -> Vec<Chec
             ),
             field,
             hint: format!("'pin a version, e.g. ' + {name} + ':1.2.3'"),
+            implied: false,
         }]
     }
 }
@@ -463,6 +478,7 @@ fn require_labels(ctx: &Context<'_>, rule: &RequireLabels, side: Side) -> Part {
                         "{} + {path} + '.labels'",
                         cel::string(&format!("add the label {key} to "))
                     ),
+                    implied: false,
                 }
             })
             .collect()
@@ -509,6 +525,7 @@ fn disallow_namespaces(ctx: &Context<'_>, patterns: &[String], side: Side) -> Pa
         message: "'workloads may not run in namespace \"' + request.namespace + '\"'".to_owned(),
         field: "'metadata.namespace'".to_owned(),
         hint: cel::string("deploy into your team's namespace (kubectl -n <namespace>)"),
+        implied: false,
     };
     Part {
         clean: format!("!({})", check.fails),
