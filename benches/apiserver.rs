@@ -179,10 +179,7 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
             "webhook"
         } else if out.stderr.contains("portcullis-equivalent") {
             "vap"
-        } else if out
-            .stderr
-            .contains("ValidatingAdmissionPolicy 'portcullis-require-")
-        {
+        } else if out.stderr.contains("ValidatingAdmissionPolicy 'portcullis") {
             "native"
         } else {
             "other"

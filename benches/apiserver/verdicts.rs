@@ -345,7 +345,8 @@ pub fn verify(cluster: &ControlPlane, portcullis: &Portcullis) {
     let mut verdicts: Vec<Vec<Verdict>> = Vec::new();
     for (mode, denied_by) in [
         ("vap", "ValidatingAdmissionPolicy 'portcullis-equivalent'"),
-        ("native", "ValidatingAdmissionPolicy 'portcullis-require-"),
+        // The export's objects: `portcullis-POLICY`, or `portcullis.MODE` when shared.
+        ("native", "ValidatingAdmissionPolicy 'portcullis"),
     ] {
         crate::set_mode(cluster, portcullis, mode);
         verdicts.push(probes.iter().map(|p| judge(k, p, denied_by)).collect());

@@ -95,6 +95,9 @@ struct Context<'a> {
     /// Exceptions in force naming this rule: (index among the policy's exceptions, exception).
     exceptions: Vec<(usize, &'a CompiledException)>,
     ratchet: bool,
+    /// Appended to the names of the policy's own variables (`found`, `old`, `exceptionN`), so
+    /// that several policies can share one object: empty when the policy has it alone.
+    tag: &'a str,
 }
 
 impl Context<'_> {
@@ -125,7 +128,7 @@ impl Context<'_> {
             .exceptions
             .iter()
             .filter_map(|(i, e)| {
-                let selects = format!("variables.exception{i}");
+                let selects = format!("variables.exception{i}{}", self.tag);
                 if e.match_.containers.is_empty() {
                     Some(selects)
                 } else {
@@ -157,7 +160,8 @@ impl Context<'_> {
                 }
                 if self.ratchet {
                     terms.push(format!(
-                        "!variables.old.exists(g, ({}) in g)",
+                        "!variables.old{}.exists(g, ({}) in g)",
+                        self.tag,
                         self.key(container, &check.field)
                     ));
                 }
@@ -555,12 +559,14 @@ fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<P
     })
 }
 
-/// The `variables` and `validations` of the policy object for `policy`'s validation rules in
-/// `mode`. `None` when the policy has no validation rule.
+/// The `variables` and `validations` of a policy object for `policy`'s validation rules in
+/// `mode`; the policy's own variables are named with `tag` appended (see [`Context::tag`]).
+/// `None` when the policy has no validation rule.
 pub(super) fn validations(
     policy: &CompiledPolicy,
     mode: Mode,
     exceptions: &[&CompiledException],
+    tag: &str,
 ) -> Option<(Vec<Value>, Vec<Value>)> {
     let ratchet = mode == Mode::Enforce;
     let context = |rule: &CompiledRule, ratchet: bool| Context {
@@ -573,6 +579,7 @@ pub(super) fn validations(
             .map(|(i, e)| (i, *e))
             .collect(),
         ratchet,
+        tag,
     };
     let parts: Vec<Part> = policy
         .rules
@@ -590,7 +597,7 @@ pub(super) fn validations(
     ];
     for (i, e) in exceptions.iter().enumerate() {
         variables.push(json!({
-            "name": format!("exception{i}"),
+            "name": format!("exception{i}{tag}"),
             "expression": cel::exception_selects(&e.match_),
         }));
     }
@@ -605,14 +612,14 @@ pub(super) fn validations(
             "request.operation == 'UPDATE' && oldObject != null ? ({}) : {{}}",
             pod_spec("oldObject")
         )}));
-        variables.push(json!({"name": "old", "expression": format!(
+        variables.push(json!({"name": format!("old{tag}"), "expression": format!(
             "request.operation == 'UPDATE' && oldObject != null ? {} : []",
             old.join(" + ")
         )}));
     }
-    variables.push(json!({"name": "found", "expression": found}));
-    let count = "variables.found.map(g, size(g)).sum()";
-    let texts = "variables.found.map(g, g.join(' | ')).join(' | ')";
+    variables.push(json!({"name": format!("found{tag}"), "expression": found}));
+    let count = format!("variables.found{tag}.map(g, size(g)).sum()");
+    let texts = format!("variables.found{tag}.map(g, g.join(' | ')).join(' | ')");
     let message = match mode {
         Mode::Enforce => format!(
             "'Portcullis denied ' + variables.workload + ': ' + string({count}) + ({count} == 1 ? ' violation: ' : ' violations: ') + {texts}"
@@ -623,7 +630,7 @@ pub(super) fn validations(
     // (each in its own activation: variables are computed again), so the message, too, is
     // built only when a check fails.
     let validation = json!({
-        "expression": format!("{clean} || size(variables.found) == 0"),
+        "expression": format!("{clean} || size(variables.found{tag}) == 0"),
         "messageExpression": format!("{clean} ? '' : {message}"),
         "message": format!("Portcullis policy {} found violations", policy.name),
         "reason": "Forbidden",
