@@ -7,8 +7,8 @@
 //! configurations), `validate` (the validating one only), `vap` (a ValidatingAdmissionPolicy
 //! written by hand with the checks and verdicts of the exported require-probes and
 //! require-resources: benches/apiserver-vap.yaml), `native`
-//! (what `portcullis policy export policies` writes: the same two policies as exported
-//! ValidatingAdmissionPolicy objects), `native+mutate` (the export with its
+//! (what `portcullis policy export policies` writes: the same two policies, exported as one
+//! shared ValidatingAdmissionPolicy), `native+mutate` (the export with its
 //! MutatingAdmissionPolicy objects, v1alpha1: the control plane runs with that feature gate).
 //! For each mode, in rounds
 //! that interleave the modes: compliant Pods created one after the other, then by 8 concurrent
