@@ -139,8 +139,9 @@ pub const MUTATING_KINDS: [&str; 2] = ["MutatingAdmissionPolicy", "MutatingAdmis
 /// What an export gives.
 #[derive(Debug, Clone, Default)]
 pub struct Export {
-    /// The objects, in a stable order: per policy (set order), the validating policies and
-    /// their bindings, then the mutating policy and its binding.
+    /// The objects, in a stable order: the validating policies and their bindings (in the set
+    /// order of their first policy; policies of one mode applying to the same requests share
+    /// one), then per policy (set order) the mutating policy and its binding.
     pub objects: Vec<Value>,
     /// The rules exported.
     pub exported: Vec<Exported>,

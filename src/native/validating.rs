@@ -2,8 +2,9 @@
 //! engine's semantics (`src/engine/probes.rs`, `resources.rs`, `images.rs`, `labels.rs`), and
 //! the engine's words (`src/engine/message.rs`).
 //!
-//! One policy object per Portcullis policy and mode in force. The API server reports only the
-//! first failing validation of a denied request, so each object has a single validation whose
+//! One validation per Portcullis policy and mode in force, in an object of its own or one it
+//! shares with policies of the same mode and selection (`super::export`). The API server
+//! reports only the first failing validation of a denied request, so a policy's validation's
 //! message lists every violation the policy finds, as the webhook's denial does. Violations are
 //! built as lists of texts, one list per container (the engine's order: app containers, then
 //! init containers; per container, the rule's fields in order), since a v1.32 API server has
