@@ -5,9 +5,10 @@
 //!
 //! Modes: `none` (no webhook, no policy), `validate+mutate` (deploy/'s two webhook
 //! configurations), `validate` (the validating one only), `vap` (a ValidatingAdmissionPolicy
-//! requiring what require-probes and require-resources require, written by hand), `native`
-//! (what `portcullis policy export policies` writes: the same two policies as exported
-//! ValidatingAdmissionPolicy objects), `native+mutate` (the export with its
+//! written by hand with the checks and verdicts of the exported require-probes and
+//! require-resources: benches/apiserver-vap.yaml), `native`
+//! (what `portcullis policy export policies` writes: the same two policies, exported as one
+//! shared ValidatingAdmissionPolicy), `native+mutate` (the export with its
 //! MutatingAdmissionPolicy objects, v1alpha1: the control plane runs with that feature gate).
 //! For each mode, in rounds
 //! that interleave the modes: compliant Pods created one after the other, then by 8 concurrent
@@ -20,11 +21,14 @@
 //! this one as the extra mode `validate+mutate (baseline)`, `NATIVE_FILES` files of native
 //! policy objects as `LABEL=PATH,...` (an older `portcullis policy export policies`, a variant),
 //! each applied as the extra mode `native (LABEL)`, `MODES` the modes to run, comma-separated
-//! (every mode; `none` always).
+//! (every mode; `none` always), `VERIFY=1` first prove that `vap` and `native` give the same
+//! verdicts (benches/apiserver/verdicts.rs).
 
 #[path = "../tests/e2e_support/mod.rs"]
 #[allow(unused_imports)]
 mod e2e_support;
+#[path = "apiserver/verdicts.rs"]
+mod verdicts;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -60,63 +64,13 @@ fn knob(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The in-tree equivalent of require-probes and require-resources for Pods, with the same
-/// namespaces and controller exclusions as deploy/'s webhooks.
+/// The hand-written ValidatingAdmissionPolicy and binding (benches/apiserver-vap.yaml): the
+/// checks of the exported default policies, with their verdicts (`VERIFY=1` proves it).
 fn admission_policy() -> Vec<Value> {
-    let containers = "(object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : []))";
-    let resource = |section: &str, name: &str| {
-        let limit = format!(
-            "(has(c.resources) && has(c.resources.limits) && '{name}' in c.resources.limits)"
-        );
-        if section == "requests" {
-            format!(
-                "{containers}.all(c, (has(c.resources) && has(c.resources.requests) && '{name}' in c.resources.requests) || {limit})"
-            )
-        } else {
-            format!("{containers}.all(c, {limit})")
-        }
-    };
-    let mut validations = vec![
-        json!({"expression": "object.spec.containers.all(c, has(c.livenessProbe))",
-               "message": "every app container needs a livenessProbe"}),
-        json!({"expression": "object.spec.containers.all(c, has(c.readinessProbe))",
-               "message": "every app container needs a readinessProbe"}),
-    ];
-    for section in ["requests", "limits"] {
-        for name in ["cpu", "memory"] {
-            validations.push(json!({"expression": resource(section, name),
-                "message": format!("every container needs a {name} {section}")}));
-        }
-    }
-    vec![
-        json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": "portcullis-equivalent"},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
-                        "operator": "NotIn", "values": ["kube-system", "kube-public", "kube-node-lease", "portcullis-system"]}]},
-                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]
-                },
-                "matchConditions": [
-                    {"name": "skip-kubelet-mirror-pods",
-                     "expression": "!request.userInfo.username.startsWith('system:node:')"},
-                    {"name": "skip-controller-owned-objects",
-                     "expression": "!(request.userInfo.username.startsWith('system:serviceaccount:kube-system:') && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller == true))"}
-                ],
-                "validations": validations
-            }
-        }),
-        json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": "portcullis-equivalent"},
-            "spec": {"policyName": "portcullis-equivalent", "validationActions": ["Deny"]}
-        }),
-    ]
+    serde_yaml_ng::Deserializer::from_str(include_str!("apiserver-vap.yaml"))
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("YAML object"))
+        .filter(|v: &Value| !v.is_null())
+        .collect()
 }
 
 /// What `portcullis policy export policies` writes (with MutatingAdmissionPolicy v1alpha1
@@ -225,10 +179,7 @@ fn set_mode(cluster: &ControlPlane, portcullis: &Portcullis, mode: &str) {
             "webhook"
         } else if out.stderr.contains("portcullis-equivalent") {
             "vap"
-        } else if out
-            .stderr
-            .contains("ValidatingAdmissionPolicy 'portcullis-require-")
-        {
+        } else if out.stderr.contains("ValidatingAdmissionPolicy 'portcullis") {
             "native"
         } else {
             "other"
@@ -489,6 +440,9 @@ fn main() {
     if let Ok(only) = std::env::var("MODES") {
         let only: Vec<&str> = only.split(',').map(str::trim).collect();
         modes.retain(|m| *m == "none" || m.starts_with(NATIVE_FILE_MODE) || only.contains(m));
+    }
+    if std::env::var("VERIFY").is_ok_and(|v| v == "1") {
+        verdicts::verify(&cluster, &portcullis);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # What Portcullis costs a Pod create through a real kube-apiserver: no webhook, Portcullis
-# validate + mutate (deploy/'s webhook configurations), validate only, and an equivalent
-# in-tree ValidatingAdmissionPolicy, all in one run on one control plane (benches/apiserver.rs,
+# validate + mutate (deploy/'s webhook configurations), validate only, a hand-written
+# ValidatingAdmissionPolicy with the export's checks (benches/apiserver-vap.yaml) and the
+# export itself, all in one run on one control plane (benches/apiserver.rs,
 # on the end-to-end harness). Method and figures: BENCHMARKS.md.
 #
 #   bash benches/apiserver.sh
 #
 # Knobs (environment): SEQUENTIAL=200 CONCURRENT=400 ROUNDS=3 WARMUP=20, MODES=vap,native,
-# NATIVE_FILES=before=old-export.yaml (see
-# benches/apiserver.rs); PORTCULLIS_E2E_ASSETS to use binaries already decompressed.
+# NATIVE_FILES=before=old-export.yaml, VERIFY=1 (the hand-written policy's verdicts equal the
+# export's first; see benches/apiserver.rs); PORTCULLIS_E2E_ASSETS to use binaries already
+# decompressed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -74,7 +74,11 @@ fn the_native_overlay_fails_open_at_the_webhook_and_closed_at_the_api_server() {
     }
     let policies = rendered.all("ValidatingAdmissionPolicy");
     let bindings = rendered.all("ValidatingAdmissionPolicyBinding");
-    assert_eq!(policies.len(), 2, "require-probes and require-resources");
+    assert_eq!(
+        policies.len(),
+        1,
+        "require-probes and require-resources, sharing one object"
+    );
     for p in &policies {
         assert_eq!(p["spec"]["failurePolicy"], "Fail");
         assert!(
@@ -116,12 +120,19 @@ fn what_is_not_exported_is_said_per_policy_and_rule() {
             "{out}"
         );
     }
-    // `off` policies produce nothing, and are no loss.
+    // `off` policies produce nothing, and are no loss; the two enforced policies, which apply
+    // to the same requests, share one object, one validation each.
     let docs = documents(&out);
     assert_eq!(
         names(&docs, "ValidatingAdmissionPolicy"),
-        ["portcullis-require-probes", "portcullis-require-resources"]
+        ["portcullis.enforce"]
     );
+    let vap = &docs[0];
+    assert_eq!(
+        vap["metadata"]["annotations"]["portcullis.dev/policies"],
+        "require-probes, require-resources"
+    );
+    assert_eq!(vap["spec"]["validations"].as_array().map(Vec::len), Some(2));
     assert!(!stderr.contains("require-image-tag"), "{stderr}");
     assert!(names(&docs, "MutatingAdmissionPolicy").is_empty());
 }

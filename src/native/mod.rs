@@ -14,7 +14,9 @@ mod validating;
 use serde_json::{Value, json};
 
 use crate::policy::model::{Mode, WorkloadKind};
-use crate::policy::{CompiledPolicy, CompiledRule, PolicySet, Timestamp, selected_kinds};
+use crate::policy::{
+    CompiledException, CompiledPolicy, CompiledRule, PolicySet, Timestamp, selected_kinds,
+};
 
 /// The API group of admission policies.
 pub const GROUP: &str = "admissionregistration.k8s.io";
@@ -22,6 +24,9 @@ pub const GROUP: &str = "admissionregistration.k8s.io";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// The label naming the Portcullis policy an object comes from.
 pub const POLICY_LABEL: &str = "portcullis.dev/policy";
+/// The annotation of an object several policies share, naming them (`a, b`), in the order of
+/// its validations; its [`POLICY_LABEL`] is then the object's name.
+pub const POLICIES: &str = "portcullis.dev/policies";
 /// The annotation naming when the object stops being right by itself (a schedule step or an
 /// exception's expiry): export again then.
 pub const VALID_UNTIL: &str = "portcullis.dev/valid-until";
@@ -134,8 +139,9 @@ pub const MUTATING_KINDS: [&str; 2] = ["MutatingAdmissionPolicy", "MutatingAdmis
 /// What an export gives.
 #[derive(Debug, Clone, Default)]
 pub struct Export {
-    /// The objects, in a stable order: per policy (set order), the validating policies and
-    /// their bindings, then the mutating policy and its binding.
+    /// The objects, in a stable order: the validating policies and their bindings (in the set
+    /// order of their first policy; policies of one mode applying to the same requests share
+    /// one), then per policy (set order) the mutating policy and its binding.
     pub objects: Vec<Value>,
     /// The rules exported.
     pub exported: Vec<Exported>,
@@ -183,13 +189,166 @@ fn validation_actions(mode: Mode) -> &'static str {
 /// Exports a policy set at `options.time`. Pure.
 pub fn export(set: &PolicySet, options: &Options) -> Export {
     let mut out = Export::default();
+    let mut parts = Vec::new();
     for policy in set.policies.iter().map(AsRef::as_ref) {
-        export_policy(set, policy, options, &mut out);
+        export_policy(set, policy, options, &mut out, &mut parts);
     }
+    let binding_resources = scope::binding_match_resources(&options.excluded_namespaces);
+    let mut validating = Vec::new();
+    for group in shared(parts) {
+        let name = validating_object(&group, binding_resources.as_ref(), &mut validating);
+        for part in &group {
+            for e in out.exported.iter_mut().filter(|e| {
+                e.kinds == VALIDATING_KINDS
+                    && e.policy == part.policy.name
+                    && !e.objects.contains(&name)
+            }) {
+                e.objects.push(name.clone());
+            }
+        }
+    }
+    validating.append(&mut out.objects);
+    out.objects = validating;
     out
 }
 
-fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, out: &mut Export) {
+/// One policy's validation rules in one mode, before they become objects.
+struct Part<'a> {
+    policy: &'a CompiledPolicy,
+    mode: Mode,
+    exceptions: Vec<&'a CompiledException>,
+    /// The name of its object when it has one alone.
+    name: String,
+    constraints: Value,
+    conditions: Vec<Value>,
+    valid_until: Option<Timestamp>,
+}
+
+/// The parts, grouped (in the order of their first part) so that parts of the same mode
+/// applying to the same requests (`matchConstraints`, `matchConditions`) share one object:
+/// the API server's fixed cost per policy object (its match conditions, and the object
+/// converted for each of its evaluations) is paid once for them.
+fn shared(parts: Vec<Part<'_>>) -> Vec<Vec<Part<'_>>> {
+    let mut groups: Vec<Vec<Part<'_>>> = Vec::new();
+    for part in parts {
+        match groups.iter_mut().find(|g| {
+            g[0].mode == part.mode
+                && g[0].constraints == part.constraints
+                && g[0].conditions == part.conditions
+        }) {
+            Some(g) => g.push(part),
+            None => groups.push(vec![part]),
+        }
+    }
+    groups
+}
+
+/// The name of an object several policies share: `portcullis.MODE`, then `portcullis.MODE.2`,
+/// ... for further groups of the same mode (a dot, which no policy name has, so it never
+/// meets the name of a policy's own object).
+fn shared_name(mode: Mode, taken: &[Value]) -> String {
+    let base = format!("portcullis.{}", mode.as_str());
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}.{n}")
+            }
+        })
+        .find(|name| !taken.iter().any(|o| o["metadata"]["name"] == name.as_str()))
+        .unwrap_or(base)
+}
+
+/// The ValidatingAdmissionPolicy and binding of a group of parts, appended to `out`: one
+/// validation per policy, in set order, each with its own variables (named with the policy's
+/// index in the group appended when there are several) and the shared ones once. Returns the
+/// objects' name.
+fn validating_object(
+    group: &[Part<'_>],
+    binding_resources: Option<&Value>,
+    out: &mut Vec<Value>,
+) -> String {
+    let first = &group[0];
+    let alone = group.len() == 1;
+    let mut variables: Vec<Value> = Vec::new();
+    let mut validations: Vec<Value> = Vec::new();
+    for (i, part) in group.iter().enumerate() {
+        let tag = if alone {
+            String::new()
+        } else {
+            format!("_{i}")
+        };
+        let Some((vars, vals)) =
+            validating::validations(part.policy, part.mode, &part.exceptions, &tag)
+        else {
+            continue;
+        };
+        for v in vars {
+            if !variables.contains(&v) {
+                variables.push(v);
+            }
+        }
+        validations.extend(vals);
+    }
+    let valid_until = group.iter().filter_map(|p| p.valid_until).min();
+    let (name, metadata) = if alone {
+        (
+            first.name.clone(),
+            metadata(&first.name, first.policy, valid_until),
+        )
+    } else {
+        let name = shared_name(first.mode, out);
+        let names: Vec<&str> = group.iter().map(|p| p.policy.name.as_str()).collect();
+        let sources: Vec<String> = group.iter().map(|p| p.policy.source.to_string()).collect();
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(POLICIES.into(), json!(names.join(", ")));
+        annotations.insert("portcullis.dev/source".into(), json!(sources.join(", ")));
+        if let Some(t) = valid_until {
+            annotations.insert(VALID_UNTIL.into(), json!(t.to_string()));
+        }
+        let metadata = json!({
+            "name": name,
+            "labels": {MANAGED_BY: "portcullis", POLICY_LABEL: name},
+            "annotations": annotations,
+        });
+        (name, metadata)
+    };
+    out.push(json!({
+        "apiVersion": format!("{GROUP}/v1"),
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": metadata,
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": first.constraints,
+            "matchConditions": first.conditions,
+            "variables": variables,
+            "validations": validations,
+        },
+    }));
+    let mut spec = json!({
+        "policyName": name,
+        "validationActions": [validation_actions(first.mode)],
+    });
+    if let Some(m) = binding_resources {
+        spec["matchResources"] = m.clone();
+    }
+    out.push(json!({
+        "apiVersion": format!("{GROUP}/v1"),
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": metadata,
+        "spec": spec,
+    }));
+    name
+}
+
+fn export_policy<'a>(
+    set: &'a PolicySet,
+    policy: &'a CompiledPolicy,
+    options: &Options,
+    out: &mut Export,
+    parts: &mut Vec<Part<'a>>,
+) {
     let time = options.time;
     let regions = scope::mode_regions(policy, time);
     if regions.is_empty() {
@@ -222,51 +381,31 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
             reason: "CEL rules are not exported yet (podSpec, podMetadata and forEachContainer need translating into VAP variables); the webhook evaluates them".to_owned(),
         });
     }
-    let mut validating_names = Vec::new();
-    for (mode, region) in &regions {
-        let Some((variables, validations)) = validating::validations(policy, *mode, &exceptions)
-        else {
-            break;
-        };
-        let name = object_name(&policy.name, *mode, several);
-        let mut conditions = vec![scope::never_judged(set, true)];
-        conditions.extend(selection.iter().cloned());
-        if let Some(r) = region {
-            conditions.push(scope::condition("policy-mode-in-force", r.clone()));
+    if !validation_rules.is_empty() {
+        for (mode, region) in &regions {
+            let mut conditions = vec![scope::never_judged(set, true)];
+            conditions.extend(selection.iter().cloned());
+            if let Some(r) = region {
+                conditions.push(scope::condition("policy-mode-in-force", r.clone()));
+            }
+            parts.push(Part {
+                policy,
+                mode: *mode,
+                exceptions: exceptions.clone(),
+                name: object_name(&policy.name, *mode, several),
+                constraints: scope::match_constraints(policy, &kinds),
+                conditions,
+                valid_until,
+            });
         }
-        out.objects.push(json!({
-            "apiVersion": format!("{GROUP}/v1"),
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": metadata(&name, policy, valid_until),
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": scope::match_constraints(policy, &kinds),
-                "matchConditions": conditions,
-                "variables": variables,
-                "validations": validations,
-            },
-        }));
-        let mut spec = json!({
-            "policyName": name,
-            "validationActions": [validation_actions(*mode)],
-        });
-        if let Some(m) = &binding_resources {
-            spec["matchResources"] = m.clone();
-        }
-        out.objects.push(json!({
-            "apiVersion": format!("{GROUP}/v1"),
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": metadata(&name, policy, valid_until),
-            "spec": spec,
-        }));
-        validating_names.push(name);
     }
+    // The objects' names are known once the parts are grouped ([`export`]).
     for (index, rule) in &validation_rules {
         out.exported.push(Exported {
             policy: policy.name.clone(),
             rule: *index,
             rule_type: rule.type_name(),
-            objects: validating_names.clone(),
+            objects: Vec::new(),
             kinds: VALIDATING_KINDS,
         });
     }
@@ -492,6 +631,121 @@ spec:
             to_yaml(&e.objects).expect("yaml"),
             to_yaml(&export(&set(), &at("2026-10-01")).objects).expect("yaml")
         );
+    }
+
+    #[test]
+    fn policies_of_one_mode_and_selection_share_an_object() {
+        let text = r#"
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: probes}
+spec:
+  mode: enforce
+  rules: [{requireProbes: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: tags}
+spec:
+  mode: warn
+  rules: [{requireImageTag: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: resources}
+spec:
+  mode: enforce
+  rules: [{requireResources: {}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Policy
+metadata: {name: team-only}
+spec:
+  mode: enforce
+  match: {namespaces: {include: [team-a]}}
+  rules: [{requireLabels: {labels: [team]}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: PolicyException
+metadata: {name: legacy}
+spec:
+  owner: platform
+  reason: migrating
+  expires: 2027-01-01
+  policies: [{name: resources}]
+  match: {namespaces: [legacy]}
+"#;
+        let set =
+            crate::policy::load::compile_str(std::path::Path::new("set.yaml"), text).expect("set");
+        let e = export(&set, &at("2026-10-01"));
+        let vaps: Vec<String> = names(&e)
+            .into_iter()
+            .filter(|(k, _)| k == "ValidatingAdmissionPolicy")
+            .map(|(_, n)| n)
+            .collect();
+        // probes and resources share one; tags (warn) and team-only (other namespaces) not.
+        assert_eq!(
+            vaps,
+            [
+                "portcullis.enforce",
+                "portcullis-tags",
+                "portcullis-team-only"
+            ]
+        );
+        let shared = &e.objects[0];
+        assert_eq!(
+            shared["metadata"]["annotations"][POLICIES],
+            "probes, resources"
+        );
+        assert_eq!(
+            shared["metadata"]["labels"][POLICY_LABEL],
+            "portcullis.enforce"
+        );
+        assert_eq!(e.objects[1]["spec"]["policyName"], "portcullis.enforce");
+        assert_eq!(e.objects[1]["spec"]["validationActions"][0], "Deny");
+        // One validation per policy, each reading its own variables; the shared ones once.
+        let validations = shared["spec"]["validations"]
+            .as_array()
+            .expect("validations");
+        assert_eq!(validations.len(), 2);
+        assert!(
+            validations[0]["expression"]
+                .as_str()
+                .is_some_and(|x| x.ends_with("size(variables.found_0) == 0"))
+        );
+        assert!(
+            validations[1]["expression"]
+                .as_str()
+                .is_some_and(|x| x.ends_with("size(variables.found_1) == 0"))
+        );
+        let variables: Vec<&str> = shared["spec"]["variables"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(
+            variables,
+            [
+                "spec",
+                "specPath",
+                "workload",
+                "oldSpec",
+                "old_0",
+                "found_0",
+                "exception0_1",
+                "old_1",
+                "found_1"
+            ]
+        );
+        // Each rule names the object that enforces it.
+        for x in &e.exported {
+            let want = match x.policy.as_str() {
+                "probes" | "resources" => "portcullis.enforce".to_owned(),
+                p => format!("portcullis-{p}"),
+            };
+            assert_eq!(x.objects, [want], "{x:?}");
+        }
     }
 
     #[test]

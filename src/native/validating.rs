@@ -2,8 +2,9 @@
 //! engine's semantics (`src/engine/probes.rs`, `resources.rs`, `images.rs`, `labels.rs`), and
 //! the engine's words (`src/engine/message.rs`).
 //!
-//! One policy object per Portcullis policy and mode in force. The API server reports only the
-//! first failing validation of a denied request, so each object has a single validation whose
+//! One validation per Portcullis policy and mode in force, in an object of its own or one it
+//! shares with policies of the same mode and selection (`super::export`). The API server
+//! reports only the first failing validation of a denied request, so a policy's validation's
 //! message lists every violation the policy finds, as the webhook's denial does. Violations are
 //! built as lists of texts, one list per container (the engine's order: app containers, then
 //! init containers; per container, the rule's fields in order), since a v1.32 API server has
@@ -81,6 +82,10 @@ struct Check {
     field: String,
     /// The fix.
     hint: String,
+    /// Whether another check of the same container fails whenever this one does (a request
+    /// with the limit of the same resource required: a limit stands in for the request), so
+    /// that whether any check fails can be decided without it.
+    implied: bool,
 }
 
 /// How the findings of one rule become texts: its policy, rule type, exceptions, and whether
@@ -91,6 +96,9 @@ struct Context<'a> {
     /// Exceptions in force naming this rule: (index among the policy's exceptions, exception).
     exceptions: Vec<(usize, &'a CompiledException)>,
     ratchet: bool,
+    /// Appended to the names of the policy's own variables (`found`, `old`, `exceptionN`), so
+    /// that several policies can share one object: empty when the policy has it alone.
+    tag: &'a str,
 }
 
 impl Context<'_> {
@@ -121,7 +129,7 @@ impl Context<'_> {
             .exceptions
             .iter()
             .filter_map(|(i, e)| {
-                let selects = format!("variables.exception{i}");
+                let selects = format!("variables.exception{i}{}", self.tag);
                 if e.match_.containers.is_empty() {
                     Some(selects)
                 } else {
@@ -153,7 +161,8 @@ impl Context<'_> {
                 }
                 if self.ratchet {
                     terms.push(format!(
-                        "!variables.old.exists(g, ({}) in g)",
+                        "!variables.old{}.exists(g, ({}) in g)",
+                        self.tag,
                         self.key(container, &check.field)
                     ));
                 }
@@ -206,9 +215,15 @@ impl Part {
     }
 }
 
-/// Whether one of `checks` fails.
+/// Whether one of `checks` fails (decided by the checks no other implies).
 fn any_fails(checks: &[Check]) -> String {
-    cel::or(&checks.iter().map(|c| c.fails.clone()).collect::<Vec<_>>())
+    cel::or(
+        &checks
+            .iter()
+            .filter(|c| !c.implied)
+            .map(|c| c.fails.clone())
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The groups (one per container) of checks on the containers of `list_expr`.
@@ -294,6 +309,7 @@ fn probe_checks(rule: &RequireProbes, side: Side, list_name: &str) -> Vec<Check>
                     cel::string("set exactly one of httpGet, tcpSocket, grpc or exec: the apiserver refuses a probe without one"),
                     cel::string("keep exactly one of httpGet, tcpSocket, grpc or exec: the apiserver refuses a probe with more than one"),
                 ),
+                implied: false,
             }
         })
         .collect()
@@ -365,6 +381,8 @@ fn resource_checks(rule: &RequireResources, side: Side, list_name: &str) -> Vec<
                     "set resources.{section}.{n} (e.g. {}) {why}",
                     example(*name)
                 )),
+                // No request and no limit: the limit's check fails too.
+                implied: section == "requests" && rule.limits.contains(name),
             });
         }
     }
@@ -410,6 +428,7 @@ fn image_checks(rule: &RequireImageTag, side: Side, list_name: &str) -> Vec<Chec
             message: format!("{image} + 'is not pinned by digest'"),
             field,
             hint: format!("'use ' + {name} + '@sha256:<digest> (e.g. from `crane digest`)'"),
+            implied: false,
         }]
     } else {
         let forbidden = cel::string_list(&rule.forbidden_tags);
@@ -420,6 +439,7 @@ fn image_checks(rule: &RequireImageTag, side: Side, list_name: &str) -> Vec<Chec
             ),
             field,
             hint: format!("'pin a version, e.g. ' + {name} + ':1.2.3'"),
+            implied: false,
         }]
     }
 }
@@ -463,6 +483,7 @@ fn require_labels(ctx: &Context<'_>, rule: &RequireLabels, side: Side) -> Part {
                         "{} + {path} + '.labels'",
                         cel::string(&format!("add the label {key} to "))
                     ),
+                    implied: false,
                 }
             })
             .collect()
@@ -509,6 +530,7 @@ fn disallow_namespaces(ctx: &Context<'_>, patterns: &[String], side: Side) -> Pa
         message: "'workloads may not run in namespace \"' + request.namespace + '\"'".to_owned(),
         field: "'metadata.namespace'".to_owned(),
         hint: cel::string("deploy into your team's namespace (kubectl -n <namespace>)"),
+        implied: false,
     };
     Part {
         clean: format!("!({})", check.fails),
@@ -538,12 +560,14 @@ fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<P
     })
 }
 
-/// The `variables` and `validations` of the policy object for `policy`'s validation rules in
-/// `mode`. `None` when the policy has no validation rule.
+/// The `variables` and `validations` of a policy object for `policy`'s validation rules in
+/// `mode`; the policy's own variables are named with `tag` appended (see [`Context::tag`]).
+/// `None` when the policy has no validation rule.
 pub(super) fn validations(
     policy: &CompiledPolicy,
     mode: Mode,
     exceptions: &[&CompiledException],
+    tag: &str,
 ) -> Option<(Vec<Value>, Vec<Value>)> {
     let ratchet = mode == Mode::Enforce;
     let context = |rule: &CompiledRule, ratchet: bool| Context {
@@ -556,6 +580,7 @@ pub(super) fn validations(
             .map(|(i, e)| (i, *e))
             .collect(),
         ratchet,
+        tag,
     };
     let parts: Vec<Part> = policy
         .rules
@@ -573,7 +598,7 @@ pub(super) fn validations(
     ];
     for (i, e) in exceptions.iter().enumerate() {
         variables.push(json!({
-            "name": format!("exception{i}"),
+            "name": format!("exception{i}{tag}"),
             "expression": cel::exception_selects(&e.match_),
         }));
     }
@@ -588,14 +613,14 @@ pub(super) fn validations(
             "request.operation == 'UPDATE' && oldObject != null ? ({}) : {{}}",
             pod_spec("oldObject")
         )}));
-        variables.push(json!({"name": "old", "expression": format!(
+        variables.push(json!({"name": format!("old{tag}"), "expression": format!(
             "request.operation == 'UPDATE' && oldObject != null ? {} : []",
             old.join(" + ")
         )}));
     }
-    variables.push(json!({"name": "found", "expression": found}));
-    let count = "variables.found.map(g, size(g)).sum()";
-    let texts = "variables.found.map(g, g.join(' | ')).join(' | ')";
+    variables.push(json!({"name": format!("found{tag}"), "expression": found}));
+    let count = format!("variables.found{tag}.map(g, size(g)).sum()");
+    let texts = format!("variables.found{tag}.map(g, g.join(' | ')).join(' | ')");
     let message = match mode {
         Mode::Enforce => format!(
             "'Portcullis denied ' + variables.workload + ': ' + string({count}) + ({count} == 1 ? ' violation: ' : ' violations: ') + {texts}"
@@ -606,7 +631,7 @@ pub(super) fn validations(
     // (each in its own activation: variables are computed again), so the message, too, is
     // built only when a check fails.
     let validation = json!({
-        "expression": format!("{clean} || size(variables.found) == 0"),
+        "expression": format!("{clean} || size(variables.found{tag}) == 0"),
         "messageExpression": format!("{clean} ? '' : {message}"),
         "message": format!("Portcullis policy {} found violations", policy.name),
         "reason": "Forbidden",

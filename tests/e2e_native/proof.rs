@@ -262,13 +262,32 @@ fn expected_warnings(d: &Decision, names: &BTreeMap<String, String>) -> Vec<Stri
     out
 }
 
-/// The policy a ValidatingAdmissionPolicy object comes from (its label).
-fn policy_of(objects: &[Value], name: &str) -> Option<String> {
-    objects
+/// The policies whose validations a ValidatingAdmissionPolicy object holds, in order: its
+/// label, or the annotation of an object several policies share.
+fn policies_of(object: &Value) -> Vec<String> {
+    let meta = &object["metadata"];
+    match meta["annotations"][native::POLICIES].as_str() {
+        Some(list) => list.split(", ").map(str::to_owned).collect(),
+        None => meta["labels"][native::POLICY_LABEL]
+            .as_str()
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The policy whose denial a ValidatingAdmissionPolicy object gives for this decision: the
+/// first of its policies (the API server reports the first failing validation) with a
+/// violation that denies.
+fn denying_policy(objects: &[Value], name: &str, d: &Decision) -> Option<String> {
+    let object = objects
         .iter()
-        .find(|o| o["kind"] == "ValidatingAdmissionPolicy" && o["metadata"]["name"] == name)
-        .and_then(|o| o["metadata"]["labels"][native::POLICY_LABEL].as_str())
-        .map(str::to_owned)
+        .find(|o| o["kind"] == "ValidatingAdmissionPolicy" && o["metadata"]["name"] == name)?;
+    policies_of(object).into_iter().find(|p| {
+        d.findings
+            .iter()
+            .any(|f| f.policy == *p && f.kind == FindingKind::Violation && f.effect == Effect::Deny)
+    })
 }
 
 static MARKER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -460,13 +479,9 @@ fn every_shipped_case(w: &World) {
             .objects
             .iter()
             .filter(|o| o["kind"] == "ValidatingAdmissionPolicy")
-            .filter_map(|o| {
-                Some((
-                    o["metadata"]["labels"][native::POLICY_LABEL]
-                        .as_str()?
-                        .to_owned(),
-                    o["metadata"]["name"].as_str()?.to_owned(),
-                ))
+            .flat_map(|o| {
+                let name = o["metadata"]["name"].as_str().unwrap_or("").to_owned();
+                policies_of(o).into_iter().map(move |p| (p, name.clone()))
             })
             .collect();
         // Rounds without conflicts.
@@ -553,7 +568,7 @@ fn every_shipped_case(w: &World) {
                 }
                 if let Some((vap, message)) = &a.denial {
                     denied += 1;
-                    match policy_of(&export.objects, vap) {
+                    match denying_policy(&export.objects, vap, d) {
                         Some(policy) => {
                             let want = expected_denial(d, &policy);
                             if *message != want {

@@ -238,7 +238,7 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
                 policy(
                     "sync-labels",
                     "enforce",
-                    "e2e-sync-*",
+                    "e2e-sync-o*",
                     "{requireLabels: {labels: [team]}}",
                     "",
                 ),
@@ -253,7 +253,7 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
                     policy(
                         "sync-resources",
                         "enforce",
-                        "e2e-sync-*",
+                        "e2e-sync-ob*",
                         "{requireResources: {}}",
                         ""
                     ),
@@ -265,7 +265,7 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
                 policy(
                     "sync-scheduled",
                     "warn",
-                    "e2e-sync-*",
+                    "e2e-sync-obj*",
                     "{requireImageTag: {}}",
                     &format!(
                         "  schedule:\n    - {{from: '{}', mode: enforce}}\n",
@@ -275,6 +275,8 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
             ),
         ],
     );
+    // (Four patterns for one namespace: policies of one mode applying to the same requests
+    // would share one object, and this follows each policy's own.)
     let p = start(w, "sync-a", &dir, &[]);
 
     // Created: every policy's ValidatingAdmissionPolicy and binding, with the export's content.
