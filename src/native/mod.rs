@@ -7,6 +7,7 @@
 //! them, and an in-cluster sync can apply them.
 
 mod cel;
+mod cel_rules;
 mod mutating;
 mod scope;
 mod validating;
@@ -209,18 +210,16 @@ fn export_policy(set: &PolicySet, policy: &CompiledPolicy, options: &Options, ou
         .rules
         .iter()
         .enumerate()
-        .filter(|(_, r)| !r.is_mutation() && !matches!(r, CompiledRule::Cel(_)))
+        .filter(|(_, r)| !r.is_mutation() && cel_rules::unsupported(r).is_none())
         .collect();
-    for rule in policy
-        .rules
-        .iter()
-        .filter(|r| matches!(r, CompiledRule::Cel(_)))
-    {
-        out.not_exported.push(NotExported {
-            policy: policy.name.clone(),
-            rule: Some(rule.type_name()),
-            reason: "CEL rules are not exported yet (podSpec, podMetadata and forEachContainer need translating into VAP variables); the webhook evaluates them".to_owned(),
-        });
+    for rule in &policy.rules {
+        if let Some(reason) = cel_rules::unsupported(rule) {
+            out.not_exported.push(NotExported {
+                policy: policy.name.clone(),
+                rule: Some(rule.type_name()),
+                reason: format!("{reason}; the webhook evaluates the rule"),
+            });
+        }
     }
     let mut validating_names = Vec::new();
     for (mode, region) in &regions {

@@ -17,11 +17,12 @@
 use serde_json::{Value, json};
 
 use super::cel;
+use super::cel_rules;
 use super::scope;
 use crate::policy::model::{
     Mode, RequireImageTag, RequireLabels, RequireProbes, RequireResources, ResourceName,
 };
-use crate::policy::{CompiledException, CompiledPolicy, CompiledRule};
+use crate::policy::{CompiledCel, CompiledException, CompiledPolicy, CompiledRule};
 
 /// Which object an expression reads: the request's, or the stored one of an UPDATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,12 +86,14 @@ struct Check {
 
 /// How the findings of one rule become texts: its policy, rule type, exceptions, and whether
 /// violations the stored object already had are left out (the UPDATE ratchet).
-struct Context<'a> {
-    policy: &'a str,
+pub(super) struct Context<'a> {
+    pub(super) policy: &'a str,
     rule: &'static str,
+    /// The rule's index in the policy.
+    pub(super) index: usize,
     /// Exceptions in force naming this rule: (index among the policy's exceptions, exception).
-    exceptions: Vec<(usize, &'a CompiledException)>,
-    ratchet: bool,
+    pub(super) exceptions: Vec<(usize, &'a CompiledException)>,
+    pub(super) ratchet: bool,
 }
 
 impl Context<'_> {
@@ -116,7 +119,7 @@ impl Context<'_> {
     }
 
     /// Whether an exception in force covers a finding about `container`.
-    fn excepted(&self, container: Option<&str>) -> String {
+    pub(super) fn excepted(&self, container: Option<&str>) -> String {
         let terms: Vec<String> = self
             .exceptions
             .iter()
@@ -181,9 +184,9 @@ impl Context<'_> {
 /// fails, exceptions and the ratchet aside. `clean` implies no findings, so a policy object
 /// evaluates it first and builds the findings only when something fails (the common,
 /// compliant request costs what a hand-written `all()` costs).
-struct Part {
-    found: String,
-    clean: String,
+pub(super) struct Part {
+    pub(super) found: String,
+    pub(super) clean: String,
 }
 
 impl Part {
@@ -528,7 +531,8 @@ fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<P
         CompiledRule::RequireImageTag(r) => require_image_tag(ctx, r, side),
         CompiledRule::RequireLabels(r) => require_labels(ctx, r, side),
         CompiledRule::DisallowNamespaces(r) => disallow_namespaces(ctx, &r.namespaces, side),
-        CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) | CompiledRule::Cel(_) => {
+        CompiledRule::Cel(r) => cel_rules::findings(ctx, r, side).ok()?,
+        CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {
             return None;
         }
     };
@@ -546,9 +550,10 @@ pub(super) fn validations(
     exceptions: &[&CompiledException],
 ) -> Option<(Vec<Value>, Vec<Value>)> {
     let ratchet = mode == Mode::Enforce;
-    let context = |rule: &CompiledRule, ratchet: bool| Context {
+    let context = |index: usize, rule: &CompiledRule, ratchet: bool| Context {
         policy: &policy.name,
         rule: rule.type_name(),
+        index,
         exceptions: exceptions
             .iter()
             .enumerate()
@@ -560,7 +565,17 @@ pub(super) fn validations(
     let parts: Vec<Part> = policy
         .rules
         .iter()
-        .filter_map(|r| rule_findings(&context(r, ratchet), r, Side::New))
+        .enumerate()
+        .filter_map(|(i, r)| rule_findings(&context(i, r, ratchet), r, Side::New))
+        .collect();
+    let cel: Vec<(usize, &CompiledCel)> = policy
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            CompiledRule::Cel(c) if cel_rules::unsupported(r).is_none() => Some((i, c.as_ref())),
+            _ => None,
+        })
         .collect();
     if parts.is_empty() {
         return None;
@@ -577,17 +592,20 @@ pub(super) fn validations(
             "expression": cel::exception_selects(&e.match_),
         }));
     }
+    variables.extend(cel_rules::variables(&cel, Side::New));
     if ratchet {
         let old: Vec<String> = policy
             .rules
             .iter()
-            .filter_map(|r| rule_findings(&context(r, false), r, Side::Old))
+            .enumerate()
+            .filter_map(|(i, r)| rule_findings(&context(i, r, false), r, Side::Old))
             .map(|p| p.found)
             .collect();
         variables.push(json!({"name": "oldSpec", "expression": format!(
             "request.operation == 'UPDATE' && oldObject != null ? ({}) : {{}}",
             pod_spec("oldObject")
         )}));
+        variables.extend(cel_rules::variables(&cel, Side::Old));
         variables.push(json!({"name": "old", "expression": format!(
             "request.operation == 'UPDATE' && oldObject != null ? {} : []",
             old.join(" + ")
