@@ -68,9 +68,7 @@ fn root(side: Side, name: &str) -> Option<&'static str> {
 /// The pod metadata of `root` wherever its kind keeps it (the Pod's own), null when absent.
 fn pod_metadata(root: &str) -> String {
     let k = cel::KIND;
-    let at = |holder: &str| {
-        format!("has({holder}.metadata) ? dyn({holder}.metadata) : dyn(null)")
-    };
+    let at = |holder: &str| format!("has({holder}.metadata) ? dyn({holder}.metadata) : dyn(null)");
     format!(
         "{k} == 'Pod' ? ({}) : {k} == 'CronJob' ? ({}) : ({})",
         at(root),
@@ -87,7 +85,9 @@ pub(super) fn variables(rules: &[(usize, &CompiledCel)], side: Side) -> Vec<Valu
     }
     let mut out = Vec::new();
     match side {
-        Side::New => out.push(json!({"name": "celPodMetadata", "expression": pod_metadata("object")})),
+        Side::New => {
+            out.push(json!({"name": "celPodMetadata", "expression": pod_metadata("object")}))
+        }
         Side::Old => {
             out.push(json!({"name": "celOldPodMetadata", "expression": format!(
                 "request.operation == 'UPDATE' && oldObject != null ? ({}) : dyn(null)",
@@ -290,7 +290,11 @@ struct Written {
 fn written(ctx: &Context<'_>, rule: &CompiledCel, side: Side) -> Result<Written, String> {
     let dependent = per_container(rule);
     let e = |x: &CelExpression| expression(ctx.index, rule, side, &x.text, &dependent);
-    let conditions = rule.match_conditions.iter().map(e).collect::<Result<_, _>>()?;
+    let conditions = rule
+        .match_conditions
+        .iter()
+        .map(e)
+        .collect::<Result<_, _>>()?;
     let validations = rule
         .validations
         .iter()
@@ -324,7 +328,10 @@ fn guarded(conditions: &[String], then: &str, otherwise: &str) -> String {
     if conditions.is_empty() {
         then.to_owned()
     } else {
-        format!("({}) ? ({then}) : {otherwise}", cel::and(&paren(conditions)))
+        format!(
+            "({}) ? ({then}) : {otherwise}",
+            cel::and(&paren(conditions))
+        )
     }
 }
 
@@ -344,7 +351,11 @@ pub(super) fn findings(ctx: &Context<'_>, rule: &CompiledCel, side: Side) -> Res
     let group = format!("[{}].filter(t, t != '')", entries.join(", "));
     if !rule.for_each_container {
         return Ok(Part {
-            found: guarded(&w.conditions, &format!("[{group}].filter(g, size(g) > 0)"), "[]"),
+            found: guarded(
+                &w.conditions,
+                &format!("[{group}].filter(g, size(g) > 0)"),
+                "[]",
+            ),
             clean: guarded(&w.conditions, &all_pass, "true"),
         });
     }

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::e2e_support::api::{self, Api};
 use crate::e2e_support::{Case, ROOT, World, wait_for};
-use crate::proof::expected_denial;
+use crate::proof::{answer, expected_denial, policy_of};
 
 const CORPUS: &str = "tests/cel_corpus/corpus.yaml";
 const DIVERGENCES: &str = "docs/cel-divergences.md";
@@ -37,10 +37,16 @@ const POLICIES: &str = "/apis/admissionregistration.k8s.io/v1/validatingadmissio
 const BINDINGS: &str = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings";
 
 pub fn cases() -> Vec<Case> {
-    vec![Case::exclusive(
-        "exported_cel_rules_judge_the_cel_corpus_as_portcullis_does",
-        corpus,
-    )]
+    vec![
+        Case::exclusive(
+            "exported_cel_rules_judge_the_cel_corpus_as_portcullis_does",
+            corpus,
+        ),
+        Case::exclusive(
+            "exported_cel_rules_stay_within_the_api_servers_cost_budget",
+            cost,
+        ),
+    ]
 }
 
 /// One rule and the objects (corpus keys) it judges.
@@ -238,7 +244,10 @@ fn api_says(a: &api::Answer, vap: &str) -> Result<Said, String> {
                 Said::Deny(words)
             })
         }
-        None => Err(format!("HTTP {} without a denial of {vap}: {}", a.status, a.body)),
+        None => Err(format!(
+            "HTTP {} without a denial of {vap}: {}",
+            a.status, a.body
+        )),
     }
 }
 
@@ -309,7 +318,11 @@ fn corpus(w: &World) {
             },
         );
         if !export.not_exported.is_empty() {
-            let why: Vec<String> = export.not_exported.iter().map(ToString::to_string).collect();
+            let why: Vec<String> = export
+                .not_exported
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             with_webhook.push(format!("{}: {}", r.id, why.join("; ")));
             continue;
         }
@@ -410,7 +423,11 @@ fn corpus(w: &World) {
         let mut refused = BTreeMap::new();
         for (i, a) in created {
             if a.status != 201 {
-                assert_eq!(a.status, 422, "{}: HTTP {}: {}", rules[i].id, a.status, a.body);
+                assert_eq!(
+                    a.status, 422,
+                    "{}: HTTP {}: {}",
+                    rules[i].id, a.status, a.body
+                );
                 refused.insert(i, a.body["message"].as_str().unwrap_or("").to_owned());
             }
         }
@@ -431,7 +448,11 @@ fn corpus(w: &World) {
         }
         let (policy, binding) = marker();
         assert_eq!(api.post(POLICIES, &policy).await.status, 201, "the marker");
-        assert_eq!(api.post(BINDINGS, &binding).await.status, 201, "its binding");
+        assert_eq!(
+            api.post(BINDINGS, &binding).await.status,
+            201,
+            "its binding"
+        );
         refused
     });
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -498,7 +519,9 @@ fn corpus(w: &World) {
     }
     rt.block_on(async {
         for c in [BINDINGS, POLICIES] {
-            let a = api.delete(&format!("{c}?labelSelector={LABEL}%3Dyes")).await;
+            let a = api
+                .delete(&format!("{c}?labelSelector={LABEL}%3Dyes"))
+                .await;
             assert_eq!(a.status, 200, "deleting {c}: {}", a.body);
         }
     });
@@ -525,7 +548,9 @@ fn corpus(w: &World) {
         println!("  both deny, a run-time error: {r}");
     }
     for r in &known {
-        println!("  known divergence (docs/cel-divergences.md), the export has the API server's meaning: {r}");
+        println!(
+            "  known divergence (docs/cel-divergences.md), the export has the API server's meaning: {r}"
+        );
     }
     for r in &listed_agreeing {
         println!("  listed in docs/cel-divergences.md, agrees through the export: {r}");
@@ -538,4 +563,235 @@ fn corpus(w: &World) {
         mismatches.len(),
         mismatches.join("\n")
     );
+}
+
+/// Containers (and as many init containers) in the large Deployments of [`cost`]: more than
+/// Portcullis' own cost budget lets every shipped rule run on.
+const MANY: usize = 120;
+/// As many in the mid-size ones, on which Portcullis runs every rule.
+const SOME: usize = 12;
+
+/// A Deployment of [`MANY`] containers (and as many init containers), each with a few env
+/// vars: compliant with the shipped `cel` policies, or each container violating them.
+fn large(name: &str, ns: &str, compliant: bool, many: usize) -> Value {
+    let container = |role: &str, i: usize| {
+        let mut c = json!({
+            "name": format!("{role}-{i}"),
+            "image": if compliant { format!("registry.corp.example/team/{role}:1.{i}") } else { format!("docker.io/library/{role}:1.{i}") },
+            "env": (0..8).map(|e| json!({"name": format!("VAR_{e}"), "value": format!("value {e} of {i}")})).collect::<Vec<_>>(),
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "10m", "memory": "16Mi"}},
+        });
+        c["securityContext"] = if compliant {
+            json!({"allowPrivilegeEscalation": false, "runAsNonRoot": true})
+        } else {
+            json!({"privileged": true})
+        };
+        c
+    };
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns,
+            "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name}},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/instance": name}},
+                "spec": {
+                    "initContainers": (0..many).map(|i| container("init", i)).collect::<Vec<_>>(),
+                    "containers": (0..many).map(|i| container("app", i)).collect::<Vec<_>>(),
+                }
+            }
+        }
+    })
+}
+
+/// The shipped `cel` policies in `enforce`, exported, judge a Deployment of hundreds of
+/// containers within the API server's cost limits: a compliant one is admitted, a violating
+/// one denied in Portcullis' words (not for a cost budget spent), UPDATE (the ratchet
+/// evaluates every rule on the stored object too) included.
+fn cost(w: &World) {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("a directory");
+    for name in ["cel-pod-security.yaml", "cel-workload-rules.yaml"] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join("policies").join(name))
+            .expect("a shipped policy");
+        let enforced = text.replace("mode: \"off\"", "mode: enforce");
+        assert_ne!(text, enforced, "{name}: the policies' mode");
+        std::fs::write(dir.path().join(name), enforced).expect("a policy file");
+    }
+    let set = portcullis::lint::load_dir(dir.path()).expect("the shipped cel policies");
+    let export = native::export(
+        &set,
+        &native::Options {
+            time: Timestamp::now(),
+            mutating: None,
+            excluded_namespaces: native::DEFAULT_EXCLUDED_NAMESPACES
+                .map(str::to_owned)
+                .to_vec(),
+        },
+    );
+    assert!(export.not_exported.is_empty(), "{:?}", export.not_exported);
+    let ns = w.namespace("celcost");
+    let k = w.kubectl();
+    k.run(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=production",
+        "--overwrite",
+    ])
+    .ok();
+    let labels: BTreeMap<String, String> = serde_json::from_value(
+        k.run(&["get", "namespace", &ns, "-o", "json"]).json()["metadata"]["labels"].clone(),
+    )
+    .expect("labels");
+    let user = k.run(&["auth", "whoami", "-o", "json"]).json()["status"]["userInfo"]["username"]
+        .as_str()
+        .expect("a username")
+        .to_owned();
+    let rt = api::runtime();
+    let api = Api::new(&w.cluster);
+    // The stored objects of the UPDATEs, before any policy.
+    let stored_good = large("stored-good", &ns, true, SOME);
+    let stored_bad = large("stored-bad", &ns, false, SOME);
+    for o in [&stored_good, &stored_bad] {
+        let out = k.with_object(&["create", "-o", "json"], o);
+        assert!(out.success, "{}", out.stderr);
+    }
+    let mut items: Vec<Value> = export.objects.clone();
+    for o in &mut items {
+        o["metadata"]["labels"][LABEL] = json!("yes");
+    }
+    let (m, mb) = marker();
+    items.push(m);
+    items.push(mb);
+    k.with_object(
+        &["apply"],
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+    )
+    .ok();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "celexport-marker", "namespace": ns, "labels": {LABEL: "marker"}}});
+    let cm_path = format!("/api/v1/namespaces/{ns}/configmaps?dryRun=All");
+    wait_for("the exported policies", Duration::from_secs(60), || {
+        let a = rt.block_on(api.post(&cm_path, &cm));
+        let message = a.body["message"].as_str().unwrap_or("");
+        message.contains("celexport marker").then_some(())
+    });
+
+    let mut problems = Vec::new();
+    let mut over_budget: Vec<String> = Vec::new();
+    let mut sent = 0;
+    // (what, the object sent, the stored object of an UPDATE)
+    let mut bad_update = stored_bad.clone();
+    bad_update["metadata"]["labels"]["rev"] = json!("2");
+    let mut worse_update = stored_good.clone();
+    worse_update["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
+        json!({"privileged": true});
+    let sends: Vec<(&str, Value, Option<&Value>)> = vec![
+        ("CREATE compliant", large("good", &ns, true, SOME), None),
+        ("CREATE violating", large("bad", &ns, false, SOME), None),
+        (
+            "CREATE compliant, large",
+            large("good-large", &ns, true, MANY),
+            None,
+        ),
+        (
+            "CREATE violating, large",
+            large("bad-large", &ns, false, MANY),
+            None,
+        ),
+        (
+            "UPDATE keeping its violations",
+            bad_update,
+            Some(&stored_bad),
+        ),
+        ("UPDATE adding one", worse_update, Some(&stored_good)),
+    ];
+    for (what, object, stored) in &sends {
+        sent += 1;
+        let verb = if stored.is_some() {
+            "replace"
+        } else {
+            "create"
+        };
+        let a = answer(k.with_object(&[verb, "--dry-run=server", "-o", "json"], object));
+        // Portcullis judges the request as the webhook gets it.
+        let mut request = Request::create(object, Timestamp::now());
+        if let Some(old) = stored {
+            request.operation = engine::Operation::Update;
+            request.old_object = Some((*old).into());
+        }
+        request.namespace_labels = NamespaceLabels::Known(&labels);
+        request.username = Some(&user);
+        request.dry_run = true;
+        let d = engine::evaluate(&set, &request);
+        // Portcullis' own budget (docs/cel.md, "Cost") may refuse to run a rule on a large
+        // object (fail closed); the API server runs it within its own. Named, never counted
+        // as agreeing; what the API server says must still be a verdict, not its budget spent.
+        let refused: Vec<&str> = d
+            .findings
+            .iter()
+            .filter(|f| f.message.starts_with("the CEL rule was not evaluated"))
+            .map(|f| f.policy.as_str())
+            .collect();
+        if !refused.is_empty() {
+            let spent = a
+                .error
+                .as_deref()
+                .or(a.denial.as_ref().map(|(_, m)| m.as_str()));
+            if spent.is_some_and(|m| m.contains("cost budget")) || a.error.is_some() {
+                problems.push(format!("{what}: the API server: {spent:?}"));
+            }
+            over_budget.push(format!(
+                "{what}: Portcullis does not run {refused:?} (its cost budget); the API server {}",
+                if a.allowed { "allowed it" } else { "denied it" }
+            ));
+            continue;
+        }
+        match (&a.denial, a.allowed, d.allowed) {
+            (None, true, true) => {}
+            (Some((vap, message)), false, false) => {
+                let policy = policy_of(&export.objects, vap).unwrap_or_default();
+                let want = expected_denial(&d, &policy);
+                // The API server refuses a messageExpression's string over 5 KiB
+                // (`MaxEvaluatedMessageExpressionSizeBytes`) and says the validation's
+                // `message` instead (docs/native.md, "Semantics that differ").
+                let want = if want.len() > 5 * 1024 {
+                    format!("Portcullis policy {policy} found violations")
+                } else {
+                    want
+                };
+                if *message != want {
+                    problems.push(format!(
+                        "{what}: the API server says\n  {}\nPortcullis\n  {}",
+                        short(message),
+                        short(&want)
+                    ));
+                }
+            }
+            _ => problems.push(format!(
+                "{what}: the API server allowed: {} ({:?} {:?}); Portcullis allowed: {} ({:?})",
+                a.allowed,
+                a.denial.as_ref().map(|(_, m)| short(m)),
+                a.error.as_deref().map(short),
+                d.allowed,
+                d.denial_message().as_deref().map(short)
+            )),
+        }
+    }
+    k.with_object(
+        &["delete", "--wait=true"],
+        &json!({"apiVersion": "v1", "kind": "List", "items": export.objects.iter().chain([&marker().0, &marker().1]).cloned().collect::<Vec<_>>()}),
+    )
+    .ok();
+    println!(
+        "cel cost: {sent} requests of {SOME} + {SOME} and {MANY} + {MANY} containers through the exported shipped cel policies, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for o in &over_budget {
+        println!("  over Portcullis' cost budget, not compared: {o}");
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

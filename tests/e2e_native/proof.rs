@@ -91,18 +91,18 @@ fn in_namespace(object: &Value, ns: &str) -> Value {
 
 /// What the API server answered.
 #[derive(Debug)]
-struct Answer {
-    allowed: bool,
+pub(crate) struct Answer {
+    pub(crate) allowed: bool,
     object: Option<Value>,
     /// (policy object, message) of a ValidatingAdmissionPolicy denial.
-    denial: Option<(String, String)>,
+    pub(crate) denial: Option<(String, String)>,
     /// Any other error.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
     /// `Validation failed for ValidatingAdmissionPolicy ...` warnings.
     warnings: Vec<String>,
 }
 
-fn answer(out: Out) -> Answer {
+pub(crate) fn answer(out: Out) -> Answer {
     let warnings: Vec<String> = out
         .warnings()
         .into_iter()
@@ -263,7 +263,7 @@ fn expected_warnings(d: &Decision, names: &BTreeMap<String, String>) -> Vec<Stri
 }
 
 /// The policy a ValidatingAdmissionPolicy object comes from (its label).
-fn policy_of(objects: &[Value], name: &str) -> Option<String> {
+pub(crate) fn policy_of(objects: &[Value], name: &str) -> Option<String> {
     objects
         .iter()
         .find(|o| o["kind"] == "ValidatingAdmissionPolicy" && o["metadata"]["name"] == name)
@@ -358,11 +358,16 @@ fn namespace_with(w: &World, ns: &str, labels: &BTreeMap<String, String>) {
 fn every_shipped_case(w: &World) {
     let started = Instant::now();
     let k = w.kubectl();
-    // The shipped policies and their tests, and the proof's own set (tests/policy_sets/native:
-    // every option of every rule type, schedules, exceptions, selectors).
+    // The shipped policies and their tests, and the proof's own sets (tests/policy_sets/native:
+    // every option of every rule type, schedules, exceptions, selectors; native-cel: `cel`
+    // rules with exceptions, the ratchet, a warn policy).
     let sources = [
         ("policies", "policies/tests"),
         ("tests/policy_sets/native", "tests/policy_sets/native/tests"),
+        (
+            "tests/policy_sets/native-cel",
+            "tests/policy_sets/native-cel/tests",
+        ),
     ];
     let loaded: Vec<(PolicySet, Vec<policytest::Suite>)> = sources
         .iter()
