@@ -29,8 +29,35 @@
 use serde_json::{Value, json};
 
 use super::cel;
-use super::validating::{Context, Part, Side};
 use crate::policy::{CelExpression, CompiledCel, CompiledRule};
+
+/// Which object the expressions read: the request's, or the stored one of an UPDATE (the
+/// ratchet's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    New,
+    Old,
+}
+
+/// What a rule's findings need from its policy object (`validating.rs`).
+pub(super) struct Scope<'a> {
+    /// The policy's name.
+    pub policy: &'a str,
+    /// The rule's index in the policy.
+    pub index: usize,
+    /// Whether violations the stored object had are left out (the UPDATE ratchet).
+    pub ratchet: bool,
+    /// When an exception in force names the rule: whether one covers a finding about the
+    /// container (a CEL expression of the container's name expression, `None` for the object).
+    pub excepted: Option<&'a dyn Fn(Option<&str>) -> String>,
+}
+
+/// A rule's findings: groups of texts (new side) or keys (old side), and when none of its
+/// validations fails.
+pub(super) struct Part {
+    pub found: String,
+    pub clean: String,
+}
 
 /// Why a rule cannot be exported, if it cannot: it stays with the webhook.
 pub(super) fn unsupported(rule: &CompiledRule) -> Option<String> {
@@ -287,7 +314,7 @@ struct Written {
     messages: Vec<String>,
 }
 
-fn written(ctx: &Context<'_>, rule: &CompiledCel, side: Side) -> Result<Written, String> {
+fn written(ctx: &Scope<'_>, rule: &CompiledCel, side: Side) -> Result<Written, String> {
     let dependent = per_container(rule);
     let e = |x: &CelExpression| expression(ctx.index, rule, side, &x.text, &dependent);
     let conditions = rule
@@ -341,7 +368,7 @@ fn paren(terms: &[String]) -> Vec<String> {
 
 /// The findings of a `cel` rule (see the module's documentation): its groups of texts (new
 /// side) or keys (old side), and when none of its validations fails.
-pub(super) fn findings(ctx: &Context<'_>, rule: &CompiledCel, side: Side) -> Result<Part, String> {
+pub(super) fn findings(ctx: &Scope<'_>, rule: &CompiledCel, side: Side) -> Result<Part, String> {
     let w = written(ctx, rule, side)?;
     let all_pass = cel::and(&paren(&w.validations));
     let container = rule.for_each_container.then_some("container.name");
@@ -391,7 +418,7 @@ const PATH: &str = "\u{1}PATH\u{1}";
 
 /// Validation `i`'s entry: its text (new side) or key (old side) when it is false and counts,
 /// `''` otherwise.
-fn entry(ctx: &Context<'_>, w: &Written, i: usize, side: Side, container: Option<&str>) -> String {
+fn entry(ctx: &Scope<'_>, w: &Written, i: usize, side: Side, container: Option<&str>) -> String {
     let fails = format!("!({})", w.validations[i]);
     let key = format!(
         "{} + {} + {}",
@@ -403,8 +430,8 @@ fn entry(ctx: &Context<'_>, w: &Written, i: usize, side: Side, container: Option
         Side::Old => format!("({fails}) ? {key} : ''"),
         Side::New => {
             let mut terms = vec![fails];
-            if !ctx.exceptions.is_empty() {
-                terms.push(format!("!({})", ctx.excepted(container)));
+            if let Some(excepted) = ctx.excepted {
+                terms.push(format!("!({})", excepted(container)));
             }
             if ctx.ratchet {
                 terms.push(format!("!variables.old.exists(g, ({key}) in g)"));

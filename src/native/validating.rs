@@ -48,6 +48,15 @@ impl Side {
     }
 }
 
+impl From<Side> for cel_rules::Side {
+    fn from(side: Side) -> cel_rules::Side {
+        match side {
+            Side::New => cel_rules::Side::New,
+            Side::Old => cel_rules::Side::Old,
+        }
+    }
+}
+
 /// The pod spec of the object `root`, wherever its kind keeps it.
 pub(super) fn pod_spec(root: &str) -> String {
     format!(
@@ -86,14 +95,14 @@ struct Check {
 
 /// How the findings of one rule become texts: its policy, rule type, exceptions, and whether
 /// violations the stored object already had are left out (the UPDATE ratchet).
-pub(super) struct Context<'a> {
-    pub(super) policy: &'a str,
+struct Context<'a> {
+    policy: &'a str,
     rule: &'static str,
     /// The rule's index in the policy.
-    pub(super) index: usize,
+    index: usize,
     /// Exceptions in force naming this rule: (index among the policy's exceptions, exception).
-    pub(super) exceptions: Vec<(usize, &'a CompiledException)>,
-    pub(super) ratchet: bool,
+    exceptions: Vec<(usize, &'a CompiledException)>,
+    ratchet: bool,
 }
 
 impl Context<'_> {
@@ -119,7 +128,7 @@ impl Context<'_> {
     }
 
     /// Whether an exception in force covers a finding about `container`.
-    pub(super) fn excepted(&self, container: Option<&str>) -> String {
+    fn excepted(&self, container: Option<&str>) -> String {
         let terms: Vec<String> = self
             .exceptions
             .iter()
@@ -184,9 +193,9 @@ impl Context<'_> {
 /// fails, exceptions and the ratchet aside. `clean` implies no findings, so a policy object
 /// evaluates it first and builds the findings only when something fails (the common,
 /// compliant request costs what a hand-written `all()` costs).
-pub(super) struct Part {
-    pub(super) found: String,
-    pub(super) clean: String,
+struct Part {
+    found: String,
+    clean: String,
 }
 
 impl Part {
@@ -531,7 +540,21 @@ fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<P
         CompiledRule::RequireImageTag(r) => require_image_tag(ctx, r, side),
         CompiledRule::RequireLabels(r) => require_labels(ctx, r, side),
         CompiledRule::DisallowNamespaces(r) => disallow_namespaces(ctx, &r.namespaces, side),
-        CompiledRule::Cel(r) => cel_rules::findings(ctx, r, side).ok()?,
+        CompiledRule::Cel(r) => {
+            let excepted = |c: Option<&str>| ctx.excepted(c);
+            let scope = cel_rules::Scope {
+                policy: ctx.policy,
+                index: ctx.index,
+                ratchet: ctx.ratchet,
+                excepted: (!ctx.exceptions.is_empty())
+                    .then_some(&excepted as &dyn Fn(Option<&str>) -> String),
+            };
+            let p = cel_rules::findings(&scope, r, side.into()).ok()?;
+            Part {
+                found: p.found,
+                clean: p.clean,
+            }
+        }
         CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {
             return None;
         }
@@ -592,7 +615,7 @@ pub(super) fn validations(
             "expression": cel::exception_selects(&e.match_),
         }));
     }
-    variables.extend(cel_rules::variables(&cel, Side::New));
+    variables.extend(cel_rules::variables(&cel, cel_rules::Side::New));
     if ratchet {
         let old: Vec<String> = policy
             .rules
@@ -605,7 +628,7 @@ pub(super) fn validations(
             "request.operation == 'UPDATE' && oldObject != null ? ({}) : {{}}",
             pod_spec("oldObject")
         )}));
-        variables.extend(cel_rules::variables(&cel, Side::Old));
+        variables.extend(cel_rules::variables(&cel, cel_rules::Side::Old));
         variables.push(json!({"name": "old", "expression": format!(
             "request.operation == 'UPDATE' && oldObject != null ? {} : []",
             old.join(" + ")
