@@ -39,6 +39,10 @@ pub(super) enum Side {
     Old,
 }
 
+/// Whether an exception in force covers a finding about a container (a CEL expression of the
+/// container's name expression, `None` for the object).
+pub(super) type Excepted<'a> = &'a dyn Fn(Option<&str>) -> String;
+
 /// What a rule's findings need from its policy object (`validating.rs`).
 pub(super) struct Scope<'a> {
     /// The policy's name.
@@ -49,7 +53,7 @@ pub(super) struct Scope<'a> {
     pub ratchet: bool,
     /// When an exception in force names the rule: whether one covers a finding about the
     /// container (a CEL expression of the container's name expression, `None` for the object).
-    pub excepted: Option<&'a dyn Fn(Option<&str>) -> String>,
+    pub excepted: Option<Excepted<'a>>,
 }
 
 /// A rule's findings: groups of texts (new side) or keys (old side), and when none of its

@@ -547,7 +547,7 @@ fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<P
                 index: ctx.index,
                 ratchet: ctx.ratchet,
                 excepted: (!ctx.exceptions.is_empty())
-                    .then_some(&excepted as &dyn Fn(Option<&str>) -> String),
+                    .then_some(&excepted as cel_rules::Excepted<'_>),
             };
             let p = cel_rules::findings(&scope, r, side.into()).ok()?;
             Part {
