@@ -295,3 +295,69 @@ fn the_sync_role_grants_only_the_admission_policy_objects() {
         serde_json::json!(["get", "list", "watch", "create", "patch", "delete"])
     );
 }
+
+#[test]
+fn cel_rules_are_exported_as_written() {
+    let (out, stderr) = ok(&["tests/policy_sets/native-cel", "--at", "2026-06-01"]);
+    assert!(!stderr.contains("not exported"), "{stderr}");
+    let docs = documents(&out);
+    assert_eq!(
+        names(&docs, "ValidatingAdmissionPolicy"),
+        ["portcullis-cel-containers", "portcullis-cel-workload"]
+    );
+    let vap = |name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == "ValidatingAdmissionPolicy" && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .clone()
+    };
+    let containers = vap("portcullis-cel-containers");
+    let variables: Vec<&str> = containers["spec"]["variables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    // A variable that does not read `container` is the policy object's; one that does is
+    // written out per container. The expired exception gives nothing.
+    assert!(variables.contains(&"cel0_registry"), "{variables:?}");
+    assert!(
+        !variables.iter().any(|v| v.contains("image")),
+        "{variables:?}"
+    );
+    assert_eq!(
+        variables
+            .iter()
+            .filter(|v| v.starts_with("exception"))
+            .count(),
+        1,
+        "{variables:?}"
+    );
+    let found = containers["spec"]["variables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .find(|v| v["name"] == "found")
+        .expect("found")["expression"]
+        .as_str()
+        .expect("an expression")
+        .to_owned();
+    // As written, `container` bound to each container, `variables.image` written out.
+    assert!(
+        found.contains("(container.image).startsWith(variables.cel0_registry)"),
+        "{found}"
+    );
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        assert!(found.contains(&format!("variables.spec.{list}")), "{found}");
+    }
+    // The rule's matchCondition guards its findings, `podMetadata` a variable of its own.
+    assert!(
+        found.contains("variables.celPodMetadata.?labels[?'skip-cel']"),
+        "{found}"
+    );
+    // Deterministic.
+    assert_eq!(
+        out,
+        ok(&["tests/policy_sets/native-cel", "--at", "2026-06-01"]).0
+    );
+}

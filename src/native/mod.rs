@@ -7,6 +7,7 @@
 //! them, and an in-cluster sync can apply them.
 
 mod cel;
+mod cel_rules;
 mod mutating;
 mod scope;
 mod validating;
@@ -368,18 +369,16 @@ fn export_policy<'a>(
         .rules
         .iter()
         .enumerate()
-        .filter(|(_, r)| !r.is_mutation() && !matches!(r, CompiledRule::Cel(_)))
+        .filter(|(_, r)| !r.is_mutation() && cel_rules::unsupported(r).is_none())
         .collect();
-    for rule in policy
-        .rules
-        .iter()
-        .filter(|r| matches!(r, CompiledRule::Cel(_)))
-    {
-        out.not_exported.push(NotExported {
-            policy: policy.name.clone(),
-            rule: Some(rule.type_name()),
-            reason: "CEL rules are not exported yet (podSpec, podMetadata and forEachContainer need translating into VAP variables); the webhook evaluates them".to_owned(),
-        });
+    for rule in &policy.rules {
+        if let Some(reason) = cel_rules::unsupported(rule) {
+            out.not_exported.push(NotExported {
+                policy: policy.name.clone(),
+                rule: Some(rule.type_name()),
+                reason: format!("{reason}; the webhook evaluates the rule"),
+            });
+        }
     }
     if !validation_rules.is_empty() {
         for (mode, region) in &regions {
@@ -746,6 +745,50 @@ spec:
             };
             assert_eq!(x.objects, [want], "{x:?}");
         }
+    }
+
+    #[test]
+    fn cel_rules_of_policies_sharing_an_object_keep_their_own_variables() {
+        let policy = |name: &str, registry: &str| {
+            format!(
+                "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {{name: {name}}}\nspec:\n  mode: enforce\n  rules:\n    - cel:\n        forEachContainer: true\n        variables: [{{name: registry, expression: \"'{registry}/'\"}}]\n        validations: [{{expression: 'container.image.startsWith(variables.registry)'}}]\n"
+            )
+        };
+        let text = format!(
+            "{}---\n{}",
+            policy("a", "one.example"),
+            policy("b", "two.example")
+        );
+        let set =
+            crate::policy::load::compile_str(std::path::Path::new("set.yaml"), &text).expect("set");
+        let e = export(&set, &at("2026-10-01"));
+        let shared = &e.objects[0];
+        assert_eq!(shared["metadata"]["name"], "portcullis.enforce");
+        let variables = shared["spec"]["variables"].as_array().expect("variables");
+        let mut names: Vec<&str> = variables
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "one name per variable: {variables:#?}");
+        // Each policy's validation reads its own registry.
+        let registry = |n: &str| {
+            variables
+                .iter()
+                .find(|v| v["name"] == n)
+                .and_then(|v| v["expression"].as_str())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            registry("cel0_0_registry").as_deref(),
+            Some("'one.example/'")
+        );
+        assert_eq!(
+            registry("cel0_1_registry").as_deref(),
+            Some("'two.example/'")
+        );
     }
 
     #[test]

@@ -18,11 +18,12 @@
 use serde_json::{Value, json};
 
 use super::cel;
+use super::cel_rules;
 use super::scope;
 use crate::policy::model::{
     Mode, RequireImageTag, RequireLabels, RequireProbes, RequireResources, ResourceName,
 };
-use crate::policy::{CompiledException, CompiledPolicy, CompiledRule};
+use crate::policy::{CompiledCel, CompiledException, CompiledPolicy, CompiledRule};
 
 /// Which object an expression reads: the request's, or the stored one of an UPDATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,15 @@ impl Side {
         match self {
             Side::New => "variables.spec",
             Side::Old => "variables.oldSpec",
+        }
+    }
+}
+
+impl From<Side> for cel_rules::Side {
+    fn from(side: Side) -> cel_rules::Side {
+        match side {
+            Side::New => cel_rules::Side::New,
+            Side::Old => cel_rules::Side::Old,
         }
     }
 }
@@ -93,6 +103,8 @@ struct Check {
 struct Context<'a> {
     policy: &'a str,
     rule: &'static str,
+    /// The rule's index in the policy.
+    index: usize,
     /// Exceptions in force naming this rule: (index among the policy's exceptions, exception).
     exceptions: Vec<(usize, &'a CompiledException)>,
     ratchet: bool,
@@ -550,7 +562,23 @@ fn rule_findings(ctx: &Context<'_>, rule: &CompiledRule, side: Side) -> Option<P
         CompiledRule::RequireImageTag(r) => require_image_tag(ctx, r, side),
         CompiledRule::RequireLabels(r) => require_labels(ctx, r, side),
         CompiledRule::DisallowNamespaces(r) => disallow_namespaces(ctx, &r.namespaces, side),
-        CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) | CompiledRule::Cel(_) => {
+        CompiledRule::Cel(r) => {
+            let excepted = |c: Option<&str>| ctx.excepted(c);
+            let scope = cel_rules::Scope {
+                policy: ctx.policy,
+                index: ctx.index,
+                tag: ctx.tag,
+                ratchet: ctx.ratchet,
+                excepted: (!ctx.exceptions.is_empty())
+                    .then_some(&excepted as cel_rules::Excepted<'_>),
+            };
+            let p = cel_rules::findings(&scope, r, side.into()).ok()?;
+            Part {
+                found: p.found,
+                clean: p.clean,
+            }
+        }
+        CompiledRule::InjectSidecar(_) | CompiledRule::DefaultLabels(_) => {
             return None;
         }
     };
@@ -570,9 +598,10 @@ pub(super) fn validations(
     tag: &str,
 ) -> Option<(Vec<Value>, Vec<Value>)> {
     let ratchet = mode == Mode::Enforce;
-    let context = |rule: &CompiledRule, ratchet: bool| Context {
+    let context = |index: usize, rule: &CompiledRule, ratchet: bool| Context {
         policy: &policy.name,
         rule: rule.type_name(),
+        index,
         exceptions: exceptions
             .iter()
             .enumerate()
@@ -585,7 +614,17 @@ pub(super) fn validations(
     let parts: Vec<Part> = policy
         .rules
         .iter()
-        .filter_map(|r| rule_findings(&context(r, ratchet), r, Side::New))
+        .enumerate()
+        .filter_map(|(i, r)| rule_findings(&context(i, r, ratchet), r, Side::New))
+        .collect();
+    let cel: Vec<(usize, &CompiledCel)> = policy
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            CompiledRule::Cel(c) if cel_rules::unsupported(r).is_none() => Some((i, c.as_ref())),
+            _ => None,
+        })
         .collect();
     if parts.is_empty() {
         return None;
@@ -602,17 +641,20 @@ pub(super) fn validations(
             "expression": cel::exception_selects(&e.match_),
         }));
     }
+    variables.extend(cel_rules::variables(&cel, tag, cel_rules::Side::New));
     if ratchet {
         let old: Vec<String> = policy
             .rules
             .iter()
-            .filter_map(|r| rule_findings(&context(r, false), r, Side::Old))
+            .enumerate()
+            .filter_map(|(i, r)| rule_findings(&context(i, r, false), r, Side::Old))
             .map(|p| p.found)
             .collect();
         variables.push(json!({"name": "oldSpec", "expression": format!(
             "request.operation == 'UPDATE' && oldObject != null ? ({}) : {{}}",
             pod_spec("oldObject")
         )}));
+        variables.extend(cel_rules::variables(&cel, tag, cel_rules::Side::Old));
         variables.push(json!({"name": format!("old{tag}"), "expression": format!(
             "request.operation == 'UPDATE' && oldObject != null ? {} : []",
             old.join(" + ")
