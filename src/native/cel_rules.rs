@@ -450,7 +450,7 @@ fn entry(ctx: &Scope<'_>, w: &Written, i: usize, side: Side, container: Option<&
                 terms.push(format!("!({})", excepted(container)));
             }
             if ctx.ratchet {
-                terms.push(format!("!variables.old.exists(g, ({key}) in g)"));
+                terms.push(format!("!variables.old{}.exists(g, ({key}) in g)", ctx.tag));
             }
             let mut text = vec![cel::string(&format!("[{}] ", ctx.policy))];
             if let Some(c) = container {

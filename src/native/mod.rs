@@ -789,6 +789,47 @@ spec:
             registry("cel0_1_registry").as_deref(),
             Some("'two.example/'")
         );
+        // Every variable an expression reads is declared (the API server refuses the object
+        // otherwise): the ratchet's `old`, the findings' `found`, each with its policy's tag.
+        let mut texts: Vec<&str> = variables
+            .iter()
+            .filter_map(|v| v["expression"].as_str())
+            .collect();
+        for v in shared["spec"]["validations"]
+            .as_array()
+            .expect("validations")
+        {
+            texts.extend(v["expression"].as_str());
+            texts.extend(v["messageExpression"].as_str());
+        }
+        for text in texts {
+            // Outside string literals (a message may quote the rule's own expression).
+            let mut code = String::new();
+            let mut quote: Option<char> = None;
+            let mut chars = text.chars();
+            while let Some(c) = chars.next() {
+                match (quote, c) {
+                    (Some(_), '\\') => {
+                        chars.next();
+                    }
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, '\'' | '"') => quote = Some(c),
+                    (None, c) => code.push(c),
+                }
+            }
+            let text = code.as_str();
+            for (at, _) in text.match_indices("variables.") {
+                let name: String = text[at + "variables.".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    names.contains(&name.as_str()),
+                    "`variables.{name}` is not declared"
+                );
+            }
+        }
     }
 
     #[test]

@@ -261,6 +261,16 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
                 ),
             ),
             (
+                "shared.yaml",
+                policy(
+                    "sync-shared",
+                    "enforce",
+                    "e2e-sync-obj*",
+                    "{disallowNamespaces: {namespaces: [default]}}",
+                    "",
+                ),
+            ),
+            (
                 "scheduled.yaml",
                 policy(
                     "sync-scheduled",
@@ -276,7 +286,8 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         ],
     );
     // (Four patterns for one namespace: policies of one mode applying to the same requests
-    // would share one object, and this follows each policy's own.)
+    // share one object, and this follows each policy's own until the schedule step, when
+    // sync-scheduled joins sync-shared in one.)
     let p = start(w, "sync-a", &dir, &[]);
 
     // Created: every policy's ValidatingAdmissionPolicy and binding, with the export's content.
@@ -284,6 +295,7 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         "portcullis-sync-probes",
         "portcullis-sync-labels",
         "portcullis-sync-resources",
+        "portcullis-sync-shared",
         "portcullis-sync-scheduled",
     ] {
         wait_for(&format!("{name} applied"), Duration::from_secs(30), || {
@@ -329,7 +341,7 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         "{err}"
     );
     wait_for("rules confirmed", Duration::from_secs(30), || {
-        (p.metric("portcullis_native_rules_confirmed", &[]) >= 4.0).then_some(())
+        (p.metric("portcullis_native_rules_confirmed", &[]) >= 5.0).then_some(())
     });
 
     // At rest: nothing written, by Portcullis' count, the API server's and the objects'
@@ -337,7 +349,7 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
     let writes = p.metric("portcullis_native_writes_total", &[]);
     let served = admission_policy_writes(w);
     let versions = owned_versions(w);
-    assert_eq!(versions.len(), 8, "{versions:?}");
+    assert_eq!(versions.len(), 10, "{versions:?}");
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(
         p.metric("portcullis_native_writes_total", &[]),
@@ -443,14 +455,16 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         },
     );
 
-    // The schedule step: Warn until the step, Deny from it.
+    // The schedule step: Warn until the step; from it, sync-scheduled enforces and, selecting
+    // what sync-shared selects, moves with it into one shared object, whose binding denies;
+    // the two objects of their own are deleted.
     assert_eq!(
         binding_actions(w, "portcullis-sync-scheduled"),
         Some(json!(["Warn"]))
     );
+    assert!(object(w, "validatingadmissionpolicy", "portcullis.enforce").is_none());
     let denied_at = wait_for("the schedule step applied", Duration::from_secs(60), || {
-        (binding_actions(w, "portcullis-sync-scheduled")? == json!(["Deny"]))
-            .then_some(Timestamp::now())
+        (binding_actions(w, "portcullis.enforce")? == json!(["Deny"])).then_some(Timestamp::now())
     });
     assert!(
         denied_at >= step,
@@ -460,13 +474,48 @@ fn native_sync_follows_reloads_expiries_and_schedules_and_writes_nothing_at_rest
         denied_at.unix() <= step.unix() + 5,
         "moved at {denied_at}, long after the step {step}"
     );
+    let shared = object(w, "validatingadmissionpolicy", "portcullis.enforce").expect("shared");
+    let mut policies: Vec<&str> = shared["metadata"]["annotations"]["portcullis.dev/policies"]
+        .as_str()
+        .expect("the policies annotation")
+        .split(", ")
+        .collect();
+    policies.sort_unstable();
+    assert_eq!(policies, ["sync-scheduled", "sync-shared"], "{shared}");
+    wait_for(
+        "the objects of their own deleted",
+        Duration::from_secs(20),
+        || {
+            ["portcullis-sync-scheduled", "portcullis-sync-shared"]
+                .iter()
+                .all(|name| {
+                    object(w, "validatingadmissionpolicy", name).is_none()
+                        && object(w, "validatingadmissionpolicybinding", name).is_none()
+                })
+                .then_some(())
+        },
+    );
+    // The shared object denies what sync-scheduled now enforces, in its words.
+    let err = w
+        .kubectl()
+        .with_object(&["create", "-n", &ns, "--dry-run=server"], &{
+            let mut c = container("app");
+            c["image"] = json!("registry.example/app");
+            pod("untagged", c)
+        })
+        .err();
+    assert!(
+        err.contains("ValidatingAdmissionPolicy 'portcullis.enforce'")
+            && err.contains("[sync-scheduled]"),
+        "{err}"
+    );
     assert_eq!(p.metric("portcullis_native_write_errors_total", &[]), 0.0);
     // Once applied and type-checked, the moved objects are confirmed again: every rule of the
-    // three remaining policies is left to the API server.
+    // four remaining policies is left to the API server.
     wait_for(
         "the moved objects confirmed",
         Duration::from_secs(30),
-        || (p.metric("portcullis_native_rules_confirmed", &[]) == 3.0).then_some(()),
+        || (p.metric("portcullis_native_rules_confirmed", &[]) == 4.0).then_some(()),
     );
     drop(p);
 }
