@@ -3,6 +3,11 @@
 //! `admission::handle` (what the `/validate` and `/mutate` handlers run), for a realistic Pod,
 //! a 3-container Deployment and a 50-container Deployment with 200 env vars each, with the
 //! default policies and with 50 policies. Run with `cargo bench --bench engine`.
+//!
+//! The `cel` group (issue 17, BENCHMARKS.md "CEL rules (issue 17): the request path"): the
+//! 3-container Deployment with the default policies, and with the default policies plus the
+//! shipped CEL policies (`policies/cel-*.yaml`, ten validations) switched from `off` to
+//! `warn`, side by side: `cargo bench --bench engine -- cel/`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -17,6 +22,62 @@ use serde_json::{Value, json};
 fn default_policies() -> PolicySet {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     portcullis::lint::load_dir(&dir).expect("default policies load")
+}
+
+/// The default policies with the shipped CEL policies (`policies/cel-*.yaml`: ten
+/// validations and one match condition) switched from `off` to `warn`, plus `extra` (YAML
+/// documents), loaded from a copy of `policies/` as `portcullis serve` would load it.
+fn default_policies_with_cel(name: &str, cel_on: bool, extra: &str) -> PolicySet {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let dir = std::env::temp_dir().join(format!("portcullis-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for entry in std::fs::read_dir(&src).expect("policies/") {
+        let path = entry.expect("entry").path();
+        if !path.is_file() {
+            continue;
+        }
+        let file = path.file_name().expect("file name");
+        let mut text = std::fs::read_to_string(&path).expect("policy file");
+        if cel_on && file.to_string_lossy().starts_with("cel-") {
+            assert!(
+                text.contains("mode: \"off\""),
+                "{}: shipped off",
+                path.display()
+            );
+            text = text.replace("mode: \"off\"", "mode: warn");
+        }
+        std::fs::write(dir.join(file), text).expect("write");
+    }
+    if !extra.is_empty() {
+        std::fs::write(dir.join("bench-extra.yaml"), extra).expect("write");
+    }
+    let set = portcullis::lint::load_dir(&dir).expect("bench policies load");
+    std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    set
+}
+
+/// One policy with one CEL validation that reads the object but costs next to nothing: with
+/// the default policies, what making the review's CEL values costs (with one trivial
+/// evaluation and the rule's scope).
+const ONE_TRIVIAL_CEL: &str = "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: bench-cel-trivial}\nspec:\n  mode: enforce\n  rules:\n    - cel:\n        validations:\n          - expression: \"object != null\"\n";
+
+/// `deployment(3, 5)` made to pass the shipped CEL policies: images from an allowed
+/// registry, non-root and no privilege escalation, the recommended labels on the object and
+/// its Pod template.
+fn compliant_deployment() -> Value {
+    let mut d = deployment(3, 5);
+    let labels = json!({"app": "web", "team": "payments",
+        "app.kubernetes.io/name": "web", "app.kubernetes.io/instance": "web-shop"});
+    d["metadata"]["labels"] = labels.clone();
+    d["spec"]["template"]["metadata"]["labels"] = labels;
+    d["spec"]["template"]["spec"]["securityContext"] = json!({"runAsNonRoot": true});
+    if let Some(cs) = d["spec"]["template"]["spec"]["containers"].as_array_mut() {
+        for c in cs {
+            c["image"] = json!("registry.corp.example/team/app:1.4.2");
+            c["securityContext"] = json!({"allowPrivilegeEscalation": false});
+        }
+    }
+    d
 }
 
 fn many_policies(n: usize) -> PolicySet {
@@ -146,5 +207,65 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The request path with and without CEL rules, side by side (issue 17's speed target: ten
+/// validations add at most 30 µs per review).
+fn bench_cel(c: &mut Criterion) {
+    let defaults = default_policies();
+    let with_cel = default_policies_with_cel("cel", true, "");
+    let trivial = default_policies_with_cel("trivial", false, ONE_TRIVIAL_CEL);
+    let sets = [
+        ("default-policies", &defaults),
+        ("default+10-cel", &with_cel),
+    ];
+    let reviews = [
+        ("deployment-3-containers", review_of(&deployment(3, 5))),
+        (
+            "deployment-3-containers-compliant",
+            review_of(&compliant_deployment()),
+        ),
+    ];
+    let time = portcullis::policy::Timestamp::from_unix(1_767_225_600);
+
+    let mut group = c.benchmark_group("cel/evaluate");
+    for (name, review) in &reviews {
+        let object = &review["request"]["object"];
+        let mut lines = sets.to_vec();
+        if *name == "deployment-3-containers" {
+            lines.push(("default+1-trivial-cel", &trivial));
+        }
+        for (policies_name, policies) in lines {
+            group.bench_function(format!("{name}/{policies_name}"), |b| {
+                b.iter(|| {
+                    evaluate(
+                        black_box(policies),
+                        black_box(&Request::create(object, time)),
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("cel/review");
+    for (name, review) in &reviews {
+        let body = serde_json::to_vec(review).expect("serialize");
+        for (policies_name, policies) in sets {
+            for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                group.bench_function(
+                    format!("{name}/{policies_name}/{}", endpoint.as_str()),
+                    |b| {
+                        b.iter(|| {
+                            admission::handle(endpoint, black_box(policies), black_box(&body), time)
+                                .expect("handled")
+                                .body
+                        })
+                    },
+                );
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_cel);
 criterion_main!(benches);

@@ -1,7 +1,8 @@
 //! Runs the engine in a loop for profilers (callgrind, perf): `cargo run --release --example
-//! profile_engine -- [iterations] [document|value]`. Evaluates a 3-container Deployment with
-//! the default policies, read as the webhook reads a request body (`document`, the default:
-//! a `json::Document`) or as the CLI reads a manifest (`value`: a `serde_json::Value`).
+//! profile_engine -- [iterations] [document|value] [policies-dir]`. Evaluates a 3-container
+//! Deployment with the default policies (or those of `policies-dir`), read as the webhook
+//! reads a request body (`document`, the default: a `json::Document`) or as the CLI reads a
+//! manifest (`value`: a `serde_json::Value`).
 
 use std::path::Path;
 
@@ -14,7 +15,10 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let dir = std::env::args().nth(3).map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        std::path::PathBuf::from,
+    );
     let set = match portcullis::lint::load_dir(&dir) {
         Ok(set) => set,
         Err(e) => {

@@ -10,7 +10,6 @@ use std::sync::{Arc, Once};
 use kube_core::cel::cel::objects::{Key, Map};
 use kube_core::cel::cel::{Context as CelContext, ExecutionError, IdedExpr, Value};
 
-use super::cel_values::Converter;
 use super::rule::{Context, Found};
 use crate::policy::{CelExpression, CompiledCel};
 use crate::workload::ContainerRef;
@@ -41,8 +40,7 @@ pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>)
             w.containers().chain(w.ephemeral_containers()).collect();
         for c in &containers {
             let mut scope = bound.ctx.new_inner_scope();
-            let mut conv = Converter { size: 0.0 };
-            scope.add_variable_from_value("container", conv.object(c.value));
+            scope.add_variable_from_value("container", bound.container(w, c));
             judge(rule, scope, &mut |part, message, hint| {
                 out.push(Found::in_container(w, c, &[], message, hint).part(part));
             });
