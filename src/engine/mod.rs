@@ -2,6 +2,8 @@
 //! no I/O, no clock, no metrics. Callers (webhook, CLI) fetch what they need and pass it in.
 
 mod cel;
+#[cfg(test)]
+mod cel_conversion_tests;
 mod cel_values;
 mod decision;
 mod evaluate;
