@@ -386,7 +386,7 @@ fn corpus(w: &World) {
 
     let rt = api::runtime();
     let api = Api::new(&w.cluster);
-    let send_all = |objects: Vec<&Value>| -> Vec<api::Answer> {
+    let send_all = |objects: Vec<&Value>, in_flight: usize| -> Vec<api::Answer> {
         rt.block_on(
             futures::stream::iter(objects.into_iter().map(|o| {
                 let path = format!(
@@ -396,12 +396,12 @@ fn corpus(w: &World) {
                 let (api, o) = (api.clone(), o.clone());
                 async move { api.post(&path, &o).await }
             }))
-            .buffered(IN_FLIGHT)
+            .buffered(in_flight)
             .collect(),
         )
     };
     // What admission sees: each object defaulted, no policy installed.
-    let references = send_all(pairs.iter().map(|(_, _, o)| o).collect());
+    let references = send_all(pairs.iter().map(|(_, _, o)| o).collect(), IN_FLIGHT);
     for ((i, key, _), a) in pairs.iter().zip(&references) {
         assert_eq!(
             a.status, 201,
@@ -467,7 +467,10 @@ fn corpus(w: &World) {
             message.contains("celexport marker").then_some(())
         },
     );
-    let answers = send_all(pairs.iter().map(|(_, _, o)| o).collect());
+    // One at a time while the policies are in force: kube-apiserver v1.32 can crash when
+    // requests evaluate freshly compiled policies concurrently ("concurrent map read and map
+    // write" in DeclTypeProvider.FindStructFieldType, kubernetes/kubernetes#135757, open).
+    let answers = send_all(pairs.iter().map(|(_, _, o)| o).collect(), 1);
 
     // Both sides, pair by pair.
     let mut agree = 0;
