@@ -467,6 +467,13 @@ fn corpus(w: &World) {
             message.contains("celexport marker").then_some(())
         },
     );
+    api::wait_policies_settled(&rt, &api, LABEL, &|| {
+        let a = rt.block_on(api.post(&cm_path, &cm));
+        a.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("celexport marker")
+    });
     // One at a time while the policies are in force: kube-apiserver v1.32 can crash when
     // requests evaluate freshly compiled policies concurrently ("concurrent map read and map
     // write" in DeclTypeProvider.FindStructFieldType, kubernetes/kubernetes#135757, open).

@@ -53,6 +53,12 @@ impl Api {
         self.send(self.client.post(url).json(body)).await
     }
 
+    /// `GET PATH`.
+    pub async fn get(&self, path: &str) -> Answer {
+        let url = format!("{}{path}", self.server);
+        self.send(self.client.get(url)).await
+    }
+
     /// `DELETE PATH`.
     pub async fn delete(&self, path: &str) -> Answer {
         let url = format!("{}{path}", self.server);
@@ -93,4 +99,40 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// Waits until the API server's type checking (kube-controller-manager's status controller) has
+/// written the status of every ValidatingAdmissionPolicy with the label `label` (any value),
+/// then checks `in_force` once more: kube-apiserver v1.32 recompiles a policy when its status
+/// changes, in the background, and a recompile while a request is evaluated can crash it ("concurrent map read and map write" in
+/// DeclTypeProvider.FindStructFieldType, kubernetes/kubernetes#135757).
+pub fn wait_policies_settled(
+    rt: &tokio::runtime::Runtime,
+    api: &Api,
+    label: &str,
+    in_force: &dyn Fn() -> bool,
+) {
+    let path = format!(
+        "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies?labelSelector={label}"
+    );
+    super::wait_for(
+        "every policy's status written by its type check",
+        Duration::from_secs(120),
+        || {
+            let a = rt.block_on(api.get(&path));
+            let items = a.body["items"].as_array()?;
+            (a.status == 200
+                && !items.is_empty()
+                && items.iter().all(|p| {
+                    p["status"]["observedGeneration"].as_i64().is_some()
+                        && p["status"]["observedGeneration"] == p["metadata"]["generation"]
+                }))
+            .then_some(())
+        },
+    );
+    super::wait_for(
+        "the API server to use the type-checked policies",
+        Duration::from_secs(60),
+        || in_force().then_some(()),
+    );
 }
