@@ -4,12 +4,11 @@
 //! rule first needs them; each rule then runs in its own scope.
 
 use std::cell::Cell;
-use std::collections::HashMap;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 
-use kube_core::cel::cel::objects::{Key, Map};
 use kube_core::cel::cel::{Context as CelContext, ExecutionError, IdedExpr, Value};
 
+use super::cel_values::{Val, empty_map, put, put_entry, take};
 use super::rule::{Context, Found};
 use crate::policy::{CelExpression, CompiledCel};
 use crate::workload::ContainerRef;
@@ -20,7 +19,7 @@ const ERROR_HINT: &str = "the expression could not be evaluated on this object; 
 /// Judges the workload with a `cel` rule.
 pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>) {
     let w = &ctx.workload;
-    let size = ctx.cel.bind(w, &rule.roots);
+    let size = ctx.cel.bind(w, &rule.reads);
     let spent = ctx.cel.spent.get();
     if let Err(why) = rule.cost.check(size, spent) {
         out.push(Found::in_object(
@@ -40,15 +39,18 @@ pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>)
             w.containers().chain(w.ephemeral_containers()).collect();
         for c in &containers {
             let mut scope = bound.ctx.new_inner_scope();
-            scope.add_variable_from_value("container", bound.container(w, c));
-            judge(rule, scope, &mut |part, message, hint| {
+            put(&mut scope, "container", bound.take_container(c));
+            judge(rule, &mut scope, &mut |part, message, hint| {
                 out.push(Found::in_container(w, c, &[], message, hint).part(part));
             });
+            if let Some(value) = take(&mut scope, "container") {
+                bound.give_back(c, value);
+            }
         }
     } else {
         judge(
             rule,
-            bound.ctx.new_inner_scope(),
+            &mut bound.ctx.new_inner_scope(),
             &mut |part, message, hint| {
                 out.push(Found::in_object(String::new(), message, hint).part(part));
             },
@@ -56,14 +58,16 @@ pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>)
     }
 }
 
-/// The variables of one scope, each evaluated at most once.
+/// The variables of one scope, each evaluated at most once; those that gave a value are
+/// bound in the scope's `variables` map.
 struct Variables<'r> {
     rule: &'r CompiledCel,
-    values: Vec<Option<Result<Value, String>>>,
+    /// Per variable: not yet evaluated, evaluated (`Ok`), or why it failed.
+    values: Vec<Option<Result<(), String>>>,
 }
 
 impl Variables<'_> {
-    /// Evaluates the variables `needs` that are not yet, and binds `variables` in `scope`.
+    /// Evaluates the variables `needs` that are not yet, and binds them in `scope`.
     fn ensure(&mut self, scope: &mut CelContext<'_>, needs: &[usize]) {
         for &i in needs {
             if self.values.get(i).is_some_and(Option::is_some) {
@@ -72,28 +76,24 @@ impl Variables<'_> {
             let Some(v) = self.rule.variables.get(i) else {
                 continue;
             };
-            let result = resolve(scope, &v.ast).map_err(|e| match e {
-                Failure::Error(e) => describe(&e),
-                Failure::Panic(why) => why,
-            });
+            let result = match resolve_owned(scope, &v.ast) {
+                Ok(value) => {
+                    // Later variables may read this one.
+                    put_entry(scope, "variables", &v.name, value);
+                    Ok(())
+                }
+                Err(failure) => {
+                    // The map is bound all the same, without this one.
+                    let map = take(scope, "variables").unwrap_or_else(empty_map);
+                    put(scope, "variables", map);
+                    Err(match failure {
+                        Failure::Error(e) => describe(&e),
+                        Failure::Panic(why) => why,
+                    })
+                }
+            };
             self.values[i] = Some(result);
-            // Later variables may read this one.
-            self.bind(scope);
         }
-    }
-
-    fn bind(&self, scope: &mut CelContext<'_>) {
-        let map: HashMap<Key, Value> = self
-            .rule
-            .variables
-            .iter()
-            .zip(&self.values)
-            .filter_map(|(v, value)| match value {
-                Some(Ok(value)) => Some((Key::String(Arc::new(v.name.clone())), value.clone())),
-                _ => None,
-            })
-            .collect();
-        scope.add_variable_from_value("variables", Value::Map(Map { map: Arc::new(map) }));
     }
 
     /// The first variable among `needs` that failed, and why.
@@ -156,7 +156,20 @@ pub(crate) fn catch_quietly<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> 
 
 /// Evaluates `ast` in `scope`, a panic of the interpreter caught and turned into an error.
 fn resolve(scope: &CelContext<'_>, ast: &IdedExpr) -> Result<Value, Failure> {
-    match catch_quietly(|| scope.resolve(ast)) {
+    caught(catch_quietly(|| scope.resolve(ast)))
+}
+
+/// Evaluates `ast` in `scope` to a value in the interpreter's own form (to be bound again
+/// without a copy between the two forms), a panic caught as in [`resolve`].
+fn resolve_owned(scope: &CelContext<'_>, ast: &IdedExpr) -> Result<Val, Failure> {
+    caught(catch_quietly(|| {
+        Value::resolve_val(ast, scope).map(std::borrow::Cow::into_owned)
+    }))
+}
+
+/// The result of an evaluation run under [`catch_quietly`]: a panic in words.
+fn caught<T>(outcome: std::thread::Result<Result<T, ExecutionError>>) -> Result<T, Failure> {
+    match outcome {
         Ok(result) => result.map_err(Failure::Error),
         Err(payload) => {
             let why = payload
@@ -192,7 +205,7 @@ fn run(
 /// after them.
 fn judge(
     rule: &CompiledCel,
-    mut scope: CelContext<'_>,
+    scope: &mut CelContext<'_>,
     report: &mut dyn FnMut(usize, String, String),
 ) {
     let mut vars = Variables {
@@ -204,7 +217,7 @@ fn judge(
     let mut failed: Option<(usize, String)> = None;
     for (j, m) in rule.match_conditions.iter().enumerate() {
         let part = rule.validations.len() + j;
-        let why = match run(&mut vars, &mut scope, m) {
+        let why = match run(&mut vars, scope, m) {
             Ok(Value::Bool(true)) => continue,
             Ok(Value::Bool(false)) => return,
             Ok(other) => format!("it gave {} rather than a bool", type_name(&other)),
@@ -223,13 +236,13 @@ fn judge(
     }
     for (i, v) in rule.validations.iter().enumerate() {
         let text = v.check.text.trim();
-        match run(&mut vars, &mut scope, &v.check) {
+        match run(&mut vars, scope, &v.check) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => {
                 let message = v
                     .message_expression
                     .as_ref()
-                    .and_then(|m| match run(&mut vars, &mut scope, m) {
+                    .and_then(|m| match run(&mut vars, scope, m) {
                         Ok(Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => {
                             Some(s.trim().to_owned())
                         }

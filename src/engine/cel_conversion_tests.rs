@@ -68,21 +68,39 @@ fn a_set_without_cel_rules_makes_no_cel_values() {
 }
 
 #[test]
-fn the_object_is_converted_once_however_many_cel_rules_read_it() {
+fn only_what_the_rules_read_is_converted() {
     let object = deployment();
-    let one = converted(&[policy("a", OBJECT_RULE)], &object);
-    // Every map of the object, once: nothing else is converted.
-    assert_eq!(one, maps(&object));
-    let many = converted(
-        &[
-            policy("a", OBJECT_RULE),
-            policy("b", POD_RULES),
-            policy("c", EACH_CONTAINER),
-            policy("d", &format!("{EACH_CONTAINER}{OBJECT_RULE}")),
-        ],
-        &object,
+    // `object.spec.replicas`: the object's map and its spec's, nothing else.
+    assert_eq!(converted(&[policy("a", OBJECT_RULE)], &object), 2);
+    // The whole object when a rule compares it whole.
+    let whole = "    - cel:\n        validations:\n          - expression: \"object != null\"\n";
+    assert_eq!(converted(&[policy("w", whole)], &object), maps(&object));
+    // `container.image`: each container's map.
+    assert_eq!(converted(&[policy("c", EACH_CONTAINER)], &object), 3);
+}
+
+#[test]
+fn each_value_is_converted_once_however_many_cel_rules_read_it() {
+    let object = deployment();
+    let rules = [OBJECT_RULE, POD_RULES, EACH_CONTAINER];
+    let once: Vec<String> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| policy(&format!("p{i}"), r))
+        .collect();
+    let one = converted(&once, &object);
+    let mut twice = once.clone();
+    twice.extend(
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| policy(&format!("q{i}"), r)),
     );
-    assert_eq!(many, one);
+    assert_eq!(converted(&twice, &object), one);
+    // The union of what they read, however they are ordered.
+    let mut reversed = once.clone();
+    reversed.reverse();
+    assert_eq!(converted(&reversed, &object), one);
 }
 
 #[test]
@@ -101,6 +119,7 @@ fn a_container_with_planned_mounts_is_converted_once_however_many_rules_read_it(
         ],
         &object,
     );
-    assert!(one > maps(&object));
+    // The three containers and the sidecar.
+    assert_eq!(one, 4);
     assert_eq!(three, one);
 }

@@ -2,18 +2,23 @@
 //! old object, the namespace) and the values made from it, once per review and only when a
 //! CEL rule first reads them (a set without CEL rules never makes them).
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use kube_core::cel::KubeCelExt;
-use kube_core::cel::cel::objects::{Key, Map};
-use kube_core::cel::cel::{Context as CelContext, Value};
+use kube_core::cel::cel::Context as CelContext;
+use kube_core::cel::cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use kube_core::cel::cel::common::value::Val as CelVal;
 
 use super::Operation;
 use crate::json::{Json, Object};
 // The roots a review binds, each made when a rule first reads it.
 use crate::policy::CEL_ROOTS as ROOTS;
+use crate::policy::cel_reads::{CelReads, Need};
 use crate::workload::{ContainerRef, MetaLocation, Workload};
 
 #[cfg(test)]
@@ -52,22 +57,22 @@ pub(super) struct Facts<'a> {
 pub(super) struct Bound {
     /// A scope under [`FUNCTIONS`] holding the roots bound so far.
     pub ctx: CelContext<'static>,
-    /// Which of [`ROOTS`] are bound.
-    bound: [bool; ROOTS.len()],
-    /// The object (with the planned additions) as a CEL value.
-    object: Value,
-    /// The size of what the review binds (bytes of strings plus values), for the cost check.
-    size: f64,
+    /// Per root of [`ROOTS`]: what its bound value holds (`None`: not bound), and its size.
+    have: [Option<(Need, f64)>; ROOTS.len()],
+    /// What the containers' values hold, and their sizes.
+    container_have: Option<Need>,
+    container_size: f64,
     /// The containers as `forEachContainer` rules see them, by (list, index): each made once
-    /// per review, however many rules read it.
-    containers: RefCell<HashMap<(&'static str, usize), Value>>,
+    /// per review, however many rules read it; a rule borrows one by moving it into its
+    /// scope and back ([`Bound::take_container`], [`Bound::give_back`]).
+    containers: RefCell<HashMap<(&'static str, usize), Val>>,
 }
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bound")
-            .field("bound", &self.bound)
-            .field("size", &self.size)
+            .field("have", &self.have)
+            .field("container_have", &self.container_have)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +81,9 @@ impl std::fmt::Debug for Bound {
 #[derive(Debug)]
 pub(super) struct Input<'a> {
     facts: Option<Facts<'a>>,
+    /// What the set's CEL rules read of the review, all together: each value is made for
+    /// all of them at once.
+    reads: &'a CelReads,
     /// The values, once made.
     pub bound: RefCell<Option<Bound>>,
     /// The estimated cost of the rules run so far on this object.
@@ -85,8 +93,10 @@ pub(super) struct Input<'a> {
 impl Default for Input<'_> {
     /// No request (a rule module's unit tests): `request` and `oldObject` are null.
     fn default() -> Self {
+        static NONE: LazyLock<CelReads> = LazyLock::new(CelReads::default);
         Input {
             facts: None,
+            reads: &NONE,
             bound: RefCell::new(None),
             spent: Cell::new(0.0),
         }
@@ -94,14 +104,20 @@ impl Default for Input<'_> {
 }
 
 impl<'a> Input<'a> {
-    pub fn new(facts: Facts<'a>) -> Input<'a> {
+    pub fn new(facts: Facts<'a>, reads: &'a CelReads) -> Input<'a> {
         Input {
             facts: Some(facts),
+            reads,
             bound: RefCell::new(None),
             spent: Cell::new(0.0),
         }
     }
 }
+
+/// A value in the interpreter's own form. cel 0.13 evaluates over `Box<dyn Val>`: binding a
+/// `Value` (`Context::add_variable_from_value`) copies it deeply into that form, so the
+/// review's values are made in it directly and bound by moving them (see [`put`]).
+pub(super) type Val = Box<dyn CelVal>;
 
 /// Counts what it converts, for the cost check: one unit per value, one per 16 bytes of
 /// strings and keys (see `policy::cel_cost`).
@@ -114,14 +130,14 @@ pub(super) struct Converter {
 const BYTES_PER_UNIT: f64 = 16.0;
 
 impl Converter {
-    fn json(&mut self, j: Json<'_>) -> Value {
+    fn json(&mut self, j: Json<'_>) -> Val {
         self.size += 1.0;
         if let Some(s) = j.as_str() {
             self.size += s.len() as f64 / BYTES_PER_UNIT;
-            return Value::String(Arc::new(s.to_owned()));
+            return string(s);
         }
         if let Some(b) = j.as_bool() {
-            return Value::Bool(b);
+            return Box::new(CelBool::from(b));
         }
         if let Some(n) = j.as_number() {
             return number(&n);
@@ -130,264 +146,500 @@ impl Converter {
             return self.object(o);
         }
         if let Some(a) = j.as_array() {
-            return Value::List(Arc::new(a.iter().map(|v| self.json(v)).collect()));
+            return Box::new(CelList::from(
+                a.iter().map(|v| self.json(v)).collect::<Vec<_>>(),
+            ));
         }
-        Value::Null
+        Box::new(CelNull)
     }
 
     /// A JSON object as a CEL map.
-    pub fn object(&mut self, o: Object<'_>) -> Value {
+    pub fn object(&mut self, o: Object<'_>) -> Val {
         #[cfg(test)]
         MAPS_CONVERTED.with(|n| n.set(n.get() + 1));
         let mut map = HashMap::with_capacity(o.len());
         for (k, v) in o.iter() {
             self.size += k.len() as f64 / BYTES_PER_UNIT;
-            map.insert(Key::String(Arc::new(k.to_owned())), self.json(v));
+            map.insert(CelMapKey::from(k), self.json(v));
         }
-        Value::Map(Map { map: Arc::new(map) })
+        Box::new(CelMap::from(map))
     }
 
-    fn serde(&mut self, v: &serde_json::Value) -> Value {
-        self.json(Json::from(v))
+    /// `j` cut down to what `need` says an expression may observe (`policy::cel_reads`):
+    /// of a map, the needed entries that are present; of a list, every item when its items
+    /// are needed.
+    fn json_as(&mut self, j: Json<'_>, need: &Need) -> Val {
+        if need.full {
+            return self.json(j);
+        }
+        if let Some(o) = j.as_object() {
+            self.size += 1.0;
+            return self.object_as(o, need);
+        }
+        if let Some(a) = j.as_array() {
+            self.size += 1.0;
+            let items = match need.each.as_deref() {
+                Some(each) => a.iter().map(|v| self.json_as(v, each)).collect(),
+                None => Vec::new(),
+            };
+            return Box::new(CelList::from(items));
+        }
+        self.json(j)
+    }
+
+    /// A JSON object as a CEL map, cut down as [`Converter::json_as`] says.
+    fn object_as(&mut self, o: Object<'_>, need: &Need) -> Val {
+        if need.full {
+            return self.object(o);
+        }
+        #[cfg(test)]
+        MAPS_CONVERTED.with(|n| n.set(n.get() + 1));
+        let mut map = HashMap::with_capacity(need.fields.len());
+        if need.each.is_some() {
+            for (k, v) in o.iter() {
+                if let Some(n) = need.child(k) {
+                    self.size += k.len() as f64 / BYTES_PER_UNIT;
+                    map.insert(CelMapKey::from(k), self.json_as(v, &n));
+                }
+            }
+        } else {
+            for (k, n) in &need.fields {
+                if let Some(v) = o.get(k) {
+                    self.size += k.len() as f64 / BYTES_PER_UNIT;
+                    map.insert(CelMapKey::from(k.as_str()), self.json_as(v, n));
+                }
+            }
+        }
+        Box::new(CelMap::from(map))
     }
 }
 
 /// A JSON number as CEL reads it: an integer as `int` (as the API server reads unstructured
 /// integers), else `uint` beyond `int`'s range, else `double`.
-fn number(n: &serde_json::Number) -> Value {
+fn number(n: &serde_json::Number) -> Val {
     if let Some(i) = n.as_i64() {
-        Value::Int(i)
+        Box::new(CelInt::from(i))
     } else if let Some(u) = n.as_u64() {
-        Value::UInt(u)
+        Box::new(CelUInt::from(u))
     } else {
-        Value::Float(n.as_f64().unwrap_or(f64::NAN))
+        Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
     }
 }
 
-fn string(s: &str) -> Value {
-    Value::String(Arc::new(s.to_owned()))
+fn string(s: &str) -> Val {
+    Box::new(CelString::from(s))
 }
 
-fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    Value::Map(Map {
-        map: Arc::new(
-            entries
-                .into_iter()
-                .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), v))
-                .collect(),
-        ),
-    })
+fn map(entries: impl IntoIterator<Item = (&'static str, Val)>) -> Val {
+    Box::new(CelMap::from(
+        entries
+            .into_iter()
+            .map(|(k, v)| (CelMapKey::from(k), v))
+            .collect::<HashMap<_, _>>(),
+    ))
 }
 
-/// The object as the validation rules judge it: with the mutation rules' planned additions
-/// (containers, labels and annotations in full; mounts by name and path; volumes by name:
-/// the view knows no more of them).
-fn mutated_object(w: &Workload<'_>, c: &mut Converter) -> Value {
-    let Some(added) = w.additions_planned().filter(|a| {
+/// An empty CEL map.
+pub(super) fn empty_map() -> Val {
+    Box::new(CelMap::from(HashMap::new()))
+}
+
+/// Binds `value` to `name` in `scope`, by moving it (no copy).
+pub(super) fn put(scope: &mut CelContext<'_>, name: &str, value: Val) {
+    match scope {
+        CelContext::Root { variables, .. } | CelContext::Child { variables, .. } => {
+            variables.insert(name.to_owned(), value);
+        }
+    }
+}
+
+/// Takes back what [`put`] bound to `name` in `scope`.
+pub(super) fn take(scope: &mut CelContext<'_>, name: &str) -> Option<Val> {
+    match scope {
+        CelContext::Root { variables, .. } | CelContext::Child { variables, .. } => {
+            variables.remove(name)
+        }
+    }
+}
+
+/// Adds `name: value` to the map bound to `map_name` in `scope` (bound, empty, when absent):
+/// the map is moved out, grown and moved back, nothing copied.
+pub(super) fn put_entry(scope: &mut CelContext<'_>, map_name: &str, name: &str, value: Val) {
+    let mut entries = take(scope, map_name)
+        .and_then(|m| {
+            let any: Box<dyn std::any::Any> = m;
+            any.downcast::<CelMap>().ok()
+        })
+        .map(|m| m.into_inner())
+        .unwrap_or_default();
+    entries.insert(CelMapKey::from(name), value);
+    put(scope, map_name, Box::new(CelMap::from(entries)));
+}
+
+/// The object as the validation rules judge it, cut down to `need`: with the mutation rules'
+/// planned additions (containers, labels and annotations in full; mounts by name and path;
+/// volumes by name: the view knows no more of them). The object is converted as it is, then
+/// the additions are put in the converted tree (where the holder is a map; a missing list or
+/// map is made).
+fn mutated_object(w: &Workload<'_>, c: &mut Converter, need: &Need) -> Val {
+    let mut object = c.object_as(w.object, need);
+    let Some(added) = additions(w) else {
+        return object;
+    };
+    // An addition where nothing is read is left out: nothing could tell.
+    if let Some(spec_need) = need_at(need, w.pod_spec_tokens()) {
+        object = edit_map(object, w.pod_spec_tokens(), &mut |spec| {
+            add_to_spec(spec, added, c, &spec_need);
+        });
+    }
+    for m in &added.metadata {
+        let holder = holder_of(w, m);
+        let Some(meta_need) =
+            need_at(need, holder).and_then(|h| h.child("metadata").map(Cow::into_owned))
+        else {
+            continue;
+        };
+        object = edit_map(object, holder, &mut |holder| {
+            let meta = entry(holder, "metadata", c);
+            let meta = edit_map(meta, &[], &mut |meta| {
+                add_to_metadata(meta, m, c, &meta_need)
+            });
+            holder.insert(CelMapKey::from("metadata"), meta);
+        });
+    }
+    object
+}
+
+/// What `need` needs at `tokens` under the value (`None`: nothing).
+fn need_at<'n>(need: &'n Need, tokens: &[&str]) -> Option<Cow<'n, Need>> {
+    let mut at = Cow::Borrowed(need);
+    for t in tokens {
+        at = match at {
+            Cow::Borrowed(n) => n.child(t)?,
+            Cow::Owned(n) => Cow::Owned(n.child(t)?.into_owned()),
+        };
+    }
+    Some(at)
+}
+
+/// `podSpec`, cut down to `need`, with the planned additions (see [`mutated_object`]).
+fn pod_spec(w: &Workload<'_>, c: &mut Converter, need: &Need) -> Val {
+    let Some(spec) = json_at(w.object, w.pod_spec_tokens()) else {
+        return Box::new(CelNull);
+    };
+    let spec = c.json_as(spec, need);
+    match additions(w) {
+        Some(added) => edit_map(spec, &[], &mut |spec| add_to_spec(spec, added, c, need)),
+        None => spec,
+    }
+}
+
+/// `podMetadata`, cut down to `need`, with the planned labels and annotations.
+fn pod_metadata(w: &Workload<'_>, c: &mut Converter, need: &Need) -> Val {
+    let holder = w
+        .template_tokens()
+        .iter()
+        .try_fold(w.object, |o, t| o.get(t).and_then(Json::as_object));
+    let meta = holder.and_then(|h| h.get("metadata"));
+    let mut meta = meta.map(|m| c.json_as(m, need));
+    let holder_tokens = w.template_tokens();
+    for m in additions(w).map_or(&[][..], |a| a.metadata.as_slice()) {
+        if holder.is_none() || holder_of(w, m) != holder_tokens {
+            continue;
+        }
+        let value = meta.take().unwrap_or_else(|| {
+            c.size += 1.0 + "metadata".len() as f64 / BYTES_PER_UNIT;
+            empty_map()
+        });
+        meta = Some(edit_map(value, &[], &mut |meta| {
+            add_to_metadata(meta, m, c, need);
+        }));
+    }
+    meta.unwrap_or_else(|| Box::new(CelNull))
+}
+
+/// The planned additions, when there are any.
+fn additions<'w>(w: &Workload<'w>) -> Option<&'w crate::workload::Additions<'w>> {
+    w.additions_planned().filter(|a| {
         !(a.containers.is_empty()
             && a.volumes.is_empty()
             && a.mounts.is_empty()
             && a.metadata.is_empty())
-    }) else {
-        return c.object(w.object);
+    })
+}
+
+/// Where the metadata that `m` adds to sits.
+fn holder_of(w: &Workload<'_>, m: &crate::workload::MetaAddition<'_>) -> &'static [&'static str] {
+    match m.location {
+        MetaLocation::Object => &[],
+        MetaLocation::Template => w.template_tokens(),
+    }
+}
+
+/// The value at `tokens` under `o`.
+fn json_at<'a>(o: Object<'a>, tokens: &[&str]) -> Option<Json<'a>> {
+    let (last, path) = tokens.split_last()?;
+    let holder = path
+        .iter()
+        .try_fold(o, |o, t| o.get(t).and_then(Json::as_object))?;
+    holder.get(last)
+}
+
+/// Puts the planned containers, volumes and mounts in the Pod spec's map, as far as `need`
+/// (the spec's) reads them.
+fn add_to_spec(
+    spec: &mut Entries,
+    added: &crate::workload::Additions<'_>,
+    c: &mut Converter,
+    need: &Need,
+) {
+    // What is read of each item of `list` (its presence only, when not its items).
+    let item_need = |list: &str| {
+        need.child(list)
+            .map(|l| l.item().map(Cow::into_owned).unwrap_or_default())
     };
-    let mut v = object_to_value(w.object);
-    let spec_pointer: String = w
-        .pod_spec_tokens()
-        .iter()
-        .map(|t| format!("/{t}"))
-        .collect();
-    if let Some(spec) = v.pointer_mut(&spec_pointer).and_then(|s| s.as_object_mut()) {
-        for (init, container) in &added.containers {
-            let list = if *init {
-                "initContainers"
-            } else {
-                "containers"
-            };
-            if let Some(l) = spec
-                .entry(list)
-                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
-                .as_array_mut()
-            {
-                l.push(object_to_value(*container));
-            }
+    for (init, container) in &added.containers {
+        let list = if *init {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        if let Some(item) = item_need(list) {
+            let value = c.object_as(*container, &item);
+            push(spec, list, value, c);
         }
+    }
+    if let Some(item) = item_need("volumes") {
         for name in &added.volumes {
-            if let Some(l) = spec
-                .entry("volumes")
-                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
-                .as_array_mut()
-            {
-                l.push(serde_json::json!({ "name": name }));
-            }
+            let value = c.json_as(Json::from(&serde_json::json!({ "name": name })), &item);
+            push(spec, "volumes", value, c);
         }
+    }
+    let Some(mounts) = item_need("containers")
+        .and_then(|item| item.child("volumeMounts").map(Cow::into_owned))
+        .map(|l| l.item().map(Cow::into_owned).unwrap_or_default())
+    else {
+        return;
+    };
+    let Some(containers) = spec.remove(&CelMapKey::from("containers")) else {
+        return;
+    };
+    let containers = edit_list(containers, &mut |list| {
         for (index, name, path) in &added.mounts {
-            if let Some(c) = spec
-                .get_mut("containers")
-                .and_then(|l| l.get_mut(*index))
-                .and_then(|c| c.as_object_mut())
-                && let Some(l) = c
-                    .entry("volumeMounts")
-                    .or_insert_with(|| serde_json::Value::Array(Vec::new()))
-                    .as_array_mut()
-            {
-                l.push(serde_json::json!({ "name": name, "mountPath": path }));
+            if let Some(slot) = list.get_mut(*index) {
+                let container = std::mem::replace(slot, Box::new(CelNull));
+                *slot = edit_map(container, &[], &mut |container| {
+                    let mount = serde_json::json!({ "name": name, "mountPath": path });
+                    let value = c.json_as(Json::from(&mount), &mounts);
+                    push(container, "volumeMounts", value, c);
+                });
+            }
+        }
+    });
+    spec.insert(CelMapKey::from("containers"), containers);
+}
+
+/// Puts the planned label or annotation `m` in a metadata map (a value already there stays),
+/// when `need` (the metadata's) reads that map.
+fn add_to_metadata(
+    meta: &mut Entries,
+    m: &crate::workload::MetaAddition<'_>,
+    c: &mut Converter,
+    need: &Need,
+) {
+    let key = if m.label { "labels" } else { "annotations" };
+    if need.child(key).is_none() {
+        return;
+    }
+    let map = entry(meta, key, c);
+    let map = edit_map(map, &[], &mut |map| {
+        if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(CelMapKey::from(m.key)) {
+            c.size += (m.key.len() + m.value.len()) as f64 / BYTES_PER_UNIT + 1.0;
+            slot.insert(string(&m.value));
+        }
+    });
+    meta.insert(CelMapKey::from(key), map);
+}
+
+/// The entries of a CEL map.
+type Entries = HashMap<CelMapKey, Val>;
+
+/// Runs `f` on the map at `tokens` under `v`, when there is one there; the maps on the way
+/// are moved out and back, nothing is copied.
+fn edit_map(v: Val, tokens: &[&str], f: &mut dyn FnMut(&mut Entries)) -> Val {
+    if v.downcast_ref::<CelMap>().is_none() {
+        return v;
+    }
+    let any: Box<dyn std::any::Any> = v;
+    let Ok(map) = any.downcast::<CelMap>() else {
+        unreachable!("checked to be a map above")
+    };
+    let mut entries = map.into_inner();
+    match tokens.split_first() {
+        None => f(&mut entries),
+        Some((first, rest)) => {
+            let k = CelMapKey::from(*first);
+            if let Some(child) = entries.remove(&k) {
+                entries.insert(k, edit_map(child, rest, f));
             }
         }
     }
-    let template_pointer: String = w
-        .template_tokens()
-        .iter()
-        .map(|t| format!("/{t}"))
-        .collect();
-    for m in &added.metadata {
-        let root = match m.location {
-            MetaLocation::Object => "",
-            MetaLocation::Template => template_pointer.as_str(),
-        };
-        let Some(holder) = v.pointer_mut(root).and_then(|h| h.as_object_mut()) else {
-            continue;
-        };
-        let meta = holder
-            .entry("metadata")
-            .or_insert_with(|| serde_json::json!({}));
-        if let Some(meta) = meta.as_object_mut() {
-            let key = if m.label { "labels" } else { "annotations" };
-            if let Some(map) = meta
-                .entry(key)
-                .or_insert_with(|| serde_json::json!({}))
-                .as_object_mut()
-            {
-                map.entry(m.key)
-                    .or_insert_with(|| serde_json::Value::String(m.value.clone()));
-            }
-        }
-    }
-    c.serde(&v)
+    Box::new(CelMap::from(entries))
 }
 
-fn object_to_value(o: Object<'_>) -> serde_json::Value {
-    serde_json::Value::Object(
-        o.iter()
-            .map(|(k, v)| (k.to_owned(), v.to_value()))
-            .collect(),
-    )
+/// Runs `f` on the items of `v` when it is a list.
+fn edit_list(v: Val, f: &mut dyn FnMut(&mut Vec<Val>)) -> Val {
+    if v.downcast_ref::<CelList>().is_none() {
+        return v;
+    }
+    let any: Box<dyn std::any::Any> = v;
+    let Ok(list) = any.downcast::<CelList>() else {
+        unreachable!("checked to be a list above")
+    };
+    let mut items = list.into_inner();
+    f(&mut items);
+    Box::new(CelList::from(items))
 }
 
-/// The value at `tokens` under `v` (null when absent).
-fn at_path(v: &Value, tokens: &[&str]) -> Value {
-    let mut v = v.clone();
-    for t in tokens {
-        v = match &v {
-            Value::Map(m) => m
-                .map
-                .get(&Key::String(Arc::new((*t).to_owned())))
-                .cloned()
-                .unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
+/// The value of `key` in `map`, moved out; an empty map, counted, when there is none.
+fn entry(map: &mut Entries, key: &str, c: &mut Converter) -> Val {
+    map.remove(&CelMapKey::from(key)).unwrap_or_else(|| {
+        c.size += 1.0 + key.len() as f64 / BYTES_PER_UNIT;
+        empty_map()
+    })
+}
+
+/// Appends `value` to the list `key` of `map` (made when absent; left alone when not a list).
+fn push(map: &mut Entries, key: &str, value: Val, c: &mut Converter) {
+    let list = map.remove(&CelMapKey::from(key)).unwrap_or_else(|| {
+        c.size += 1.0 + key.len() as f64 / BYTES_PER_UNIT;
+        Box::new(CelList::from(Vec::new()))
+    });
+    let mut value = Some(value);
+    let list = edit_list(list, &mut |items| items.extend(value.take()));
+    map.insert(CelMapKey::from(key), list);
+}
+
+/// What to make of a value: all that the set reads (`set`), what it holds already (`have`)
+/// and what the rule reads (`rule`) together; `None` when `have` holds what the rule reads.
+fn to_make(set: Option<&Need>, have: Option<&Need>, rule: &Need) -> Option<Need> {
+    if have.is_some_and(|h| h.covers(rule)) {
+        return None;
     }
-    v
+    let mut want = set.cloned().unwrap_or_default();
+    if let Some(h) = have {
+        want.merge(h);
+    }
+    want.merge(rule);
+    Some(want)
 }
 
 impl Input<'_> {
-    /// Makes sure the roots `rule` reads are bound; returns the size of the review.
-    pub fn bind(&self, w: &Workload<'_>, needs: &[bool; ROOTS.len()]) -> f64 {
+    /// Makes sure what `reads` says of the review is bound; returns the size of what is.
+    pub fn bind(&self, w: &Workload<'_>, reads: &CelReads) -> f64 {
         let mut slot = self.bound.borrow_mut();
-        let bound = slot.get_or_insert_with(|| {
-            let mut c = Converter { size: 0.0 };
-            let object = mutated_object(w, &mut c);
-            Bound {
-                ctx: FUNCTIONS.new_inner_scope(),
-                bound: [false; ROOTS.len()],
-                object,
-                size: c.size,
-                containers: RefCell::new(HashMap::new()),
-            }
+        let bound = slot.get_or_insert_with(|| Bound {
+            ctx: FUNCTIONS.new_inner_scope(),
+            have: Default::default(),
+            container_have: None,
+            container_size: 0.0,
+            containers: RefCell::new(HashMap::new()),
         });
         for (i, root) in ROOTS.iter().enumerate() {
-            if !needs[i] || bound.bound[i] {
+            let Some(rule) = &reads.roots[i] else {
                 continue;
-            }
+            };
+            let have = bound.have[i].as_ref().map(|(n, _)| n);
+            let Some(want) = to_make(self.reads.roots[i].as_ref(), have, rule) else {
+                continue;
+            };
             let mut c = Converter { size: 0.0 };
             let value = match *root {
-                "object" => bound.object.clone(),
+                "object" => mutated_object(w, &mut c, &want),
                 "oldObject" => self
                     .facts
                     .and_then(|f| f.old_object)
-                    .map_or(Value::Null, |o| c.json(o)),
-                "request" => self.facts.map_or(Value::Null, |f| request(&f)),
+                    .map_or_else(|| Box::new(CelNull) as Val, |o| c.json_as(o, &want)),
+                "request" => self
+                    .facts
+                    .map_or_else(|| Box::new(CelNull) as Val, |f| request(&f)),
                 "namespaceObject" => self
                     .facts
                     .and_then(|f| Some((f.namespace?, f.namespace_labels?)))
-                    .map_or(Value::Null, |(name, labels)| namespace_object(name, labels)),
-                "podSpec" => at_path(&bound.object, w.pod_spec_tokens()),
-                _ => {
-                    let mut tokens = w.template_tokens().to_vec();
-                    tokens.push("metadata");
-                    at_path(&bound.object, &tokens)
-                }
+                    .map_or_else(
+                        || Box::new(CelNull) as Val,
+                        |(name, labels)| namespace_object(name, labels),
+                    ),
+                "podSpec" => pod_spec(w, &mut c, &want),
+                _ => pod_metadata(w, &mut c, &want),
             };
-            bound.size += c.size;
-            bound.ctx.add_variable_from_value(*root, value);
-            bound.bound[i] = true;
+            put(&mut bound.ctx, root, value);
+            bound.have[i] = Some((want, c.size));
         }
-        bound.size
+        if let Some(rule) = &reads.container
+            && let Some(want) = to_make(
+                self.reads.container.as_ref(),
+                bound.container_have.as_ref(),
+                rule,
+            )
+        {
+            let mut c = Converter { size: 0.0 };
+            let made = w
+                .containers()
+                .chain(w.ephemeral_containers())
+                .map(|k| ((k.list(), k.index), c.object_as(k.value, &want)))
+                .collect();
+            *bound.containers.get_mut() = made;
+            bound.container_have = Some(want);
+            bound.container_size = c.size;
+        }
+        bound
+            .have
+            .iter()
+            .flatten()
+            .map(|(_, size)| size)
+            .sum::<f64>()
+            + bound.container_size
     }
 }
 
 impl Bound {
-    /// Container `c` of `w` as a CEL value (`container` of a `forEachContainer` rule), made
-    /// at most once per review: taken from the object already made when it holds the
-    /// container as the rule sees it, converted (once) otherwise.
-    pub fn container(&self, w: &Workload<'_>, c: &ContainerRef<'_>) -> Value {
-        let key = (c.list(), c.index);
-        if let Some(v) = self.containers.borrow().get(&key) {
-            return v.clone();
-        }
-        // `mutated_object` appends the planned mounts to the app containers of the object;
-        // `container` is the container as its view holds it, without them.
-        let mounts_added = c.list() == "containers"
-            && w.additions_planned()
-                .is_some_and(|a| a.mounts.iter().any(|(i, _, _)| *i == c.index));
-        let in_object = if mounts_added {
-            None
-        } else {
-            match at_path(&self.object, w.pod_spec_tokens()) {
-                Value::Map(spec) => match spec.map.get(&Key::String(Arc::new(c.list().to_owned())))
-                {
-                    Some(Value::List(list)) => list
-                        .get(c.index)
-                        .filter(|v| matches!(v, Value::Map(_)))
-                        .cloned(),
-                    _ => None,
-                },
-                _ => None,
-            }
-        };
-        let value = in_object.unwrap_or_else(|| Converter { size: 0.0 }.object(c.value));
-        self.containers.borrow_mut().insert(key, value.clone());
-        value
+    /// Container `c` as a CEL value (`container` of a `forEachContainer` rule), cut down to
+    /// what the rules read of containers: made once per review by [`Input::bind`] (the
+    /// container as its view holds it: without the planned mounts the object gets). The
+    /// caller hands it back with [`Bound::give_back`] when its rule is done.
+    pub fn take_container(&self, c: &ContainerRef<'_>) -> Val {
+        let made = self.containers.borrow_mut().remove(&(c.list(), c.index));
+        made.unwrap_or_else(|| {
+            let need = self.container_have.clone().unwrap_or_else(Need::full);
+            Converter { size: 0.0 }.object_as(c.value, &need)
+        })
+    }
+
+    /// Keeps container `c`'s value, taken with [`Bound::take_container`], for the next rule.
+    pub fn give_back(&self, c: &ContainerRef<'_>, value: Val) {
+        self.containers
+            .borrow_mut()
+            .insert((c.list(), c.index), value);
     }
 }
 
-fn request(f: &Facts<'_>) -> Value {
-    let (group, version) = (string(f.group), string(f.version));
+fn request(f: &Facts<'_>) -> Val {
     map([
         ("operation", string(f.operation.as_str())),
         (
             "kind",
             map([
-                ("group", group.clone()),
-                ("version", version.clone()),
+                ("group", string(f.group)),
+                ("version", string(f.version)),
                 ("kind", string(f.kind)),
             ]),
         ),
         (
             "resource",
             map([
-                ("group", group),
-                ("version", version),
+                ("group", string(f.group)),
+                ("version", string(f.version)),
                 ("resource", string(f.resource)),
             ]),
         ),
@@ -397,19 +649,17 @@ fn request(f: &Facts<'_>) -> Value {
             "userInfo",
             map([("username", string(f.username.unwrap_or("")))]),
         ),
-        ("dryRun", Value::Bool(f.dry_run)),
+        ("dryRun", Box::new(CelBool::from(f.dry_run))),
     ])
 }
 
-fn namespace_object(name: &str, labels: &BTreeMap<String, String>) -> Value {
-    let labels = Value::Map(Map {
-        map: Arc::new(
-            labels
-                .iter()
-                .map(|(k, v)| (Key::String(Arc::new(k.clone())), string(v)))
-                .collect(),
-        ),
-    });
+fn namespace_object(name: &str, labels: &BTreeMap<String, String>) -> Val {
+    let labels: Val = Box::new(CelMap::from(
+        labels
+            .iter()
+            .map(|(k, v)| (CelMapKey::from(k.as_str()), string(v)))
+            .collect::<HashMap<_, _>>(),
+    ));
     map([
         ("apiVersion", string("v1")),
         ("kind", string("Namespace")),

@@ -345,7 +345,7 @@ fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolic
             .filter(|_| req.operation == Operation::Update),
     };
     // Judge the object as mutated: the view shows the planned additions.
-    let cel_input = Input::new(facts);
+    let cel_input = Input::new(facts, &set.cel_reads);
     let violations = validate(
         &selected,
         &Context {
@@ -357,7 +357,7 @@ fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolic
     );
     // A violation denies only if it holds with the label-dependent additions too: the real
     // labels might otherwise have added what it misses.
-    let what_if_input = Input::new(facts);
+    let what_if_input = Input::new(facts, &set.cel_reads);
     let what_if = what_if_added.as_ref().map(|a| {
         validate(
             &selected,
@@ -382,11 +382,14 @@ fn judge(set: &PolicySet, req: &Request<'_>, native: &NativeRules, off: OffPolic
             };
             let (old_added, _) = mutate(&selected, &as_created, old, &exceptions, native, None);
             // The stored object as it was created: a CREATE, without an old object.
-            let old_input = Input::new(Facts {
-                operation: Operation::Create,
-                old_object: None,
-                ..facts
-            });
+            let old_input = Input::new(
+                Facts {
+                    operation: Operation::Create,
+                    old_object: None,
+                    ..facts
+                },
+                &set.cel_reads,
+            );
             Workload::new(kind, old)
                 .map(|old_view| {
                     validate(

@@ -2,6 +2,7 @@
 //! evaluates. The lint, which judges a set by evaluating it, sits above both in [`crate::lint`].
 
 pub mod cel_cost;
+pub mod cel_reads;
 pub mod compile;
 pub mod exceptions;
 pub mod load;
@@ -69,6 +70,9 @@ pub struct PolicySet {
     pub warnings: Vec<load::Diagnostic>,
     /// `PolicyException` documents, in load order (expired ones included: they have no effect).
     pub exceptions: Vec<Arc<CompiledException>>,
+    /// What all the `cel` rules read of a review together ([`cel_reads`]): a review makes
+    /// each value once, for all of them.
+    pub cel_reads: cel_reads::CelReads,
 }
 
 impl Default for PolicySet {
@@ -80,7 +84,14 @@ impl Default for PolicySet {
 impl PolicySet {
     /// A set of the given policies, trusting Kubernetes' own controllers.
     pub fn new(policies: Vec<CompiledPolicy>) -> PolicySet {
+        let cel_reads = cel_reads::union(policies.iter().flat_map(|p| {
+            p.rules.iter().filter_map(|r| match r {
+                CompiledRule::Cel(c) => Some(&**c),
+                _ => None,
+            })
+        }));
         PolicySet {
+            cel_reads,
             policies: policies.into_iter().map(Arc::new).collect(),
             trusted_controllers: DEFAULT_TRUSTED_CONTROLLERS
                 .iter()
@@ -445,8 +456,9 @@ pub struct CompiledCel {
     pub validations: Vec<CelValidation>,
     /// What the rule can cost, as a function of the review's size.
     pub cost: cel_cost::Cost,
-    /// Which of [`CEL_ROOTS`] its expressions name: a review makes only those values.
-    pub roots: [bool; CEL_ROOTS.len()],
+    /// What its expressions can observe of the review ([`cel_reads`]): a review makes only
+    /// that.
+    pub reads: cel_reads::CelReads,
 }
 
 /// The values a CEL expression may name, besides `variables` and `container`.

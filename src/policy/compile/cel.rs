@@ -8,6 +8,7 @@ use kube_core::cel::cel::common::ast::{EntryExpr, Expr, LiteralValue};
 use kube_core::cel::cel::parser::Parser;
 
 use super::super::cel_cost::{self, Cost};
+use super::super::cel_reads::{self, CelReads};
 use super::super::model::{CelNamedExpression, CelRule};
 use super::super::{CEL_ROOTS as ROOTS, CelExpression, CelValidation, CompiledCel, CompiledRule};
 use super::{Checker, FieldPath, fields};
@@ -998,9 +999,9 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
         variables,
         validations,
         cost: Cost::default(),
-        roots: [false; ROOTS.len()],
+        reads: CelReads::default(),
     };
-    compiled.roots = roots_read(&compiled);
+    compiled.reads = cel_reads::reads_of(&compiled);
     match cel_cost::estimate(&compiled) {
         Ok(cost) => {
             if let Err(why) = cost.check_at_load() {
@@ -1071,60 +1072,6 @@ fn wants_type(c: &mut Checker, path: FieldPath, e: &IdedExpr, want: &str) {
             format!("the expression gives {t}, not a {want}"),
             format!("a ValidatingAdmissionPolicy refuses it when it is created; write an expression that gives a {want}"),
         );
-    }
-}
-
-/// Which of [`ROOTS`] the rule's expressions name (compiled once, not walked per review).
-fn roots_read(rule: &CompiledCel) -> [bool; ROOTS.len()] {
-    let mut out = [false; ROOTS.len()];
-    let mut mark = |e: &CelExpression| mark_roots(&e.ast, &mut out);
-    rule.match_conditions.iter().for_each(&mut mark);
-    rule.variables.iter().for_each(&mut mark);
-    for v in &rule.validations {
-        mark(&v.check);
-        if let Some(m) = &v.message_expression {
-            mark(m);
-        }
-    }
-    out
-}
-
-fn mark_roots(e: &IdedExpr, out: &mut [bool; ROOTS.len()]) {
-    use kube_core::cel::cel::common::ast::{EntryExpr, Expr};
-    match &e.expr {
-        Expr::Ident(name) => {
-            if let Some(i) = ROOTS.iter().position(|r| r == name) {
-                out[i] = true;
-            }
-        }
-        Expr::Select(s) => mark_roots(&s.operand, out),
-        Expr::Call(c) => {
-            if let Some(t) = &c.target {
-                mark_roots(t, out);
-            }
-            c.args.iter().for_each(|a| mark_roots(a, out));
-        }
-        Expr::Comprehension(c) => {
-            for x in [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ] {
-                mark_roots(x, out);
-            }
-        }
-        Expr::List(l) => l.elements.iter().for_each(|x| mark_roots(x, out)),
-        Expr::Map(m) => {
-            for entry in &m.entries {
-                if let EntryExpr::MapEntry(me) = &entry.expr {
-                    mark_roots(&me.key, out);
-                    mark_roots(&me.value, out);
-                }
-            }
-        }
-        Expr::Unspecified | Expr::Literal(_) | Expr::Struct(_) => {}
     }
 }
 
