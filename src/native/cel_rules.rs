@@ -29,6 +29,7 @@
 use serde_json::{Value, json};
 
 use super::cel;
+use crate::policy::cel_text::{is_quote, literal_end};
 use crate::policy::{CelExpression, CompiledCel, CompiledRule};
 
 /// Which object the expressions read: the request's, or the stored one of an UPDATE (the
@@ -230,34 +231,12 @@ fn rewrite(
             }
             continue;
         }
-        if c == '\'' || c == '"' {
-            let raw = out.ends_with(['r', 'R']) && {
-                let before = out.trim_end_matches(['r', 'R', 'b', 'B']);
-                !before.ends_with(|x: char| x.is_ascii_alphanumeric() || x == '_')
-            };
-            let triple = chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c);
-            let quote = if triple { 3 } else { 1 };
-            let start = i;
-            i += quote;
-            let mut closed = false;
-            while i < chars.len() {
-                if !raw && chars[i] == '\\' {
-                    i += 2;
-                    continue;
-                }
-                if chars[i] == c
-                    && (!triple || (chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c)))
-                {
-                    i += quote;
-                    closed = true;
-                    break;
-                }
-                i += 1;
-            }
-            if !closed {
+        if is_quote(c) {
+            let Some(end) = literal_end(&chars, i) else {
                 return Err("a string literal is not closed".to_owned());
-            }
-            out.extend(&chars[start..i.min(chars.len())]);
+            };
+            out.extend(&chars[i..end]);
+            i = end;
             after_dot = false;
             continue;
         }

@@ -804,18 +804,15 @@ spec:
         }
         for text in texts {
             // Outside string literals (a message may quote the rule's own expression).
+            let chars: Vec<char> = text.chars().collect();
             let mut code = String::new();
-            let mut quote: Option<char> = None;
-            let mut chars = text.chars();
-            while let Some(c) = chars.next() {
-                match (quote, c) {
-                    (Some(_), '\\') => {
-                        chars.next();
-                    }
-                    (Some(q), c) if c == q => quote = None,
-                    (Some(_), _) => {}
-                    (None, '\'' | '"') => quote = Some(c),
-                    (None, c) => code.push(c),
+            let mut i = 0;
+            while let Some(&c) = chars.get(i) {
+                if crate::policy::cel_text::is_quote(c) {
+                    i = crate::policy::cel_text::literal_end(&chars, i).unwrap_or(chars.len());
+                } else {
+                    code.push(c);
+                    i += 1;
                 }
             }
             let text = code.as_str();

@@ -3,6 +3,7 @@
 
 pub mod cel_cost;
 pub mod cel_reads;
+pub mod cel_text;
 pub mod compile;
 pub mod exceptions;
 pub mod load;

@@ -344,27 +344,11 @@ fn rename_identifier(expression: &str, from: &str, to: &str) -> String {
     let mut last_significant: Option<char> = None;
     while i < chars.len() {
         let c = chars[i];
-        if c == '\'' || c == '"' {
+        if portcullis::policy::cel_text::is_quote(c) {
             // A string literal: copied as is, to its closing quote.
-            let raw = i > 0 && matches!(chars[i - 1], 'r' | 'R');
-            let triple = chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c);
-            let quote = if triple { 3 } else { 1 };
-            let start = i;
-            i += quote;
-            while i < chars.len() {
-                if !raw && chars[i] == '\\' {
-                    i += 2;
-                    continue;
-                }
-                if chars[i] == c
-                    && (!triple || (chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c)))
-                {
-                    i += quote;
-                    break;
-                }
-                i += 1;
-            }
-            out.extend(&chars[start..i.min(chars.len())]);
+            let end = portcullis::policy::cel_text::literal_end(&chars, i).unwrap_or(chars.len());
+            out.extend(&chars[i..end]);
+            i = end;
             last_significant = Some(c);
             continue;
         }

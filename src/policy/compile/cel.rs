@@ -9,6 +9,7 @@ use kube_core::cel::cel::parser::Parser;
 
 use super::super::cel_cost::{self, Cost};
 use super::super::cel_reads::{self, CelReads};
+use super::super::cel_text::literal_end;
 use super::super::model::{CelNamedExpression, CelRule};
 use super::super::{CEL_ROOTS as ROOTS, CelExpression, CelValidation, CompiledCel, CompiledRule};
 use super::{Checker, FieldPath, fields};
@@ -217,25 +218,7 @@ fn nesting(text: &str) -> (usize, usize) {
     while let Some(&b) = bytes.get(i) {
         match b {
             b'\'' | b'"' => {
-                let raw = i > 0 && matches!(bytes.get(i - 1), Some(b'r' | b'R'))
-                    || i > 1
-                        && matches!(bytes.get(i - 1), Some(b'b' | b'B'))
-                        && matches!(bytes.get(i - 2), Some(b'r' | b'R'));
-                let triple = bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b);
-                let quote = if triple { 3 } else { 1 };
-                i += quote;
-                while let Some(&c) = bytes.get(i) {
-                    if c == b'\\' && !raw {
-                        i += 2;
-                    } else if c == b
-                        && (!triple || bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b))
-                    {
-                        i += quote;
-                        break;
-                    } else {
-                        i += 1;
-                    }
-                }
+                i = literal_end(bytes, i).unwrap_or(bytes.len());
                 previous = b;
                 continue;
             }
@@ -278,25 +261,7 @@ fn outside_literals(text: &str) -> Vec<bool> {
             continue;
         }
         let start = i;
-        let raw = i > 0 && matches!(bytes.get(i - 1), Some(b'r' | b'R'))
-            || i > 1
-                && matches!(bytes.get(i - 1), Some(b'b' | b'B'))
-                && matches!(bytes.get(i - 2), Some(b'r' | b'R'));
-        let triple = bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b);
-        let quote = if triple { 3 } else { 1 };
-        i += quote;
-        while let Some(&c) = bytes.get(i) {
-            if c == b'\\' && !raw {
-                i += 2;
-            } else if c == b
-                && (!triple || bytes.get(i + 1) == Some(&b) && bytes.get(i + 2) == Some(&b))
-            {
-                i += quote;
-                break;
-            } else {
-                i += 1;
-            }
-        }
+        i = literal_end(bytes, i).unwrap_or(bytes.len());
         for o in out.iter_mut().take(i).skip(start) {
             *o = false;
         }
