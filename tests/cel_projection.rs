@@ -3,6 +3,9 @@
 //! shipped CEL policy is judged on every corpus object twice, once cut down to what the rules
 //! read and once with every value whole, and the decisions must be the same, word for word.
 
+#[path = "cel_corpus/rules.rs"]
+mod rules;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -47,28 +50,7 @@ fn corpus_rules(corpus: &Value) -> Vec<(String, Value)> {
     let cases = corpus["cases"].as_array().expect("cases");
     cases
         .iter()
-        .map(|c| {
-            let mut validations: Vec<Value> = Vec::new();
-            if let Some(e) = c.get("expression") {
-                let mut v = json!({"expression": e});
-                for k in ["message", "messageExpression", "reason"] {
-                    if let Some(f) = c.get(k) {
-                        v[k] = f.clone();
-                    }
-                }
-                validations.push(v);
-            }
-            if let Some(vs) = c.get("validations").and_then(Value::as_array) {
-                validations.extend(vs.iter().cloned());
-            }
-            let mut rule = json!({"validations": validations});
-            for k in ["variables", "matchConditions"] {
-                if let Some(x) = c.get(k) {
-                    rule[k] = x.clone();
-                }
-            }
-            (c["id"].as_str().expect("id").to_owned(), rule)
-        })
+        .map(|c| (c["id"].as_str().expect("id").to_owned(), rules::rule_of(c)))
         .collect()
 }
 

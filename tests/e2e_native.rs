@@ -13,6 +13,8 @@ mod e2e_support;
 
 #[path = "e2e_native/cel.rs"]
 mod cel;
+#[path = "cel_corpus/rules.rs"]
+mod corpus_rules;
 #[path = "e2e_native/overlay.rs"]
 mod overlay;
 #[path = "e2e_native/proof.rs"]

@@ -253,6 +253,17 @@ pub(super) fn put(scope: &mut CelContext<'_>, name: &str, value: Val) {
     }
 }
 
+/// `v` as a `T`, moved (no copy); `v` back when it is not one.
+fn owned<T: CelVal>(v: Val) -> Result<Box<T>, Val> {
+    if v.downcast_ref::<T>().is_none() {
+        return Err(v);
+    }
+    let any: Box<dyn std::any::Any> = v;
+    Ok(any
+        .downcast::<T>()
+        .unwrap_or_else(|_| unreachable!("checked to be a T above")))
+}
+
 /// Takes back what [`put`] bound to `name` in `scope`.
 pub(super) fn take(scope: &mut CelContext<'_>, name: &str) -> Option<Val> {
     match scope {
@@ -266,10 +277,7 @@ pub(super) fn take(scope: &mut CelContext<'_>, name: &str) -> Option<Val> {
 /// the map is moved out, grown and moved back, nothing copied.
 pub(super) fn put_entry(scope: &mut CelContext<'_>, map_name: &str, name: &str, value: Val) {
     let mut entries = take(scope, map_name)
-        .and_then(|m| {
-            let any: Box<dyn std::any::Any> = m;
-            any.downcast::<CelMap>().ok()
-        })
+        .and_then(|m| owned::<CelMap>(m).ok())
         .map(|m| m.into_inner())
         .unwrap_or_default();
     entries.insert(CelMapKey::from(name), value);
@@ -467,12 +475,9 @@ type Entries = HashMap<CelMapKey, Val>;
 /// Runs `f` on the map at `tokens` under `v`, when there is one there; the maps on the way
 /// are moved out and back, nothing is copied.
 fn edit_map(v: Val, tokens: &[&str], f: &mut dyn FnMut(&mut Entries)) -> Val {
-    if v.downcast_ref::<CelMap>().is_none() {
-        return v;
-    }
-    let any: Box<dyn std::any::Any> = v;
-    let Ok(map) = any.downcast::<CelMap>() else {
-        unreachable!("checked to be a map above")
+    let map = match owned::<CelMap>(v) {
+        Ok(map) => map,
+        Err(v) => return v,
     };
     let mut entries = map.into_inner();
     match tokens.split_first() {
@@ -489,12 +494,9 @@ fn edit_map(v: Val, tokens: &[&str], f: &mut dyn FnMut(&mut Entries)) -> Val {
 
 /// Runs `f` on the items of `v` when it is a list.
 fn edit_list(v: Val, f: &mut dyn FnMut(&mut Vec<Val>)) -> Val {
-    if v.downcast_ref::<CelList>().is_none() {
-        return v;
-    }
-    let any: Box<dyn std::any::Any> = v;
-    let Ok(list) = any.downcast::<CelList>() else {
-        unreachable!("checked to be a list above")
+    let list = match owned::<CelList>(v) {
+        Ok(list) => list,
+        Err(v) => return v,
     };
     let mut items = list.into_inner();
     f(&mut items);

@@ -69,23 +69,7 @@ fn rules(corpus: &Value) -> Vec<Rule> {
     let mut out = Vec::new();
     for c in corpus["cases"].as_array().expect("cases") {
         let id = c["id"].as_str().expect("an id").to_owned();
-        let mut validations = Vec::new();
-        if let Some(e) = c.get("expression") {
-            let mut v = json!({"expression": e});
-            for k in ["message", "messageExpression", "reason"] {
-                if let Some(f) = c.get(k) {
-                    v[k] = f.clone();
-                }
-            }
-            validations.push(v);
-        }
-        validations.extend(c["validations"].as_array().into_iter().flatten().cloned());
-        let mut rule = json!({"validations": validations});
-        for k in ["variables", "matchConditions"] {
-            if let Some(v) = c.get(k) {
-                rule[k] = v.clone();
-            }
-        }
+        let rule = crate::corpus_rules::rule_of(c);
         let objects = match c["objects"].as_array() {
             Some(keys) => keys
                 .iter()
