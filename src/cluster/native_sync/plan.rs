@@ -2,7 +2,8 @@
 //! admission policy objects Portcullis owns in the cluster, which objects to apply (missing, or
 //! different from the export), which to delete (owned, but no longer exported), and which
 //! exported rules the cluster's objects enforce exactly as exported, the only rules the webhook
-//! may leave to the API server ([`confirmed`]).
+//! may leave to the API server ([`confirmed`]), once the API server has had time to put them
+//! in force ([`Settling`]).
 //!
 //! "The same" is what server-side apply can make true: every field the export sets has the
 //! exported value in the cluster (labels, annotations, `spec`); fields the export does not set
@@ -10,6 +11,7 @@
 //! list or map in the export matches a field the API server leaves out.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -155,6 +157,15 @@ pub fn type_checked(actual: &Value) -> bool {
 /// [`type_checked`]. What the webhook may leave to the API server; anything else (an object
 /// missing, stale, of another content, not yet checked) it judges itself.
 pub fn confirmed(export: &Export, existing: &BTreeMap<Key, Value>) -> NativeRules {
+    NativeRules::new(confirmed_versions(export, existing).into_keys())
+}
+
+/// [`confirmed`], with, per rule, the `resourceVersion`s of the objects that enforce it (what
+/// [`Settling`] times).
+pub fn confirmed_versions(
+    export: &Export,
+    existing: &BTreeMap<Key, Value>,
+) -> BTreeMap<(String, usize), Vec<String>> {
     let desired: BTreeMap<Key, &Value> = export
         .objects
         .iter()
@@ -170,18 +181,86 @@ pub fn confirmed(export: &Export, existing: &BTreeMap<Key, Value>) -> NativeRule
             _ => false,
         }
     };
-    NativeRules::new(
-        export
-            .exported
+    let version = |kind: &str, name: &str| {
+        let key = Key {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+        };
+        existing
+            .get(&key)
+            .and_then(|o| o.pointer("/metadata/resourceVersion"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    export
+        .exported
+        .iter()
+        .filter(|e| {
+            !e.objects.is_empty()
+                && e.objects
+                    .iter()
+                    .all(|name| e.kinds.iter().all(|kind| enforced(kind, name)))
+        })
+        .map(|e| {
+            let versions = e
+                .objects
+                .iter()
+                .flat_map(|name| e.kinds.iter().map(move |kind| version(kind, name)))
+                .collect();
+            ((e.policy.clone(), e.rule), versions)
+        })
+        .collect()
+}
+
+/// How long the objects enforcing a rule must have been confirmed, unchanged, before the
+/// webhook leaves the rule to the API server. Stored and type-checked is not yet in force: the
+/// API server's admission plugin rebuilds its policies from its informers at most once a
+/// second (`policyRefreshInterval` in k8s.io/apiserver's generic policy source) and compiles
+/// them then. Until it has, a request is judged by the objects it had before (seen in CI: a
+/// Pod admitted with the warning of a deleted `Warn` object a moment after its rule moved to a
+/// `Deny` one). Three seconds cover the refresh with room for a loaded API server.
+pub const SETTLE: Duration = Duration::from_secs(3);
+
+/// Since when each confirmed rule has been confirmed with the same objects (the same
+/// `resourceVersion`s: the API server recompiles an object whenever its version changes,
+/// status updates included). Pure: the clock is the caller's.
+#[derive(Debug, Default)]
+pub struct Settling {
+    since: BTreeMap<(String, usize), (Vec<String>, Instant)>,
+}
+
+impl Settling {
+    /// Takes the rules confirmed at `now` ([`confirmed_versions`]); returns those confirmed
+    /// with the same objects for [`SETTLE`] at least, and when the next of the others settles.
+    /// A rule that is not confirmed, or whose objects changed, starts again.
+    pub fn settled(
+        &mut self,
+        confirmed: BTreeMap<(String, usize), Vec<String>>,
+        now: Instant,
+    ) -> (NativeRules, Option<Instant>) {
+        let mut since = BTreeMap::new();
+        for (rule, versions) in confirmed {
+            let from = match self.since.remove(&rule) {
+                Some((seen, from)) if seen == versions => from,
+                _ => now,
+            };
+            since.insert(rule, (versions, from));
+        }
+        self.since = since;
+        let settled = self
+            .since
             .iter()
-            .filter(|e| {
-                !e.objects.is_empty()
-                    && e.objects
-                        .iter()
-                        .all(|name| e.kinds.iter().all(|kind| enforced(kind, name)))
-            })
-            .map(|e| (e.policy.clone(), e.rule)),
-    )
+            .filter(|(_, (_, from))| now.duration_since(*from) >= SETTLE)
+            .map(|(rule, _)| rule.clone());
+        let next = self
+            .since
+            .values()
+            .map(|(_, from)| *from + SETTLE)
+            .filter(|at| *at > now)
+            .min();
+        (NativeRules::new(settled), next)
+    }
 }
 
 #[cfg(test)]
@@ -333,6 +412,49 @@ spec:
         assert!(!confirmed(&e, &cluster).contains("probes", 0), "warnings");
         cluster.get_mut(&vap).expect("vap")["status"] = json!({"observedGeneration": 2});
         assert!(confirmed(&e, &cluster).contains("probes", 0));
+    }
+
+    #[test]
+    fn a_rule_is_left_to_the_api_server_only_once_its_objects_have_settled() {
+        let e = export();
+        let mut cluster = stored(&e.objects);
+        let mut settling = Settling::default();
+        let t0 = Instant::now();
+        let (rules, next) = settling.settled(confirmed_versions(&e, &cluster), t0);
+        assert!(rules.is_empty(), "just confirmed: not yet in force");
+        assert_eq!(next, Some(t0 + SETTLE));
+        let almost = t0 + SETTLE - Duration::from_millis(1);
+        assert!(
+            settling
+                .settled(confirmed_versions(&e, &cluster), almost)
+                .0
+                .is_empty()
+        );
+        let (rules, next) = settling.settled(confirmed_versions(&e, &cluster), t0 + SETTLE);
+        assert_eq!(rules, confirmed(&e, &cluster));
+        assert_eq!(next, None);
+        // A new version of one object (a status update, a repair): its rules start again,
+        // the others stay.
+        let t1 = t0 + SETTLE * 2;
+        let vap = key("ValidatingAdmissionPolicy", "portcullis-probes");
+        cluster.get_mut(&vap).expect("vap")["metadata"]["resourceVersion"] = json!("43");
+        let (rules, next) = settling.settled(confirmed_versions(&e, &cluster), t1);
+        assert_eq!(rules.iter().collect::<Vec<_>>(), [("labels", 0)]);
+        assert_eq!(next, Some(t1 + SETTLE));
+        // Unconfirmed for a moment (a binding gone), then back as it was: it starts again.
+        let binding = key("MutatingAdmissionPolicyBinding", "portcullis-labels");
+        let removed = cluster.remove(&binding).expect("binding");
+        let t2 = t1 + SETTLE;
+        let (rules, _) = settling.settled(confirmed_versions(&e, &cluster), t2);
+        assert_eq!(
+            rules.iter().collect::<Vec<_>>(),
+            [("probes", 0), ("probes", 1)]
+        );
+        cluster.insert(binding, removed);
+        let (rules, _) = settling.settled(confirmed_versions(&e, &cluster), t2);
+        assert!(!rules.contains("labels", 0));
+        let (rules, _) = settling.settled(confirmed_versions(&e, &cluster), t2 + SETTLE);
+        assert_eq!(rules, confirmed(&e, &cluster));
     }
 
     #[test]

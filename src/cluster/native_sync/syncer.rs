@@ -3,7 +3,8 @@
 //! may have changed (a watch event, a reload, the export's next change, the periodic repair),
 //! and, on the Lease holder only, writes what [`plan::plan`] says differs: server-side apply
 //! under one field manager, deletes of objects no longer exported, after checking the Lease is
-//! still ours. Then it publishes what [`plan::confirmed`] says the cluster enforces.
+//! still ours. Then it publishes what [`plan::confirmed`] says the cluster enforces, once it
+//! has had [`plan::SETTLE`] to put it in force.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -61,6 +62,9 @@ struct Syncer {
     last_full: Option<Instant>,
     dirty: bool,
     retry_at: Option<Instant>,
+    /// Since when each confirmed rule has been confirmed, and when the next one settles.
+    settling: plan::Settling,
+    settle_at: Option<Instant>,
 }
 
 /// Runs the sync until `stop`; then publishes that nothing is confirmed.
@@ -131,6 +135,8 @@ pub(super) async fn run(
         last_full: None,
         dirty: true,
         retry_at: None,
+        settling: plan::Settling::default(),
+        settle_at: None,
         inputs,
     };
     let mut ticker = tokio::time::interval(TICK);
@@ -227,7 +233,14 @@ impl Syncer {
             .is_none_or(|t| t.elapsed() >= self.config.interval);
         let due = self.next_change.is_some_and(|t| now >= t);
         let retry = self.retry_at.is_some_and(|t| Instant::now() >= t);
-        if !(self.dirty || periodic || due || retry || policies.generation != self.generation) {
+        let settle = self.settle_at.is_some_and(|t| Instant::now() >= t);
+        if !(self.dirty
+            || periodic
+            || due
+            || retry
+            || settle
+            || policies.generation != self.generation)
+        {
             return;
         }
         let trigger = if policies.generation != self.generation {
@@ -236,6 +249,8 @@ impl Syncer {
             "schedule"
         } else if periodic {
             "periodic"
+        } else if settle {
+            "settle"
         } else {
             "change"
         };
@@ -259,7 +274,11 @@ impl Syncer {
                 self.write(todo, trigger).await;
             }
         }
-        let rules = plan::confirmed(&export, &self.store);
+        let (rules, settle_at) = self.settling.settled(
+            plan::confirmed_versions(&export, &self.store),
+            Instant::now(),
+        );
+        self.settle_at = settle_at;
         let metrics = &self.inputs.metrics;
         metrics
             .rules_confirmed
