@@ -673,6 +673,31 @@ fn brackets_inside_strings_do_not_count_and_long_expressions_are_refused() {
     );
 }
 
+/// The test below runs in the test profile, where overflow is always checked; a release build
+/// checks it only where Cargo.toml says so: in the interpreter and kube-cel, the crates that do
+/// CEL's arithmetic. Without these sections the release webhook would wrap
+/// `[9223372036854775807, 1].sum()` to a negative number and judge by it.
+#[test]
+fn release_builds_check_overflow_in_the_crates_that_do_cels_arithmetic() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .expect("Cargo.toml");
+    for package in ["cel", "kube-cel"] {
+        let header = format!("[profile.release.package.{package}]");
+        let section: Vec<&str> = manifest
+            .lines()
+            .skip_while(|l| l.trim() != header)
+            .skip(1)
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .map(str::trim)
+            .collect();
+        assert!(
+            section.contains(&"overflow-checks = true"),
+            "{header} with overflow-checks = true in Cargo.toml: {section:?}"
+        );
+    }
+}
+
 #[test]
 fn an_interpreter_panic_is_a_violation_with_the_error_not_a_crash() {
     for expression in [
