@@ -154,15 +154,10 @@ pub fn type_checked(actual: &Value) -> bool {
 
 /// The exported rules the cluster enforces as exported: every object that enforces them (the
 /// policy object and its binding, per name) is in the cluster, [`in_place`] and
-/// [`type_checked`]. What the webhook may leave to the API server; anything else (an object
+/// [`type_checked`]; per rule, those objects' `resourceVersion`s (what [`Settling`] times).
+/// What the webhook may leave to the API server once settled; anything else (an object
 /// missing, stale, of another content, not yet checked) it judges itself.
-pub fn confirmed(export: &Export, existing: &BTreeMap<Key, Value>) -> NativeRules {
-    NativeRules::new(confirmed_versions(export, existing).into_keys())
-}
-
-/// [`confirmed`], with, per rule, the `resourceVersion`s of the objects that enforce it (what
-/// [`Settling`] times).
-pub fn confirmed_versions(
+pub fn confirmed(
     export: &Export,
     existing: &BTreeMap<Key, Value>,
 ) -> BTreeMap<(String, usize), Vec<String>> {
@@ -171,44 +166,33 @@ pub fn confirmed_versions(
         .iter()
         .filter_map(|o| Some((Key::of(o)?, o)))
         .collect();
-    let enforced = |kind: &str, name: &str| {
+    // The object's version when it enforces as exported; `None` otherwise.
+    let enforcing = |kind: &str, name: &str| {
         let key = Key {
             kind: kind.to_owned(),
             name: name.to_owned(),
         };
         match (desired.get(&key), existing.get(&key)) {
-            (Some(d), Some(a)) => in_place(d, a) && type_checked(a),
-            _ => false,
+            (Some(d), Some(a)) if in_place(d, a) && type_checked(a) => Some(
+                a.pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            _ => None,
         }
-    };
-    let version = |kind: &str, name: &str| {
-        let key = Key {
-            kind: kind.to_owned(),
-            name: name.to_owned(),
-        };
-        existing
-            .get(&key)
-            .and_then(|o| o.pointer("/metadata/resourceVersion"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
     };
     export
         .exported
         .iter()
-        .filter(|e| {
-            !e.objects.is_empty()
-                && e.objects
-                    .iter()
-                    .all(|name| e.kinds.iter().all(|kind| enforced(kind, name)))
-        })
-        .map(|e| {
+        .filter(|e| !e.objects.is_empty())
+        .filter_map(|e| {
             let versions = e
                 .objects
                 .iter()
-                .flat_map(|name| e.kinds.iter().map(move |kind| version(kind, name)))
-                .collect();
-            ((e.policy.clone(), e.rule), versions)
+                .flat_map(|name| e.kinds.iter().map(move |kind| enforcing(kind, name)))
+                .collect::<Option<Vec<String>>>()?;
+            Some(((e.policy.clone(), e.rule), versions))
         })
         .collect()
 }
@@ -231,7 +215,7 @@ pub struct Settling {
 }
 
 impl Settling {
-    /// Takes the rules confirmed at `now` ([`confirmed_versions`]); returns those confirmed
+    /// Takes the rules confirmed at `now` ([`confirmed`]); returns those confirmed
     /// with the same objects for [`SETTLE`] at least, and when the next of the others settles.
     /// A rule that is not confirmed, or whose objects changed, starts again.
     pub fn settled(
@@ -268,6 +252,11 @@ mod tests {
     use super::*;
     use crate::native::{MutatingVersion, Options};
     use serde_json::json;
+
+    /// The rules [`confirmed`] gives, without their versions.
+    fn confirmed_rules(export: &Export, existing: &BTreeMap<Key, Value>) -> NativeRules {
+        NativeRules::new(confirmed(export, existing).into_keys())
+    }
 
     const SET: &str = r#"
 apiVersion: portcullis.dev/v1alpha1
@@ -331,7 +320,7 @@ spec:
         let p = plan(&e.objects, &BTreeMap::new());
         assert_eq!(p.applies, e.objects);
         assert!(p.deletes.is_empty());
-        assert!(confirmed(&e, &BTreeMap::new()).is_empty());
+        assert!(confirmed_rules(&e, &BTreeMap::new()).is_empty());
     }
 
     #[test]
@@ -339,7 +328,7 @@ spec:
         let e = export();
         let cluster = stored(&e.objects);
         assert!(plan(&e.objects, &cluster).is_empty());
-        let rules = confirmed(&e, &cluster);
+        let rules = confirmed_rules(&e, &cluster);
         assert_eq!(
             rules.iter().collect::<Vec<_>>(),
             [("labels", 0), ("probes", 0), ("probes", 1)]
@@ -355,7 +344,7 @@ spec:
         let p = plan(&e.objects, &cluster);
         assert_eq!(p.applies.len(), 1);
         assert_eq!(Key::of(&p.applies[0]), Some(vap.clone()));
-        let rules = confirmed(&e, &cluster);
+        let rules = confirmed_rules(&e, &cluster);
         assert!(!rules.contains("probes", 0) && !rules.contains("probes", 1));
         assert!(rules.contains("labels", 0), "the other policy is untouched");
         // An extra validation someone added: a list of another length is drift too.
@@ -371,7 +360,7 @@ spec:
             "ValidatingAdmissionPolicyBinding",
             "portcullis-probes",
         ));
-        assert!(!confirmed(&e, &cluster).contains("probes", 0));
+        assert!(!confirmed_rules(&e, &cluster).contains("probes", 0));
         assert_eq!(plan(&e.objects, &cluster).applies.len(), 1);
     }
 
@@ -405,13 +394,16 @@ spec:
         let object = cluster.get_mut(&vap).expect("vap");
         object["metadata"]["generation"] = json!(2);
         assert!(plan(&e.objects, &cluster).is_empty(), "nothing to write");
-        assert!(!confirmed(&e, &cluster).contains("probes", 0));
+        assert!(!confirmed_rules(&e, &cluster).contains("probes", 0));
         let object = cluster.get_mut(&vap).expect("vap");
         object["status"] = json!({"observedGeneration": 2,
             "typeChecking": {"expressionWarnings": [{"fieldRef": "spec.validations[0].expression", "warning": "no such key"}]}});
-        assert!(!confirmed(&e, &cluster).contains("probes", 0), "warnings");
+        assert!(
+            !confirmed_rules(&e, &cluster).contains("probes", 0),
+            "warnings"
+        );
         cluster.get_mut(&vap).expect("vap")["status"] = json!({"observedGeneration": 2});
-        assert!(confirmed(&e, &cluster).contains("probes", 0));
+        assert!(confirmed_rules(&e, &cluster).contains("probes", 0));
     }
 
     #[test]
@@ -420,41 +412,41 @@ spec:
         let mut cluster = stored(&e.objects);
         let mut settling = Settling::default();
         let t0 = Instant::now();
-        let (rules, next) = settling.settled(confirmed_versions(&e, &cluster), t0);
+        let (rules, next) = settling.settled(confirmed(&e, &cluster), t0);
         assert!(rules.is_empty(), "just confirmed: not yet in force");
         assert_eq!(next, Some(t0 + SETTLE));
         let almost = t0 + SETTLE - Duration::from_millis(1);
         assert!(
             settling
-                .settled(confirmed_versions(&e, &cluster), almost)
+                .settled(confirmed(&e, &cluster), almost)
                 .0
                 .is_empty()
         );
-        let (rules, next) = settling.settled(confirmed_versions(&e, &cluster), t0 + SETTLE);
-        assert_eq!(rules, confirmed(&e, &cluster));
+        let (rules, next) = settling.settled(confirmed(&e, &cluster), t0 + SETTLE);
+        assert_eq!(rules, confirmed_rules(&e, &cluster));
         assert_eq!(next, None);
         // A new version of one object (a status update, a repair): its rules start again,
         // the others stay.
         let t1 = t0 + SETTLE * 2;
         let vap = key("ValidatingAdmissionPolicy", "portcullis-probes");
         cluster.get_mut(&vap).expect("vap")["metadata"]["resourceVersion"] = json!("43");
-        let (rules, next) = settling.settled(confirmed_versions(&e, &cluster), t1);
+        let (rules, next) = settling.settled(confirmed(&e, &cluster), t1);
         assert_eq!(rules.iter().collect::<Vec<_>>(), [("labels", 0)]);
         assert_eq!(next, Some(t1 + SETTLE));
         // Unconfirmed for a moment (a binding gone), then back as it was: it starts again.
         let binding = key("MutatingAdmissionPolicyBinding", "portcullis-labels");
         let removed = cluster.remove(&binding).expect("binding");
         let t2 = t1 + SETTLE;
-        let (rules, _) = settling.settled(confirmed_versions(&e, &cluster), t2);
+        let (rules, _) = settling.settled(confirmed(&e, &cluster), t2);
         assert_eq!(
             rules.iter().collect::<Vec<_>>(),
             [("probes", 0), ("probes", 1)]
         );
         cluster.insert(binding, removed);
-        let (rules, _) = settling.settled(confirmed_versions(&e, &cluster), t2);
+        let (rules, _) = settling.settled(confirmed(&e, &cluster), t2);
         assert!(!rules.contains("labels", 0));
-        let (rules, _) = settling.settled(confirmed_versions(&e, &cluster), t2 + SETTLE);
-        assert_eq!(rules, confirmed(&e, &cluster));
+        let (rules, _) = settling.settled(confirmed(&e, &cluster), t2 + SETTLE);
+        assert_eq!(rules, confirmed_rules(&e, &cluster));
     }
 
     #[test]

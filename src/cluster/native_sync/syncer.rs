@@ -274,10 +274,9 @@ impl Syncer {
                 self.write(todo, trigger).await;
             }
         }
-        let (rules, settle_at) = self.settling.settled(
-            plan::confirmed_versions(&export, &self.store),
-            Instant::now(),
-        );
+        let (rules, settle_at) = self
+            .settling
+            .settled(plan::confirmed(&export, &self.store), Instant::now());
         self.settle_at = settle_at;
         let metrics = &self.inputs.metrics;
         metrics
