@@ -10,11 +10,18 @@ use kube_core::cel::cel::{Context as CelContext, ExecutionError, IdedExpr, Value
 
 use super::cel_values::{Val, empty_map, put, put_entry, take};
 use super::rule::{Context, Found};
-use crate::policy::{CelExpression, CompiledCel};
+use crate::policy::{CelExpression, CompiledCel, variable_ident};
 use crate::workload::ContainerRef;
 
 /// The hint of a violation that is an error rather than a false validation.
 const ERROR_HINT: &str = "the expression could not be evaluated on this object; Portcullis denies then, as the API server does with failurePolicy: Fail (fix the expression, or guard it with has() or ?.)";
+
+/// A violation as [`judge`] reports it: the check's number, the message and the hint.
+type Violation = (usize, String, String);
+
+/// How many judged containers a `forEachContainer` rule remembers to compare the next ones
+/// with: bounds the comparisons to this many per container, however many containers.
+const REMEMBERED: usize = 8;
 
 /// Judges the workload with a `cel` rule.
 pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>) {
@@ -37,19 +44,56 @@ pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>)
     if rule.for_each_container {
         let containers: Vec<ContainerRef<'_>> =
             w.containers().chain(w.ephemeral_containers()).collect();
-        for c in &containers {
-            let mut scope = bound.ctx.new_inner_scope();
-            put(&mut scope, "container", bound.take_container(c));
-            judge(rule, &mut scope, &mut |part, message, hint| {
+        // The variables that are the same for every container, evaluated once, in a scope
+        // above the containers' own.
+        let mut rule_scope = bound.ctx.new_inner_scope();
+        let mut shared = Variables::new(rule);
+        if !containers.is_empty() {
+            shared.ensure(&mut rule_scope, &rule.shared_variables);
+        }
+        // The outcomes of the containers judged so far, by position: a container whose value
+        // is identical to one of theirs gets the same outcome without being judged again (the
+        // same expressions on the same values; only the container named differs).
+        let mut judged: Vec<(usize, Vec<Violation>)> = Vec::new();
+        for (position, c) in containers.iter().enumerate() {
+            let value = bound.take_container(position, c);
+            let seen = judged
+                .iter()
+                .find(|(p, _)| bound.container_is(*p, value.as_ref()))
+                .map(|(_, outcome)| outcome.clone());
+            let (outcome, value) = match seen {
+                Some(outcome) => (outcome, Some(value)),
+                None => {
+                    let mut scope = rule_scope.new_inner_scope();
+                    put(&mut scope, "container", value);
+                    let mut outcome = Vec::new();
+                    judge(
+                        &mut shared.clone(),
+                        &mut scope,
+                        &mut |part, message, hint| {
+                            outcome.push((part, message, hint));
+                        },
+                    );
+                    let value = take(&mut scope, "container");
+                    if rule.identical_containers_once
+                        && judged.len() < REMEMBERED
+                        && value.is_some()
+                    {
+                        judged.push((position, outcome.clone()));
+                    }
+                    (outcome, value)
+                }
+            };
+            for (part, message, hint) in outcome {
                 out.push(Found::in_container(w, c, &[], message, hint).part(part));
-            });
-            if let Some(value) = take(&mut scope, "container") {
-                bound.give_back(c, value);
+            }
+            if let Some(value) = value {
+                bound.give_back(position, value);
             }
         }
     } else {
         judge(
-            rule,
+            &mut Variables::new(rule),
             &mut bound.ctx.new_inner_scope(),
             &mut |part, message, hint| {
                 out.push(Found::in_object(String::new(), message, hint).part(part));
@@ -59,14 +103,24 @@ pub(super) fn check(rule: &CompiledCel, ctx: &Context<'_>, out: &mut Vec<Found>)
 }
 
 /// The variables of one scope, each evaluated at most once; those that gave a value are
-/// bound in the scope's `variables` map.
+/// bound in the scope: each to its own identifier, or in the map `variables`
+/// ([`CompiledCel::variables_by_name`]).
+#[derive(Clone)]
 struct Variables<'r> {
     rule: &'r CompiledCel,
     /// Per variable: not yet evaluated, evaluated (`Ok`), or why it failed.
     values: Vec<Option<Result<(), String>>>,
 }
 
-impl Variables<'_> {
+impl<'r> Variables<'r> {
+    /// None evaluated yet.
+    fn new(rule: &'r CompiledCel) -> Self {
+        Variables {
+            rule,
+            values: vec![None; rule.variables.len()],
+        }
+    }
+
     /// Evaluates the variables `needs` that are not yet, and binds them in `scope`.
     fn ensure(&mut self, scope: &mut CelContext<'_>, needs: &[usize]) {
         for &i in needs {
@@ -79,13 +133,20 @@ impl Variables<'_> {
             let result = match resolve_owned(scope, &v.ast) {
                 Ok(value) => {
                     // Later variables may read this one.
-                    put_entry(scope, "variables", &v.name, value);
+                    if self.rule.variables_by_name {
+                        put(scope, &variable_ident(&v.name), value);
+                    } else {
+                        put_entry(scope, "variables", &v.name, value);
+                    }
                     Ok(())
                 }
                 Err(failure) => {
-                    // The map is bound all the same, without this one.
-                    let map = take(scope, "variables").unwrap_or_else(empty_map);
-                    put(scope, "variables", map);
+                    // In map form the map is bound all the same, without this one; by name,
+                    // its identifier stays unbound.
+                    if !self.rule.variables_by_name {
+                        let map = take(scope, "variables").unwrap_or_else(empty_map);
+                        put(scope, "variables", map);
+                    }
                     Err(match failure {
                         Failure::Error(e) => describe(&e),
                         Failure::Panic(why) => why,
@@ -204,20 +265,17 @@ fn run(
 /// as (check number, message, hint): validations are numbered from 0, match conditions
 /// after them.
 fn judge(
-    rule: &CompiledCel,
+    vars: &mut Variables<'_>,
     scope: &mut CelContext<'_>,
     report: &mut dyn FnMut(usize, String, String),
 ) {
-    let mut vars = Variables {
-        rule,
-        values: vec![None; rule.variables.len()],
-    };
+    let rule = vars.rule;
     // As the API server: every condition is evaluated; one that gives `false` skips the
     // rule, even when another failed; otherwise the first failure is the violation.
     let mut failed: Option<(usize, String)> = None;
     for (j, m) in rule.match_conditions.iter().enumerate() {
         let part = rule.validations.len() + j;
-        let why = match run(&mut vars, scope, m) {
+        let why = match run(vars, scope, m) {
             Ok(Value::Bool(true)) => continue,
             Ok(Value::Bool(false)) => return,
             Ok(other) => format!("it gave {} rather than a bool", type_name(&other)),
@@ -236,13 +294,13 @@ fn judge(
     }
     for (i, v) in rule.validations.iter().enumerate() {
         let text = v.check.text.trim();
-        match run(&mut vars, scope, &v.check) {
+        match run(vars, scope, &v.check) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => {
                 let message = v
                     .message_expression
                     .as_ref()
-                    .and_then(|m| match run(&mut vars, scope, m) {
+                    .and_then(|m| match run(vars, scope, m) {
                         Ok(Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => {
                             Some(s.trim().to_owned())
                         }

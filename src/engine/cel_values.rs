@@ -54,21 +54,22 @@ pub(super) struct Facts<'a> {
 }
 
 /// The review's CEL values, made on first use.
-pub(super) struct Bound {
+pub(super) struct Bound<'a> {
     /// A scope under [`FUNCTIONS`] holding the roots bound so far.
     pub ctx: CelContext<'static>,
     /// Per root of [`ROOTS`]: what its bound value holds (`None`: not bound), and its size.
-    have: [Option<(Need, f64)>; ROOTS.len()],
+    have: [Option<(Cow<'a, Need>, f64)>; ROOTS.len()],
     /// What the containers' values hold, and their sizes.
-    container_have: Option<Need>,
+    container_have: Option<Cow<'a, Need>>,
     container_size: f64,
-    /// The containers as `forEachContainer` rules see them, by (list, index): each made once
-    /// per review, however many rules read it; a rule borrows one by moving it into its
-    /// scope and back ([`Bound::take_container`], [`Bound::give_back`]).
-    containers: RefCell<HashMap<(&'static str, usize), Val>>,
+    /// The containers as `forEachContainer` rules see them, in the order of
+    /// `Workload::containers` then `ephemeral_containers`: each made once per review, however
+    /// many rules read it; a rule borrows one by moving it into its scope and back
+    /// ([`Bound::take_container`], [`Bound::give_back`]).
+    containers: RefCell<Vec<Option<Val>>>,
 }
 
-impl std::fmt::Debug for Bound {
+impl std::fmt::Debug for Bound<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bound")
             .field("have", &self.have)
@@ -85,7 +86,7 @@ pub(super) struct Input<'a> {
     /// all of them at once.
     reads: &'a CelReads,
     /// The values, once made.
-    pub bound: RefCell<Option<Bound>>,
+    pub bound: RefCell<Option<Bound<'a>>>,
     /// The estimated cost of the rules run so far on this object.
     pub spent: Cell<f64>,
 }
@@ -524,19 +525,26 @@ fn push(map: &mut Entries, key: &str, value: Val, c: &mut Converter) {
 
 /// What to make of a value: all that the set reads (`set`), what it holds already (`have`)
 /// and what the rule reads (`rule`) together; `None` when `have` holds what the rule reads.
-fn to_make(set: Option<&Need>, have: Option<&Need>, rule: &Need) -> Option<Need> {
+/// The set's own need, not a copy, when that is all of it (the set reads what its rules do).
+fn to_make<'s>(set: Option<&'s Need>, have: Option<&Need>, rule: &Need) -> Option<Cow<'s, Need>> {
     if have.is_some_and(|h| h.covers(rule)) {
         return None;
+    }
+    if have.is_none()
+        && let Some(set) = set
+        && set.covers(rule)
+    {
+        return Some(Cow::Borrowed(set));
     }
     let mut want = set.cloned().unwrap_or_default();
     if let Some(h) = have {
         want.merge(h);
     }
     want.merge(rule);
-    Some(want)
+    Some(Cow::Owned(want))
 }
 
-impl Input<'_> {
+impl<'a> Input<'a> {
     /// Makes sure what `reads` says of the review is bound; returns the size of what is.
     pub fn bind(&self, w: &Workload<'_>, reads: &CelReads) -> f64 {
         let mut slot = self.bound.borrow_mut();
@@ -545,13 +553,13 @@ impl Input<'_> {
             have: Default::default(),
             container_have: None,
             container_size: 0.0,
-            containers: RefCell::new(HashMap::new()),
+            containers: RefCell::new(Vec::new()),
         });
         for (i, root) in ROOTS.iter().enumerate() {
             let Some(rule) = &reads.roots[i] else {
                 continue;
             };
-            let have = bound.have[i].as_ref().map(|(n, _)| n);
+            let have = bound.have[i].as_ref().map(|(n, _)| n.as_ref());
             let Some(want) = to_make(self.reads.roots[i].as_ref(), have, rule) else {
                 continue;
             };
@@ -581,7 +589,7 @@ impl Input<'_> {
         if let Some(rule) = &reads.container
             && let Some(want) = to_make(
                 self.reads.container.as_ref(),
-                bound.container_have.as_ref(),
+                bound.container_have.as_deref(),
                 rule,
             )
         {
@@ -589,7 +597,7 @@ impl Input<'_> {
             let made = w
                 .containers()
                 .chain(w.ephemeral_containers())
-                .map(|k| ((k.list(), k.index), c.object_as(k.value, &want)))
+                .map(|k| Some(c.object_as(k.value, &want)))
                 .collect();
             *bound.containers.get_mut() = made;
             bound.container_have = Some(want);
@@ -605,24 +613,41 @@ impl Input<'_> {
     }
 }
 
-impl Bound {
+impl Bound<'_> {
     /// Container `c` as a CEL value (`container` of a `forEachContainer` rule), cut down to
     /// what the rules read of containers: made once per review by [`Input::bind`] (the
     /// container as its view holds it: without the planned mounts the object gets). The
     /// caller hands it back with [`Bound::give_back`] when its rule is done.
-    pub fn take_container(&self, c: &ContainerRef<'_>) -> Val {
-        let made = self.containers.borrow_mut().remove(&(c.list(), c.index));
+    /// `position` is `c`'s in the order of [`Bound::containers`].
+    pub fn take_container(&self, position: usize, c: &ContainerRef<'_>) -> Val {
+        let made = self
+            .containers
+            .borrow_mut()
+            .get_mut(position)
+            .and_then(Option::take);
         made.unwrap_or_else(|| {
-            let need = self.container_have.clone().unwrap_or_else(Need::full);
+            let need = self
+                .container_have
+                .clone()
+                .unwrap_or_else(|| Cow::Owned(Need::full()));
             Converter { size: 0.0 }.object_as(c.value, &need)
         })
     }
 
-    /// Keeps container `c`'s value, taken with [`Bound::take_container`], for the next rule.
-    pub fn give_back(&self, c: &ContainerRef<'_>, value: Val) {
+    /// Whether the container at `position` (given back) is [`identical`] to `value`.
+    pub fn container_is(&self, position: usize, value: &dyn CelVal) -> bool {
         self.containers
-            .borrow_mut()
-            .insert((c.list(), c.index), value);
+            .borrow()
+            .get(position)
+            .and_then(Option::as_ref)
+            .is_some_and(|made| identical(made.as_ref(), value))
+    }
+
+    /// Keeps container `c`'s value, taken with [`Bound::take_container`], for the next rule.
+    pub fn give_back(&self, position: usize, value: Val) {
+        if let Some(slot) = self.containers.borrow_mut().get_mut(position) {
+            *slot = Some(value);
+        }
     }
 }
 
@@ -670,4 +695,41 @@ fn namespace_object(name: &str, labels: &BTreeMap<String, String>) -> Val {
             map([("name", string(name)), ("labels", labels)]),
         ),
     ])
+}
+
+/// Whether `a` and `b` are the same value, so that any expression gives the same on either:
+/// the same types all the way down (an int is not a double, whatever CEL's `==` says, as
+/// `type()` and `string()` tell them apart), doubles with the same bits, list items in the
+/// same order, and map entries in the same iteration order (a comprehension over a map walks
+/// it in that order, which can decide which error it meets first). Only the kinds of value a
+/// review is converted to are compared; any other makes the two different.
+pub(super) fn identical(a: &dyn CelVal, b: &dyn CelVal) -> bool {
+    fn same<T: CelVal + PartialEq>(a: &dyn CelVal, b: &dyn CelVal) -> Option<bool> {
+        Some(a.downcast_ref::<T>()? == b.downcast_ref::<T>()?)
+    }
+    if let (Some(x), Some(y)) = (a.downcast_ref::<CelMap>(), b.downcast_ref::<CelMap>()) {
+        let (x, y) = (x.inner(), y.inner());
+        return x.len() == y.len()
+            && x.iter()
+                .zip(y)
+                .all(|((k, v), (l, w))| k == l && identical(v.as_ref(), w.as_ref()));
+    }
+    if let (Some(x), Some(y)) = (a.downcast_ref::<CelList>(), b.downcast_ref::<CelList>()) {
+        let (x, y) = (x.inner(), y.inner());
+        return x.len() == y.len()
+            && x.iter()
+                .zip(y)
+                .all(|(v, w)| identical(v.as_ref(), w.as_ref()));
+    }
+    if let (Some(x), Some(y)) = (a.downcast_ref::<CelDouble>(), b.downcast_ref::<CelDouble>()) {
+        return x.inner().to_bits() == y.inner().to_bits();
+    }
+    if a.downcast_ref::<CelNull>().is_some() {
+        return b.downcast_ref::<CelNull>().is_some();
+    }
+    same::<CelString>(a, b)
+        .or_else(|| same::<CelInt>(a, b))
+        .or_else(|| same::<CelUInt>(a, b))
+        .or_else(|| same::<CelBool>(a, b))
+        .unwrap_or(false)
 }

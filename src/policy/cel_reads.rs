@@ -350,6 +350,9 @@ mod tests {
     /// What a rule with these variables (name, expression) and one validation reads.
     fn reads(variables: &[(&str, &str)], expression: &str) -> CelReads {
         let rule = CompiledCel {
+            variables_by_name: false,
+            shared_variables: Vec::new(),
+            identical_containers_once: false,
             for_each_container: false,
             match_conditions: Vec::new(),
             variables: variables

@@ -460,6 +460,26 @@ pub struct CompiledCel {
     /// What its expressions can observe of the review ([`cel_reads`]): a review makes only
     /// that.
     pub reads: cel_reads::CelReads,
+    /// How the engine binds the variables: each to its own identifier
+    /// ([`variable_ident`]), or (`false`) all in the map `variables`. Set by the lowering
+    /// (`compile/cel_lower.rs`), which rewrote the expressions to match.
+    pub variables_by_name: bool,
+    /// In a `forEachContainer` rule, the variables that read no `container` (directly or
+    /// through other variables) and that a match condition or a validation needs: the engine
+    /// evaluates them once for all the containers (`compile/cel_lower.rs`). Ascending.
+    pub shared_variables: Vec<usize>,
+    /// In a `forEachContainer` rule, a container whose value (what the rule reads of it) is
+    /// identical to that of a container judged before gets the same outcome without being
+    /// judged again (`engine/cel.rs`): the same expressions on the same values. Set by the
+    /// lowering.
+    pub identical_containers_once: bool,
+}
+
+/// The identifier variable `name` is bound to in a rule whose variables are bound by name
+/// ([`CompiledCel::variables_by_name`]): `variables.NAME` as one identifier, which no
+/// expression can spell (a dot is not part of a CEL identifier).
+pub fn variable_ident(name: &str) -> String {
+    format!("variables.{name}")
 }
 
 /// The values a CEL expression may name, besides `variables` and `container`.

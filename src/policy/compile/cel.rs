@@ -12,7 +12,7 @@ use super::super::cel_reads::{self, CelReads};
 use super::super::cel_text::literal_end;
 use super::super::model::{CelNamedExpression, CelRule};
 use super::super::{CEL_ROOTS as ROOTS, CelExpression, CelValidation, CompiledCel, CompiledRule};
-use super::{Checker, FieldPath, fields};
+use super::{Checker, FieldPath, cel_lower, fields};
 
 /// The functions the interpreter knows: CEL's standard ones (`cel` crate) and the Kubernetes
 /// libraries (kube-cel). Operators (`_+_`, `!_`, `@in`, ...) are the interpreter's own.
@@ -965,6 +965,9 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
         validations,
         cost: Cost::default(),
         reads: CelReads::default(),
+        variables_by_name: false,
+        shared_variables: Vec::new(),
+        identical_containers_once: false,
     };
     compiled.reads = cel_reads::reads_of(&compiled);
     match cel_cost::estimate(&compiled) {
@@ -983,6 +986,7 @@ pub(super) fn compile(c: &mut Checker, rule: &CelRule, path: &FieldPath) -> Comp
             cel_cost::HINT,
         ),
     }
+    cel_lower::lower(&mut compiled, &variable_reads);
     CompiledRule::Cel(Box::new(compiled))
 }
 

@@ -4,6 +4,7 @@
 //! (`default_labels.rs`), and `PolicyException` documents (`exception.rs`).
 
 mod cel;
+mod cel_lower;
 mod default_labels;
 mod exception;
 mod fields;
@@ -15,6 +16,7 @@ use serde_json::Value;
 use super::model::{API_VERSION, KIND, PolicyDocument, Rule, ScheduleStep};
 use super::names::{check_dns1123_label, check_image_tag};
 use super::{CompiledPolicy, CompiledRule, Source};
+pub use cel_lower::unlowered;
 pub use exception::compile_exception;
 use selection::{
     check_exclude, check_label_key, check_match, check_namespace_patterns, check_selector,
