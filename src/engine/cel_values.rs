@@ -301,8 +301,17 @@ fn mutated_object(w: &Workload<'_>, c: &mut Converter, need: &Need) -> Val {
             add_to_spec(spec, added, c, &spec_need);
         });
     }
-    for m in &added.metadata {
-        let holder = holder_of(w, m);
+    // The labels and annotations of each holder (the object, its template) in one walk.
+    for location in [MetaLocation::Object, MetaLocation::Template] {
+        let mut these = added
+            .metadata
+            .iter()
+            .filter(|m| m.location == location)
+            .peekable();
+        let Some(first) = these.peek() else {
+            continue;
+        };
+        let holder = holder_of(w, first);
         let Some(meta_need) =
             need_at(need, holder).and_then(|h| h.child("metadata").map(Cow::into_owned))
         else {
@@ -311,7 +320,7 @@ fn mutated_object(w: &Workload<'_>, c: &mut Converter, need: &Need) -> Val {
         object = edit_map(object, holder, &mut |holder| {
             let meta = entry(holder, "metadata", c);
             let meta = edit_map(meta, &[], &mut |meta| {
-                add_to_metadata(meta, m, c, &meta_need)
+                add_to_metadata(meta, these.by_ref(), c, &meta_need);
             });
             holder.insert(CelMapKey::from("metadata"), meta);
         });
@@ -352,16 +361,18 @@ fn pod_metadata(w: &Workload<'_>, c: &mut Converter, need: &Need) -> Val {
     let meta = holder.and_then(|h| h.get("metadata"));
     let mut meta = meta.map(|m| c.json_as(m, need));
     let holder_tokens = w.template_tokens();
-    for m in additions(w).map_or(&[][..], |a| a.metadata.as_slice()) {
-        if holder.is_none() || holder_of(w, m) != holder_tokens {
-            continue;
-        }
+    let mut these = additions(w)
+        .map_or(&[][..], |a| a.metadata.as_slice())
+        .iter()
+        .filter(|m| holder.is_some() && holder_of(w, m) == holder_tokens)
+        .peekable();
+    if these.peek().is_some() {
         let value = meta.take().unwrap_or_else(|| {
             c.size += 1.0 + "metadata".len() as f64 / BYTES_PER_UNIT;
             empty_map()
         });
         meta = Some(edit_map(value, &[], &mut |meta| {
-            add_to_metadata(meta, m, c, need);
+            add_to_metadata(meta, these.by_ref(), c, need);
         }));
     }
     meta.unwrap_or_else(|| Box::new(CelNull))
@@ -448,26 +459,32 @@ fn add_to_spec(
     spec.insert(CelMapKey::from("containers"), containers);
 }
 
-/// Puts the planned label or annotation `m` in a metadata map (a value already there stays),
-/// when `need` (the metadata's) reads that map.
-fn add_to_metadata(
+/// Puts the planned labels and annotations `added` in a metadata map (a value already there,
+/// or added before, stays), each map only when `need` (the metadata's) reads it.
+fn add_to_metadata<'m, 'w: 'm>(
     meta: &mut Entries,
-    m: &crate::workload::MetaAddition<'_>,
+    added: impl Iterator<Item = &'m crate::workload::MetaAddition<'w>>,
     c: &mut Converter,
     need: &Need,
 ) {
-    let key = if m.label { "labels" } else { "annotations" };
-    if need.child(key).is_none() {
-        return;
-    }
-    let map = entry(meta, key, c);
-    let map = edit_map(map, &[], &mut |map| {
-        if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(CelMapKey::from(m.key)) {
-            c.size += (m.key.len() + m.value.len()) as f64 / BYTES_PER_UNIT + 1.0;
-            slot.insert(string(&m.value));
+    let (labels, annotations): (Vec<_>, Vec<_>) = added.partition(|m| m.label);
+    for (key, these) in [("labels", labels), ("annotations", annotations)] {
+        if these.is_empty() || need.child(key).is_none() {
+            continue;
         }
-    });
-    meta.insert(CelMapKey::from(key), map);
+        let map = entry(meta, key, c);
+        let map = edit_map(map, &[], &mut |map| {
+            for m in &these {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    map.entry(CelMapKey::from(m.key))
+                {
+                    c.size += (m.key.len() + m.value.len()) as f64 / BYTES_PER_UNIT + 1.0;
+                    slot.insert(string(&m.value));
+                }
+            }
+        });
+        meta.insert(CelMapKey::from(key), map);
+    }
 }
 
 /// The entries of a CEL map.
