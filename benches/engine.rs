@@ -61,6 +61,27 @@ fn default_policies_with_cel(name: &str, cel_on: bool, extra: &str) -> PolicySet
 /// evaluation and the rule's scope).
 const ONE_TRIVIAL_CEL: &str = "apiVersion: portcullis.dev/v1alpha1\nkind: Policy\nmetadata: {name: bench-cel-trivial}\nspec:\n  mode: enforce\n  rules:\n    - cel:\n        validations:\n          - expression: \"object != null\"\n";
 
+/// `deployment(3, 5)` whose containers differ in everything the shipped per-container CEL
+/// policies read (image, securityContext): no container's outcome can be reused for another
+/// (`CompiledCel::identical_containers_once`), each is judged on its own.
+fn distinct_containers_deployment() -> Value {
+    let mut d = deployment(3, 5);
+    let contexts = [
+        json!(null),
+        json!({"runAsNonRoot": false}),
+        json!({"privileged": false, "allowPrivilegeEscalation": true}),
+    ];
+    if let Some(cs) = d["spec"]["template"]["spec"]["containers"].as_array_mut() {
+        for (i, (c, context)) in cs.iter_mut().zip(contexts).enumerate() {
+            c["image"] = json!(format!("registry.example.com/team-{i}/app:1.4.{i}"));
+            if !context.is_null() {
+                c["securityContext"] = context;
+            }
+        }
+    }
+    d
+}
+
 /// `deployment(3, 5)` made to pass the shipped CEL policies: images from an allowed
 /// registry, non-root and no privilege escalation, the recommended labels on the object and
 /// its Pod template.
@@ -222,6 +243,10 @@ fn bench_cel(c: &mut Criterion) {
         (
             "deployment-3-containers-compliant",
             review_of(&compliant_deployment()),
+        ),
+        (
+            "deployment-3-distinct-containers",
+            review_of(&distinct_containers_deployment()),
         ),
     ];
     let time = portcullis::policy::Timestamp::from_unix(1_767_225_600);

@@ -293,7 +293,7 @@ fn judge(
         return;
     }
     for (i, v) in rule.validations.iter().enumerate() {
-        let text = v.check.text.trim();
+        let text = || v.check.text.trim();
         match run(vars, scope, &v.check) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => {
@@ -308,20 +308,21 @@ fn judge(
                     })
                     // The API server trims `message` as it does `messageExpression`'s value.
                     .or_else(|| v.message.as_ref().map(|m| m.trim().to_owned()))
-                    .unwrap_or_else(|| format!("failed expression: {text}"));
+                    .unwrap_or_else(|| format!("failed expression: {}", text()));
                 report(i, message, String::new());
             }
             Ok(other) => report(
                 i,
                 format!(
-                    "expression '{text}' resulted in error: it gave {} rather than a bool",
+                    "expression '{}' resulted in error: it gave {} rather than a bool",
+                    text(),
                     type_name(&other)
                 ),
                 ERROR_HINT.to_owned(),
             ),
             Err(e) => report(
                 i,
-                format!("expression '{text}' resulted in error: {e}"),
+                format!("expression '{}' resulted in error: {e}", text()),
                 ERROR_HINT.to_owned(),
             ),
         }
