@@ -662,9 +662,12 @@ impl Bound<'_> {
 
     /// Keeps container `c`'s value, taken with [`Bound::take_container`], for the next rule.
     pub fn give_back(&self, position: usize, value: Val) {
-        if let Some(slot) = self.containers.borrow_mut().get_mut(position) {
-            *slot = Some(value);
+        let mut containers = self.containers.borrow_mut();
+        if containers.len() <= position {
+            // Made by `take_container` (no rule before read containers): kept all the same.
+            containers.resize_with(position + 1, || None);
         }
+        containers[position] = Some(value);
     }
 }
 
