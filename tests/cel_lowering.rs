@@ -6,17 +6,19 @@
 //! object and on objects made to tempt the container reuse, once lowered and once as checked
 //! (`policy::compile::unlowered`), and the decisions must be the same, word for word.
 
+#[path = "cel_corpus/both_ways.rs"]
+mod both_ways;
 #[path = "cel_corpus/rules.rs"]
 mod rules;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use portcullis::engine::{Decision, NamespaceLabels, Request, evaluate};
-use portcullis::policy::{CelExpression, CompiledRule, PolicySet, Timestamp};
+use both_ways::{
+    corpus, judged, on_a_large_stack, policy_text, shipped_cel_policies, shipped_mutations,
+};
+use portcullis::policy::{CelExpression, CompiledRule, PolicySet};
 use serde_json::{Value, json};
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Per-container rules (`forEachContainer: true`): containers read through every form the
 /// lowering rewrites, variables shared and not, errors, messages.
@@ -122,22 +124,6 @@ fn tempting_objects() -> BTreeMap<String, Value> {
     objects
 }
 
-fn policy_text(name: &str, rule: &Value) -> String {
-    let policy = json!({
-        "apiVersion": "portcullis.dev/v1alpha1",
-        "kind": "Policy",
-        "metadata": {"name": name},
-        "spec": {"mode": "enforce", "rules": [{"cel": rule}]},
-    });
-    // JSON is YAML.
-    serde_json::to_string(&policy).expect("JSON")
-}
-
-/// The decision's words: allowed or not, and every finding whole (message, field, hint...).
-fn words(d: &Decision) -> String {
-    format!("allowed={} {:#?}", d.allowed, d.findings)
-}
-
 /// Every expression of the set's CEL rules.
 fn expressions(set: &PolicySet) -> Vec<&CelExpression> {
     set.policies
@@ -147,13 +133,7 @@ fn expressions(set: &PolicySet) -> Vec<&CelExpression> {
             CompiledRule::Cel(c) => Some(c),
             _ => None,
         })
-        .flat_map(|c| {
-            c.variables.iter().chain(&c.match_conditions).chain(
-                c.validations
-                    .iter()
-                    .flat_map(|v| std::iter::once(&v.check).chain(&v.message_expression)),
-            )
-        })
+        .flat_map(|c| c.expressions())
         .collect()
 }
 
@@ -177,18 +157,12 @@ fn load_both(sets: &mut Sets, name: &str, text: &str) {
 }
 
 fn judge_all(sets: &Sets, objects: &BTreeMap<String, Value>) -> usize {
-    let labels: BTreeMap<String, String> = [("env", "prod"), ("team", "payments")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
     let mut pairs = 0;
     for (name, lowered, plain) in sets {
         for (key, object) in objects {
-            let mut request = Request::create(object, Timestamp::from_unix(1_767_225_600));
-            request.namespace_labels = NamespaceLabels::Known(&labels);
             assert_eq!(
-                words(&evaluate(lowered, &request)),
-                words(&evaluate(plain, &request)),
+                judged(lowered, object),
+                judged(plain, object),
                 "{name} on {key}: lowered and as checked differ"
             );
             pairs += 1;
@@ -199,20 +173,9 @@ fn judge_all(sets: &Sets, objects: &BTreeMap<String, Value>) -> usize {
 
 #[test]
 fn lowered_rules_judge_as_the_rules_as_checked() {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("tests/cel_corpus/corpus.yaml"))
-        .expect("the corpus");
-    let corpus = portcullis::yaml::parse(&text).expect("the corpus parses");
-    let mut objects: BTreeMap<String, Value> =
-        serde_json::from_value(corpus["objects"].clone()).expect("objects");
+    let (corpus, mut objects) = corpus();
     objects.extend(tempting_objects());
-    let mutations: String = ["default-labels.yaml", "inject-logging-sidecar.yaml"]
-        .iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(Path::new(ROOT).join("policies").join(f))
-                .expect("a shipped policy");
-            format!("---\n{text}\n")
-        })
-        .collect();
+    let mutations = shipped_mutations();
     let mut sets: Sets = Vec::new();
     for case in corpus["cases"].as_array().expect("cases") {
         let id = case["id"].as_str().expect("id");
@@ -240,23 +203,11 @@ fn lowered_rules_judge_as_the_rules_as_checked() {
             &format!("{mutations}---\n{text}\n"),
         );
     }
-    for entry in std::fs::read_dir(Path::new(ROOT).join("policies")).expect("policies/") {
-        let path = entry.expect("entry").path();
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("cel-"))
-        {
-            let text = std::fs::read_to_string(&path)
-                .expect("policy")
-                .replace("mode: \"off\"", "mode: enforce");
-            let before = sets.len();
-            load_both(
-                &mut sets,
-                &path.display().to_string(),
-                &format!("{mutations}---\n{text}"),
-            );
-            assert_eq!(sets.len(), before + 1, "{} loads", path.display());
-        }
+    for (path, text) in shipped_cel_policies() {
+        let name = path.display().to_string();
+        let before = sets.len();
+        load_both(&mut sets, &name, &text);
+        assert_eq!(sets.len(), before + 1, "{name} loads");
     }
     // Not vacuous: many sets were rewritten (the corpus has many expressions over literals
     // alone, which nothing rewrites).
@@ -275,12 +226,6 @@ fn lowered_rules_judge_as_the_rules_as_checked() {
         "{rewritten} of {} sets lowered",
         sets.len()
     );
-    // Deep expressions recurse: the webhook's worker threads have 2 MiB, this judge more.
-    let pairs = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || judge_all(&sets, &objects))
-        .expect("thread")
-        .join()
-        .expect("every pair judged");
+    let pairs = on_a_large_stack(move || judge_all(&sets, &objects));
     assert!(pairs > 4000, "{pairs} pairs");
 }

@@ -3,6 +3,8 @@
 //! shipped CEL policy is judged on every corpus object twice, once cut down to what the rules
 //! read and once with every value whole, and the decisions must be the same, word for word.
 
+#[path = "cel_corpus/both_ways.rs"]
+mod both_ways;
 #[path = "cel_corpus/rules.rs"]
 mod rules;
 
@@ -10,12 +12,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use portcullis::engine::{Decision, NamespaceLabels, Request, evaluate};
+use both_ways::{
+    corpus, judged, on_a_large_stack, policy_text, shipped_cel_policies, shipped_mutations,
+};
 use portcullis::policy::cel_reads::{CelReads, Need};
-use portcullis::policy::{CompiledRule, PolicySet, Timestamp};
+use portcullis::policy::{CompiledRule, PolicySet};
 use serde_json::{Value, json};
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Reads that keep every value whole.
 fn whole() -> CelReads {
@@ -67,36 +69,16 @@ const READING_ADDITIONS: [&str; 8] = [
     "object.metadata.?labels.orValue({}).size() == 0",
 ];
 
-fn policy_text(name: &str, rule: &Value) -> String {
-    let policy = json!({
-        "apiVersion": "portcullis.dev/v1alpha1",
-        "kind": "Policy",
-        "metadata": {"name": name},
-        "spec": {"mode": "enforce", "rules": [{"cel": rule}]},
-    });
-    // JSON is YAML.
-    serde_json::to_string(&policy).expect("JSON")
-}
-
-/// The decision's words: allowed or not, and every finding whole (message, field, hint...).
-fn words(d: &Decision) -> String {
-    format!("allowed={} {:#?}", d.allowed, d.findings)
-}
-
 fn judge_all(sets: &[(String, PolicySet)], objects: &BTreeMap<String, Value>) -> usize {
-    let labels: BTreeMap<String, String> = [("env", "prod"), ("team", "payments")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
     let mut pairs = 0;
     for (name, set) in sets {
         let whole = unprojected(set);
         for (key, object) in objects {
-            let mut request = Request::create(object, Timestamp::from_unix(1_767_225_600));
-            request.namespace_labels = NamespaceLabels::Known(&labels);
-            let cut = words(&evaluate(set, &request));
-            let all = words(&evaluate(&whole, &request));
-            assert_eq!(cut, all, "{name} on {key}: cut down and whole differ");
+            assert_eq!(
+                judged(set, object),
+                judged(&whole, object),
+                "{name} on {key}: cut down and whole differ"
+            );
             pairs += 1;
         }
     }
@@ -105,21 +87,10 @@ fn judge_all(sets: &[(String, PolicySet)], objects: &BTreeMap<String, Value>) ->
 
 #[test]
 fn judging_what_the_rules_read_is_judging_the_whole_review() {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("tests/cel_corpus/corpus.yaml"))
-        .expect("the corpus");
-    let corpus = portcullis::yaml::parse(&text).expect("the corpus parses");
-    let objects: BTreeMap<String, Value> =
-        serde_json::from_value(corpus["objects"].clone()).expect("objects");
+    let (corpus, objects) = corpus();
     // The shipped mutations (a sidecar with its volume and mounts, default labels): CEL rules
     // judge the object with their planned additions, cut down as the rest.
-    let mutations: String = ["default-labels.yaml", "inject-logging-sidecar.yaml"]
-        .iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(Path::new(ROOT).join("policies").join(f))
-                .expect("a shipped policy");
-            format!("---\n{text}\n")
-        })
-        .collect();
+    let mutations = shipped_mutations();
     let mut sets = Vec::new();
     let extra = READING_ADDITIONS.iter().enumerate().map(|(i, e)| {
         (
@@ -138,27 +109,11 @@ fn judging_what_the_rules_read_is_judging_the_whole_review() {
             sets.push((format!("{id} (with the mutations)"), set));
         }
     }
-    for entry in std::fs::read_dir(Path::new(ROOT).join("policies")).expect("policies/") {
-        let path = entry.expect("entry").path();
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("cel-"))
-        {
-            let text = std::fs::read_to_string(&path)
-                .expect("policy")
-                .replace("mode: \"off\"", "mode: enforce");
-            let with = format!("{mutations}---\n{text}");
-            let set = portcullis::lint::load_str(&path, &with).expect("a shipped policy loads");
-            sets.push((path.display().to_string(), set));
-        }
+    for (path, text) in shipped_cel_policies() {
+        let set = portcullis::lint::load_str(&path, &text).expect("a shipped policy loads");
+        sets.push((path.display().to_string(), set));
     }
     assert!(sets.len() > 500, "the corpus' rules load: {}", sets.len());
-    // Deep expressions recurse: the webhook's worker threads have 2 MiB, this judge more.
-    let pairs = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || judge_all(&sets, &objects))
-        .expect("thread")
-        .join()
-        .expect("every pair judged");
+    let pairs = on_a_large_stack(move || judge_all(&sets, &objects));
     assert!(pairs > 1000, "{pairs} pairs");
 }

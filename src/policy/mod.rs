@@ -475,6 +475,30 @@ pub struct CompiledCel {
     pub identical_containers_once: bool,
 }
 
+impl CompiledCel {
+    /// Every expression of the rule: variables, match conditions, validations and their
+    /// message expressions.
+    pub fn expressions(&self) -> impl Iterator<Item = &CelExpression> {
+        self.variables.iter().chain(&self.match_conditions).chain(
+            self.validations
+                .iter()
+                .flat_map(|v| std::iter::once(&v.check).chain(&v.message_expression)),
+        )
+    }
+
+    /// [`CompiledCel::expressions`], to change them (the lowering).
+    pub(crate) fn expressions_mut(&mut self) -> impl Iterator<Item = &mut CelExpression> {
+        self.variables
+            .iter_mut()
+            .chain(&mut self.match_conditions)
+            .chain(
+                self.validations.iter_mut().flat_map(|v| {
+                    std::iter::once(&mut v.check).chain(v.message_expression.as_mut())
+                }),
+            )
+    }
+}
+
 /// The identifier variable `name` is bound to in a rule whose variables are bound by name
 /// ([`CompiledCel::variables_by_name`]): `variables.NAME` as one identifier, which no
 /// expression can spell (a dot is not part of a CEL identifier).

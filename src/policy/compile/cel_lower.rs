@@ -15,7 +15,6 @@
 //!   `optional_selects`, without the optional value being made, converted for the call and
 //!   unwrapped. `orValue` evaluates `d` either way; a constant cannot fail, so not evaluating
 //!   it when `p` is there changes nothing.
-//!
 //! - **A field of a value that is always a map is read by index** (`object.spec` becomes
 //!   `object['spec']`; see [`ALWAYS_MAPS`]), and so is each step of a path whose fields an
 //!   optional select's condition has tested (`tested_paths_indexed`): an index borrows the
@@ -33,7 +32,7 @@ use std::cell::Cell;
 use kube_core::cel::cel::IdedExpr;
 use kube_core::cel::cel::common::ast::{CallExpr, EntryExpr, Expr, LiteralValue, SelectExpr};
 
-use super::super::{CelExpression, CompiledCel, variable_ident};
+use super::super::{CompiledCel, variable_ident};
 
 thread_local! {
     /// On while [`unlowered`] runs.
@@ -69,29 +68,6 @@ pub(super) fn lower(rule: &mut CompiledCel, variable_reads: &[Vec<usize>]) {
     }
     for e in rule.expressions_mut() {
         lower_expression(&mut e.ast, by_name, &mut Vec::new());
-    }
-}
-
-impl CompiledCel {
-    /// Every expression of the rule: variables, match conditions, validations and their
-    /// message expressions.
-    fn expressions(&self) -> impl Iterator<Item = &CelExpression> {
-        self.variables.iter().chain(&self.match_conditions).chain(
-            self.validations
-                .iter()
-                .flat_map(|v| std::iter::once(&v.check).chain(&v.message_expression)),
-        )
-    }
-
-    fn expressions_mut(&mut self) -> impl Iterator<Item = &mut CelExpression> {
-        self.variables
-            .iter_mut()
-            .chain(&mut self.match_conditions)
-            .chain(
-                self.validations.iter_mut().flat_map(|v| {
-                    std::iter::once(&mut v.check).chain(v.message_expression.as_mut())
-                }),
-            )
     }
 }
 
