@@ -643,11 +643,9 @@ impl Bound<'_> {
             .get_mut(position)
             .and_then(Option::take);
         made.unwrap_or_else(|| {
-            let need = self
-                .container_have
-                .clone()
-                .unwrap_or_else(|| Cow::Owned(Need::full()));
-            Converter { size: 0.0 }.object_as(c.value, &need)
+            let full = Need::full();
+            let need = self.container_have.as_deref().unwrap_or(&full);
+            Converter { size: 0.0 }.object_as(c.value, need)
         })
     }
 
@@ -660,7 +658,8 @@ impl Bound<'_> {
             .is_some_and(|made| identical(made.as_ref(), value))
     }
 
-    /// Keeps container `c`'s value, taken with [`Bound::take_container`], for the next rule.
+    /// Keeps the value of the container at `position`, taken with [`Bound::take_container`],
+    /// for the next rule.
     pub fn give_back(&self, position: usize, value: Val) {
         let mut containers = self.containers.borrow_mut();
         if containers.len() <= position {
